@@ -1,0 +1,1 @@
+"""Connectors: platform webhooks and pollers that put raw messages durably into Kafka."""

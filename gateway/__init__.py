@@ -1,0 +1,1 @@
+"""Gateway: authenticated WebSocket and Socket.IO push of user events, and the REST API."""

@@ -1,0 +1,1 @@
+"""The `hub` command line: runs the processes, provisions local servers, and operator tools."""

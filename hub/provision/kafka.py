@@ -1,0 +1,196 @@
+"""A local Apache Kafka 4.x broker: jars from Maven Central via mvn, KRaft, Java 17."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from hub.provision.process import ManagedProcess, ProvisionError, run_checked
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>hub.local</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{version}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>2.0.17</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId>
+      <version>2.24.3</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
+      <version>2.24.3</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J2 = """status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = WARN
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = INFO
+"""
+
+
+def find_java() -> str:
+    """The `java` to run Kafka with: JAVA_HOME's, else PATH's; it must be 17 or newer."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).exists():
+        raise ProvisionError("Java 17+ is needed to run Kafka: install a JDK or set JAVA_HOME")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    try:
+        major = int(out.split('"')[1].split(".")[0])
+    except (IndexError, ValueError):
+        major = 0
+    if major < 17:
+        raise ProvisionError(f"Kafka 4 needs Java 17 or newer; {java} is: {out.strip()[:80]}")
+    return java
+
+
+def resolve_jars(version: str, home: Path) -> Path:
+    """Download Kafka `version` and its dependencies once; returns the folder of jars."""
+    libs = home / "kafka" / version / "libs"
+    done = libs / ".complete"
+    if done.exists():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise ProvisionError("Maven (`mvn`) is needed to fetch Kafka: apt-get install maven")
+    build = home / "kafka" / version
+    build.mkdir(parents=True, exist_ok=True)
+    (build / "pom.xml").write_text(_POM.format(version=version))
+    if libs.exists():
+        shutil.rmtree(libs)
+    run_checked(
+        [
+            mvn,
+            "-q",
+            "-B",
+            f"-Dmaven.repo.local={home / 'm2'}",
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={libs}",
+        ],
+        what=f"resolving org.apache.kafka:kafka_2.13:{version} from Maven Central",
+        cwd=build,
+        log=home / "run" / "provision.log",
+    )
+    done.touch()
+    return libs
+
+
+@dataclass
+class KafkaServer:
+    """One combined broker+controller KRaft node on loopback."""
+
+    home: Path
+    version: str
+    port: int = 9092
+    controller_port: int = 9093
+    name: str = "kafka"
+    heap: str = "1g"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data" / self.name
+
+    @property
+    def process(self) -> ManagedProcess:
+        return ManagedProcess(self.name, self.home / "run")
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _write_config(self) -> Path:
+        conf = self.home / "run" / f"{self.name}.properties"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        lines = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(self.data_dir),
+            "num.partitions": "6",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "12",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "6",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "true",
+            "delete.topic.enable": "true",
+            "message.max.bytes": str(8 * 1024 * 1024),
+        }
+        conf.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+        (self.home / "run" / f"{self.name}-log4j2.properties").write_text(
+            _LOG4J2.format(log=self.home / "run" / f"{self.name}-server.log")
+        )
+        return conf
+
+    def _classpath(self, libs: Path) -> str:
+        return f"{libs}/*"
+
+    def prepare(self) -> list[str]:
+        """Fetch jars, write config, format storage on first use; returns the command line."""
+        java = find_java()
+        libs = resolve_jars(self.version, self.home)
+        conf = self._write_config()
+        if not (self.data_dir / "meta.properties").exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            run_checked(
+                [
+                    java,
+                    "-cp",
+                    self._classpath(libs),
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(conf),
+                ],
+                what="formatting the Kafka storage",
+                log=self.home / "run" / "provision.log",
+            )
+        return [
+            java,
+            "-Xms256m",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.home / 'run' / f'{self.name}-log4j2.properties'}",
+            "-cp",
+            self._classpath(libs),
+            "kafka.Kafka",
+            str(conf),
+        ]

@@ -1,0 +1,198 @@
+"""`hub services up|down|status`: the local Kafka broker and MongoDB-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from pymongo.uri_parser import parse_uri
+
+from hub.provision.ferretdb import FerretDBServer
+from hub.provision.kafka import KafkaServer
+from hub.provision.process import ManagedProcess, ProvisionError
+from hubcore.kafka import kafka_ping
+from hubcore.mongo import mongo_ping
+from hubcore.settings import Settings
+
+T = TypeVar("T")
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def project_root() -> Path:
+    """The checkout this package runs from (editable install), else the working directory."""
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
+
+
+def resolve_path(path: Path) -> Path:
+    """Relative setting paths are relative to the project root, wherever `hub` is run from."""
+    return path if path.is_absolute() else project_root() / path
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even if the caller is inside a loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _host_port(address: str, default_port: int) -> tuple[str, int]:
+    host, _, port = address.split(",")[0].strip().rpartition(":")
+    if not host:
+        return port, default_port
+    return host.strip("[]"), int(port)
+
+
+class _Server(Protocol):
+    name: str
+
+    @property
+    def process(self) -> ManagedProcess: ...
+
+    def prepare(self) -> list[str]: ...
+
+
+@dataclass
+class ServiceState:
+    """One line of `hub services status`."""
+
+    name: str
+    address: str
+    answering: bool
+    pid: int | None
+
+    def describe(self) -> str:
+        if self.answering and self.pid:
+            return f"{self.name:9} running   {self.address}  (pid {self.pid}, started by hub)"
+        if self.answering:
+            return f"{self.name:9} running   {self.address}  (not started by hub)"
+        if self.pid:
+            return f"{self.name:9} starting  {self.address}  (pid {self.pid}, not answering yet)"
+        return f"{self.name:9} stopped   {self.address}"
+
+
+class LocalServices:
+    """Starts, stops and reports the two servers the hub needs, on this machine."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = resolve_path(settings.services_dir)
+        kafka_host, kafka_port = _host_port(settings.kafka_bootstrap, 9092)
+        mongo_host, mongo_port = parse_uri(settings.mongo_url)["nodelist"][0]
+        self.kafka_host, self.mongo_host = kafka_host, mongo_host
+        self.kafka = KafkaServer(
+            self.home, settings.kafka_version, port=kafka_port, controller_port=kafka_port + 1
+        )
+        self.ferretdb = FerretDBServer(self.home, settings.ferretdb_version, port=mongo_port)
+
+    # -- probes -----------------------------------------------------------------------
+    def kafka_answers(self, timeout: float = 3.0) -> bool:
+        return run_sync(kafka_ping(self.settings.kafka_bootstrap, timeout))
+
+    def mongo_answers(self, timeout: float = 3.0) -> bool:
+        return run_sync(mongo_ping(self.settings.mongo_url, timeout))
+
+    def status(self) -> list[ServiceState]:
+        """What answers where, and which of it the hub started."""
+        return [
+            ServiceState(
+                "kafka",
+                self.settings.kafka_bootstrap,
+                self.kafka_answers(),
+                self.kafka.process.pid(),
+            ),
+            ServiceState(
+                "mongodb",
+                self.settings.mongo_url,
+                self.mongo_answers(),
+                self.ferretdb.process.pid(),
+            ),
+        ]
+
+    # -- up / down --------------------------------------------------------------------
+    def _start(
+        self,
+        server: _Server,
+        host: str,
+        variable: str,
+        address: str,
+        answers: Callable[..., bool],
+        echo: Callable[[str], None],
+        timeout: float,
+    ) -> None:
+        if answers():
+            echo(f"{server.name}: already running at {address}")
+            return
+        if host not in LOCAL_HOSTS:
+            raise ProvisionError(
+                f"{variable}={address} does not answer, and `hub services` only starts "
+                "servers on this machine: start that server or point the setting at localhost"
+            )
+        proc = server.process
+        if proc.pid() is None:
+            started = time.monotonic()
+            argv = server.prepare()
+            echo(f"{server.name}: ready to start ({time.monotonic() - started:.1f}s provisioning)")
+            proc.start(argv, cwd=self.home)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if answers(timeout=2.0):
+                echo(f"{server.name}: running at {address} (pid {proc.pid()})")
+                return
+            if proc.pid() is None:
+                break
+            time.sleep(0.3)
+        tail = proc.log_tail()
+        server_log = self.home / "run" / f"{server.name}-server.log"
+        if server_log.exists():
+            tail += "\n" + "\n".join(server_log.read_text(errors="replace").splitlines()[-30:])
+        proc.stop(timeout=5)
+        raise ProvisionError(f"{server.name} did not come up at {address}; its log ends:\n{tail}")
+
+    def up(self, echo: Callable[[str], None] = print, timeout: float = 120.0) -> None:
+        """Provision on first use and start both servers; return once both answer."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        s = self.settings
+        with ThreadPoolExecutor(2) as pool:
+            futures = [
+                pool.submit(
+                    self._start,
+                    self.kafka,
+                    self.kafka_host,
+                    "HUB_KAFKA_BOOTSTRAP",
+                    s.kafka_bootstrap,
+                    self.kafka_answers,
+                    echo,
+                    timeout,
+                ),
+                pool.submit(
+                    self._start,
+                    self.ferretdb,
+                    self.mongo_host,
+                    "HUB_MONGO_URL",
+                    s.mongo_url,
+                    self.mongo_answers,
+                    echo,
+                    timeout,
+                ),
+            ]
+            errors = []
+            for future in futures:
+                try:
+                    future.result()
+                except ProvisionError as exc:
+                    errors.append(str(exc))
+        if errors:
+            raise ProvisionError("\n\n".join(errors))
+
+    def down(self, echo: Callable[[str], None] = print) -> None:
+        """Stop what `up` started (by pid file) and nothing else."""
+        for server in (self.kafka, self.ferretdb):
+            if server.process.stop():
+                echo(f"{server.name}: stopped")
+            else:
+                echo(f"{server.name}: not started by hub, left alone")

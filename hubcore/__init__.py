@@ -1,0 +1,1 @@
+"""Core shared by connectors, streams and gateway: settings, logging, Kafka and store access."""

@@ -1,0 +1,194 @@
+"""The hub's one typed settings object, read from `HUB_*` environment variables and `.env`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+PUBLIC_KEY_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+MIN_JWT_SECRET_BYTES = 32
+
+
+def _split_csv(value: Any) -> Any:
+    """Accept `a,b,c` (the natural form in an env var) as well as a real list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every setting of every hub process. Field `foo_bar` is read from `HUB_FOO_BAR`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HUB_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- infrastructure -------------------------------------------------------------
+    kafka_bootstrap: str = "localhost:9092"
+    mongo_url: str = "mongodb://localhost:27017"
+    mongo_db: str = Field(default="hub", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    topic_namespace: str = Field(
+        default="hub",
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="Prefix of every topic name: `<namespace>.raw-messages` and so on.",
+    )
+    topic_partitions: int = Field(default=6, ge=1, le=1024)
+    topic_replication: int = Field(default=1, ge=1, le=16)
+
+    # --- identity -------------------------------------------------------------------
+    jwt_secret: SecretStr | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_algorithms: CsvList = Field(default_factory=list)
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway: float = Field(default=10.0, ge=0, le=300)
+
+    # --- HTTP and WebSocket ---------------------------------------------------------
+    host: str = "127.0.0.1"
+    gateway_port: int = Field(default=8000, ge=0, le=65535)
+    connectors_port: int = Field(default=8001, ge=0, le=65535)
+    streams_web_port: int = Field(default=6066, ge=0, le=65535)
+    cors_origins: CsvList = Field(default_factory=lambda: ["http://localhost:5173"])
+    ws_auth_timeout: float = Field(default=10.0, gt=0, le=600)
+    ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    ws_send_queue: int = Field(default=1024, ge=8)
+    ws_ping_interval: float = Field(default=20.0, gt=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    # --- connectors -----------------------------------------------------------------
+    telegram_api_base: str = "https://api.telegram.org"
+    poll_interval: float = Field(default=5.0, gt=0)
+    kafka_request_timeout: float = Field(default=5.0, gt=0, le=120)
+
+    # --- streams --------------------------------------------------------------------
+    streams_store: Literal["memory", "rocksdb"] = "memory"
+    streams_batch_size: int = Field(default=500, ge=1)
+    streams_batch_within: float = Field(default=0.05, gt=0)
+    data_dir: Path = Path(".hub/data")
+
+    # --- local servers (`hub services`) ---------------------------------------------
+    services_dir: Path = Path(".hub")
+    kafka_version: str = "4.1.1"
+    ferretdb_version: str = "v1.24.2"
+
+    # --- logging --------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+
+    _split = field_validator("jwt_algorithms", "cors_origins", mode="before")(_split_csv)
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_JWT_SECRET_BYTES} bytes; "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        return value
+
+    @field_validator("jwt_public_key_file")
+    @classmethod
+    def _key_file_readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _pin_algorithms(self) -> Settings:
+        algorithms = self.jwt_algorithms
+        if not algorithms:
+            # Pin a default that matches the configured key; never infer from the token.
+            if self.jwt_public_key_file is not None:
+                algorithms = ["RS256"]
+            else:
+                algorithms = ["HS256"]
+            object.__setattr__(self, "jwt_algorithms", algorithms)
+        unknown = [a for a in algorithms if a not in HMAC_ALGORITHMS | PUBLIC_KEY_ALGORITHMS]
+        if unknown:
+            raise ValueError(f"HUB_JWT_ALGORITHMS: unsupported or unsafe algorithm {unknown[0]!r}")
+        hmac = [a for a in algorithms if a in HMAC_ALGORITHMS]
+        if hmac and len(hmac) != len(algorithms):
+            # Mixing both families is the classic key-confusion hole.
+            raise ValueError("HUB_JWT_ALGORITHMS: do not mix HMAC and public-key algorithms")
+        if hmac and self.jwt_public_key_file is not None and self.jwt_secret is None:
+            raise ValueError("HUB_JWT_ALGORITHMS: HMAC algorithms need HUB_JWT_SECRET")
+        if not hmac and self.jwt_public_key_file is None and self.jwt_secret is not None:
+            raise ValueError(
+                "HUB_JWT_ALGORITHMS: public-key algorithms need HUB_JWT_PUBLIC_KEY_FILE"
+            )
+        return self
+
+    @property
+    def jwt_uses_hmac(self) -> bool:
+        """True when tokens are verified with the shared secret (HS*)."""
+        return self.jwt_algorithms[0] in HMAC_ALGORITHMS
+
+    def require_jwt_key(self) -> None:
+        """Fail like a bad setting when a process that verifies tokens has no key."""
+        if self.jwt_uses_hmac and self.jwt_secret is None:
+            raise SettingsError("HUB_JWT_SECRET", "is required (or set HUB_JWT_PUBLIC_KEY_FILE)")
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; `str()` is the one line shown to the operator."""
+
+    retriable = False
+
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        self.problem = problem
+        super().__init__(f"{variable}: {problem}")
+
+
+def _first_error(exc: ValidationError) -> SettingsError:
+    err = exc.errors()[0]
+    loc = [str(part) for part in err.get("loc", ()) if str(part)]
+    message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    if loc:
+        variable = "HUB_" + loc[0].upper()
+    elif message.startswith("HUB_"):
+        variable, _, message = message.partition(": ")
+    else:
+        variable = "HUB_*"
+    if "input" in err and loc and not isinstance(err["input"], dict):
+        shown = "(hidden)" if "secret" in loc[0] else repr(err["input"])[:60]
+        message = f"{message} (got {shown})"
+    return SettingsError(variable, message)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment, raising `SettingsError` naming the bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    """Entry-point helper: on a bad setting print one line naming it and exit with code 2."""
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"hub: invalid setting {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,84 @@
+"""`hub.user-events`: every event pushed to a user's clients, one model per contract type."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from schemas.base import HubModel, Record, UtcDatetime
+from schemas.messages import Conversation, Message, UnreadCounts
+
+EventType = Literal[
+    "new_message", "message_status_update", "unread_count_update", "conversation_update", "error"
+]
+
+
+class NewMessageData(HubModel):
+    message: Message
+
+
+class MessageStatusUpdateData(HubModel):
+    conversation_id: str
+    message_ids: list[str]
+    status: Literal["read"] = "read"
+
+
+class UnreadCountUpdateData(HubModel):
+    unread_counts: UnreadCounts
+
+
+class ConversationUpdateData(HubModel):
+    conversation: Conversation
+
+
+class ErrorData(HubModel):
+    code: str
+    message: str
+
+
+class _UserEventBase(Record):
+    """Keyed by the hub user id; `id` is deterministic for the cause of the event."""
+
+    SCHEMA = "hub.user-event/1"
+    schema_: Literal["hub.user-event/1"] = Field(default="hub.user-event/1", alias="schema")
+    id: str = Field(min_length=1, max_length=128)
+    user_id: str = Field(min_length=1, max_length=256)
+    occurred_at: UtcDatetime
+
+
+class NewMessage(_UserEventBase):
+    type: Literal["new_message"] = "new_message"
+    data: NewMessageData
+
+
+class MessageStatusUpdate(_UserEventBase):
+    type: Literal["message_status_update"] = "message_status_update"
+    data: MessageStatusUpdateData
+
+
+class UnreadCountUpdate(_UserEventBase):
+    type: Literal["unread_count_update"] = "unread_count_update"
+    data: UnreadCountUpdateData
+
+
+class ConversationUpdate(_UserEventBase):
+    type: Literal["conversation_update"] = "conversation_update"
+    data: ConversationUpdateData
+
+
+class ErrorEvent(_UserEventBase):
+    type: Literal["error"] = "error"
+    data: ErrorData
+
+
+UserEvent = Annotated[
+    NewMessage | MessageStatusUpdate | UnreadCountUpdate | ConversationUpdate | ErrorEvent,
+    Field(discriminator="type"),
+]
+USER_EVENT_ADAPTER: TypeAdapter[UserEvent] = TypeAdapter(UserEvent)
+
+
+def parse_user_event(data: bytes | str) -> UserEvent:
+    """Validate a `hub.user-events` value into its typed model."""
+    return USER_EVENT_ADAPTER.validate_json(data)

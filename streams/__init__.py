@@ -1,0 +1,1 @@
+"""Streams: the Faust app aggregating raw messages into MongoDB, unread tables and user events."""
