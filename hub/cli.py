@@ -74,19 +74,73 @@ def schemas_export(
 
 @app.command("up")
 def up(
-    demo: Annotated[
-        bool, typer.Option(help="Also create demo users and send demo traffic.")
-    ] = False,
+    demo: Annotated[bool, typer.Option(help="Also seed demo users and send demo traffic.")] = False,
 ) -> None:
-    """Start local Kafka and FerretDB when none is reachable, then the hub's processes."""
+    """Start local Kafka and FerretDB when none is reachable, then connectors, streams and
+    gateway with merged logs; Ctrl-C stops everything."""
     from hub.provision.services import LocalServices
+    from hub.up import up as run_up
 
+    settings = settings_or_exit()
     try:
-        LocalServices(settings_or_exit()).up(echo=typer.echo)
+        LocalServices(settings).up(echo=typer.echo)
     except ProvisionError as exc:
         _fail(str(exc))
-    # Grows into the supervisor of connectors, streams and gateway (and the demo traffic).
-    typer.echo("hub: Kafka and the store run; connectors, streams and gateway are not built yet.")
+    raise typer.Exit(run_up(settings, demo=demo))
+
+
+@app.command("simulate")
+def simulate(
+    rate: Annotated[float, typer.Option(help="Webhooks per second.", min=0.01)] = 5.0,
+    users: Annotated[int, typer.Option(help="Demo users to spread traffic over.", min=1)] = 2,
+    duration: Annotated[float, typer.Option(help="Seconds to run.", min=0.1)] = 30.0,
+    url: Annotated[str | None, typer.Option(help="Connectors base URL.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed for repeatable traffic.")] = None,
+) -> None:
+    """Send realistic, correctly signed webhooks of every platform to the connectors."""
+    import asyncio
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from hub.demo.seed import demo_user_ids, ensure_demo_accounts
+    from hub.demo.simulate import Summary
+    from hub.demo.simulate import simulate as run_simulation
+    from hubcore.mongo import create_client, database
+
+    settings = settings_or_exit()
+    base = url or f"http://127.0.0.1:{settings.connectors_port}"
+
+    async def main() -> Summary:
+        client = create_client(settings.mongo_url)
+        try:
+            accounts = await ensure_demo_accounts(database(client, settings), demo_user_ids(users))
+        finally:
+            await client.close()
+        total = max(1, int(rate * duration))
+        columns = (
+            TextColumn("simulate"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[status]}"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, transient=False) as progress:
+            task = progress.add_task("send", total=total, status="")
+
+            def update(s: Summary) -> None:
+                done = s.accepted + s.rejected + s.failed
+                status = f"accepted {s.accepted} rejected {s.rejected} failed {s.failed}"
+                progress.update(task, completed=done, status=status)
+
+            return await run_simulation(
+                base, accounts, rate=rate, duration=duration, seed=seed, on_sent=update
+            )
+
+    summary = asyncio.run(main())
+    typer.echo(summary.line())
+    for platform, n in sorted(summary.by_platform.items()):
+        typer.echo(f"  {platform}: {n} accepted")
+    raise typer.Exit(0 if summary.sent and not summary.failed else 1)
 
 
 @app.command("token")

@@ -1,0 +1,1 @@
+"""Demo traffic: seeded demo users and accounts, and signed webhooks of every platform."""

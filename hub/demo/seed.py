@@ -1,0 +1,54 @@
+"""Demo users with an account on every webhook platform, created once and reused."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hubcore.accounts import Account, AccountStore
+from hubcore.mongo import Document
+
+# Email arrives by IMAP polling, which needs a mail server: demo traffic uses the
+# four webhook platforms.
+DEMO_PLATFORMS = ("telegram", "whatsapp", "slack", "generic")
+
+
+def demo_user_ids(count: int) -> list[str]:
+    """Stable ids of the first `count` demo users."""
+    return [f"demo-{i}" for i in range(1, count + 1)]
+
+
+def _credentials(platform: str) -> dict[str, Any]:
+    token = secrets.token_urlsafe(24)
+    return {
+        "telegram": {"botToken": f"123456:{token}", "webhookSecret": token},
+        "whatsapp": {"appSecret": token, "verifyToken": secrets.token_urlsafe(12)},
+        "slack": {"signingSecret": token},
+        "generic": {"secret": token},
+    }[platform]
+
+
+def _external_id(platform: str, user_id: str) -> str:
+    return {
+        "telegram": str(secrets.randbelow(10**9) + 10**9),
+        "whatsapp": str(secrets.randbelow(10**14) + 10**14),
+        "slack": "T" + secrets.token_hex(4).upper(),
+        "generic": f"{user_id}-inbox",
+    }[platform]
+
+
+async def ensure_demo_accounts(db: AsyncDatabase[Document], users: list[str]) -> list[Account]:
+    """Every demo user's accounts, creating the missing ones."""
+    store = AccountStore(db)
+    accounts: list[Account] = []
+    for user in users:
+        have: dict[str, Account] = {a.platform: a for a in await store.list(user)}
+        for platform in DEMO_PLATFORMS:
+            if platform not in have:
+                have[platform] = await store.create(
+                    user, platform, _external_id(platform, user), _credentials(platform)
+                )
+            accounts.append(have[platform])
+    return accounts
