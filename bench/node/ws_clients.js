@@ -1,0 +1,59 @@
+// Load client for P4/P5: N WebSocket connections speaking the hub's /ws protocol
+// (`--proto hub`) or raw Socket.IO v4 over a WebSocket (`--proto sio`). Prints JSON lines:
+// {"ready":n} once all are authenticated, then {"done":...} when every connection got
+// `--expect` event frames (or `--timeout` s passed). Stays idle (`--expect 0`) until stdin closes.
+import WebSocket from "ws";
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) =>
+  (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
+const n = Number(args.n || 100), expect = Number(args.expect || 0);
+const url = args.url, proto = args.proto || "hub", token = args.token || "";
+const timeoutMs = Number(args.timeout || 60) * 1000;
+let ready = 0, frames = 0, complete = 0, firstAt = 0, lastAt = 0, failed = 0;
+const counts = new Uint32Array(n);
+const sockets = [];
+
+function onEvent(i) {
+  const now = Date.now();
+  if (!firstAt) firstAt = now;
+  lastAt = now;
+  frames++;
+  if (++counts[i] === expect && ++complete === n) finish("complete");
+}
+function finish(reason) {
+  console.log(JSON.stringify({ done: reason, frames, firstAt, lastAt, complete, failed }));
+  for (const s of sockets) s.terminate();
+  process.exit(0);
+}
+function authed() { if (++ready === n) console.log(JSON.stringify({ ready, failed })); }
+
+function open(i) {
+  const ws = new WebSocket(url, { perMessageDeflate: false });
+  sockets.push(ws);
+  ws.on("error", () => { failed++; });
+  if (proto === "hub") {
+    ws.on("open", () => ws.send(JSON.stringify({ type: "authenticate", token })));
+    ws.on("message", (data) => {
+      const s = data.toString();
+      if (s.startsWith('{"type":"authenticated"')) return authed();
+      if (s.includes('"cursor"')) onEvent(i);
+    });
+  } else {
+    ws.on("message", (data) => {
+      const s = data.toString();
+      if (s[0] === "0") ws.send("40");                       // engine.io open -> SIO connect
+      else if (s === "2") ws.send("3");                      // ping -> pong
+      else if (s.startsWith("40")) ws.send(`42["authenticate",${JSON.stringify({ token })}]`);
+      else if (s.startsWith('42["authenticated"')) authed();
+      else if (s.startsWith("42[")) onEvent(i);
+    });
+  }
+}
+
+// Open in waves so the server's accept queue is not flooded.
+let opened = 0;
+const wave = () => { for (let k = 0; k < 500 && opened < n; k++) open(opened++); if (opened < n) setTimeout(wave, 20); };
+wave();
+if (expect > 0) setTimeout(() => finish("timeout"), timeoutMs);
+process.stdin.on("end", () => finish("stdin closed"));
+process.stdin.resume();
