@@ -158,6 +158,84 @@ def token(
         _fail(f"invalid setting {exc}", code=2)
 
 
+# --- connectors (issue 3) ---------------------------------------------------------------
+accounts_app = typer.Typer(no_args_is_help=True, help="Connected platform accounts.")
+app.add_typer(accounts_app, name="accounts")
+
+
+@accounts_app.command("add")
+def accounts_add(
+    user: Annotated[str, typer.Option(help="The owning hub user id.")],
+    platform: Annotated[str, typer.Option(help="telegram, whatsapp, slack, email or generic.")],
+    external_id: Annotated[
+        str, typer.Option(help="Bot id, phone number id, team id, mailbox address, or any.")
+    ],
+    credential: Annotated[
+        list[str] | None,
+        typer.Option(help="key=value, once per credential (see README: Connectors)."),
+    ] = None,
+    mode: Annotated[
+        str | None, typer.Option(help="poll or webhook (default: email polls, others webhook).")
+    ] = None,
+) -> None:
+    """Store a new account; prints only its id."""
+    import asyncio
+
+    from connectors.admin import add_account
+    from hubcore.errors import HubError
+
+    settings = settings_or_exit()
+    if mode not in (None, "poll", "webhook"):
+        _fail(f"--mode must be poll or webhook, not {mode!r}", code=2)
+    try:
+        account = asyncio.run(
+            add_account(
+                settings,
+                user_id=user,
+                platform=platform,
+                external_id=external_id,
+                credentials=credential or [],
+                mode="poll" if mode == "poll" else "webhook" if mode else None,
+            )
+        )
+    except HubError as exc:
+        _fail(str(exc), code=2 if not exc.retriable else 1)
+    else:
+        typer.echo(account.id)
+
+
+@accounts_app.command("list")
+def accounts_list(
+    user: Annotated[str | None, typer.Option(help="Only this hub user's accounts.")] = None,
+) -> None:
+    """Show accounts; credentials are redacted."""
+    import asyncio
+
+    from connectors.admin import account_table, list_accounts
+
+    for line in account_table(asyncio.run(list_accounts(settings_or_exit(), user))):
+        typer.echo(line)
+
+
+@app.command("connectors")
+def connectors() -> None:
+    """Run the connectors: webhooks on HUB_HOST:HUB_CONNECTORS_PORT, and the pollers."""
+    import uvicorn
+
+    from connectors.app import create_app
+    from hubcore.logging import configure_logging
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.connectors_port,
+        log_config=None,
+        access_log=False,  # the app logs one line per webhook itself
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

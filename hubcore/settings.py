@@ -79,6 +79,23 @@ class Settings(BaseSettings):
     telegram_api_base: str = "https://api.telegram.org"
     poll_interval: float = Field(default=5.0, gt=0)
     kafka_request_timeout: float = Field(default=5.0, gt=0, le=120)
+    telegram_long_poll: int = Field(
+        default=25, ge=0, le=50, description="`timeout` of each getUpdates long poll, seconds."
+    )
+    connectors_pollers: bool = Field(
+        default=True, description="Run the pollers of `mode=poll` accounts in this process."
+    )
+    connectors_accounts_refresh: float = Field(
+        default=30.0, gt=0, description="Seconds between re-reads of the poll-mode accounts."
+    )
+    connectors_account_cache_ttl: float = Field(
+        default=2.0, ge=0, le=60, description="Seconds a webhook's account lookup is cached."
+    )
+    connectors_dedupe_size: int = Field(
+        default=20_000, ge=0, description="Recently acked message ids remembered per process."
+    )
+    email_fetch_batch: int = Field(default=50, ge=1, le=1000)
+    imap_timeout: float = Field(default=30.0, gt=0, le=600)
 
     # --- streams --------------------------------------------------------------------
     streams_store: Literal["memory", "rocksdb"] = "memory"

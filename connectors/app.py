@@ -1,0 +1,90 @@
+"""The connectors process: webhooks, pollers, `/health` and `/metrics` in one FastAPI app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo.errors import PyMongoError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from connectors.account_cache import AccountCache
+from connectors.pollers.supervisor import PollerSupervisor
+from connectors.publisher import Publisher
+from connectors.runtime import Runtime
+from connectors.webhooks import router
+from hubcore.accounts import AccountStore
+from hubcore.kafka import kafka_ping
+from hubcore.mongo import create_client, database
+from hubcore.settings import Settings
+from schemas.base import format_utc, utc_now
+
+_PROBE_TIMEOUT = 2.0
+
+
+def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
+    """The connectors app. `pollers` overrides `HUB_CONNECTORS_POLLERS` (tests)."""
+    run_pollers = settings.connectors_pollers if pollers is None else pollers
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = create_client(settings.mongo_url)
+        db = database(client, settings)
+        publisher = Publisher(settings)
+        await publisher.start()  # connects in the background: Kafka may come later
+        supervisor = PollerSupervisor(settings, db, publisher) if run_pollers else None
+        if supervisor is not None:
+            await supervisor.start()
+        accounts = AccountCache(AccountStore(db), settings.connectors_account_cache_ttl)
+        app.state.runtime = Runtime(settings, client, db, publisher, accounts, supervisor)
+        try:
+            yield
+        finally:
+            if supervisor is not None:
+                await supervisor.stop()
+            await publisher.stop()
+            await client.close()
+
+    app = FastAPI(title="hub connectors", lifespan=lifespan)
+    app.include_router(router)
+
+    @app.get("/health")
+    async def health(request: Request) -> Response:
+        """Kafka and MongoDB status; 503 when either is down."""
+        rt: Runtime = request.app.state.runtime
+        kafka, mongo = await asyncio.gather(_kafka_ok(rt), _mongo_ok(rt))
+        ok = kafka and mongo
+        body: dict[str, Any] = {
+            "status": "ok" if ok else "degraded",
+            "timestamp": format_utc(utc_now()),
+            "services": {
+                "kafka": "ok" if kafka else "unavailable",
+                "mongodb": "ok" if mongo else "unavailable",
+                "pollers": len(rt.pollers.pollers) if rt.pollers else 0,
+            },
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus text format."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _kafka_ok(rt: Runtime) -> bool:
+    return rt.publisher.ready and await kafka_ping(rt.settings.kafka_bootstrap, _PROBE_TIMEOUT)
+
+
+async def _mongo_ok(rt: Runtime) -> bool:
+    try:
+        await asyncio.wait_for(rt.db.command("ping"), _PROBE_TIMEOUT)
+        return True
+    except (PyMongoError, TimeoutError):
+        return False

@@ -1,0 +1,63 @@
+"""The connectors' errors: each maps to the contract's webhook status code."""
+
+from __future__ import annotations
+
+from hubcore.errors import HubError
+
+
+class ConnectorError(HubError):
+    """Root of every error the connectors raise on purpose; `status` is the HTTP answer."""
+
+    status: int = 500
+    code = "connector_error"
+
+
+class BadPayload(ConnectorError):
+    """Authentic input that is not the platform's format: 400, and a dead letter."""
+
+    status = 400
+    code = "bad_payload"
+
+
+class BadSignature(ConnectorError):
+    """Signature or secret missing or wrong: 401, nothing produced."""
+
+    status = 401
+    code = "bad_signature"
+
+
+class UnknownAccount(ConnectorError):
+    """No account with this id for this platform: 404."""
+
+    status = 404
+    code = "no_such_account"
+
+
+class BodyTooLarge(ConnectorError):
+    """The body is over `HUB_MAX_BODY_BYTES`: 413."""
+
+    status = 413
+    code = "body_too_large"
+
+
+class KafkaUnavailable(ConnectorError):
+    """Kafka did not acknowledge in time: 503, the platform retries, nothing is lost."""
+
+    status = 503
+    code = "kafka_unavailable"
+    retriable = True
+
+
+class StoreUnavailable(ConnectorError):
+    """The account store did not answer: 503 as well, the platform retries."""
+
+    status = 503
+    code = "store_unavailable"
+    retriable = True
+
+
+class PollError(ConnectorError):
+    """A platform API that a poller reads failed or answered nonsense; the poller retries."""
+
+    code = "poll_error"
+    retriable = True

@@ -1,0 +1,102 @@
+"""What every platform adapter shares: outcomes, the webhook interface, the record builder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from connectors.errors import BadPayload
+from hubcore.accounts import Account
+from schemas import RawMessage, Sender, conversation_id, message_id
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """An authentic input the hub deliberately does not store, and why (a metric label)."""
+
+    reason: str
+
+
+Normalized = RawMessage | Ignored
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookOutcome:
+    """What one webhook body turned into; `reply` replaces the default 200 answer."""
+
+    records: list[RawMessage] = field(default_factory=list)
+    ignored: list[Ignored] = field(default_factory=list)
+    reply: Response | None = None
+
+    @classmethod
+    def of(cls, items: list[Normalized]) -> WebhookOutcome:
+        return cls(
+            records=[i for i in items if isinstance(i, RawMessage)],
+            ignored=[i for i in items if isinstance(i, Ignored)],
+        )
+
+
+Verify = Callable[[Account, Mapping[str, str], bytes, float], None]
+Parse = Callable[[Account, bytes, datetime], WebhookOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookPlatform:
+    """One platform's webhook: `verify` (raises BadSignature) runs on the raw bytes before
+    `parse` (raises BadPayload). Headers are looked up by lowercase name."""
+
+    name: str
+    verify: Verify
+    parse: Parse
+
+
+def raw_message(
+    account: Account,
+    *,
+    chat: str,
+    message: str,
+    sender: Sender | tuple[str, str | None],
+    text: str,
+    sent_at: datetime,
+    received_at: datetime,
+    raw: dict[str, Any],
+    title: str | None = None,
+) -> RawMessage:
+    """The normalized record of one platform message, ids derived deterministically from
+    (platform, account, platform chat id, platform message id)."""
+    platform = account.platform
+    try:
+        return RawMessage(
+            id=message_id(platform, account.id, chat, message),
+            user_id=account.user_id,
+            platform=platform,
+            account_id=account.id,
+            conversation_id=conversation_id(platform, account.id, chat),
+            external_conversation_id=chat,
+            external_message_id=message,
+            conversation_title=title[:1024] if title else None,
+            sender=sender if isinstance(sender, Sender) else _sender(*sender),
+            text=text,
+            sent_at=sent_at,
+            received_at=received_at,
+            raw=raw,
+        )
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def _sender(sender_id: str, name: str | None) -> Sender:
+    # A long display name is not worth losing a message over; an absurd id is.
+    return Sender(id=sender_id, name=name[:512] if name else None)
+
+
+def invalid(exc: ValidationError) -> BadPayload:
+    """`BadPayload` naming the first field pydantic refused."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+    return BadPayload(f"{where}: {first.get('msg', 'invalid')}")

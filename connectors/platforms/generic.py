@@ -1,0 +1,63 @@
+"""The hub's own webhook format, for any source that can sign a JSON body.
+
+    POST /webhooks/generic/{account_id}
+    X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body, keyed with `secret`>
+    {"conversationId": "...", "messageId": "...", "sender": {"id": "...", "name": "..."},
+     "text": "...", "sentAt": "2026-11-25T12:00:00Z", "conversationTitle": "..."}
+
+`sender.name` and `conversationTitle` are optional; `sentAt` needs a timezone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from pydantic import Field, ValidationError
+
+from connectors.platforms.base import WebhookOutcome, invalid, raw_message
+from connectors.platforms.fields import json_object
+from connectors.signatures import check_hub_signature
+from hubcore.accounts import Account
+from schemas import Sender
+from schemas.base import HubModel, UtcDatetime
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+
+
+class GenericMessage(HubModel):
+    """The body of a generic webhook (camelCase on the wire)."""
+
+    conversation_id: str = Field(min_length=1, max_length=1024)
+    message_id: str = Field(min_length=1, max_length=1024)
+    sender: Sender
+    text: str = Field(max_length=1_000_000)
+    sent_at: UtcDatetime
+    conversation_title: str | None = Field(default=None, max_length=1024)
+
+
+def verify(account: Account, headers: Mapping[str, str], body: bytes, now: float) -> None:
+    """HMAC-SHA256 of the raw body with the account's `secret`."""
+    check_hub_signature(
+        str(account.credentials["secret"]), headers.get(SIGNATURE_HEADER.lower()), body
+    )
+
+
+def parse(account: Account, body: bytes, received_at: datetime) -> WebhookOutcome:
+    """Exactly one message per request."""
+    try:
+        msg = GenericMessage.model_validate_json(body)
+    except ValidationError as exc:
+        raise invalid(exc) from None
+    record = raw_message(
+        account,
+        chat=msg.conversation_id,
+        message=msg.message_id,
+        sender=msg.sender,
+        text=msg.text,
+        sent_at=msg.sent_at,
+        received_at=received_at,
+        raw=json_object(body),  # as received; validated above
+        title=msg.conversation_title,
+    )
+    return WebhookOutcome(records=[record])

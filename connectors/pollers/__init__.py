@@ -1,0 +1,1 @@
+"""Pollers: platform APIs read on a schedule for accounts with `mode == "poll"`."""

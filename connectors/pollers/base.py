@@ -1,0 +1,154 @@
+"""The loop every poller shares: poll, commit after the ack, back off on errors, stop cleanly.
+
+Stopping interrupts only the waiting (a long poll, the pause between polls), never a
+commit: a batch that was produced also gets its position saved, so a restart neither
+re-emits nor skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
+
+import structlog
+from pymongo.errors import PyMongoError
+
+from connectors.errors import BadPayload, ConnectorError
+from connectors.metrics import POLLERS, POLLS
+from connectors.pollers.state import PollState
+from connectors.publisher import Publisher
+from hubcore.accounts import Account
+from hubcore.settings import Settings
+from schemas import RawMessage
+
+T = TypeVar("T")
+
+
+class Poller(ABC):
+    """Polls one account until stopped."""
+
+    platform: str
+
+    def __init__(
+        self, account: Account, settings: Settings, publisher: Publisher, state: PollState
+    ) -> None:
+        self.account = account
+        self.settings = settings
+        self.publisher = publisher
+        self.state = state
+        self.key = f"{self.platform}:{account.id}"
+        self.log = structlog.get_logger(f"connectors.poll.{self.platform}").bind(
+            account_id=account.id, user_id=account.user_id
+        )
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    async def poll_once(self) -> bool:
+        """One round: fetch, produce, commit. True when more is waiting right away."""
+
+    @property
+    def idle_delay(self) -> float:
+        """Pause after a round that found nothing new."""
+        return self.settings.poll_interval
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; called once when the loop ends."""
+
+    async def commit(
+        self,
+        records: Sequence[RawMessage],
+        poison: Sequence[tuple[bytes, BadPayload]],
+        fetched: int,
+        **position: Any,
+    ) -> None:
+        """Produce a round's records and dead letters, then - only once Kafka acked them
+        all - save the new `position`, and log the round."""
+        published = await self.publisher.publish(records, source="poll")
+        for payload, error in poison:
+            await self.publisher.dead_letter(
+                reason=str(error),
+                error_type=type(error).__name__,
+                platform=self.platform,
+                account_id=self.account.id,
+                payload=payload,
+            )
+        await self.state.save(self.key, **position)
+        self.log.info(
+            "poll",
+            fetched=fetched,
+            produced=published.produced,
+            duplicates=published.duplicates,
+            dead_letters=len(poison),
+            **position,
+        )
+
+    def start(self) -> None:
+        """Run the loop in a task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"poll-{self.key}")
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        """Ask the loop to end after its current commit; cancel it only if that hangs."""
+        self._stopping.set()
+        if self._task is None:
+            return
+        grace = self.settings.kafka_request_timeout + self.settings.imap_timeout + 5
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def until_stopped(self, work: Awaitable[T]) -> T | None:
+        """`work`'s result, or None (work cancelled) as soon as a stop is asked for."""
+        task = asyncio.ensure_future(work)
+        stopper = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _run(self) -> None:
+        POLLERS.labels(self.platform).inc()
+        self.log.info("poller started")
+        try:
+            while not self._stopping.is_set():
+                try:
+                    more = await self.poll_once()
+                except (ConnectorError, PyMongoError, OSError) as exc:
+                    POLLS.labels(self.platform, "error").inc()
+                    self.log.warning("poll failed", error=str(exc), retry_in=self.idle_delay)
+                    await self._pause(self.settings.poll_interval)
+                    continue
+                except Exception:  # a bug must not end polling for good; it retries
+                    POLLS.labels(self.platform, "error").inc()
+                    self.log.exception("poll crashed", retry_in=self.idle_delay)
+                    await self._pause(self.settings.poll_interval)
+                    continue
+                POLLS.labels(self.platform, "ok").inc()
+                if not more:
+                    await self._pause(self.idle_delay)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.close()
+            POLLERS.labels(self.platform).dec()
+            self.log.info("poller stopped")

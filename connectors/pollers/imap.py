@@ -1,0 +1,155 @@
+"""A blocking IMAP session (stdlib imaplib) that the email poller drives from a thread.
+
+The mailbox is opened read-only (EXAMINE) and bodies fetched with BODY.PEEK, so polling
+never marks a mail as seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import re
+import ssl
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from connectors.credentials import as_bool, as_port
+from connectors.errors import PollError
+from connectors.platforms.email import FetchedMail
+
+T = TypeVar("T")
+_UID = re.compile(rb"\bUID (\d+)")
+_INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+
+
+def _quote(mailbox: str) -> str:
+    return '"' + mailbox.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class ImapMailbox:
+    """One mailbox of one account; connects on first use and again after any failure."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        use_ssl: bool,
+        mailbox: str,
+        timeout: float,
+    ) -> None:
+        self.host, self.port, self.use_ssl = host, port, use_ssl
+        self.username, self._password = username, password
+        self.mailbox = mailbox
+        self.timeout = timeout
+        self._conn: imaplib.IMAP4 | None = None
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any], timeout: float) -> ImapMailbox:
+        """From an email account's credentials (host, port, username, password, ssl, mailbox)."""
+        return cls(
+            host=str(credentials["host"]),
+            port=as_port(credentials["port"]),
+            username=str(credentials["username"]),
+            password=str(credentials["password"]),
+            use_ssl=as_bool(credentials["ssl"]),
+            mailbox=str(credentials.get("mailbox") or "INBOX"),
+            timeout=timeout,
+        )
+
+    def _connect(self) -> imaplib.IMAP4:
+        conn: imaplib.IMAP4
+        if self.use_ssl:
+            context = ssl.create_default_context()
+            conn = imaplib.IMAP4_SSL(
+                self.host, self.port, ssl_context=context, timeout=self.timeout
+            )
+        else:
+            conn = imaplib.IMAP4(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.login(self.username, self._password)
+        except imaplib.IMAP4.error:
+            conn.shutdown()
+            raise
+        return conn
+
+    def _call(self, action: Callable[[imaplib.IMAP4], T]) -> T:
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            return action(self._conn)
+        except (imaplib.IMAP4.error, OSError, EOFError) as exc:
+            self.close()
+            raise PollError(f"IMAP {self.host}:{self.port}: {exc}") from None
+
+    def open(self) -> int:
+        """Select the mailbox read-only; returns its UIDVALIDITY."""
+
+        def select(conn: imaplib.IMAP4) -> int:
+            typ, data = conn.select(_quote(self.mailbox), readonly=True)
+            if typ != "OK":
+                raise imaplib.IMAP4.error(f"cannot open mailbox {self.mailbox!r}: {data!r}")
+            _, values = conn.response("UIDVALIDITY")
+            if not values or values[0] is None:
+                raise imaplib.IMAP4.error("the server sent no UIDVALIDITY")
+            return int(values[-1])
+
+        return self._call(select)
+
+    def uids_after(self, last_uid: int) -> list[int]:
+        """UIDs above `last_uid`, ascending (the mailbox must be open)."""
+
+        def search(conn: imaplib.IMAP4) -> list[int]:
+            typ, data = conn.uid("SEARCH", "UID", f"{last_uid + 1}:*")
+            if typ != "OK":
+                raise imaplib.IMAP4.error(f"UID SEARCH failed: {data!r}")
+            found = [int(u) for chunk in data if chunk for u in chunk.split()]
+            # `n:*` always matches the highest UID, even below n: filter.
+            return sorted(u for u in found if u > last_uid)
+
+        return self._call(search)
+
+    def fetch(self, uids: Sequence[int]) -> list[FetchedMail]:
+        """Full sources (without setting \\Seen) and INTERNALDATEs of `uids`."""
+
+        def fetch(conn: imaplib.IMAP4) -> list[FetchedMail]:
+            wanted = ",".join(str(u) for u in uids)
+            typ, data = conn.uid("FETCH", wanted, "(UID INTERNALDATE BODY.PEEK[])")
+            if typ != "OK":
+                raise imaplib.IMAP4.error(f"UID FETCH failed: {data!r}")
+            mails = []
+            for item in data:
+                if not isinstance(item, tuple) or len(item) < 2:
+                    continue  # the closing b")" of each response
+                head, source = item[0], item[1]
+                uid = _UID.search(head)
+                if uid is None:
+                    continue
+                mails.append(FetchedMail(int(uid.group(1)), source, _internal_date(head)))
+            return sorted(mails, key=lambda m: m.uid)
+
+        return self._call(fetch)
+
+    def close(self) -> None:
+        """Log out (best effort) and forget the connection."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.logout()
+        except (imaplib.IMAP4.error, OSError, EOFError):
+            with contextlib.suppress(OSError):
+                conn.shutdown()
+
+
+def _internal_date(head: bytes) -> datetime | None:
+    found = _INTERNALDATE.search(head)
+    if found is None:
+        return None
+    try:
+        return datetime.strptime(found.group(1).decode(), "%d-%b-%Y %H:%M:%S %z")
+    except ValueError:
+        return None

@@ -1,0 +1,162 @@
+"""The one shared Kafka producer: started lazily, retried forever, every send bounded in time.
+
+Webhook handlers and pollers hand it normalized records; it drops what this process
+recently had acknowledged (the cheap edge dedupe; the deterministic ids are what really
+dedupe downstream) and returns only when Kafka acknowledged every record (acks=all), or
+raises `KafkaUnavailable` within `HUB_KAFKA_REQUEST_TIMEOUT` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+
+from connectors.dedupe import RecentKeys
+from connectors.errors import BodyTooLarge, KafkaUnavailable
+from connectors.metrics import (
+    DEAD_LETTERS,
+    DUPLICATES_DROPPED,
+    KAFKA_READY,
+    MESSAGES_PRODUCED,
+    PRODUCE_SECONDS,
+)
+from hubcore.errors import HubError
+from hubcore.kafka import Topics, create_producer, ensure_topics
+from hubcore.settings import Settings
+from schemas import DeadLetter, DeadLetterSource, RawMessage
+from schemas.base import utc_now
+
+log = structlog.get_logger("connectors.publisher")
+
+_MAX_BACKOFF = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What a `publish` did: records acknowledged now, and duplicates not sent again."""
+
+    produced: int
+    duplicates: int
+
+
+class Publisher:
+    """Owns the producer; safe to share between concurrent requests and pollers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topics = Topics.from_settings(settings)
+        self._producer: AIOKafkaProducer | None = None
+        self._ready = asyncio.Event()
+        self._connector: asyncio.Task[None] | None = None
+        self._recent = RecentKeys(settings.connectors_dedupe_size)
+
+    @property
+    def ready(self) -> bool:
+        """True once the producer is connected (it reconnects by itself after that)."""
+        return self._ready.is_set()
+
+    async def start(self) -> None:
+        """Begin connecting in the background; never blocks or fails startup."""
+        if self._connector is None:
+            self._connector = asyncio.create_task(self._connect(), name="kafka-connect")
+
+    async def stop(self) -> None:
+        """Stop connecting, flush what is in flight and close the producer."""
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connector
+        if self._producer is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await asyncio.wait_for(self._producer.stop(), self.settings.kafka_request_timeout)
+        self._ready.clear()
+        KAFKA_READY.set(0)
+
+    async def _connect(self) -> None:
+        backoff = 0.5
+        while True:
+            producer = create_producer(self.settings)
+            try:
+                await ensure_topics(self.settings)
+                await asyncio.wait_for(producer.start(), self.settings.kafka_request_timeout)
+            except (KafkaError, HubError, OSError, TimeoutError) as exc:
+                with contextlib.suppress(Exception):  # a half-started client may raise
+                    await producer.stop()
+                log.warning("kafka not reachable yet", error=str(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+                continue
+            self._producer = producer
+            self._ready.set()
+            KAFKA_READY.set(1)
+            log.info("kafka producer connected", bootstrap=self.settings.kafka_bootstrap)
+            return
+
+    async def publish(self, records: Sequence[RawMessage], *, source: str) -> Published:
+        """Produce `records` to raw-messages keyed by user id; return after all are acked."""
+        fresh: list[RawMessage] = []
+        keys: list[tuple[str, int]] = []
+        for record in records:
+            # Text is part of the key so that an edit (same id, new text) still goes out.
+            key = (record.id, hash(record.text))
+            if key in self._recent or key in keys:
+                DUPLICATES_DROPPED.labels(record.platform).inc()
+                continue
+            fresh.append(record)
+            keys.append(key)
+        if fresh:
+            topic = self.topics.raw_messages
+            await self._send([(topic, r.user_id.encode(), r.to_json()) for r in fresh])
+            self._recent.add(keys)
+            for record in fresh:
+                MESSAGES_PRODUCED.labels(record.platform, source).inc()
+        return Published(len(fresh), len(records) - len(fresh))
+
+    async def dead_letter(
+        self,
+        *,
+        reason: str,
+        error_type: str,
+        platform: str,
+        account_id: str,
+        payload: bytes,
+    ) -> None:
+        """Record an authentic but unprocessable input, keyed by account id; acked on return."""
+        text, encoding = DeadLetter.encode_payload(payload)
+        letter = DeadLetter(
+            reason=reason,
+            error_type=error_type,
+            source=DeadLetterSource(platform=platform, account_id=account_id),
+            payload=text,
+            payload_encoding=encoding,
+            failed_at=utc_now(),
+        )
+        await self._send([(self.topics.dead_letter, account_id.encode(), letter.to_json())])
+        DEAD_LETTERS.labels(platform).inc()
+
+    async def _send(self, items: list[tuple[str, bytes, bytes]]) -> None:
+        timeout = self.settings.kafka_request_timeout
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._ready.wait()
+                assert self._producer is not None
+                producer = self._producer
+                futures = [await producer.send(t, value=v, key=k) for t, k, v in items]
+                await asyncio.gather(*futures)
+        except TimeoutError:
+            raise KafkaUnavailable(
+                f"Kafka did not acknowledge within {timeout:g}s", fix="retry later"
+            ) from None
+        except MessageSizeTooLargeError as exc:
+            raise BodyTooLarge(f"the normalized record is too large for Kafka: {exc}") from None
+        except KafkaError as exc:
+            raise KafkaUnavailable(f"Kafka refused the records: {exc}", fix="retry later") from None
+        PRODUCE_SECONDS.observe(time.perf_counter() - started)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# System packages the test suite needs beyond Python: Dovecot (a real IMAP server for the
+# email poller's tests). Idempotent: installs only what is missing. Needs root (CI is root);
+# without root and with the package missing it says what to run and exits non-zero.
+set -euo pipefail
+
+missing=()
+command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "system-packages: missing ${missing[*]}; run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+
+# The tests start their own unprivileged Dovecot on a free loopback port; keep the package's
+# own system service from starting (policy-rc.d exit 101 = "action forbidden").
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod +x "$policy"
+    own_policy=1
+fi
+trap '[ "$own_policy" -eq 1 ] && rm -f "$policy"' EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
