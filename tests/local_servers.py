@@ -1,0 +1,200 @@
+"""Servers the connectors' tests start for themselves, on free loopback ports: a private
+Kafka broker (to stop and restart without touching the shared one) and Dovecot (IMAP)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import imaplib
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from hub.provision.kafka import KafkaServer, resolve_jars
+from hub.provision.process import port_open
+from hub.provision.services import resolve_path
+from hubcore.kafka import kafka_ping
+from hubcore.settings import Settings
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (loopback)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open("127.0.0.1", port):
+            return
+        time.sleep(0.1)
+    tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s\n{tail}")
+
+
+# --- Kafka -----------------------------------------------------------------------------
+
+
+@dataclass
+class PrivateKafka:
+    """A single-node KRaft broker of this test's own; `stop()` and `start()` it at will."""
+
+    server: KafkaServer
+    argv: list[str]
+
+    @property
+    def bootstrap(self) -> str:
+        return self.server.bootstrap
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.server.process.start(self.argv)
+        deadline = time.monotonic() + timeout
+        while not asyncio.run(kafka_ping(self.bootstrap, timeout=2)):
+            if time.monotonic() > deadline or self.server.process.pid() is None:
+                raise RuntimeError(
+                    "private Kafka did not start:\n" + self.server.process.log_tail()
+                )
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        self.server.process.stop(timeout=20)
+
+
+@contextmanager
+def private_kafka(tmp: Path) -> Iterator[PrivateKafka]:
+    """Jars are those `hub services` resolved (`HUB_SERVICES_DIR`, fetched there if missing);
+    data, config and logs live in `tmp`."""
+    settings = Settings(_env_file=None)
+    libs = resolve_jars(settings.kafka_version, resolve_path(settings.services_dir))
+    own_libs = tmp / "kafka" / settings.kafka_version / "libs"
+    own_libs.parent.mkdir(parents=True, exist_ok=True)
+    own_libs.symlink_to(libs, target_is_directory=True)
+    server = KafkaServer(
+        tmp,
+        settings.kafka_version,
+        port=free_port(),
+        controller_port=free_port(),
+        name=f"kafka-test-{uuid.uuid4().hex[:8]}",
+        heap="512m",
+    )
+    kafka = PrivateKafka(server, server.prepare())
+    kafka.start()
+    try:
+        yield kafka
+    finally:
+        kafka.stop()
+
+
+# --- Dovecot ---------------------------------------------------------------------------
+
+_DOVECOT_CONF = """\
+base_dir = {home}/run
+state_dir = {home}/state
+log_path = {home}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = {internal_user}
+default_login_user = {login_user}
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {home}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={home}/mail/%u
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+@dataclass
+class Dovecot:
+    """A running Dovecot with one user; `client()` logs in over IMAP."""
+
+    port: int
+    username: str
+    password: str
+
+    def client(self) -> imaplib.IMAP4:
+        conn = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
+        conn.login(self.username, self.password)
+        return conn
+
+    def append(self, mailbox: str, *sources: bytes) -> None:
+        """Deliver mails the way a mail client files them: IMAP APPEND."""
+        conn = self.client()
+        try:
+            conn.create(mailbox)  # NO when it exists, which is fine
+            for source in sources:
+                typ, data = conn.append(mailbox, None, None, source)
+                assert typ == "OK", data
+        finally:
+            conn.logout()
+
+
+@contextmanager
+def dovecot_server(home: Path) -> Iterator[Dovecot]:
+    """Dovecot (Debian's `dovecot-imapd`, installed by scripts/system-packages.sh) on a free
+    loopback port, passwd-file auth, maildirs under `home`. As root, mail is owned by
+    `nobody` and Dovecot's own users do the rest; otherwise everything runs as the caller."""
+    binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+    if not Path(binary).exists():
+        raise RuntimeError("Dovecot is missing: run scripts/system-packages.sh (as root)")
+    for sub in ("run", "state", "mail"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        internal, login, uid, gid = "dovecot", "dovenull", 65534, 65534
+        os.chown(home / "mail", uid, gid)
+        home.chmod(0o755)
+    else:
+        internal = login = getpass.getuser()
+        uid, gid = os.getuid(), os.getgid()
+    port = free_port()
+    user, password = "alice", "imap-secret"
+    (home / "passwd").write_text(f"{user}:{{PLAIN}}{password}::::::\n")
+    conf = home / "dovecot.conf"
+    conf.write_text(
+        _DOVECOT_CONF.format(
+            home=home, internal_user=internal, login_user=login, uid=uid, gid=gid, port=port
+        )
+    )
+    log = home / "dovecot.out"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [binary, "-F", "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_port(port, 20, "Dovecot", home / "dovecot.log")
+        yield Dovecot(port, user, password)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
