@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -105,6 +106,7 @@ listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 default_internal_user = {internal_user}
 default_login_user = {login_user}
 mail_location = maildir:~/Maildir
@@ -158,19 +160,30 @@ class Dovecot:
 
 
 @contextmanager
-def dovecot_server(home: Path) -> Iterator[Dovecot]:
+def dovecot_server() -> Iterator[Dovecot]:
     """Dovecot (Debian's `dovecot-imapd`, installed by scripts/system-packages.sh) on a free
-    loopback port, passwd-file auth, maildirs under `home`. As root, mail is owned by
-    `nobody` and Dovecot's own users do the rest; otherwise everything runs as the caller."""
+    loopback port, passwd-file auth, maildirs in a temporary folder. As root, mail is owned
+    by `nobody` and Dovecot's own users do the rest; otherwise all runs as the caller."""
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
     if not Path(binary).exists():
         raise RuntimeError("Dovecot is missing: run scripts/system-packages.sh (as root)")
+    # Not pytest's tmp_path: its 0700 parents keep Dovecot's unprivileged users out.
+    home = Path(tempfile.mkdtemp(prefix="hub-dovecot-"))
+    try:
+        with _dovecot(binary, home) as server:
+            yield server
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def _dovecot(binary: str, home: Path) -> Iterator[Dovecot]:
+    home.chmod(0o755)
     for sub in ("run", "state", "mail"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         internal, login, uid, gid = "dovecot", "dovenull", 65534, 65534
         os.chown(home / "mail", uid, gid)
-        home.chmod(0o755)
     else:
         internal = login = getpass.getuser()
         uid, gid = os.getuid(), os.getgid()

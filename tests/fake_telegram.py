@@ -1,0 +1,89 @@
+"""A small HTTP server that speaks the Bot API's getUpdates, for the Telegram poller's tests.
+
+Semantics as documented (https://core.telegram.org/bots/api#getupdates): `offset` confirms
+every update below it (they are never returned again), `limit` caps the answer, `timeout`
+long-polls until an update arrives. `page` caps answers further and `release_up_to` holds
+back later updates, so a test can stop a poller in the middle of a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tests.local_servers import free_port
+
+
+class FakeTelegram:
+    """The updates of one bot."""
+
+    def __init__(self, token: str, page: int = 100) -> None:
+        self.token = token
+        self.page = page
+        self.release_up_to = 2**62
+        self.updates: list[dict[str, Any]] = []
+        self.offsets_seen: list[int] = []
+        self._changed = asyncio.Event()
+
+    def add(self, *updates: dict[str, Any]) -> None:
+        self.updates += updates
+        self._changed.set()
+
+    def release(self, up_to: int = 2**62) -> None:
+        self.release_up_to = up_to
+        self._changed.set()
+
+    async def get_updates(self, request: Request) -> JSONResponse:
+        if request.path_params["token"] != self.token:
+            return JSONResponse(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status_code=401
+            )
+        query = request.query_params
+        offset = int(query.get("offset", 0))
+        limit = min(int(query.get("limit", 100)), self.page)
+        deadline = time.monotonic() + float(query.get("timeout", 0))
+        self.offsets_seen.append(offset)
+        self.updates = [u for u in self.updates if u["update_id"] >= offset]  # confirmed
+        while True:
+            ready = [u for u in self.updates if u["update_id"] <= self.release_up_to][:limit]
+            left = deadline - time.monotonic()
+            if ready or left <= 0:
+                return JSONResponse({"ok": True, "result": ready})
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/bot{token}/getUpdates", self.get_updates)])
+
+
+@asynccontextmanager
+async def serving(fake: FakeTelegram) -> AsyncIterator[str]:
+    """Serve `fake` on a free loopback port; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        fake.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        assert server.started, "the fake Telegram server did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        fake.release()
+        server.should_exit = True
+        await task

@@ -1,0 +1,181 @@
+"""The email poller against a real IMAP server (Dovecot), the real broker and the real store."""
+
+from __future__ import annotations
+
+import imaplib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+from pymongo.asynchronous.database import AsyncDatabase
+
+from connectors.errors import PollError
+from connectors.pollers.email import EmailPoller
+from connectors.pollers.state import PollState
+from connectors.publisher import Publisher
+from hubcore.accounts import Account, AccountStore
+from hubcore.kafka import ensure_topics
+from hubcore.mongo import Document
+from hubcore.settings import Settings
+from schemas import RawMessage
+from tests import platform_payloads as p
+from tests.integration.connectors.harness import eventually, raw_messages
+from tests.local_servers import Dovecot, dovecot_server
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[Dovecot]:
+    with dovecot_server() as server:
+        yield server
+
+
+async def mail_account(db: AsyncDatabase[Document], server: Dovecot, mailbox: str) -> Account:
+    credentials = {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "username": server.username,
+        "password": server.password,
+        "ssl": False,
+        "mailbox": mailbox,
+    }
+    return await AccountStore(db).create("alice", "email", "alice@example.com", credentials)
+
+
+def mail_settings(factory: Callable[..., Settings], base: Settings, **more: Any) -> Settings:
+    return factory(
+        **{"mongo_db": base.mongo_db, "poll_interval": 0.2, "email_fetch_batch": 2, **more}
+    )
+
+
+async def saved(db: AsyncDatabase[Document], account: Account) -> dict[str, Any]:
+    return await PollState(db).load(f"email:{account.id}")
+
+
+def mails(count: int, start: int = 0) -> list[bytes]:
+    return [
+        p.email_source(f"mail-{i}@example.com", subject=f"Mail {i}", text=f"Body {i}")
+        for i in range(start, start + count)
+    ]
+
+
+def flags(server: Dovecot, mailbox: str) -> list[bytes]:
+    conn = server.client()
+    try:
+        conn.select(mailbox, readonly=True)
+        typ, data = conn.uid("FETCH", "1:*", "(FLAGS)")
+        assert typ == "OK"
+        return [d for d in data if isinstance(d, bytes)]
+    finally:
+        conn.logout()
+
+
+async def test_restart_mid_mailbox_loses_and_duplicates_nothing(
+    dovecot: Dovecot,
+    settings: Settings,
+    settings_factory: Callable[..., Settings],
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    s = mail_settings(settings_factory, settings)
+    await ensure_topics(s)
+    dovecot.append("Restart", *mails(3))
+    account = await mail_account(mongo_db, dovecot, "Restart")
+
+    # First process: one round (a batch of 2 of the 3 mails), then it is gone.
+    first = Publisher(s)
+    await first.start()
+    polling = EmailPoller(account, s, first, PollState(mongo_db))
+    assert await polling.poll_once() is True  # more is waiting
+    await polling.close()
+    await first.stop()
+    position = await saved(mongo_db, account)
+    assert position["lastUid"] == 2
+
+    # Mail keeps arriving while no poller runs, one of them HTML-only.
+    html = p.email_source("html@example.com", text=None, html="<p>Hello <b>HTML</b></p>")
+    dovecot.append("Restart", *mails(2, start=3), html)
+
+    # Second process, no memory of the first but the store: it resumes after UID 2.
+    second = Publisher(s)
+    await second.start()
+    polling = EmailPoller(account, s, second, PollState(mongo_db))
+    polling.start()
+
+    async def caught_up() -> bool:
+        return (await saved(mongo_db, account)).get("lastUid") == 6
+
+    await eventually(caught_up, what="second poller read the whole mailbox")
+    await polling.stop()
+    await second.stop()
+
+    produced: list[RawMessage] = [r for _, r in await raw_messages(s)]
+    assert [r.text for r in produced] == [f"Body {i}" for i in range(5)] + ["Hello HTML"]
+    assert len({r.id for r in produced}) == 6
+    assert [r.raw["uid"] for r in produced] == [1, 2, 3, 4, 5, 6]
+    assert {r.sender.id for r in produced} == {"bob@example.com"}
+    assert all(b"\\Seen" not in f for f in flags(dovecot, "Restart"))  # read-only polling
+
+
+async def test_uidvalidity_change_rereads_with_the_same_ids(
+    dovecot: Dovecot,
+    settings: Settings,
+    settings_factory: Callable[..., Settings],
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    s = mail_settings(settings_factory, settings, email_fetch_batch=50)
+    await ensure_topics(s)
+    dovecot.append("Renumbered", *mails(2))
+    account = await mail_account(mongo_db, dovecot, "Renumbered")
+    publisher = Publisher(s)
+    await publisher.start()
+    polling = EmailPoller(account, s, publisher, PollState(mongo_db))
+    try:
+        assert await polling.poll_once() is False
+        before = await saved(mongo_db, account)
+        # Recreate the mailbox with the same mails: the server gives it a new UIDVALIDITY.
+        await polling.close()
+        conn: imaplib.IMAP4 = dovecot.client()
+        assert conn.delete("Renumbered")[0] == "OK"
+        conn.logout()
+        dovecot.append("Renumbered", *mails(2), *mails(1, start=2))
+        await polling.poll_once()
+        after = await saved(mongo_db, account)
+    finally:
+        await polling.close()
+        await publisher.stop()
+    assert after["uidValidity"] != before["uidValidity"] and after["lastUid"] == 3
+    produced = [r for _, r in await raw_messages(s)]
+    # The two known mails came again - as the same messages - and the new one once.
+    assert len({r.id for r in produced}) == 3
+    assert [r.text for r in produced].count("Body 2") == 1
+
+
+async def test_imap_errors_are_retried_not_fatal(
+    dovecot: Dovecot,
+    settings: Settings,
+    settings_factory: Callable[..., Settings],
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    s = mail_settings(settings_factory, settings)
+    # A mailbox that does not exist (a wrong password fails alike, but Dovecot slows
+    # down repeated login failures by seconds).
+    account = await mail_account(mongo_db, dovecot, "No such folder")
+    publisher = Publisher(s)
+    polling = EmailPoller(account, s, publisher, PollState(mongo_db))
+    with pytest.raises(PollError, match="cannot open mailbox 'No such folder'"):
+        await polling.poll_once()
+
+    def errors() -> float:
+        labels = {"platform": "email", "outcome": "error"}
+        return REGISTRY.get_sample_value("hub_connectors_polls_total", labels) or 0.0
+
+    before = errors()
+    polling.start()
+    try:
+        await eventually(lambda: errors() >= before + 2, what="two failed rounds")
+        assert polling.running  # the loop logs and keeps trying
+    finally:
+        await polling.stop()
+    assert await saved(mongo_db, account) == {}

@@ -1,0 +1,153 @@
+"""`hub accounts` and `hub connectors` as an operator runs them: real processes, real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hubcore.mongo import Document
+from hubcore.settings import Settings
+from tests import platform_payloads as p
+from tests.integration.connectors.harness import eventually, raw_messages
+from tests.local_servers import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def hub_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(
+        HUB_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+        HUB_MONGO_URL=settings.mongo_url,
+        HUB_MONGO_DB=settings.mongo_db,
+        HUB_TOPIC_NAMESPACE=settings.topic_namespace,
+        HUB_TOPIC_PARTITIONS=str(settings.topic_partitions),
+        HUB_LOG_FORMAT="json",
+        **extra,
+    )
+    return env
+
+
+def hub(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@contextmanager
+def connectors_process(env: dict[str, str], cwd: Path) -> Iterator[str]:
+    port = free_port()
+    log = (cwd / "connectors.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub", "connectors"],
+        env={**env, "HUB_CONNECTORS_PORT": str(port), "HUB_HOST": "127.0.0.1"},
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught.
+        assert proc.wait(30) in (0, -signal.SIGTERM)
+        assert "Application shutdown complete" in (cwd / "connectors.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+async def answering(base: str) -> bool:
+    try:
+        async with httpx.AsyncClient() as client:
+            await client.get(f"{base}/health", timeout=5)
+        return True
+    except httpx.TransportError:
+        return False
+
+
+async def test_accounts_cli_and_a_real_server(
+    settings: Settings, mongo_db: AsyncDatabase[Document], tmp_path: Path
+) -> None:
+    env = hub_env(settings)
+    added = hub(
+        env,
+        tmp_path,
+        "accounts", "add", "--user", "carol", "--platform", "generic",
+        "--external-id", "crm", "--credential", "secret=top-secret-value",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    account_id = added.stdout.strip()
+    assert account_id.startswith("acc_") and "\n" not in account_id
+    listed = hub(env, tmp_path, "accounts", "list", "--user", "carol")
+    assert account_id in listed.stdout and "secret=***" in listed.stdout
+    assert "top-secret-value" not in listed.stdout + listed.stderr
+    bad = hub(env, tmp_path, "accounts", "add", "--user", "c", "--platform", "fax",
+              "--external-id", "x")  # fmt: skip
+    assert bad.returncode == 2 and "unknown platform" in bad.stderr and bad.stdout == ""
+
+    with connectors_process(env, tmp_path) as base:
+        await eventually(lambda: answering(base), timeout=30, what="hub connectors listens")
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            await eventually(lambda: _status(client, "/health", 200), timeout=30, what="healthy")
+            raw = p.body(p.generic_message("real-1"))
+            signed = p.hub_signature("top-secret-value", raw)
+            response = await client.post(f"/webhooks/generic/{account_id}", content=raw,
+                                         headers=signed)  # fmt: skip
+            assert response.status_code == 200, response.text
+
+            async def chunks() -> AsyncIterator[bytes]:  # chunked: no Content-Length
+                for _ in range(17):
+                    yield b"z" * 65536
+
+            big = await client.post(f"/webhooks/generic/{account_id}", content=chunks())
+            assert big.status_code == 413
+            metrics = (await client.get("/metrics")).text
+            assert 'hub_connectors_webhook_requests_total{platform="generic",status="200"} 1.0' in (
+                metrics
+            )
+    produced = await raw_messages(settings)
+    assert [(key, r.text) for key, r in produced] == [("carol", "My order has not arrived")]
+
+
+async def test_starts_without_kafka_and_answers_503(
+    settings: Settings, mongo_db: AsyncDatabase[Document], tmp_path: Path
+) -> None:
+    env = hub_env(settings)
+    added = hub(env, tmp_path, "accounts", "add", "--user", "dave", "--platform", "generic",
+                "--external-id", "x", "--credential", "secret=s")  # fmt: skip
+    account_id = added.stdout.strip()
+    down = {**env, "HUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+            "HUB_KAFKA_REQUEST_TIMEOUT": "1"}  # fmt: skip
+    with connectors_process(down, tmp_path) as base:
+        await eventually(lambda: answering(base), timeout=30, what="starts although Kafka is down")
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            health = await client.get("/health")
+            assert health.status_code == 503
+            assert health.json()["services"]["kafka"] == "unavailable"
+            raw = p.body(p.generic_message("m"))
+            response = await client.post(
+                f"/webhooks/generic/{account_id}", content=raw, headers=p.hub_signature("s", raw)
+            )
+            assert response.status_code == 503
+            assert response.json()["error"] == "kafka_unavailable"
+
+
+async def _status(client: httpx.AsyncClient, path: str, status: int) -> bool:
+    return (await client.get(path)).status_code == status
