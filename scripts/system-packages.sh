@@ -4,14 +4,22 @@
 # without root and with the package missing it says what to run and exits non-zero.
 set -euo pipefail
 
+installed() {
+    if command -v dpkg-query >/dev/null 2>&1; then
+        dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+    else
+        command -v "$2" >/dev/null 2>&1
+    fi
+}
+
 missing=()
-command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
+installed dovecot-imapd dovecot || missing+=(dovecot-imapd)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
-if [ "$(id -u)" -ne 0 ]; then
-    echo "system-packages: missing ${missing[*]}; run: sudo apt-get install -y ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "system-packages: missing ${missing[*]}; install it (Debian: apt-get install -y ${missing[*]})" >&2
     exit 1
 fi
 
@@ -24,7 +32,8 @@ if [ ! -e "$policy" ]; then
     chmod +x "$policy"
     own_policy=1
 fi
-trap '[ "$own_policy" -eq 1 ] && rm -f "$policy"' EXIT
+cleanup() { if [ "$own_policy" -eq 1 ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
