@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import imaplib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -50,6 +51,22 @@ def mail_settings(factory: Callable[..., Settings], base: Settings, **more: Any)
     )
 
 
+@asynccontextmanager
+async def email_poller(
+    account: Account, settings: Settings, db: AsyncDatabase[Document]
+) -> AsyncIterator[EmailPoller]:
+    """A poller with a producer of its own: a fresh process, no memory of earlier ones."""
+    publisher = Publisher(settings)
+    await publisher.start()
+    polling = EmailPoller(account, settings, publisher, PollState(db))
+    try:
+        yield polling
+    finally:
+        await polling.stop()
+        await polling.close()
+        await publisher.stop()
+
+
 async def saved(db: AsyncDatabase[Document], account: Account) -> dict[str, Any]:
     return await PollState(db).load(f"email:{account.id}")
 
@@ -84,12 +101,8 @@ async def test_restart_mid_mailbox_loses_and_duplicates_nothing(
     account = await mail_account(mongo_db, dovecot, "Restart")
 
     # First process: one round (a batch of 2 of the 3 mails), then it is gone.
-    first = Publisher(s)
-    await first.start()
-    polling = EmailPoller(account, s, first, PollState(mongo_db))
-    assert await polling.poll_once() is True  # more is waiting
-    await polling.close()
-    await first.stop()
+    async with email_poller(account, s, mongo_db) as polling:
+        assert await polling.poll_once() is True  # more is waiting
     position = await saved(mongo_db, account)
     assert position["lastUid"] == 2
 
@@ -98,17 +111,13 @@ async def test_restart_mid_mailbox_loses_and_duplicates_nothing(
     dovecot.append("Restart", *mails(2, start=3), html)
 
     # Second process, no memory of the first but the store: it resumes after UID 2.
-    second = Publisher(s)
-    await second.start()
-    polling = EmailPoller(account, s, second, PollState(mongo_db))
-    polling.start()
+    async with email_poller(account, s, mongo_db) as polling:
+        polling.start()
 
-    async def caught_up() -> bool:
-        return (await saved(mongo_db, account)).get("lastUid") == 6
+        async def caught_up() -> bool:
+            return (await saved(mongo_db, account)).get("lastUid") == 6
 
-    await eventually(caught_up, what="second poller read the whole mailbox")
-    await polling.stop()
-    await second.stop()
+        await eventually(caught_up, what="second poller read the whole mailbox")
 
     produced: list[RawMessage] = [r for _, r in await raw_messages(s)]
     assert [r.text for r in produced] == [f"Body {i}" for i in range(5)] + ["Hello HTML"]
@@ -128,10 +137,7 @@ async def test_uidvalidity_change_rereads_with_the_same_ids(
     await ensure_topics(s)
     dovecot.append("Renumbered", *mails(2))
     account = await mail_account(mongo_db, dovecot, "Renumbered")
-    publisher = Publisher(s)
-    await publisher.start()
-    polling = EmailPoller(account, s, publisher, PollState(mongo_db))
-    try:
+    async with email_poller(account, s, mongo_db) as polling:
         assert await polling.poll_once() is False
         before = await saved(mongo_db, account)
         # Recreate the mailbox with the same mails: the server gives it a new UIDVALIDITY.
@@ -142,9 +148,6 @@ async def test_uidvalidity_change_rereads_with_the_same_ids(
         dovecot.append("Renumbered", *mails(2), *mails(1, start=2))
         await polling.poll_once()
         after = await saved(mongo_db, account)
-    finally:
-        await polling.close()
-        await publisher.stop()
     assert after["uidValidity"] != before["uidValidity"] and after["lastUid"] == 3
     produced = [r for _, r in await raw_messages(s)]
     # The two known mails came again - as the same messages - and the new one once.
