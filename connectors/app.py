@@ -13,10 +13,9 @@ from pymongo.errors import PyMongoError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from connectors.account_cache import AccountCache
 from connectors.pollers.supervisor import PollerSupervisor
 from connectors.publisher import Publisher
-from connectors.runtime import Runtime
+from connectors.runtime import AccountCache, Runtime
 from connectors.webhooks import router
 from hubcore.accounts import AccountStore
 from hubcore.kafka import kafka_ping

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
-from connectors.dedupe import RecentKeys
 from connectors.errors import BodyTooLarge, KafkaUnavailable
 from connectors.metrics import (
     DEAD_LETTERS,
@@ -36,6 +36,33 @@ from schemas.base import utc_now
 log = structlog.get_logger("connectors.publisher")
 
 _MAX_BACKOFF = 10.0
+
+
+class RecentKeys:
+    """Remembers at most `size` keys; the oldest are forgotten first. Not thread-safe."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys: OrderedDict[Hashable, None] = OrderedDict()
+
+    def __contains__(self, key: Hashable) -> bool:
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return True
+        return False
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, keys: Iterable[Hashable]) -> None:
+        """Remember `keys`, forgetting the least recently seen ones beyond `size`."""
+        if self.size <= 0:
+            return
+        for key in keys:
+            self._keys[key] = None
+            self._keys.move_to_end(key)
+        while len(self._keys) > self.size:
+            self._keys.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,21 +1,60 @@
-"""The per-process objects the routes share, held on `app.state.runtime`."""
+"""What one connectors process shares between requests: the account cache and the runtime."""
 
 from __future__ import annotations
 
+import re
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 from starlette.requests import Request
 
-from connectors.account_cache import AccountCache
+from connectors.errors import StoreUnavailable
 from connectors.publisher import Publisher
+from hubcore.accounts import Account, AccountStore
 from hubcore.mongo import Document
 from hubcore.settings import Settings
 
 if TYPE_CHECKING:
     from connectors.pollers.supervisor import PollerSupervisor
+
+
+# Ids the store hands out are `acc_` + hex; anything far from that is not worth a read.
+_PLAUSIBLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+class AccountCache:
+    """A small TTL cache over `AccountStore.get`, misses included (so unknown ids cannot
+    flood the store); a deleted or new account takes effect within `ttl` seconds."""
+
+    def __init__(self, store: AccountStore, ttl: float, size: int = 10_000) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.size = size
+        self._entries: OrderedDict[str, tuple[float, Account | None]] = OrderedDict()
+
+    async def get(self, account_id: str) -> Account | None:
+        """The account, or None; `StoreUnavailable` when the store does not answer."""
+        if not _PLAUSIBLE_ID.match(account_id):
+            return None
+        now = time.monotonic()
+        hit = self._entries.get(account_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        try:
+            account = await self.store.get(account_id)
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"the account store did not answer: {exc}") from None
+        if self.ttl > 0:
+            self._entries[account_id] = (now + self.ttl, account)
+            self._entries.move_to_end(account_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return account
 
 
 @dataclass(slots=True)

@@ -15,8 +15,7 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from connectors.body import read_limited_body
-from connectors.errors import BadPayload, ConnectorError, UnknownAccount
+from connectors.errors import BadPayload, BodyTooLarge, ConnectorError, UnknownAccount
 from connectors.metrics import IGNORED, WEBHOOK_REQUESTS, WEBHOOK_SECONDS
 from connectors.platforms import WEBHOOK_PLATFORMS
 from connectors.platforms.whatsapp import verify_subscription
@@ -27,6 +26,30 @@ from schemas.base import utc_now
 log = structlog.get_logger("connectors.webhooks")
 router = APIRouter()
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """The raw body, or `BodyTooLarge` as soon as it is known to exceed `limit` bytes.
+
+    Content-Length is checked first (cheap refusal), and the bytes are counted while
+    reading, since a chunked body or a lying header would otherwise get through.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise BadPayload(f"Content-Length {declared[:40]!r} is not a number") from None
+        if size > limit:
+            raise BodyTooLarge(f"body of {size} bytes is over the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise BodyTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def error_response(exc: ConnectorError) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""The loop every poller shares: poll, commit after the ack, back off on errors, stop cleanly.
+"""The loop every poller shares - poll, commit after the ack, back off on errors, stop
+cleanly - and where each poller is in its source (`POLL_STATE`).
 
 Stopping interrupts only the waiting (a long poll, the pause between polls), never a
 commit: a batch that was produced also gets its position saved, so a restart neither
@@ -14,17 +15,37 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 import structlog
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from connectors.errors import BadPayload, ConnectorError
 from connectors.metrics import POLLERS, POLLS
-from connectors.pollers.state import PollState
 from connectors.publisher import Publisher
 from hubcore.accounts import Account
+from hubcore.mongo import POLL_STATE, Document
 from hubcore.settings import Settings
 from schemas import RawMessage
+from schemas.base import utc_now
 
 T = TypeVar("T")
+
+
+class PollState:
+    """One document per poller, `_id` = `<platform>:<account id>`."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.collection = db[POLL_STATE]
+
+    async def load(self, key: str) -> Document:
+        """The saved position (empty when the poller never committed one)."""
+        doc = await self.collection.find_one({"_id": key})
+        return dict(doc) if doc else {}
+
+    async def save(self, key: str, **values: Any) -> None:
+        """Record a new position."""
+        await self.collection.update_one(
+            {"_id": key}, {"$set": {**values, "updatedAt": utc_now()}}, upsert=True
+        )
 
 
 class Poller(ABC):

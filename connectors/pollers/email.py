@@ -11,9 +11,8 @@ import asyncio
 
 from connectors.errors import BadPayload
 from connectors.platforms.email import email_message
-from connectors.pollers.base import Poller
+from connectors.pollers.base import Poller, PollState
 from connectors.pollers.imap import ImapMailbox
-from connectors.pollers.state import PollState
 from connectors.publisher import Publisher
 from hubcore.accounts import Account
 from hubcore.settings import Settings

@@ -16,9 +16,8 @@ import structlog
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from connectors.pollers.base import Poller
+from connectors.pollers.base import Poller, PollState
 from connectors.pollers.email import EmailPoller
-from connectors.pollers.state import PollState
 from connectors.pollers.telegram import TelegramPoller
 from connectors.publisher import Publisher
 from hubcore.accounts import Account, AccountStore

@@ -15,8 +15,7 @@ import orjson
 from connectors.errors import BadPayload, PollError
 from connectors.platforms.base import Ignored
 from connectors.platforms.telegram import MESSAGE_KINDS, normalize_update
-from connectors.pollers.base import Poller
-from connectors.pollers.state import PollState
+from connectors.pollers.base import Poller, PollState
 from connectors.publisher import Publisher
 from hubcore.accounts import Account
 from hubcore.settings import Settings

@@ -12,8 +12,8 @@ from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
 from connectors.errors import PollError
+from connectors.pollers.base import PollState
 from connectors.pollers.email import EmailPoller
-from connectors.pollers.state import PollState
 from connectors.publisher import Publisher
 from hubcore.accounts import Account, AccountStore
 from hubcore.kafka import ensure_topics

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from connectors.pollers.state import PollState
+from connectors.pollers.base import PollState
 from connectors.pollers.telegram import TelegramPoller
 from connectors.publisher import Publisher
 from hubcore.accounts import Account, AccountStore

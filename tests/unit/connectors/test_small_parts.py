@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from connectors.credentials import as_bool, check_mode, parse_credentials
-from connectors.dedupe import RecentKeys
 from connectors.html_text import html_to_text
+from connectors.publisher import RecentKeys
 from hubcore.errors import InvalidInput
 
 
