@@ -179,11 +179,35 @@ class Publisher:
                 futures = [await producer.send(t, value=v, key=k) for t, k, v in items]
                 await asyncio.gather(*futures)
         except TimeoutError:
+            self._replace_if_broken()
             raise KafkaUnavailable(
                 f"Kafka did not acknowledge within {timeout:g}s", fix="retry later"
             ) from None
         except MessageSizeTooLargeError as exc:
             raise BodyTooLarge(f"the normalized record is too large for Kafka: {exc}") from None
         except KafkaError as exc:
+            self._replace_if_broken()
             raise KafkaUnavailable(f"Kafka refused the records: {exc}", fix="retry later") from None
         PRODUCE_SECONDS.observe(time.perf_counter() - started)
+
+    def _replace_if_broken(self) -> None:
+        # An idempotent producer retries a batch until the broker takes it, so a broker
+        # outage heals by itself. Its sender task ends only on a fatal error (fenced, out
+        # of order sequence): then nothing would ever be delivered again - start afresh.
+        sender = getattr(self._producer, "_sender", None)
+        task = getattr(sender, "sender_task", None)
+        if task is None or not task.done():
+            return
+        if self._connector is not None and not self._connector.done():
+            return
+        old, self._producer = self._producer, None
+        self._ready.clear()
+        KAFKA_READY.set(0)
+        log.error("kafka producer failed for good, replacing it")
+        self._connector = asyncio.create_task(self._reconnect(old), name="kafka-reconnect")
+
+    async def _reconnect(self, old: AIOKafkaProducer | None) -> None:
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(old.stop(), self.settings.kafka_request_timeout)
+        await self._connect()

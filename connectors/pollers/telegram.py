@@ -7,6 +7,7 @@ re-reads the batch (same ids: downstream dedupes) and never skips one.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -23,6 +24,9 @@ from schemas import RawMessage
 from schemas.base import utc_now
 
 BATCH = 100  # getUpdates' maximum `limit`
+
+# httpx logs every request's URL at INFO, and a Bot API URL carries the bot's token.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class TelegramPoller(Poller):
@@ -48,8 +52,9 @@ class TelegramPoller(Poller):
 
     @property
     def idle_delay(self) -> float:
-        # The long poll itself waits on the server; an empty answer means poll again now.
-        return 0.0 if self.settings.telegram_long_poll > 0 else self.settings.poll_interval
+        # The long poll itself waits on the server; an empty answer means poll again
+        # (after a breath, in case a server answers at once instead of waiting).
+        return 0.1 if self.settings.telegram_long_poll > 0 else self.settings.poll_interval
 
     async def poll_once(self) -> bool:
         if self.offset is None:

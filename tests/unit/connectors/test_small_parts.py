@@ -72,3 +72,12 @@ def test_modes() -> None:
         check_mode("email", "webhook")
     with pytest.raises(InvalidInput, match="only telegram and email poll"):
         check_mode("whatsapp", "poll")
+
+
+def test_http_client_logs_keep_bot_tokens_out() -> None:
+    import logging
+
+    import connectors.pollers.telegram  # noqa: F401 - importing it quiets httpx
+
+    # httpx logs request URLs at INFO; a Bot API URL holds the bot token.
+    assert logging.getLogger("httpx").getEffectiveLevel() >= logging.WARNING
