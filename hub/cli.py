@@ -104,6 +104,20 @@ def token(
         _fail(f"invalid setting {exc}", code=2)
 
 
+# --- gateway -------------------------------------------------------------------------
+@app.command("gateway")
+def gateway() -> None:
+    """Serve REST, WebSocket `/ws` and Socket.IO on HUB_HOST:HUB_GATEWAY_PORT."""
+    from gateway.server import run
+
+    settings = settings_or_exit()
+    try:
+        settings.require_jwt_key()
+    except SettingsError as exc:
+        _fail(f"invalid setting {exc}", code=2)
+    run(settings)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,0 +1,37 @@
+"""Request dependencies: the process runtime and the caller's verified user id."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gateway.errors import Unauthorized
+from gateway.runtime import Runtime
+
+USER_SCOPE_KEY = "hub.user_id"  # where the request log finds who called
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT whose `sub` is the hub user id.")
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The gateway runtime of this process."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The verified user id of `Authorization: Bearer <jwt>`; 401 otherwise."""
+    if credentials is None:
+        raise Unauthorized("send Authorization: Bearer <jwt>")
+    identity = get_runtime(request).verifier.verify(credentials.credentials)
+    request.scope[USER_SCOPE_KEY] = identity.user_id
+    return identity.user_id
+
+
+UserId = Annotated[str, Depends(current_user)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
