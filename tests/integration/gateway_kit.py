@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -100,13 +100,12 @@ async def produce(settings: Settings, events: Iterable[UserEvent]) -> list[str]:
     await producer.start()
     try:
         topic = Topics.from_settings(settings).user_events
-        cursors = []
-        for event in events:
-            meta = await producer.send_and_wait(
-                topic, key=event.user_id.encode(), value=event.to_json()
-            )
-            cursors.append(f"{meta.partition}-{meta.offset}")
-        return cursors
+        # Sent back to back (one batch), acknowledged together; order per key is kept.
+        pending = [
+            await producer.send(topic, key=event.user_id.encode(), value=event.to_json())
+            for event in events
+        ]
+        return [f"{meta.partition}-{meta.offset}" for meta in await asyncio.gather(*pending)]
     finally:
         await producer.stop()
 
@@ -159,6 +158,15 @@ async def open_ws(
         answer = await recv_frame(ws)
         assert answer["type"] == "authenticated", answer
     return ws
+
+
+async def eventually(predicate: Callable[[], bool], what: str) -> None:
+    """Poll `predicate` until it holds; fail naming `what` after DEADLINE seconds."""
+    for _ in range(int(DEADLINE / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def ids(frames: list[dict[str, Any]]) -> list[str]:

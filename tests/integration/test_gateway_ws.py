@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -15,11 +16,14 @@ import websockets
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
+from gateway.pump import EventPump
 from hubcore.kafka import Topics
 from hubcore.settings import Settings
+from schemas import NewMessage, NewMessageData
 from tests.conftest import TEST_JWT_SECRET
 from tests.integration.gateway_kit import (
     RunningGateway,
+    eventually,
     frames_until_closed,
     ids,
     new_message,
@@ -260,3 +264,41 @@ async def test_cursor_older_than_retention_is_resume_unavailable_then_live(
     await produce(s, [new_message("alice", 9)])
     assert ids(await recv_events(ws, 1)) == ["evt_alice_9"]
     await ws.close()
+
+
+async def test_slow_reader_is_closed_with_4408(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    s = settings_factory(ws_send_queue=8, topic_partitions=1)
+    async with running_gateway(s) as gw:
+        # A client that reads nothing, with a tiny receive buffer so the kernel fills fast.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", gw.port))
+        ws = await websockets.connect(gw.ws_url, sock=sock, max_queue=1, max_size=None)
+        await ws.send(orjson.dumps({"type": "authenticate", "token": token(s, "alice")}).decode())
+        registry, pump = gw.app.runtime.registry, gw.app.runtime.pump
+        await eventually(lambda: b"alice" in registry.ws, "alice to authenticate")
+        conn = registry.ws[b"alice"][0]
+        sent = 0
+        for _ in range(20):  # rounds of 1.5 MB until the bound trips (kernel buffers vary)
+            cursors = await produce(s, [_big(n) for n in range(sent, sent + 50)])
+            sent += 50
+            await eventually(_dispatched(pump, cursors[-1]), "the pump to dispatch")
+            if conn.close_code is not None:
+                break
+        assert conn.close_code == 4408
+        frames, code = await frames_until_closed(ws)
+        assert code == 4408
+        assert 0 < len(frames) < sent  # what fit in the buffers, then the close
+
+
+def _dispatched(pump: EventPump, cursor: str) -> Callable[[], bool]:
+    partition, offset = map(int, cursor.split("-"))
+    return lambda: (pump.position(partition) or 0) > offset
+
+
+def _big(n: int) -> NewMessage:
+    event = new_message("alice", n)
+    message = event.data.message.model_copy(update={"text": "x" * 30_000})
+    return event.model_copy(update={"data": NewMessageData(message=message)})
