@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from pymongo import DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from gateway.errors import BadRequest
@@ -39,12 +40,31 @@ def decode_page_cursor(text: str) -> tuple[datetime, str]:
         ) from None
 
 
-def _after(field: str, cursor: str | None) -> dict[str, Any]:
-    """Keyset condition for newest-first pages: strictly older than the cursor's item."""
-    if cursor is None:
-        return {}
-    at, doc_id = decode_page_cursor(cursor)
-    return {"$or": [{field: {"$lt": at}}, {field: at, "_id": {"$lt": doc_id}}]}
+async def _page(
+    collection: AsyncCollection[Document],
+    query: dict[str, Any],
+    field: str,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Document], str | None]:
+    """One newest-first page by (`field`, _id), and the cursor of the next (None at the end).
+
+    Keyset pagination: a page is what sorts strictly after the cursor's item, so inserts
+    between requests neither repeat nor skip items.
+    """
+    if cursor is not None:
+        at, doc_id = decode_page_cursor(cursor)
+        query = {**query, "$or": [{field: {"$lt": at}}, {field: at, "_id": {"$lt": doc_id}}]}
+    docs = await (
+        collection.find(query)
+        .sort([(field, DESCENDING), ("_id", DESCENDING)])
+        .limit(limit + 1)
+        .to_list()
+    )
+    page = docs[:limit]
+    if len(docs) <= limit:
+        return page, None
+    return page, encode_page_cursor(page[-1][field], page[-1]["_id"])
 
 
 class Inbox:
@@ -59,18 +79,10 @@ class Inbox:
         self, user_id: str, *, platform: str | None, limit: int, cursor: str | None
     ) -> tuple[list[Conversation], str | None]:
         """Newest first by updatedAt; the second value is the next page's cursor."""
-        query: dict[str, Any] = {"userId": user_id, **_after("updatedAt", cursor)}
+        query: dict[str, Any] = {"userId": user_id}
         if platform is not None:
             query["platform"] = platform
-        docs = await (
-            self.conversations.find(query)
-            .sort([("updatedAt", DESCENDING), ("_id", DESCENDING)])
-            .limit(limit + 1)
-            .to_list()
-        )
-        page = docs[:limit]
-        more = len(docs) > limit
-        next_cursor = encode_page_cursor(page[-1]["updatedAt"], page[-1]["_id"]) if more else None
+        page, next_cursor = await _page(self.conversations, query, "updatedAt", limit, cursor)
         return [conversation_from_doc(d) for d in page], next_cursor
 
     async def owns_conversation(self, user_id: str, conversation_id: str) -> bool:
@@ -84,20 +96,8 @@ class Inbox:
         self, user_id: str, conversation_id: str, *, limit: int, before: str | None
     ) -> tuple[list[Message], str | None]:
         """A conversation's messages, newest first by sentAt; then the next page's cursor."""
-        query: dict[str, Any] = {
-            "userId": user_id,
-            "conversationId": conversation_id,
-            **_after("sentAt", before),
-        }
-        docs = await (
-            self.messages.find(query)
-            .sort([("sentAt", DESCENDING), ("_id", DESCENDING)])
-            .limit(limit + 1)
-            .to_list()
-        )
-        page = docs[:limit]
-        more = len(docs) > limit
-        next_cursor = encode_page_cursor(page[-1]["sentAt"], page[-1]["_id"]) if more else None
+        query = {"userId": user_id, "conversationId": conversation_id}
+        page, next_cursor = await _page(self.messages, query, "sentAt", limit, before)
         return [message_from_doc(d) for d in page], next_cursor
 
     async def unread(self, user_id: str) -> UnreadCounts:

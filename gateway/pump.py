@@ -25,6 +25,16 @@ _BATCH = 2000
 _RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
 
+def standalone_consumer(settings: Settings, *, offset_reset: str) -> AIOKafkaConsumer:
+    """A consumer outside any group that commits nothing: partitions are assigned by hand."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset=offset_reset,
+    )
+
+
 class EventPump:
     """Reads `user-events` and hands each event to its user's connections on this process.
 
@@ -55,12 +65,7 @@ class EventPump:
         """Connect (retrying while Kafka is away), then dispatch until cancelled."""
         attempt = 0
         while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._settings.kafka_bootstrap,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="latest",
-            )
+            consumer = standalone_consumer(self._settings, offset_reset="latest")
             try:
                 await self._start(consumer)
                 attempt = 0

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 
 from gateway.frames import Cursor, Event, InvalidEvent, decode_event
 from gateway.metrics import EVENTS_INVALID, REPLAYED, RESUMES
+from gateway.pump import standalone_consumer
 from hubcore.kafka import Topics
 from hubcore.settings import Settings
 
@@ -207,12 +208,7 @@ class ResumeService:
 
     async def _ensure_consumer(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._settings.kafka_bootstrap,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-            )
+            consumer = standalone_consumer(self._settings, offset_reset="earliest")
             try:
                 await consumer.start()
             except BaseException:
