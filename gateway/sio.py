@@ -55,6 +55,7 @@ class SocketIOGateway:
         )
         self.app = socketio.ASGIApp(self.server, socketio_path="socket.io")
         self.sockets: dict[str, _Socket] = {}
+        self._refusals: set[asyncio.Task[None]] = set()  # held so they are not collected
         self._out: asyncio.Queue[tuple[bytes, Event]] = asyncio.Queue()
         self._pushed = EVENTS_PUSHED.labels("socketio")
         self.server.on("connect", self._on_connect)
@@ -90,7 +91,9 @@ class SocketIOGateway:
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         loop = asyncio.get_running_loop()
         timeout = self.settings.ws_auth_timeout
-        deadline = loop.call_later(timeout, self._spawn_refuse, sid, "timeout", "no authenticate")
+        deadline = loop.call_later(
+            timeout, self._spawn_refuse, sid, "timeout", f"no authenticate within {timeout:g} s"
+        )
         self.sockets[sid] = _Socket(deadline)
         CONNECTIONS.labels("socketio").inc()
         if isinstance(auth, dict) and "token" in auth:
@@ -148,7 +151,9 @@ class SocketIOGateway:
             self.registry.add_sio(key)
 
     def _spawn_refuse(self, sid: str, reason: str, message: str) -> None:
-        asyncio.get_running_loop().create_task(self._refuse(sid, reason, message))
+        task = asyncio.get_running_loop().create_task(self._refuse(sid, reason, message))
+        self._refusals.add(task)
+        task.add_done_callback(self._refusals.discard)
 
     async def _refuse(self, sid: str, reason: str, message: str) -> None:
         AUTH_FAILURES.labels("socketio", reason).inc()
