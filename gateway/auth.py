@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.types import Options
 
 from gateway.errors import Unauthorized
-from hubcore.settings import Settings
+from hubcore.settings import Settings, SettingsError
 
 MAX_USER_ID_LENGTH = 256  # schemas' limit on user ids (record keys)
 
@@ -45,7 +47,7 @@ class TokenVerifier:
         else:
             assert settings.jwt_public_key_file is not None  # settings validated it
             # Parsed once: PEM parsing per token would dominate verification time.
-            self._key = load_pem_public_key(settings.jwt_public_key_file.read_bytes())
+            self._key = _load_public_key(settings.jwt_public_key_file, self._algorithms)
         self._options: Options = {
             "require": ["exp", "sub"],
             # "Checked when configured": an unconfigured audience does not refuse tokens
@@ -83,6 +85,27 @@ class TokenVerifier:
         if not isinstance(sub, str) or not sub or len(sub) > MAX_USER_ID_LENGTH:
             raise Unauthorized("token subject must be a non-empty string of at most 256 chars")
         return Identity(user_id=sub, expires_at=float(claims["exp"]) + self.leeway)
+
+
+_KEY_TYPES: dict[str, tuple[type[Any], ...]] = {
+    "RS": (rsa.RSAPublicKey,),
+    "PS": (rsa.RSAPublicKey,),
+    "ES": (ec.EllipticCurvePublicKey,),
+    "Ed": (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey),
+}
+
+
+def _load_public_key(path: Path, algorithms: list[str]) -> Any:
+    """The PEM public key of `path`, checked against the pinned algorithms at start."""
+    variable = "HUB_JWT_PUBLIC_KEY_FILE"
+    try:
+        key = load_pem_public_key(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise SettingsError(variable, f"{path} is not a PEM public key ({exc})") from None
+    for algorithm in algorithms:
+        if not isinstance(key, _KEY_TYPES[algorithm[:2]]):
+            raise SettingsError(variable, f"{type(key).__name__} cannot verify {algorithm}")
+    return key
 
 
 def seconds_left(identity: Identity) -> float:

@@ -48,7 +48,10 @@ async def serve(server: uvicorn.Server, sock: socket.socket | None = None) -> No
 
 
 def run(settings: Settings) -> None:
-    """Entry point of `hub gateway`: serve until SIGINT/SIGTERM."""
+    """Entry point of `hub gateway`: serve until SIGINT/SIGTERM.
+
+    Raises `SettingsError` (before serving) when the token key is missing or unusable.
+    """
     configure_logging(settings.log_level, settings.log_format)
     _, server = build_server(settings)
     server.run()

@@ -110,12 +110,10 @@ def gateway() -> None:
     """Serve REST, WebSocket `/ws` and Socket.IO on HUB_HOST:HUB_GATEWAY_PORT."""
     from gateway.server import run
 
-    settings = settings_or_exit()
     try:
-        settings.require_jwt_key()
+        run(settings_or_exit())
     except SettingsError as exc:
         _fail(f"invalid setting {exc}", code=2)
-    run(settings)
 
 
 def main() -> None:

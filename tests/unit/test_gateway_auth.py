@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.auth import TokenVerifier
 from gateway.errors import Unauthorized
-from hubcore.settings import Settings
+from hubcore.settings import Settings, SettingsError
 
 SECRET = "unit-secret-" + "z" * 40
 
@@ -128,3 +131,30 @@ def test_es256_with_public_key_file(tmp_path: Path) -> None:
     other = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(Unauthorized, match="signature"):
         verifier.verify(jwt.encode(_claims(), other, "ES256"))
+
+
+def test_unusable_public_key_files_are_setting_errors(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key")
+    with pytest.raises(SettingsError, match="not a PEM public key"):
+        TokenVerifier(_settings(jwt_secret=None, jwt_public_key_file=garbage))
+    ec_key = _write_public_key(ec.generate_private_key(ec.SECP256R1()), tmp_path / "ec.pem")
+    with pytest.raises(SettingsError, match="cannot verify RS256"):
+        TokenVerifier(_settings(jwt_secret=None, jwt_public_key_file=ec_key))
+
+
+def test_hub_gateway_without_a_key_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "hub", "gateway"],
+        env=env,
+        cwd=tmp_path,  # no .env here
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "hub: invalid setting HUB_JWT_SECRET: is required (or set HUB_JWT_PUBLIC_KEY_FILE)"
+    ]
