@@ -20,6 +20,7 @@ log = structlog.get_logger("gateway.resume")
 
 UNAVAILABLE = "resume_unavailable"
 INVALID = "invalid_cursor"
+SCAN_FACTOR = 100  # records of a partition a resume may read per event it may send
 _IDLE_LIMIT = 10  # empty fetches of ~1 s before a replay gives up
 
 
@@ -66,6 +67,8 @@ class ResumeService:
         self._settings = settings
         self._topic = Topics.from_settings(settings).user_events
         self._max_events = settings.ws_resume_max_events
+        # Other users' records are read too: bound the scan, not only what is sent.
+        self._max_scan = settings.ws_resume_max_events * SCAN_FACTOR
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._consumer: AIOKafkaConsumer | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -121,6 +124,8 @@ class ResumeService:
                     request.fail(UNAVAILABLE, "cursor is older than the event retention; reload")
                 elif request.cursor.offset >= end[tp]:
                     request.fail(INVALID, "cursor names no event")
+                elif request.live_from - request.cursor.offset > self._max_scan:
+                    request.fail(UNAVAILABLE, "too many events since the cursor; reload")
             alive = [r for r in requests if not r.future.done()]
             by_partition[tp.partition] = alive
             if alive:

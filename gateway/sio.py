@@ -47,7 +47,8 @@ class SocketIOGateway:
         self.registry = registry
         self.server = socketio.AsyncServer(
             async_mode="asgi",
-            cors_allowed_origins=list(settings.cors_origins),
+            # Engine.IO spells "any origin" as the string "*", not a list holding it.
+            cors_allowed_origins="*" if "*" in settings.cors_origins else settings.cors_origins,
             max_http_buffer_size=settings.ws_max_frame_bytes,
             ping_interval=settings.ws_ping_interval,
             logger=False,

@@ -302,3 +302,20 @@ def _big(n: int) -> NewMessage:
     event = new_message("alice", n)
     message = event.data.message.model_copy(update={"text": "x" * 30_000})
     return event.model_copy(update={"data": NewMessageData(message=message)})
+
+
+async def test_resume_beyond_the_replay_bound_is_unavailable(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    s = settings_factory(ws_resume_max_events=2)
+    async with running_gateway(s) as gw:
+        cursors = await produce(s, [new_message("alice", n) for n in range(4)])
+        within = await open_ws(gw, token(s, "alice"), resume_from=cursors[1])
+        assert ids(await recv_events(within, 2)) == ["evt_alice_2", "evt_alice_3"]
+        beyond = await open_ws(gw, token(s, "alice"), resume_from=cursors[0])
+        error = await recv_frame(beyond)
+        assert error["type"] == "error" and error["data"]["code"] == "resume_unavailable"
+        await produce(s, [new_message("alice", 4)])
+        for ws in (within, beyond):
+            assert ids(await recv_events(ws, 1)) == ["evt_alice_4"]
+            await ws.close()
