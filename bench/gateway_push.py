@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hub.tokens import mint_token
 from hubcore.kafka import Topics, create_producer
 from hubcore.settings import Settings
-from tests.integration.gateway_kit import new_message
+from tests.integration.gateway_kit import free_port, gateway_env, new_message
 
 SECRET = "bench-secret-" + "b" * 40
 
@@ -63,13 +62,6 @@ class Result:
             f"({self.server_cpu / self.elapsed:.0%} busy), "
             f"client {self.client_cpu / self.elapsed:.0%} busy"
         )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -147,19 +139,9 @@ def main(users: int, sockets: int, events: int) -> None:
         jwt_secret=SECRET,
         _env_file=None,
     )
-    port = _free_port()
-    env = {
-        **os.environ,
-        "HUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "HUB_MONGO_URL": settings.mongo_url,
-        "HUB_MONGO_DB": settings.mongo_db,
-        "HUB_TOPIC_NAMESPACE": settings.topic_namespace,
-        "HUB_TOPIC_PARTITIONS": "6",
-        "HUB_JWT_SECRET": SECRET,
-        "HUB_GATEWAY_PORT": str(port),
-        "HUB_WS_SEND_QUEUE": str(max(1024, events * 2)),
-        "HUB_LOG_LEVEL": "warning",
-    }
+    port = free_port()
+    queue = str(max(1024, events * 2))
+    env = gateway_env(settings, port, HUB_WS_SEND_QUEUE=queue, HUB_LOG_LEVEL="warning")
     argv = [str(Path(sys.executable).with_name("hub")), "gateway"]
     if (os.cpu_count() or 1) >= 2:
         argv = ["taskset", "-c", "0", *argv]

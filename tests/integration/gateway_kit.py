@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -66,6 +67,31 @@ async def running_gateway(settings: Settings) -> AsyncIterator[RunningGateway]:
         async with asyncio.timeout(30):
             await task
         sock.close()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def gateway_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a `hub gateway` child process serving `settings` on `port`."""
+    assert settings.jwt_secret is not None
+    return {
+        **os.environ,
+        "HUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "HUB_MONGO_URL": settings.mongo_url,
+        "HUB_MONGO_DB": settings.mongo_db,
+        "HUB_TOPIC_NAMESPACE": settings.topic_namespace,
+        "HUB_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "HUB_JWT_SECRET": settings.jwt_secret.get_secret_value(),
+        "HUB_HOST": "127.0.0.1",
+        "HUB_GATEWAY_PORT": str(port),
+        **extra,
+    }
 
 
 def token(settings: Settings, user_id: str, ttl: float = 600) -> str:

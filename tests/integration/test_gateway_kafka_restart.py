@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from hub.provision.kafka import KafkaServer
 from hubcore.kafka import kafka_ping
 from hubcore.settings import Settings
 from tests.integration.gateway_kit import (
+    free_port,
     ids,
     new_message,
     open_ws,
@@ -37,13 +37,6 @@ def _jars_home() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def private_kafka(tmp_path: Path) -> Iterator[KafkaServer]:
     """A broker of this test's own (the shared one is never stopped), data under tmp_path."""
@@ -54,8 +47,8 @@ def private_kafka(tmp_path: Path) -> Iterator[KafkaServer]:
     server = KafkaServer(
         tmp_path,
         KAFKA_VERSION,
-        port=_free_port(),
-        controller_port=_free_port(),
+        port=free_port(),
+        controller_port=free_port(),
         name=f"gw-restart-{uuid.uuid4().hex[:8]}",
         heap="512m",
     )

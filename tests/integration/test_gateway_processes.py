@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,10 +14,11 @@ import httpx
 import pytest
 
 from hubcore.settings import Settings
-from tests.conftest import TEST_JWT_SECRET
 from tests.integration.gateway_kit import (
     DEADLINE,
     GatewayAddress,
+    free_port,
+    gateway_env,
     ids,
     new_message,
     open_ws,
@@ -31,29 +30,11 @@ from tests.integration.gateway_kit import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def gateway_process(settings: Settings, log: Path) -> Iterator[GatewayAddress]:
     """`hub gateway` as a child process on a free port; stopped with SIGTERM."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "HUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "HUB_MONGO_URL": settings.mongo_url,
-        "HUB_MONGO_DB": settings.mongo_db,
-        "HUB_TOPIC_NAMESPACE": settings.topic_namespace,
-        "HUB_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "HUB_JWT_SECRET": TEST_JWT_SECRET,
-        "HUB_HOST": "127.0.0.1",
-        "HUB_GATEWAY_PORT": str(port),
-        "HUB_LOG_FORMAT": "json",
-    }
+    port = free_port()
+    env = gateway_env(settings, port, HUB_LOG_FORMAT="json")
     hub = Path(sys.executable).with_name("hub")
     with log.open("wb") as out:
         process = subprocess.Popen([str(hub), "gateway"], env=env, stdout=out, stderr=out)
