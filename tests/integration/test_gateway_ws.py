@@ -1,4 +1,4 @@
-"""`GET /ws` against a real uvicorn, Kafka and FerretDB: routing, auth, limits, resume."""
+"""`GET /ws` against a real uvicorn, Kafka and FerretDB: routing, auth, limits, slow readers."""
 
 from __future__ import annotations
 
