@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
@@ -14,8 +13,6 @@ from gateway.inbox import Inbox
 from hubcore.kafka import Topics
 from schemas import MarkRead
 from schemas.base import utc_now
-
-log = structlog.get_logger("gateway.commands")
 
 MAX_IDS_PER_COMMAND = 10_000  # MarkRead.message_ids' schema limit
 
@@ -83,11 +80,4 @@ class ReadCommands:
                 await producer.send_and_wait(self._topic, key=key, value=command.to_json())
         except KafkaError as exc:
             raise Unavailable(f"Kafka did not take the command: {exc}; retry later") from exc
-        log.info(
-            "mark_read",
-            user_id=user_id,
-            conversation_id=conversation_id,
-            commands=[c.id for c in commands],
-            messages=len(message_ids),
-        )
         return commands

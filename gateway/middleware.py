@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -11,6 +12,15 @@ import structlog
 from gateway.metrics import HTTP_REQUESTS
 
 log = structlog.get_logger("gateway.http")
+
+LOG_FIELDS = "hub.log"  # scope key: fields a route adds to its request's log line
+
+
+def log_fields(scope: MutableMapping[str, Any]) -> dict[str, Any]:
+    """The fields of this request's canonical log line that routes may add to."""
+    fields: dict[str, Any] = scope.setdefault(LOG_FIELDS, {})
+    return fields
+
 
 Scope = dict[str, Any]
 Asgi = Any
@@ -107,8 +117,8 @@ class RequestLog:
                 path=scope["path"],
                 route=template,
                 status=status,
-                user_id=scope.get("hub.user_id"),
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                **scope.get(LOG_FIELDS, {}),
             )
 
 

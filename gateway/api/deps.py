@@ -8,9 +8,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.errors import Unauthorized
+from gateway.middleware import log_fields
 from gateway.runtime import Runtime
-
-USER_SCOPE_KEY = "hub.user_id"  # where the request log finds who called
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT whose `sub` is the hub user id.")
 
@@ -29,7 +28,7 @@ async def current_user(
     if credentials is None:
         raise Unauthorized("send Authorization: Bearer <jwt>")
     identity = get_runtime(request).verifier.verify(credentials.credentials)
-    request.scope[USER_SCOPE_KEY] = identity.user_id
+    log_fields(request.scope)["user_id"] = identity.user_id
     return identity.user_id
 
 

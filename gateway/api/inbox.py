@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
 from gateway.api.deps import RuntimeDep, UserId
 from gateway.api.models import ConversationPage, MarkMessagesRead, MessagePage, ReadAccepted
 from gateway.errors import NotFound
+from gateway.middleware import log_fields
 from schemas import MarkRead, Platform, UnreadCounts
 
 router = APIRouter(prefix="/api", tags=["inbox"])
@@ -52,18 +53,19 @@ async def list_messages(
 
 @router.post("/conversations/{conversation_id}/read", status_code=202, response_model=ReadAccepted)
 async def read_conversation(
-    user_id: UserId, runtime: RuntimeDep, conversation_id: ConversationId
+    request: Request, user_id: UserId, runtime: RuntimeDep, conversation_id: ConversationId
 ) -> ReadAccepted:
     """Mark the conversation's unread messages read (202 once the command is in Kafka)."""
-    return _accepted(await runtime.commands.read_conversation(user_id, conversation_id))
+    commands = await runtime.commands.read_conversation(user_id, conversation_id)
+    return _accepted(request, commands)
 
 
 @router.post("/messages/read", status_code=202, response_model=ReadAccepted)
 async def read_messages(
-    user_id: UserId, runtime: RuntimeDep, body: MarkMessagesRead
+    request: Request, user_id: UserId, runtime: RuntimeDep, body: MarkMessagesRead
 ) -> ReadAccepted:
     """Mark the caller's messages read; 404 when an id is not one of the caller's messages."""
-    return _accepted(await runtime.commands.read_messages(user_id, body.message_ids))
+    return _accepted(request, await runtime.commands.read_messages(user_id, body.message_ids))
 
 
 @router.get("/unread", response_model=UnreadCounts)
@@ -72,8 +74,12 @@ async def unread(user_id: UserId, runtime: RuntimeDep) -> UnreadCounts:
     return await runtime.inbox.unread(user_id)
 
 
-def _accepted(commands: list[MarkRead]) -> ReadAccepted:
-    return ReadAccepted(
+def _accepted(request: Request, commands: list[MarkRead]) -> ReadAccepted:
+    accepted = ReadAccepted(
         command_ids=[c.id for c in commands],
         message_ids=[m for c in commands for m in c.message_ids],
     )
+    fields = log_fields(request.scope)
+    fields["command_ids"] = accepted.command_ids
+    fields["messages_marked"] = len(accepted.message_ids)
+    return accepted
