@@ -235,6 +235,17 @@ def connectors() -> None:
         access_log=False,  # the app logs one line per webhook itself
     )
 
+# --- gateway -------------------------------------------------------------------------
+@app.command("gateway")
+def gateway() -> None:
+    """Serve REST, WebSocket `/ws` and Socket.IO on HUB_HOST:HUB_GATEWAY_PORT."""
+    from gateway.server import run
+
+    try:
+        run(settings_or_exit())
+    except SettingsError as exc:
+        _fail(f"invalid setting {exc}", code=2)
+
 
 def main() -> None:
     """Console-script entry point."""

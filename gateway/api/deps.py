@@ -1,0 +1,36 @@
+"""Request dependencies: the process runtime and the caller's verified user id."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gateway.errors import Unauthorized
+from gateway.middleware import log_fields
+from gateway.runtime import Runtime
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT whose `sub` is the hub user id.")
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The gateway runtime of this process."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The verified user id of `Authorization: Bearer <jwt>`; 401 otherwise."""
+    if credentials is None:
+        raise Unauthorized("send Authorization: Bearer <jwt>")
+    identity = get_runtime(request).verifier.verify(credentials.credentials)
+    log_fields(request.scope)["user_id"] = identity.user_id
+    return identity.user_id
+
+
+UserId = Annotated[str, Depends(current_user)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -1,0 +1,55 @@
+"""Bodies the REST API takes and returns (camelCase on the wire, like every schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from hubcore.accounts import AccountView, Mode
+from schemas import Conversation, Message
+from schemas.base import HubModel
+
+MessageId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class ConversationPage(HubModel):
+    """Newest first; pass `nextCursor` as `cursor` for the next page (null: no more)."""
+
+    conversations: list[Conversation]
+    next_cursor: str | None = None
+
+
+class MessagePage(HubModel):
+    """Newest first; pass `nextCursor` as `before` for older messages (null: no more)."""
+
+    messages: list[Message]
+    next_cursor: str | None = None
+
+
+class MarkMessagesRead(HubModel):
+    """`POST /api/messages/read`: the caller's message ids to mark read."""
+
+    message_ids: list[MessageId] = Field(min_length=1, max_length=10_000)
+
+
+class ReadAccepted(HubModel):
+    """202: the commands put on `hub.commands` and the unread message ids they name."""
+
+    command_ids: list[str]
+    message_ids: list[str]
+
+
+class NewAccount(HubModel):
+    """`POST /api/accounts`."""
+
+    platform: str = Field(max_length=32)
+    external_id: str = Field(min_length=1, max_length=512)
+    credentials: dict[str, Any]
+    mode: Mode | None = None
+
+
+class AccountList(HubModel):
+    """`GET /api/accounts`: the caller's accounts, oldest first, without credentials."""
+
+    accounts: list[AccountView]

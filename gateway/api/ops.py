@@ -1,0 +1,50 @@
+"""Operations endpoints without auth: `/health` and `/metrics`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from gateway.api.deps import RuntimeDep
+from schemas.base import format_utc, utc_now
+
+router = APIRouter(tags=["operations"])
+
+HEALTH_EXAMPLE: dict[str, Any] = {
+    "status": "ok",
+    "timestamp": "2026-11-25T12:00:00.123Z",
+    "services": {
+        "kafka": {"status": "ok", "latencyMs": 1.2, "brokers": 1},
+        "mongodb": {"status": "ok", "latencyMs": 0.8},
+        "websocket": {"status": "ok", "connections": 3, "authenticatedUsers": 2},
+    },
+}
+
+
+@router.get(
+    "/health",
+    responses={
+        200: {"content": {"application/json": {"example": HEALTH_EXAMPLE}}},
+        503: {"description": "degraded: a service is down (or the event stream is starting)"},
+    },
+)
+async def health(runtime: RuntimeDep) -> JSONResponse:
+    """Kafka, MongoDB and the WebSocket side; 503 with `status: degraded` when one is not ok."""
+    services = await runtime.health()
+    ok = all(service["status"] == "ok" for service in services.values())
+    body = {
+        "status": "ok" if ok else "degraded",
+        "timestamp": format_utc(utc_now()),
+        "services": services,
+    }
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics() -> Response:
+    """Prometheus text exposition of this process."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

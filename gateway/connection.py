@@ -1,0 +1,176 @@
+"""One `/ws` client as the push path sees it: a bounded outbox drained by one writer task."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.frames import Event
+from gateway.metrics import DISCONNECTS, EVENTS_PUSHED, PUSH_LATENCY
+
+AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
+
+# Close codes of `/ws` (README, "Gateway"): 4401 authentication, 4408 slow reader, 1009 size.
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_SLOW_READER = 4408
+CLOSE_TOO_BIG = 1009
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequest:
+    """Queued behind the frames that must still go out (an error frame), then closes."""
+
+    code: int
+    reason: str
+
+
+Item = tuple[str, float] | CloseRequest  # (frame text, occurredAt epoch or 0 for control)
+
+
+def new_connection_id() -> str:
+    """An unguessable id naming one connection in frames and logs."""
+    return "conn_" + secrets.token_hex(8)
+
+
+class WsConnection:
+    """Outbox of one WebSocket.
+
+    The pump calls `deliver` synchronously for every event of the connection's user: it
+    appends the already-encoded frame to a bounded deque and wakes the writer, so one slow
+    socket never holds up the others. Overflow closes the socket with 4408 instead of
+    growing memory. While a resume replays history, live events wait in `pending`.
+    """
+
+    def __init__(self, send: AsgiSend, limit: int, connection_id: str | None = None) -> None:
+        self.id = connection_id or new_connection_id()
+        self.user_id: str | None = None
+        self.key = b""
+        self.frames_sent = 0
+        self.close_code: int | None = None  # set once the server decided to close
+        self.finished = asyncio.Event()  # server close requested, or the client went away
+        self._send = send
+        self._limit = limit
+        self._items: deque[Item] = deque()
+        self._ready = asyncio.Event()
+        self._space = asyncio.Event()
+        self._pending: deque[Event] | None = None
+        self._floor: tuple[int, int] | None = None  # (partition, offset) already delivered
+
+    def bind(self, user_id: str) -> None:
+        """Attach the authenticated user; the pump routes by `key`."""
+        self.user_id = user_id
+        self.key = user_id.encode()
+
+    # --- producers of frames -----------------------------------------------------------
+    def deliver(self, event: Event) -> None:
+        """Queue a live event (called by the pump, never awaits)."""
+        if self.close_code is not None:
+            return
+        pending = self._pending
+        if pending is not None:
+            if len(pending) >= self._limit:
+                self.close(CLOSE_SLOW_READER, "send queue overflow", drop_queued=True)
+            else:
+                pending.append(event)
+            return
+        floor = self._floor
+        if floor is not None and event.partition == floor[0] and event.offset <= floor[1]:
+            return  # delivered already (resume ran ahead of this gateway's live position)
+        if len(self._items) >= self._limit:
+            self.close(CLOSE_SLOW_READER, "send queue overflow", drop_queued=True)
+            return
+        self._items.append((event.text, event.occurred_ts))
+        self._ready.set()
+
+    def control(self, text: str) -> None:
+        """Queue a control frame (authenticated, pong, error) under the same bound."""
+        if self.close_code is not None:
+            return
+        if len(self._items) >= self._limit:
+            self.close(CLOSE_SLOW_READER, "send queue overflow", drop_queued=True)
+            return
+        self._items.append((text, 0.0))
+        self._ready.set()
+
+    async def put(self, event: Event) -> None:
+        """Queue a replayed event, waiting for room: history is sent at the reader's pace."""
+        while len(self._items) >= self._limit and self.close_code is None:
+            self._space.clear()
+            await self._space.wait()
+        if self.close_code is None:
+            self._items.append((event.text, event.occurred_ts))
+            self._ready.set()
+
+    # --- resume hand-over -------------------------------------------------------------
+    def start_replay(self) -> None:
+        """From now until `finish_replay`, live events are held back in order."""
+        self._pending = deque()
+
+    async def finish_replay(self, floor: tuple[int, int] | None) -> None:
+        """Send the held-back live events after `floor` (the last replayed record), then go
+        live. The final emptiness check and the switch happen without an await between."""
+        self._floor = floor
+        pending = self._pending
+        while pending:
+            event = pending.popleft()
+            if floor is None or event.partition != floor[0] or event.offset > floor[1]:
+                await self.put(event)
+        self._pending = None
+
+    # --- closing ----------------------------------------------------------------------
+    def close(
+        self, code: int, reason: str, *, error: str | None = None, drop_queued: bool = False
+    ) -> None:
+        """Close from the server side: optionally an error frame first, then the close."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        DISCONNECTS.labels(str(code)).inc()
+        if drop_queued:
+            self._items.clear()
+        self._pending = None
+        if error is not None:
+            self._items.append((error, 0.0))
+        self._items.append(CloseRequest(code, reason))
+        self._ready.set()
+        self._space.set()
+        self.finished.set()
+
+    def client_gone(self) -> None:
+        """The client closed or the connection dropped."""
+        self._pending = None
+        self._space.set()
+        self.finished.set()
+
+    # --- the writer -------------------------------------------------------------------
+    async def run_writer(self) -> None:
+        """Drain the outbox into the socket until a close is sent or the client is gone."""
+        items, ready, space, send = self._items, self._ready, self._space, self._send
+        pushed = EVENTS_PUSHED.labels("ws")
+        observe = PUSH_LATENCY.observe
+        try:
+            while True:
+                if not items:
+                    ready.clear()
+                    await ready.wait()
+                    continue
+                item = items.popleft()
+                space.set()
+                if isinstance(item, CloseRequest):
+                    await send(
+                        {"type": "websocket.close", "code": item.code, "reason": item.reason}
+                    )
+                    return
+                text, occurred = item
+                await send({"type": "websocket.send", "text": text})
+                if occurred:
+                    observe(time.time() - occurred)
+                    pushed.inc()
+                    self.frames_sent += 1
+        except OSError:  # uvicorn's ClientDisconnected
+            self.client_gone()

@@ -1,0 +1,115 @@
+"""What travels to clients: cursors, event frames encoded once per event, control frames."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, get_args
+
+import orjson
+
+from gateway.errors import BadRequest
+from schemas.events import EventType
+from schemas.ws import Authenticated, AuthenticatedData, Pong
+
+USER_EVENT_SCHEMA = "hub.user-event/1"
+EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
+_CURSOR = re.compile(r"^(\d{1,5})-(\d{1,19})$")
+
+PONG_FRAME = Pong().to_json().decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a user event lives in `hub.user-events`; opaque to clients."""
+
+    partition: int
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.partition}-{self.offset}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        """The cursor a client sent back; `BadRequest` when it is not one of ours."""
+        match = _CURSOR.match(text)
+        if match is None:
+            raise BadRequest(f"malformed cursor {text[:40]!r}")
+        return cls(int(match[1]), int(match[2]))
+
+
+class InvalidEvent(ValueError):
+    """A user-events record the gateway cannot push (bad JSON, wrong schema, wrong key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One user event ready to push: the WebSocket frame is encoded here, exactly once."""
+
+    partition: int
+    offset: int
+    type: str
+    cursor: str
+    text: str  # the `/ws` frame
+    data: dict[str, Any]
+    occurred_ts: float  # epoch seconds of occurredAt, for the push-latency histogram
+
+    def socketio_payload(self) -> dict[str, Any]:
+        """Socket.IO's payload: the event's data plus its cursor (`d.message`, `d.cursor`)."""
+        return {**self.data, "cursor": self.cursor}
+
+
+def decode_event(partition: int, offset: int, key: bytes, value: bytes) -> Event:
+    """Validate a `hub.user-events` record of user `key` and encode its frame.
+
+    The frame drops the record's `schema` and `userId`; the value must name the same user
+    as the key, since the key alone decides who receives it.
+    """
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"not JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise InvalidEvent("not a JSON object")
+    if record.get("schema") != USER_EVENT_SCHEMA:
+        raise InvalidEvent(f"schema is {record.get('schema')!r}, not {USER_EVENT_SCHEMA!r}")
+    event_type, event_id = record.get("type"), record.get("id")
+    occurred_at, data = record.get("occurredAt"), record.get("data")
+    if event_type not in EVENT_TYPES or not isinstance(event_id, str) or not event_id:
+        raise InvalidEvent(f"unknown type {event_type!r} or missing id")
+    if not isinstance(data, dict) or not isinstance(occurred_at, str):
+        raise InvalidEvent("data must be an object and occurredAt a string")
+    user_id = record.get("userId")
+    if not isinstance(user_id, str) or user_id.encode() != key:
+        raise InvalidEvent("userId does not match the record key")
+    try:
+        occurred_ts = datetime.fromisoformat(occurred_at).timestamp()
+    except ValueError:
+        raise InvalidEvent(f"occurredAt {occurred_at[:40]!r} is not ISO 8601") from None
+    cursor = f"{partition}-{offset}"
+    frame = {
+        "type": event_type,
+        "id": event_id,
+        "cursor": cursor,
+        "occurredAt": occurred_at,
+        "data": data,
+    }
+    text = orjson.dumps(frame).decode()
+    return Event(partition, offset, event_type, cursor, text, data, occurred_ts)
+
+
+def authenticated_frame(user_id: str, connection_id: str) -> str:
+    """`{"type": "authenticated", "data": {"userId", "connectionId"}}`."""
+    frame = Authenticated(data=AuthenticatedData(user_id=user_id, connection_id=connection_id))
+    return frame.to_json().decode()
+
+
+def error_data(code: str, message: str) -> dict[str, str]:
+    """The `data` of an error event: `{"code", "message"}`."""
+    return {"code": code, "message": message}
+
+
+def error_frame(code: str, message: str) -> str:
+    """`{"type": "error", "data": {"code", "message"}}` for protocol errors of the gateway."""
+    return orjson.dumps({"type": "error", "data": error_data(code, message)}).decode()

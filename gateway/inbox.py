@@ -1,0 +1,121 @@
+"""Reads of the derived Mongo documents for REST, always filtered by the caller's user id."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from pymongo import DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from gateway.errors import BadRequest
+from hubcore.mongo import CONVERSATIONS, MESSAGES, UNREAD, Document
+from hubcore.store import conversation_from_doc, message_from_doc, unread_from_doc
+from schemas import Conversation, Message, UnreadCounts
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def encode_page_cursor(at: datetime, doc_id: str) -> str:
+    """Opaque keyset cursor: the sort time (ms) and _id of the last item of a page."""
+    raw = orjson.dumps([(at - _EPOCH) // timedelta(milliseconds=1), doc_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_cursor(text: str) -> tuple[datetime, str]:
+    """The (time, _id) in a cursor from `encode_page_cursor`; `BadRequest` otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        millis, doc_id = orjson.loads(raw)
+        if not isinstance(millis, int) or not isinstance(doc_id, str):
+            raise ValueError
+        return datetime.fromtimestamp(millis / 1000, UTC), doc_id
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise BadRequest(
+            "malformed cursor: pass back the nextCursor of the previous page"
+        ) from None
+
+
+async def _page(
+    collection: AsyncCollection[Document],
+    query: dict[str, Any],
+    field: str,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Document], str | None]:
+    """One newest-first page by (`field`, _id), and the cursor of the next (None at the end).
+
+    Keyset pagination: a page is what sorts strictly after the cursor's item, so inserts
+    between requests neither repeat nor skip items.
+    """
+    if cursor is not None:
+        at, doc_id = decode_page_cursor(cursor)
+        query = {**query, "$or": [{field: {"$lt": at}}, {field: at, "_id": {"$lt": doc_id}}]}
+    docs = await (
+        collection.find(query)
+        .sort([(field, DESCENDING), ("_id", DESCENDING)])
+        .limit(limit + 1)
+        .to_list()
+    )
+    page = docs[:limit]
+    if len(docs) <= limit:
+        return page, None
+    return page, encode_page_cursor(page[-1][field], page[-1]["_id"])
+
+
+class Inbox:
+    """The caller's conversations, messages and unread counts."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.conversations = db[CONVERSATIONS]
+        self.messages = db[MESSAGES]
+        self.unread_counts = db[UNREAD]
+
+    async def list_conversations(
+        self, user_id: str, *, platform: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[Conversation], str | None]:
+        """Newest first by updatedAt; the second value is the next page's cursor."""
+        query: dict[str, Any] = {"userId": user_id}
+        if platform is not None:
+            query["platform"] = platform
+        page, next_cursor = await _page(self.conversations, query, "updatedAt", limit, cursor)
+        return [conversation_from_doc(d) for d in page], next_cursor
+
+    async def owns_conversation(self, user_id: str, conversation_id: str) -> bool:
+        """True when the conversation exists and is the caller's."""
+        doc = await self.conversations.find_one(
+            {"_id": conversation_id, "userId": user_id}, projection={"_id": 1}
+        )
+        return doc is not None
+
+    async def list_messages(
+        self, user_id: str, conversation_id: str, *, limit: int, before: str | None
+    ) -> tuple[list[Message], str | None]:
+        """A conversation's messages, newest first by sentAt; then the next page's cursor."""
+        query = {"userId": user_id, "conversationId": conversation_id}
+        page, next_cursor = await _page(self.messages, query, "sentAt", limit, before)
+        return [message_from_doc(d) for d in page], next_cursor
+
+    async def unread(self, user_id: str) -> UnreadCounts:
+        """The caller's unread counts (zero when nothing was ever counted)."""
+        return unread_from_doc(await self.unread_counts.find_one({"_id": user_id}))
+
+    async def unread_in_conversation(self, user_id: str, conversation_id: str) -> list[str]:
+        """Ids of the caller's unread messages in one conversation, oldest first."""
+        cursor = self.messages.find(
+            {"userId": user_id, "conversationId": conversation_id, "status": "unread"},
+            projection={"_id": 1},
+        ).sort([("sentAt", 1), ("_id", 1)])
+        return [doc["_id"] async for doc in cursor]
+
+    async def owned_messages(self, user_id: str, message_ids: list[str]) -> list[Document]:
+        """The caller's messages among `message_ids` (another user's are simply absent)."""
+        cursor = self.messages.find(
+            {"_id": {"$in": message_ids}, "userId": user_id},
+            projection={"_id": 1, "conversationId": 1, "status": 1},
+        )
+        return [doc async for doc in cursor]

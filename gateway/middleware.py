@@ -1,0 +1,129 @@
+"""ASGI middleware of the REST side: body size limit and one canonical log line per request."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from gateway.metrics import HTTP_REQUESTS
+
+log = structlog.get_logger("gateway.http")
+
+LOG_FIELDS = "hub.log"  # scope key: fields a route adds to its request's log line
+
+
+def log_fields(scope: MutableMapping[str, Any]) -> dict[str, Any]:
+    """The fields of this request's canonical log line that routes may add to."""
+    fields: dict[str, Any] = scope.setdefault(LOG_FIELDS, {})
+    return fields
+
+
+Scope = dict[str, Any]
+Asgi = Any
+
+
+class BodyLimit:
+    """413 for request bodies over `limit` bytes, declared or streamed."""
+
+    def __init__(self, app: Asgi, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _too_large(send, self.limit)
+                return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> dict[str, Any]:
+            nonlocal seen
+            message: dict[str, Any] = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _too_large(send, self.limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    body = f'{{"detail":"request body over {limit} bytes"}}'.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestLog:
+    """One log line and one counter increment per REST request, with ids bound."""
+
+    def __init__(self, app: Asgi) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _header(scope, b"x-request-id") or secrets.token_hex(8)
+        status = 500
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
+            log.info(
+                "http_request",
+                request_id=request_id,
+                method=scope["method"],
+                path=scope["path"],
+                route=template,
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                **scope.get(LOG_FIELDS, {}),
+            )
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return str(value.decode("latin-1"))[:64]
+    return None

@@ -1,0 +1,162 @@
+"""The one Kafka consumer of a gateway process: every partition of user-events, to listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from gateway.frames import Event, InvalidEvent, decode_event
+from gateway.metrics import EVENTS_CONSUMED, EVENTS_INVALID, EVENTS_ROUTED
+from gateway.registry import Registry
+from hubcore.errors import HubError
+from hubcore.kafka import Topics, ensure_topics
+from hubcore.settings import Settings
+
+log = structlog.get_logger("gateway.pump")
+
+SioRoute = Callable[[bytes, Event], None]
+_BATCH = 2000
+_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+
+
+def standalone_consumer(settings: Settings, *, offset_reset: str) -> AIOKafkaConsumer:
+    """A consumer outside any group that commits nothing: partitions are assigned by hand."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset=offset_reset,
+    )
+
+
+class EventPump:
+    """Reads `user-events` and hands each event to its user's connections on this process.
+
+    All partitions are assigned by hand (no consumer group): every gateway instance sees
+    every event and delivers to the connections it holds. It starts at the end, and
+    dispatching a fetched batch never awaits, so `position(p)` is exactly the offset from
+    which a newly registered connection receives live events; resume reads up to there.
+    """
+
+    def __init__(self, settings: Settings, registry: Registry, route_sio: SioRoute) -> None:
+        self._settings = settings
+        self._topic = Topics.from_settings(settings).user_events
+        self._registry = registry
+        self._route_sio = route_sio
+        self._next: dict[int, int] = {}
+        self.ready = asyncio.Event()
+
+    def position(self, partition: int) -> int | None:
+        """The next offset of `partition` this pump dispatches; None before it is ready."""
+        return self._next.get(partition)
+
+    @property
+    def partitions(self) -> list[int]:
+        """The partitions this pump reads (empty until ready)."""
+        return sorted(self._next)
+
+    async def run(self) -> None:
+        """Connect (retrying while Kafka is away), then dispatch until cancelled."""
+        attempt = 0
+        while True:
+            consumer = standalone_consumer(self._settings, offset_reset="latest")
+            try:
+                await self._start(consumer)
+                attempt = 0
+                await self._consume(consumer)
+            except Exception as exc:
+                # Kafka away (or a bug): never give up; dispatch resumes where it stopped.
+                delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
+                attempt += 1
+                if isinstance(exc, KafkaError | OSError | HubError):
+                    log.warning("pump_retry", error=str(exc), retry_in=delay)
+                else:
+                    log.exception("pump_error", retry_in=delay)
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                await asyncio.sleep(delay)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                raise
+
+    async def _start(self, consumer: AIOKafkaConsumer) -> None:
+        await ensure_topics(self._settings)
+        partitions = await self._partitions()
+        await consumer.start()
+        tps = [TopicPartition(self._topic, p) for p in partitions]
+        consumer.assign(tps)
+        if self._next:
+            # Reconnected after a failure: go on from where dispatch stopped, so connections
+            # and resumes in flight see no gap.
+            for tp in tps:
+                if tp.partition in self._next:
+                    consumer.seek(tp, self._next[tp.partition])
+                else:
+                    await consumer.seek_to_end(tp)
+        else:
+            await consumer.seek_to_end(*tps)
+        for tp in tps:
+            self._next[tp.partition] = await consumer.position(tp)
+        self.ready.set()
+        log.info("pump_ready", topic=self._topic, positions=dict(self._next))
+
+    async def _partitions(self) -> list[int]:
+        """The topic's partitions, from the controller (a fresh topic may need a moment)."""
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            request_timeout_ms=int(self._settings.kafka_request_timeout * 1000),
+        )
+        try:
+            await admin.start()
+            for _ in range(40):
+                (described,) = await admin.describe_topics([self._topic])
+                if described["partitions"]:
+                    return sorted(p["partition"] for p in described["partitions"])
+                await asyncio.sleep(0.25)
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+        raise KafkaError(f"topic {self._topic} has no partitions")
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=_BATCH)
+            for tp, records in batch.items():
+                self.dispatch(tp.partition, records)
+
+    def dispatch(self, partition: int, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Route one partition's records; synchronous so registrations see a clean cut."""
+        ws, sio = self._registry.ws, self._registry.sio
+        routed = 0
+        for record in records:
+            key = record.key
+            conns = ws.get(key)
+            in_sio = key in sio
+            if conns is None and not in_sio:
+                continue
+            try:
+                event = decode_event(partition, record.offset, key, record.value)
+            except InvalidEvent as exc:
+                EVENTS_INVALID.inc()
+                log.warning(
+                    "event_invalid", partition=partition, offset=record.offset, error=str(exc)
+                )
+                continue
+            routed += 1
+            if conns is not None:
+                for conn in conns:
+                    conn.deliver(event)
+            if in_sio:
+                self._route_sio(key, event)
+        if records:
+            self._next[partition] = records[-1].offset + 1
+            EVENTS_CONSUMED.inc(len(records))
+        if routed:
+            EVENTS_ROUTED.inc(routed)

@@ -1,0 +1,143 @@
+"""Everything a gateway process holds: clients, the pump, resume, Socket.IO; start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from pymongo.errors import PyMongoError
+
+from gateway.auth import TokenVerifier
+from gateway.commands import ReadCommands
+from gateway.inbox import Inbox
+from gateway.pump import EventPump
+from gateway.registry import Registry
+from gateway.resume import ResumeService
+from gateway.sio import SocketIOGateway
+from gateway.websocket import WebSocketEndpoint
+from hubcore.accounts import AccountStore
+from hubcore.kafka import Topics, create_producer
+from hubcore.mongo import create_client, database, ensure_indexes
+from hubcore.settings import Settings
+
+log = structlog.get_logger("gateway")
+
+HEALTH_TIMEOUT = 2.0
+_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+
+
+class Runtime:
+    """Built by `create_app`; `start()`/`stop()` run from the ASGI lifespan.
+
+    Kafka may be away at start: the pump and the producer connect in the background and
+    retry, while `/health` says `degraded` and mark-read answers 503.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topics = Topics.from_settings(settings)
+        self.verifier = TokenVerifier(settings)
+        self.mongo = create_client(settings.mongo_url)
+        self.db = database(self.mongo, settings)
+        self.accounts = AccountStore(self.db)
+        self.inbox = Inbox(self.db)
+        self.registry = Registry()
+        self.producer: AIOKafkaProducer | None = None
+        self.commands = ReadCommands(self.inbox, lambda: self.producer, self.topics)
+        self.socketio = SocketIOGateway(settings, self.verifier, self.registry)
+        self.pump = EventPump(settings, self.registry, self.socketio.route)
+        self.resume = ResumeService(settings)
+        self.websocket = WebSocketEndpoint(
+            settings, self.verifier, self.registry, self.pump, self.resume
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Start the background work; returns at once."""
+        self._tasks = [
+            asyncio.create_task(self.pump.run(), name="gateway-pump"),
+            asyncio.create_task(self.socketio.run_emitter(), name="gateway-sio-emitter"),
+            asyncio.create_task(self._start_producer(), name="gateway-producer"),
+            asyncio.create_task(self._ensure_indexes(), name="gateway-indexes"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop everything started, in reverse order of dependence."""
+        await self.socketio.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.resume.close()
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+        await self.mongo.close()
+
+    async def _start_producer(self) -> None:
+        attempt = 0
+        while True:
+            producer = create_producer(self.settings)
+            try:
+                await producer.start()
+            except (KafkaError, OSError) as exc:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
+                attempt += 1
+                log.warning("producer_retry", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                continue
+            self.producer = producer
+            return
+
+    async def _ensure_indexes(self) -> None:
+        try:
+            await ensure_indexes(self.db)
+        except PyMongoError as exc:  # reads still work, only slower; streams creates them too
+            log.warning("indexes_not_ensured", error=str(exc))
+
+    # --- health -----------------------------------------------------------------------
+    async def health(self) -> dict[str, Any]:
+        """The `services` part of `/health`, each with a `status` of `ok` or `down`."""
+        kafka, mongodb = await asyncio.gather(self._kafka_health(), self._mongo_health())
+        pump_task = self._tasks[0] if self._tasks else None
+        if pump_task is None or pump_task.done():
+            ws_status = "down"
+        elif self.pump.ready.is_set():
+            ws_status = "ok"
+        else:
+            ws_status = "starting"
+        websocket = {
+            "status": ws_status,
+            "connections": self.websocket.open_connections + len(self.socketio.sockets),
+            "authenticatedUsers": self.registry.authenticated_users(),
+        }
+        return {"kafka": kafka, "mongodb": mongodb, "websocket": websocket}
+
+    async def _kafka_health(self) -> dict[str, Any]:
+        producer = self.producer
+        if producer is None:
+            return {"status": "down", "error": "not connected yet"}
+        started = time.perf_counter()
+        try:
+            metadata = await asyncio.wait_for(producer.client.fetch_all_metadata(), HEALTH_TIMEOUT)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            return {"status": "down", "error": str(exc) or type(exc).__name__}
+        return {
+            "status": "ok",
+            "latencyMs": round((time.perf_counter() - started) * 1000, 1),
+            "brokers": len(metadata.brokers()),
+        }
+
+    async def _mongo_health(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(self.db.command("ping"), HEALTH_TIMEOUT)
+        except (PyMongoError, OSError, TimeoutError) as exc:
+            return {"status": "down", "error": str(exc)[:200] or type(exc).__name__}
+        return {"status": "ok", "latencyMs": round((time.perf_counter() - started) * 1000, 1)}

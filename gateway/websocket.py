@@ -1,0 +1,253 @@
+"""`GET /ws`: the JSON protocol (authenticate, resume, ping) on top of a `WsConnection`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from gateway.auth import Identity, TokenVerifier, seconds_left
+from gateway.connection import (
+    CLOSE_TOO_BIG,
+    CLOSE_UNAUTHORIZED,
+    AsgiSend,
+    WsConnection,
+)
+from gateway.errors import BadRequest, Unauthorized
+from gateway.frames import PONG_FRAME, Cursor, authenticated_frame, error_frame
+from gateway.metrics import AUTH_FAILURES, CONNECTIONS, RESUMES
+from gateway.origin import OriginPolicy
+from gateway.pump import EventPump
+from gateway.registry import Registry
+from gateway.resume import INVALID, UNAVAILABLE, ResumeService
+from hubcore.settings import Settings
+from schemas.ws import CLIENT_FRAME_ADAPTER, Authenticate, Ping
+
+log = structlog.get_logger("gateway.ws")
+
+CLOSE_GRACE_SECONDS = 5.0  # how long a server-side close may wait for a stuck reader
+
+
+class WebSocketEndpoint:
+    """The raw ASGI handler of `/ws` (no framework on the per-frame path)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        verifier: TokenVerifier,
+        registry: Registry,
+        pump: EventPump,
+        resume: ResumeService,
+    ) -> None:
+        self.settings = settings
+        self.verifier = verifier
+        self.registry = registry
+        self.pump = pump
+        self.resume = resume
+        self.origins = OriginPolicy(settings.cors_origins)
+        self.open_connections = 0  # accepted sockets, authenticated or not
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: AsgiSend) -> None:
+        if not self.origins.allows(scope):
+            await self.origins.refuse(scope, receive, send)
+            return
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        await _Session(self, receive, send).run()
+
+
+class _Session:
+    """One accepted socket: authentication, then frames until either side closes."""
+
+    def __init__(self, endpoint: WebSocketEndpoint, receive: Any, send: AsgiSend) -> None:
+        self.endpoint = endpoint
+        self.settings = endpoint.settings
+        self.receive = receive
+        self.conn = WsConnection(send, self.settings.ws_send_queue)
+        self.identity: Identity | None = None
+        self.resumed: str | None = None
+        self.client_close_code: int | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def run(self) -> None:
+        started = time.monotonic()
+        CONNECTIONS.labels("ws").inc()
+        self.endpoint.open_connections += 1
+        writer = asyncio.create_task(self.conn.run_writer())
+        try:
+            text = await self._first_frame()
+            if text is not None and self._authenticate(text, first=True):
+                self._tasks.append(asyncio.create_task(self._read_loop()))
+            await self.conn.finished.wait()
+            if self.conn.close_code is not None:
+                # Let the error frame and close go out, but never wait on a stuck reader.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(writer), CLOSE_GRACE_SECONDS)
+        finally:
+            self.endpoint.registry.remove_ws(self.conn)
+            if self._expiry is not None:
+                self._expiry.cancel()
+            for task in [*self._tasks, writer]:
+                task.cancel()
+            await asyncio.gather(*self._tasks, writer, return_exceptions=True)
+            CONNECTIONS.labels("ws").dec()
+            self.endpoint.open_connections -= 1
+            log.info(
+                "ws_connection",
+                connection_id=self.conn.id,
+                user_id=self.conn.user_id,
+                close_code=self.conn.close_code or self.client_close_code,
+                events_sent=self.conn.frames_sent,
+                resumed=self.resumed,
+                duration_ms=round((time.monotonic() - started) * 1000),
+            )
+
+    # --- frames in --------------------------------------------------------------------
+    async def _first_frame(self) -> str | None:
+        try:
+            message = await asyncio.wait_for(self.receive(), self.settings.ws_auth_timeout)
+        except TimeoutError:
+            self._refuse(
+                "timeout", f"no authenticate frame within {self.settings.ws_auth_timeout:g} s"
+            )
+            return None
+        return self._text_of(message, first=True)
+
+    async def _read_loop(self) -> None:
+        while True:
+            text = self._text_of(await self.receive(), first=False)
+            if self.conn.finished.is_set():
+                return
+            if text is None:
+                continue
+            try:
+                frame = CLIENT_FRAME_ADAPTER.validate_json(text)
+            except ValidationError:
+                self.conn.control(
+                    error_frame("invalid_frame", 'expected {"type": "ping"} or "authenticate"')
+                )
+                continue
+            if isinstance(frame, Ping):
+                self.conn.control(PONG_FRAME)
+            else:
+                self._authenticate(text, first=False, frame=frame)
+
+    def _text_of(self, message: dict[str, Any], *, first: bool) -> str | None:
+        """The text of a received frame; None when there is none to act on."""
+        if message["type"] == "websocket.disconnect":
+            self.client_close_code = message.get("code")
+            self.conn.client_gone()
+            return None
+        text = message.get("text")
+        if text is None:
+            if first:
+                self._refuse("protocol", "the first frame must be a JSON authenticate frame")
+            else:
+                self.conn.control(error_frame("invalid_frame", "frames must be JSON text"))
+            return None
+        # uvicorn enforces the limit in bytes already; this guards other servers.
+        if len(text) > self.settings.ws_max_frame_bytes:
+            self.conn.close(CLOSE_TOO_BIG, "frame too large")
+            return None
+        return str(text)
+
+    # --- authentication ---------------------------------------------------------------
+    def _authenticate(self, text: str, *, first: bool, frame: Any = None) -> bool:
+        if frame is None:
+            try:
+                frame = CLIENT_FRAME_ADAPTER.validate_json(text)
+            except ValidationError:
+                frame = None
+        if not isinstance(frame, Authenticate):
+            self._refuse("protocol", "the first frame must be an authenticate frame with a token")
+            return False
+        try:
+            identity = self.endpoint.verifier.verify(frame.token)
+        except Unauthorized as exc:
+            self._refuse("token", exc.message)
+            return False
+        if self.identity is not None and identity.user_id != self.identity.user_id:
+            self._refuse("token", "a connection cannot change its user")
+            return False
+        self.identity = identity
+        self._schedule_expiry(identity)
+        if not first:
+            self.conn.control(authenticated_frame(identity.user_id, self.conn.id))
+            return True
+        self.conn.bind(identity.user_id)
+        self.conn.control(authenticated_frame(identity.user_id, self.conn.id))
+        if frame.resume_from is None:
+            self.endpoint.registry.add_ws(self.conn)
+        else:
+            self._begin_resume(frame.resume_from)
+        return True
+
+    def _refuse(self, reason: str, message: str) -> None:
+        AUTH_FAILURES.labels("ws", reason).inc()
+        self.conn.close(
+            CLOSE_UNAUTHORIZED, "unauthorized", error=error_frame("unauthorized", message)
+        )
+
+    def _schedule_expiry(self, identity: Identity) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(max(0.0, seconds_left(identity)), self._expired)
+
+    def _expired(self) -> None:
+        self.conn.close(
+            CLOSE_UNAUTHORIZED,
+            "token expired",
+            error=error_frame("token_expired", "the token expired; reconnect with a fresh one"),
+        )
+
+    # --- resume -----------------------------------------------------------------------
+    def _begin_resume(self, text: str) -> None:
+        """Register for live events and fix where they begin, in one step (no await)."""
+        registry, pump = self.endpoint.registry, self.endpoint.pump
+        try:
+            cursor = Cursor.parse(text)
+        except BadRequest as exc:
+            self._resume_failed(INVALID, exc.message, count=True)
+            registry.add_ws(self.conn)
+            return
+        live_from = pump.position(cursor.partition)
+        if live_from is None:
+            if pump.ready.is_set():
+                self._resume_failed(
+                    INVALID, "cursor names no partition of the event topic", count=True
+                )
+            else:
+                self._resume_failed(
+                    UNAVAILABLE, "the event stream is not connected yet", count=True
+                )
+            registry.add_ws(self.conn)
+            return
+        self.conn.start_replay()
+        registry.add_ws(self.conn)
+        self._tasks.append(asyncio.create_task(self._replay(cursor, live_from)))
+
+    async def _replay(self, cursor: Cursor, live_from: int) -> None:
+        outcome = await self.endpoint.resume.replay(self.conn.key, cursor, live_from)
+        floor: tuple[int, int] | None = None
+        if outcome.error is not None:
+            self._resume_failed(*outcome.error)
+        else:
+            for event in outcome.events:
+                await self.conn.put(event)
+            floor = (cursor.partition, max(cursor.offset, live_from - 1))
+            self.resumed = f"{len(outcome.events)} events"
+        await self.conn.finish_replay(floor)
+
+    def _resume_failed(self, code: str, message: str, *, count: bool = False) -> None:
+        if count:  # failures of the resume service count themselves
+            RESUMES.labels(code).inc()
+        self.resumed = code
+        self.conn.control(error_frame(code, message))

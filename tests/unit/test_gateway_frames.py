@@ -1,0 +1,71 @@
+"""Event frames (encoded once, without schema/userId), cursors and REST page cursors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from gateway.errors import BadRequest
+from gateway.frames import Cursor, InvalidEvent, decode_event, error_frame
+from gateway.inbox import decode_page_cursor, encode_page_cursor
+from schemas import UnreadCounts, UnreadCountUpdate, UnreadCountUpdateData
+from schemas.base import utc_now
+
+
+def _record(user: str = "alice") -> bytes:
+    event = UnreadCountUpdate(
+        id="evt_1",
+        user_id=user,
+        occurred_at=utc_now(),
+        data=UnreadCountUpdateData(unread_counts=UnreadCounts(total=2, by_platform={"slack": 2})),
+    )
+    return event.to_json()
+
+
+def test_frame_drops_schema_and_user_and_carries_the_cursor() -> None:
+    event = decode_event(2, 41, b"alice", _record())
+    frame = orjson.loads(event.text)
+    assert list(frame) == ["type", "id", "cursor", "occurredAt", "data"]
+    assert frame["type"] == "unread_count_update" and frame["cursor"] == "2-41"
+    assert frame["data"]["unreadCounts"]["byPlatform"] == {"slack": 2}
+    assert event.socketio_payload() == {**frame["data"], "cursor": "2-41"}
+    assert event.occurred_ts == pytest.approx(datetime.now(UTC).timestamp(), abs=60)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        (b"bob", _record("alice"), "userId"),
+        (b"alice", b"{not json", "JSON"),
+        (b"alice", b"[1]", "object"),
+        (b"alice", _record().replace(b"hub.user-event/1", b"hub.user-event/9"), "schema"),
+        (b"alice", _record().replace(b"unread_count_update", b"party"), "type"),
+    ],
+)
+def test_records_that_cannot_be_pushed_are_refused(key: bytes, value: bytes, reason: str) -> None:
+    with pytest.raises(InvalidEvent, match=reason):
+        decode_event(0, 0, key, value)
+
+
+def test_cursor_round_trip_and_malformed() -> None:
+    assert Cursor.parse(str(Cursor(3, 1234))) == Cursor(3, 1234)
+    for text in ("", "3", "a-1", "1-2-3", "-1-2", "1-" + "9" * 20):
+        with pytest.raises(BadRequest):
+            Cursor.parse(text)
+
+
+def test_error_frame_shape() -> None:
+    assert orjson.loads(error_frame("resume_unavailable", "reload")) == {
+        "type": "error",
+        "data": {"code": "resume_unavailable", "message": "reload"},
+    }
+
+
+def test_page_cursor_round_trip_keeps_milliseconds() -> None:
+    at = datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
+    assert decode_page_cursor(encode_page_cursor(at, "conv_x")) == (at, "conv_x")
+    for bad in ("", "!!", "W10", "WzEsMl0"):  # garbage, [] and [1,2]
+        with pytest.raises(BadRequest):
+            decode_page_cursor(bad)
