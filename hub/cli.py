@@ -235,6 +235,7 @@ def connectors() -> None:
         access_log=False,  # the app logs one line per webhook itself
     )
 
+
 # --- gateway -------------------------------------------------------------------------
 @app.command("gateway")
 def gateway() -> None:
