@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure
 
 from gateway.api import accounts, inbox, ops
+from gateway.api.page import mount_page
 from gateway.errors import GatewayError
 from gateway.middleware import BodyLimit, RequestLog
 from gateway.origin import OriginPolicy
@@ -91,6 +92,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     api.include_router(inbox.router)
     api.include_router(accounts.router)
     api.include_router(ops.router)
+    mount_page(api)
 
     @api.exception_handler(HubError)
     async def _hub_error(request: Request, exc: HubError) -> JSONResponse:

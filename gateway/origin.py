@@ -10,9 +10,20 @@ import structlog
 log = structlog.get_logger("gateway.origin")
 
 
+def _same_origin(origin: str, scope: dict[str, Any]) -> bool:
+    # The gateway's own page (`/`) connects back to the host that served it; a browser
+    # sends that host honestly in `Host`, so Origin == scheme://Host is same-origin.
+    host = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"host"), None)
+    if host is None:
+        return False
+    secure = scope.get("scheme") in ("https", "wss")
+    return origin in (f"{'https' if secure else 'http'}://{host}",)
+
+
 class OriginPolicy:
-    """Browsers send `Origin`; a present one must be listed. Native clients send none and
-    are let through, since their token still decides. `*` in the list allows any."""
+    """Browsers send `Origin`; a present one must be listed or be the gateway's own origin
+    (the page it serves). Native clients send none and are let through, since their token
+    still decides. `*` in the list allows any."""
 
     def __init__(self, allowed: Iterable[str]) -> None:
         self._allowed = frozenset(o.rstrip("/") for o in allowed)
@@ -24,7 +35,8 @@ class OriginPolicy:
             return True
         for name, value in scope.get("headers", ()):
             if name == b"origin":
-                if value.decode("latin-1") in self._allowed:
+                origin = value.decode("latin-1")
+                if origin in self._allowed or _same_origin(origin, scope):
                     return True
                 log.info("origin_refused", origin=value.decode("latin-1")[:200], path=scope["path"])
                 return False

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # System packages the test suite needs beyond Python: Dovecot (a real IMAP server for the
-# email poller's tests). Idempotent: installs only what is missing. Needs root (CI is root);
+# email poller's tests) and Chromium (the inbox page's browser test, driven by Playwright). Idempotent: installs only what is missing. Needs root (CI is root);
 # without root and with the package missing it says what to run and exits non-zero.
 set -euo pipefail
 
@@ -14,6 +14,7 @@ installed() {
 
 missing=()
 installed dovecot-imapd dovecot || missing+=(dovecot-imapd)
+installed chromium chromium || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

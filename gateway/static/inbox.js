@@ -66,7 +66,7 @@ async function openConversation(id) {
   state.selected = id;
   renderConversations();
   const page = await api(`/api/conversations/${encodeURIComponent(id)}/messages?limit=50`);
-  const items = (page.items || page.messages || page).slice().reverse();
+  const items = page.messages.slice().reverse();
   $("#thread").replaceChildren(...items.map(messageNode));
   const conv = state.conversations.get(id);
   if (conv && conv.unreadCount > 0) {
@@ -127,7 +127,7 @@ function connect() {
 
 async function load() {
   const page = await api("/api/conversations?limit=100");
-  for (const c of page.items || page.conversations || page) state.conversations.set(c.id, c);
+  for (const c of page.conversations) state.conversations.set(c.id, c);
   const unread = await api("/api/unread");
   state.unread = { total: unread.total, byPlatform: unread.byPlatform };
   renderTotals(); renderConversations();

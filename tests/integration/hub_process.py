@@ -1,0 +1,155 @@
+"""`hub up` as a real process for end-to-end tests: isolated ports, topics and database."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from hub.tokens import mint_token
+from hubcore.settings import Settings
+from tests.conftest import TEST_JWT_SECRET
+from tests.integration.gateway_kit import free_port
+from tests.servers import Servers
+
+START_TIMEOUT = 150.0
+
+
+@dataclass
+class RunningHub:
+    """A `hub up` process and how to reach it."""
+
+    settings: Settings
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.settings.gateway_port}"
+
+    @property
+    def connectors(self) -> str:
+        return f"http://127.0.0.1:{self.settings.connectors_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.settings.gateway_port}/ws"
+
+    def token(self, user: str) -> str:
+        return mint_token(self.settings, user, timedelta(hours=1))
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def create_generic_account(self, user: str) -> tuple[str, str]:
+        """A generic account for `user` over the gateway's REST API: (account id, secret)."""
+        secret = uuid.uuid4().hex
+        resp = httpx.post(
+            f"{self.gateway}/api/accounts",
+            json={
+                "platform": "generic",
+                "externalId": f"e2e-{user}",
+                "credentials": {"secret": secret},
+            },
+            headers={"Authorization": f"Bearer {self.token(user)}"},
+            timeout=10,
+        )
+        assert resp.status_code == 201, resp.text
+        assert "credentials" not in resp.json()
+        return resp.json()["id"], secret
+
+    def send_generic(self, account: str, secret: str, **fields: object) -> httpx.Response:
+        """A signed generic webhook to the connectors."""
+        body = orjson.dumps(
+            {
+                "conversationId": "support-1",
+                "messageId": uuid.uuid4().hex,
+                "sender": {"id": "cust-7", "name": "Ada Lovelace"},
+                "text": "Where is my order?",
+                "sentAt": "2026-11-25T12:00:00Z",
+                "conversationTitle": "Order 42",
+                **fields,
+            }
+        )
+        sig = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return httpx.post(
+            f"{self.connectors}/webhooks/generic/{account}",
+            content=body,
+            timeout=30,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={sig}"},
+        )
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def hub_up(servers: Servers, workdir: Path) -> Iterator[RunningHub]:
+    """Start `hub up`, wait until connectors and gateway are healthy; stop it with Ctrl-C
+    (SIGINT) at the end and check it stopped cleanly."""
+    ns = f"e2e{uuid.uuid4().hex[:10]}"
+    env = {
+        **os.environ,
+        "HUB_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
+        "HUB_MONGO_URL": servers.mongo_url,
+        "HUB_MONGO_DB": ns,
+        "HUB_TOPIC_NAMESPACE": ns,
+        "HUB_TOPIC_PARTITIONS": "3",
+        "HUB_JWT_SECRET": TEST_JWT_SECRET,
+        "HUB_GATEWAY_PORT": str(free_port()),
+        "HUB_CONNECTORS_PORT": str(free_port()),
+        "HUB_STREAMS_WEB_PORT": str(free_port()),
+        "HUB_DATA_DIR": str(workdir / "data"),
+        "HUB_LOG_FORMAT": "json",
+    }
+    fields: dict[str, Any] = {
+        key[4:].lower(): value
+        for key, value in env.items()
+        if key.startswith("HUB_") and key[4:].lower() in Settings.model_fields
+    }
+    settings = Settings(_env_file=None, **fields)
+    log = workdir / "hub-up.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hub", "up"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    hub = RunningHub(settings, proc, log)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not (_healthy(f"{hub.connectors}/health") and _healthy(f"{hub.gateway}/health")):
+            assert proc.poll() is None, f"hub up exited early:\n{hub.log_tail()}"
+            assert time.monotonic() < deadline, f"hub up not healthy in time:\n{hub.log_tail()}"
+            time.sleep(0.5)
+        yield hub
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C does
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    assert proc.returncode == 0, f"hub up did not stop cleanly:\n{hub.log_tail()}"
