@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ async def test_webhook_reaches_the_socket_and_mark_read_clears_it(hub: RunningHu
 def test_hub_up_merges_prefixed_logs(hub: RunningHub) -> None:
     text = hub.log.read_text(errors="replace")
     for name in ("connectors", "streams", "gateway"):
-        assert f"{name} |" in text, f"no {name} lines in:\n{hub.log_tail()}"
+        assert re.search(rf"^{name} +\| ", text, re.M), f"no {name} lines in:\n{hub.log_tail()}"
 
 
 def test_bad_webhook_is_refused_and_unknown_account_is_404(hub: RunningHub, tmp_path: Path) -> None:
