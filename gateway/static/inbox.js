@@ -43,7 +43,8 @@ function renderConversations() {
     const last = c.lastMessage;
     li.innerHTML = `<span class="title"></span><span class="badge" data-count="${c.unreadCount}">${c.unreadCount}</span>
       <span class="meta"></span>`;
-    li.querySelector(".title").textContent = c.title || c.id;
+    // Platforms such as Slack send no chat name with a message: fall back to who wrote.
+    li.querySelector(".title").textContent = c.title || (last && (last.sender.name || last.sender.id)) || c.id;
     li.querySelector(".meta").textContent = `${c.platform} · ${last ? `${last.sender.name || last.sender.id}: ${last.text}` : ""}`;
     li.addEventListener("click", () => openConversation(c.id));
     return li;
