@@ -23,8 +23,8 @@ from streams.projection import (
     NewestMessage,
     find_conversations,
     find_messages,
+    insert_messages,
     mark_read,
-    upsert_messages,
     write_projections,
 )
 from streams.records import (
@@ -149,11 +149,11 @@ class BatchProcessor:
             work.setdefault(raw.message.user_id, _UserWork()).records.append(raw.record)
             # The first record of an id is the one whose origin an insert would carry.
             firsts.setdefault(raw.message.id, raw)
-        upserted = await upsert_messages(self.db, list(firsts.values()))
-        existing = await find_messages(self.db, [i for i in firsts if i not in upserted])
+        inserted = await insert_messages(self.db, list(firsts.values()))
+        existing = await find_messages(self.db, [i for i in firsts if i not in inserted])
         status: dict[str, str] = {}
         for message_id, raw in firsts.items():
-            if message_id in upserted:
+            if message_id in inserted:
                 status[message_id] = "unread"
             else:
                 doc = existing.get(message_id)

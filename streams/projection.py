@@ -10,34 +10,41 @@ from typing import Any
 
 from pymongo import UpdateMany, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from hubcore.mongo import CONVERSATIONS, MESSAGES, UNREAD, Document, bulk_write_chunked
 from hubcore.store import last_message_value, message_doc
 from streams.records import CommandInput, RawInput
 from streams.state import UnreadState
 
+DUPLICATE_KEY = 11000
+
 # What the batch logic needs to know of an existing message.
 _MESSAGE_FIELDS = {"_id": 1, "origin": 1, "status": 1, "readBy": 1, "userId": 1}
 _TRANSITION_FIELDS = {"_id": 1, "readBy": 1, "userId": 1, "platform": 1, "conversationId": 1}
 
 
-async def upsert_messages(db: AsyncDatabase[Document], raws: Sequence[RawInput]) -> set[str]:
+async def insert_messages(db: AsyncDatabase[Document], raws: Sequence[RawInput]) -> set[str]:
     """Insert the messages not stored yet; a stored one is left untouched.
 
-    `raws` must hold each message id once. Returns the ids inserted by this call.
+    `raws` must hold each message id once. Returns the ids inserted by this call. An
+    unordered insert whose duplicate-key errors are expected does what an upsert with
+    `$setOnInsert` does, at a fraction of the cost on FerretDB (whose updates scan the
+    collection once per modified document).
     """
-    ops = [
-        UpdateOne(
-            {"_id": r.message.id},
-            {"$setOnInsert": message_doc(r.message, r.record.origin)},
-            upsert=True,
-        )
-        for r in raws
-    ]
-    if not ops:
+    docs = [message_doc(r.message, r.record.origin) for r in raws]
+    if not docs:
         return set()
-    outcome = await bulk_write_chunked(db[MESSAGES], ops)
-    return {str(i) for i in outcome.upserted}
+    wanted = {str(d["_id"]) for d in docs}
+    try:
+        await db[MESSAGES].insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        other = [e for e in errors if e.get("code") != DUPLICATE_KEY]
+        if other:
+            raise
+        return wanted - {str(e["op"]["_id"]) for e in errors}
+    return wanted
 
 
 async def find_messages(db: AsyncDatabase[Document], ids: Sequence[str]) -> dict[str, Document]:

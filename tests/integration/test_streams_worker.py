@@ -46,9 +46,7 @@ def module_settings(servers: Servers) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def worker(
-    module_settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Worker]:
+def worker(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     tmp: Path = tmp_path_factory.mktemp("streams")
     proc = Worker(worker_env(module_settings, tmp), tmp / "worker.log")
     proc.start()
