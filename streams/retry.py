@@ -1,4 +1,4 @@
-"""Running a batch until it succeeds: retry passing failures, isolate records that never will."""
+"""Running a batch until it succeeds: failures are retried with backoff, never skipped."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from pymongo.errors import ConnectionFailure, PyMongoError, WaitQueueTimeoutErro
 
 from hubcore.errors import HubError
 from streams import metrics
-from streams.errors import PoisonRecord
 from streams.processor import BatchOutcome, BatchProcessor
-from streams.records import Poison, SourceRecord
+from streams.records import SourceRecord
 
 log = structlog.get_logger("streams.retry")
 
@@ -31,25 +30,15 @@ def is_retriable(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError | ConnectionError)
 
 
-def _merge(into: BatchOutcome, part: BatchOutcome) -> None:
-    into.records += part.records
-    into.raws += part.raws
-    into.commands += part.commands
-    into.stored += part.stored
-    into.read += part.read
-    into.users += part.users
-    into.dead_letters.extend(part.dead_letters)
-    for kind, n in part.events.items():
-        into.events[kind] = into.events.get(kind, 0) + n
-
-
 class BatchRunner:
     """Processes a batch to completion; only cancellation stops it half-way.
 
-    A failure that passes (store or broker away) is retried with backoff, for as long as
-    it lasts: the records stay unacknowledged meanwhile, so nothing is lost. Any other
-    failure is narrowed down record by record, and a record that fails on its own goes
-    to the dead-letter topic with the reason, so its partition keeps flowing.
+    Bad input never gets here as an exception: decoding turns it into dead letters. What
+    fails here is the store or the broker (retried with backoff for as long as it lasts)
+    or a bug. A bug is retried too, loudly, rather than dead-lettering the batch: its
+    effects may be half applied (messages stored, not yet counted), and only finishing
+    the same records later keeps the counts equal to the store. The records stay
+    unacknowledged meanwhile, so nothing is lost.
     """
 
     def __init__(self, processor: BatchProcessor, *, max_backoff: float = 5.0) -> None:
@@ -58,53 +47,22 @@ class BatchRunner:
 
     async def run(self, records: Sequence[SourceRecord]) -> BatchOutcome:
         """Process `records`; return what was done."""
-        try:
-            return await self._retrying(records)
-        except Exception as exc:
-            log.warning("batch failed, isolating records", error=repr(exc), records=len(records))
-            if len(records) == 1:
-                return await self._dead_letter(records[0], exc)
-        outcome = BatchOutcome()
-        for record in records:
-            try:
-                part = await self._retrying([record])
-            except Exception as exc:
-                part = await self._dead_letter(record, exc)
-            _merge(outcome, part)
-        return outcome
-
-    async def _retrying(self, records: Sequence[SourceRecord]) -> BatchOutcome:
         delay = 0.2
         while True:
             try:
                 return await self.processor.process(records)
             except Exception as exc:
-                if not is_retriable(exc):
-                    raise
                 metrics.BATCH_RETRIES.inc()
-                log.warning("batch retry", error=repr(exc), records=len(records), delay=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff)
-
-    async def _dead_letter(self, record: SourceRecord, exc: Exception) -> BatchOutcome:
-        poison = Poison(
-            record,
-            PoisonRecord(f"processing failed: {exc!r}"[:2000], error_type="processing_error"),
-        )
-        sink = self.processor.sink
-        delay = 0.2
-        while True:
-            try:
-                await sink.send(
-                    self.processor.topics.dead_letter,
-                    record.key,
-                    poison.dead_letter().to_json(),
-                    poison.headers(),
-                )
-                await sink.flush()
-                return BatchOutcome(records=1, dead_letters=[poison])
-            except Exception as send_exc:
-                if not is_retriable(send_exc):
-                    raise
+                if is_retriable(exc):
+                    log.warning("batch retry", error=repr(exc), records=len(records), delay=delay)
+                else:
+                    log.error(
+                        "batch failed; retrying",
+                        error=repr(exc),
+                        records=len(records),
+                        first=records[0].origin if records else None,
+                        delay=delay,
+                        exc_info=True,
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)

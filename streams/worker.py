@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import faust
 import structlog
 from aiokafka import AIOKafkaProducer
-from faust.streams import Stream
+from aiokafka.partitioner import murmur2
+from faust.streams import Stream, _current_event
 from faust.tables.table import Table
 from faust.types import StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -43,6 +46,12 @@ def changelog_topic(settings: Settings) -> str:
     return f"{app_id(settings)}-{TABLE_NAME}-changelog"
 
 
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives `key`: the source
+    records', the changelog's and the table store's partition of a user."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 class UnreadTable(Table[bytes, Any]):
     """A Faust table that hands out the futures of its changelog writes.
 
@@ -68,11 +77,26 @@ class UnreadTable(Table[bytes, Any]):
             await asyncio.gather(*pending)
 
 
+@dataclass(frozen=True, slots=True)
+class _PartitionMessage:
+    partition: int
+
+
+class _PartitionEvent:
+    """Stands in for the current event: all Faust's RocksDB store reads of it."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, partition: int) -> None:
+        self.message = _PartitionMessage(partition)
+
+
 class TableStateStore:
     """`StateStore` over the Faust table, keyed by the user id's bytes (= the source key)."""
 
-    def __init__(self, table: UnreadTable) -> None:
+    def __init__(self, table: UnreadTable, partitions: int) -> None:
         self.table = table
+        self.partitions = partitions
 
     def get(self, user_id: str) -> UnreadState:
         """The user's state from the table."""
@@ -80,7 +104,16 @@ class TableStateStore:
 
     def put(self, user_id: str, state: UnreadState) -> None:
         """Write the state; Faust sends it to the changelog."""
-        self.table[user_id.encode()] = state.to_value()
+        key = user_id.encode()
+        # Faust's RocksDB store files a key under the *current event's* partition (it
+        # ignores `use_partitioner`), and a batch spans partitions: make the current
+        # event one of the key's own partition, as the changelog partitioner computes it.
+        marker = _PartitionEvent(key_partition(key, self.partitions))
+        token = _current_event.set(weakref.ref(marker))  # type: ignore[arg-type]
+        try:
+            self.table[key] = state.to_value()
+        finally:
+            _current_event.reset(token)
 
     async def flush(self) -> None:
         """Wait for the changelog."""
@@ -110,7 +143,7 @@ class StreamsApp(faust.App):
         await db[MESSAGES].create_index([("readBy", ASCENDING)])
         self._hub_producer = create_producer(settings)
         await self._hub_producer.start()
-        store = TableStateStore(self.unread_table)
+        store = TableStateStore(self.unread_table, settings.topic_partitions)
         sink = KafkaSink(self._hub_producer)
         processor = BatchProcessor(db, store, sink, Topics.from_settings(settings))
         self.runner = BatchRunner(processor)
