@@ -94,9 +94,10 @@ class _PartitionEvent:
 class TableStateStore:
     """`StateStore` over the Faust table, keyed by the user id's bytes (= the source key)."""
 
-    def __init__(self, table: UnreadTable, partitions: int) -> None:
+    def __init__(self, table: UnreadTable, partitions: int, *, file_by_event: bool) -> None:
         self.table = table
         self.partitions = partitions
+        self.file_by_event = file_by_event
 
     def get(self, user_id: str) -> UnreadState:
         """The user's state from the table."""
@@ -105,6 +106,9 @@ class TableStateStore:
     def put(self, user_id: str, state: UnreadState) -> None:
         """Write the state; Faust sends it to the changelog."""
         key = user_id.encode()
+        if not self.file_by_event:
+            self.table[key] = state.to_value()
+            return
         # Faust's RocksDB store files a key under the *current event's* partition (it
         # ignores `use_partitioner`), and a batch spans partitions: make the current
         # event one of the key's own partition, as the changelog partitioner computes it.
@@ -143,7 +147,11 @@ class StreamsApp(faust.App):
         await db[MESSAGES].create_index([("readBy", ASCENDING)])
         self._hub_producer = create_producer(settings)
         await self._hub_producer.start()
-        store = TableStateStore(self.unread_table, settings.topic_partitions)
+        store = TableStateStore(
+            self.unread_table,
+            settings.topic_partitions,
+            file_by_event=settings.streams_store == "rocksdb",
+        )
         sink = KafkaSink(self._hub_producer)
         processor = BatchProcessor(db, store, sink, Topics.from_settings(settings))
         self.runner = BatchRunner(processor)

@@ -17,12 +17,12 @@ from hubcore.kafka import Topics, ensure_topics
 from hubcore.mongo import Document, create_client
 from hubcore.settings import Settings
 from schemas import RawMessage
-from tests.conftest import TEST_JWT_SECRET, unique
 from tests.servers import Servers
 from tests.streams_helpers import (
     ROOT,
     Worker,
     ground_truth,
+    isolated_settings,
     mark_read,
     produce,
     raw_message,
@@ -63,15 +63,7 @@ class Scenario:
 async def scenario(
     servers: Servers, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Scenario]:
-    settings = Settings(
-        kafka_bootstrap=servers.kafka_bootstrap,
-        mongo_url=servers.mongo_url,
-        mongo_db=unique("t_"),
-        topic_namespace=unique("t."),
-        topic_partitions=3,
-        jwt_secret=TEST_JWT_SECRET,
-        _env_file=None,
-    )
+    settings = isolated_settings(servers.kafka_bootstrap, servers.mongo_url)
     tmp: Path = tmp_path_factory.mktemp("crash")
     # The shortest session the broker allows: a killed worker's partitions move on sooner.
     env = worker_env(settings, tmp, HUB_STREAMS_SESSION_TIMEOUT="6")

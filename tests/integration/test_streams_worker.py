@@ -15,11 +15,11 @@ from hubcore.kafka import Topics, create_producer, ensure_topics
 from hubcore.mongo import Document, create_client
 from hubcore.settings import Settings
 from schemas import DeadLetter, event_id, parse_user_event
-from tests.conftest import TEST_JWT_SECRET, unique
 from tests.servers import Servers
 from tests.streams_helpers import (
     Worker,
     consume_all,
+    isolated_settings,
     mark_read,
     produce,
     raw_message,
@@ -34,15 +34,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def module_settings(servers: Servers) -> Settings:
     """One namespace and database for this module's worker; each test has its own users."""
-    return Settings(
-        kafka_bootstrap=servers.kafka_bootstrap,
-        mongo_url=servers.mongo_url,
-        mongo_db=unique("t_"),
-        topic_namespace=unique("t."),
-        topic_partitions=3,
-        jwt_secret=TEST_JWT_SECRET,
-        _env_file=None,
-    )
+    return isolated_settings(servers.kafka_bootstrap, servers.mongo_url)
 
 
 @pytest.fixture(scope="module")
