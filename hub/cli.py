@@ -248,6 +248,89 @@ def gateway() -> None:
         _fail(f"invalid setting {exc}", code=2)
 
 
+# --- streams (issue 4) ----------------------------------------------------------------
+
+
+@app.command("streams")
+def streams() -> None:
+    """Run a streams worker (Faust): raw messages and commands into the store and events."""
+    from streams.worker import run_worker
+
+    run_worker(settings_or_exit())
+
+
+@app.command("replay")
+def replay(
+    database: Annotated[
+        str | None,
+        typer.Option(help="Rebuild into this database instead of HUB_MONGO_DB (live untouched)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Records per batch.")] = 5000,
+) -> None:
+    """Rebuild messages, conversations, unread counts and the unread table from the history."""
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from hubcore.errors import HubError
+    from hubcore.logging import configure_logging
+    from streams.replay import Replay
+
+    settings = settings_or_exit()
+    configure_logging("warning", settings.log_format)
+
+    async def run() -> None:
+        columns = (*Progress.get_default_columns()[:2], BarColumn(), MofNCompleteColumn())
+        # The bar goes to stderr: stdout carries only the summary line.
+        console = Console(stderr=True)
+        with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("replaying", total=None)
+            job = Replay(
+                settings,
+                database=database,
+                batch_size=batch_size,
+                progress=lambda n: bar.advance(task, n),
+            )
+            bar.update(task, total=await job.total())
+            summary = await job.run()
+        target = summary.database + (" and the unread table" if summary.table_written else "")
+        typer.echo(
+            f"replayed {summary.events} events ({summary.raws} messages, {summary.commands} "
+            f"commands) into {target} in {summary.seconds:.2f} s: "
+            f"{summary.rate:.0f} events/s"
+        )
+
+    try:
+        asyncio.run(run())
+    except HubError as exc:
+        _fail(str(exc))
+
+
+@app.command("state-hash")
+def state_hash(
+    database: Annotated[
+        str | None, typer.Option(help="Hash this database instead of HUB_MONGO_DB.")
+    ] = None,
+) -> None:
+    """Print a stable digest of all derived state (messages, conversations, unread)."""
+    import asyncio
+
+    from hubcore.mongo import create_client
+    from streams.statehash import state_digest
+
+    settings = settings_or_exit()
+
+    async def run() -> str:
+        client = create_client(settings.mongo_url)
+        try:
+            return await state_digest(client[database or settings.mongo_db])
+        finally:
+            await client.close()
+
+    typer.echo(asyncio.run(run()))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -23,8 +23,11 @@ async def inbox_page() -> FileResponse:
     """The inbox page; a token comes from `?token=` or is pasted in."""
     return FileResponse(
         STATIC / "index.html",
-        headers={"Content-Security-Policy": CSP, "Referrer-Policy": "no-referrer",
-                 "Cache-Control": "no-cache"},
+        headers={
+            "Content-Security-Policy": CSP,
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-cache",
+        },
     )
 
 

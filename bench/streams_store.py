@@ -1,0 +1,132 @@
+"""Measure the Faust table store choice: live throughput and restart (recovery) time.
+
+Runs real `hub streams` workers against the servers named by HUB_KAFKA_BOOTSTRAP and
+HUB_MONGO_URL, once per store (`memory`, `rocksdb`; the latter needs `rocksdict`):
+
+    PYTHONPATH=. .venv/bin/python bench/streams_store.py --messages 20000 --users 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+from hubcore.kafka import Topics, ensure_topics
+from hubcore.mongo import create_client
+from hubcore.settings import Settings
+from streams.worker import changelog_topic
+from tests.streams_helpers import Worker, produce, raw_message, wait_for, wait_ready, worker_env
+
+
+def _batches(log: str) -> list[dict[str, object]]:
+    out = []
+    for line in log.splitlines():
+        start = line.find("{")
+        if start >= 0 and '"event": "batch"' in line:
+            out.append(json.loads(line[start:]))
+    return out
+
+
+async def measure(store: str, messages: int, users: int) -> dict[str, float]:
+    """One store: produce, process, then restart and time the recovery."""
+    settings = Settings(
+        _env_file=None,
+        topic_namespace="bench." + uuid.uuid4().hex[:8],
+        mongo_db="bench_" + uuid.uuid4().hex[:8],
+    )
+    await ensure_topics(settings)
+    topics = Topics.from_settings(settings)
+    records = [
+        (f"u{i % users}".encode(), raw_message(f"u{i % users}", i).to_json())
+        for i in range(messages)
+    ]
+    await produce(settings, topics.raw_messages, records)
+    tmp = Path(tempfile.mkdtemp())
+    worker = Worker(worker_env(settings, tmp, HUB_STREAMS_STORE=store), tmp / "worker.log")
+    client = create_client(settings.mongo_url)
+    db = client[settings.mongo_db]
+    try:
+        worker.start()
+        await wait_ready(worker, timeout=120)
+        started = time.perf_counter()
+
+        async def done() -> bool:
+            return await db["messages"].count_documents({}) >= messages
+
+        await wait_for(done, timeout=600, what="all messages")
+        elapsed = time.perf_counter() - started
+        batches = _batches(worker.output())
+        busy = sum(float(str(b["ms"])) for b in batches) / 1000
+        worker.stop()
+        # Restart: the table is recovered from the changelog (memory: all of it;
+        # rocksdb: only what the local files lack).
+        restart = time.perf_counter()
+        worker.start()
+        await wait_ready(worker, timeout=120)
+        recovery = time.perf_counter() - restart
+        return {
+            "messages": messages,
+            "users": users,
+            "seconds": round(elapsed, 2),
+            "messages_per_s": round(messages / elapsed),
+            "batch_busy_s": round(busy, 2),
+            "restart_to_ready_s": round(recovery, 2),
+        }
+    finally:
+        worker.stop()
+        await client.drop_database(settings.mongo_db)
+        await client.close()
+
+
+async def recovery(store: str, updates: int, users: int) -> dict[str, float]:
+    """Restart time with a changelog of `updates` table writes over `users` keys."""
+    settings = Settings(
+        _env_file=None,
+        topic_namespace="bench." + uuid.uuid4().hex[:8],
+        mongo_db="bench_" + uuid.uuid4().hex[:8],
+    )
+    await ensure_topics(settings, {changelog_topic(settings): {"cleanup.policy": "compact"}})
+    value = orjson.dumps(
+        {"total": 3, "byPlatform": {"telegram": 3}, "byConversation": {"c": 3}, "applied": {}}
+    )
+    await produce(
+        settings,
+        changelog_topic(settings),
+        ((f"u{i % users}".encode(), value) for i in range(updates)),
+    )
+    tmp = Path(tempfile.mkdtemp())
+    worker = Worker(worker_env(settings, tmp, HUB_STREAMS_STORE=store), tmp / "worker.log")
+    times = []
+    try:
+        for _ in range(2):
+            started = time.perf_counter()
+            worker.start()
+            await wait_ready(worker, timeout=300)
+            times.append(round(time.perf_counter() - started, 2))
+            worker.stop()
+    finally:
+        worker.stop()
+    return {"changelog_records": updates, "first_start_s": times[0], "restart_s": times[1]}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--stores", default="memory,rocksdb")
+    parser.add_argument("--changelog", type=int, default=200_000)
+    args = parser.parse_args()
+    for store in args.stores.split(","):
+        print(store, await measure(store, args.messages, args.users), flush=True)
+        print(store, await recovery(store, args.changelog, args.users), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,30 @@
+"""Prometheus metrics of the streams processor (served on the Faust web port at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+RECORDS = Counter("hub_streams_records_total", "Source records processed, by kind.", ["kind"])
+MESSAGES_STORED = Counter(
+    "hub_streams_messages_stored_total", "Messages newly stored (repeats excluded)."
+)
+MESSAGES_READ = Counter(
+    "hub_streams_messages_read_total", "Messages a mark-read command changed to read."
+)
+DEAD_LETTERS = Counter(
+    "hub_streams_dead_letters_total", "Records sent to the dead-letter topic.", ["error_type"]
+)
+EVENTS = Counter("hub_streams_user_events_total", "User events emitted, by type.", ["type"])
+BATCH_SIZE = Histogram(
+    "hub_streams_batch_size",
+    "Records per processed batch.",
+    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+)
+BATCH_SECONDS = Histogram(
+    "hub_streams_batch_seconds",
+    "Wall time to process one batch (store writes, table update, events).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+BATCH_RETRIES = Counter(
+    "hub_streams_batch_retries_total", "Batches retried after a passing store/broker failure."
+)

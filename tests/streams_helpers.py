@@ -1,0 +1,222 @@
+"""Builders and Kafka/Mongo helpers shared by the streams tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hubcore.kafka import create_producer
+from hubcore.mongo import Document
+from hubcore.settings import Settings
+from schemas import MarkRead, RawMessage, Sender, conversation_id, message_id
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def isolated_settings(kafka_bootstrap: str, mongo_url: str) -> Settings:
+    """Settings with a namespace and database of their own (for module-scoped workers)."""
+    from tests.conftest import TEST_JWT_SECRET, unique
+
+    return Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        mongo_url=mongo_url,
+        mongo_db=unique("t_"),
+        topic_namespace=unique("t."),
+        topic_partitions=3,
+        jwt_secret=TEST_JWT_SECRET,
+        _env_file=None,
+    )
+
+
+def raw_message(
+    user: str,
+    n: int,
+    *,
+    chat: str = "chat-1",
+    platform: str = "telegram",
+    account: str = "acc_1",
+    text: str | None = None,
+) -> RawMessage:
+    """A raw message of `user`; `n` makes its id (and time) distinct."""
+    acc = f"{account}-{user}"
+    return RawMessage.model_validate(
+        {
+            "id": message_id(platform, acc, chat, str(n)),
+            "userId": user,
+            "platform": platform,
+            "accountId": acc,
+            "conversationId": conversation_id(platform, acc, chat),
+            "externalConversationId": chat,
+            "externalMessageId": str(n),
+            "conversationTitle": f"Chat {chat}",
+            "sender": Sender(id="s1", name="Sam"),
+            "text": text if text is not None else f"hello {n}",
+            "sentAt": T0 + timedelta(seconds=n),
+            "receivedAt": T0 + timedelta(seconds=n, milliseconds=500),
+        }
+    )
+
+
+def mark_read(user: str, ids: Iterable[str], command_id: str, conv: str | None = None) -> MarkRead:
+    """A mark-read command with explicit ids."""
+    return MarkRead(
+        id=command_id,
+        user_id=user,
+        conversation_id=conv,
+        message_ids=list(ids),
+        issued_at=T0 + timedelta(hours=1),
+    )
+
+
+async def produce(
+    settings: Settings, topic: str, items: Iterable[tuple[bytes | None, bytes]]
+) -> None:
+    """Produce (key, value) pairs durably, in order."""
+    producer = create_producer(settings)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=v, key=k) for k, v in items]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def consume_all(
+    settings: Settings, topic: str, *, want: int, timeout: float = 30.0
+) -> list[Any]:
+    """Read `topic` from the beginning until `want` records arrived or `timeout` passed."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    got: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(got) < want and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                got.extend(records)
+    finally:
+        await consumer.stop()
+    return got
+
+
+async def wait_for(predicate: Any, *, timeout: float = 60.0, what: str = "condition") -> Any:
+    """Poll an async predicate every 0.2 s until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last: {result!r}")
+        await asyncio.sleep(0.2)
+
+
+async def ground_truth(db: AsyncDatabase[Document], user: str) -> dict[str, int]:
+    """Unread messages of `user` per conversation, counted in the store."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"userId": user, "status": "unread"}},
+        {"$group": {"_id": "$conversationId", "n": {"$sum": 1}}},
+    ]
+    cursor = await db["messages"].aggregate(pipeline)
+    return {str(d["_id"]): int(d["n"]) async for d in cursor}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def worker_env(settings: Settings, tmp: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `hub streams` subprocess for `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(
+        {
+            "HUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "HUB_MONGO_URL": settings.mongo_url,
+            "HUB_MONGO_DB": settings.mongo_db,
+            "HUB_TOPIC_NAMESPACE": settings.topic_namespace,
+            "HUB_TOPIC_PARTITIONS": str(settings.topic_partitions),
+            "HUB_STREAMS_WEB_PORT": str(free_port()),
+            "HUB_DATA_DIR": str(tmp / "data"),
+            "HUB_LOG_FORMAT": "json",
+            **extra,
+        }
+    )
+    return env
+
+
+class Worker:
+    """A `hub streams` subprocess with its output in a file."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.mark = 0
+
+    def start(self) -> None:
+        # Readiness is looked for in the output after this point.
+        self.mark = len(self.output())
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hub", "streams"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        out.close()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final commit."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM and wait; SIGKILL if it does not end in time."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def batches(self) -> int:
+        """How many batch lines the worker logged so far."""
+        return self.output().count('"event": "batch"')
+
+
+async def wait_ready(worker: Worker, timeout: float = 60.0) -> None:
+    """Wait until the worker has joined its group and recovered its table."""
+
+    async def ready() -> bool:
+        if worker.proc is not None and worker.proc.poll() is not None:
+            raise AssertionError(f"worker exited:\n{worker.output()[-3000:]}")
+        return "Worker]: Ready" in worker.output()[worker.mark :]
+
+    await wait_for(ready, timeout=timeout, what="the streams worker to be ready")

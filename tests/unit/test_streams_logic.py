@@ -1,0 +1,151 @@
+"""Pure streams logic: decoding and poison, the watermarked unread state, canonical hashing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from hubcore.kafka import Topics
+from schemas import DeadLetter
+from streams.errors import PoisonRecord
+from streams.records import (
+    CommandInput,
+    RawInput,
+    SourceRecord,
+    decode_batch,
+    decode_record,
+    highest_offsets,
+)
+from streams.retry import is_retriable
+from streams.state import MemoryStateStore, UnreadState
+from streams.statehash import canonical
+from tests.streams_helpers import mark_read, raw_message
+
+TOPICS = Topics("ns")
+
+
+def _record(
+    value: bytes | None, *, key: bytes | None = b"u1", topic: str = "", offset: int = 0
+) -> SourceRecord:
+    return SourceRecord(topic or TOPICS.raw_messages, 2, offset, key, value)
+
+
+def test_decode_valid_raw_and_command() -> None:
+    raw = raw_message("u1", 1)
+    command = mark_read("u1", [raw.id], "c1")
+    got = decode_record(_record(raw.to_json()), TOPICS)
+    assert isinstance(got, RawInput) and got.message == raw
+    got_cmd = decode_record(_record(command.to_json(), topic=TOPICS.commands), TOPICS)
+    assert isinstance(got_cmd, CommandInput) and got_cmd.command == command
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "error_type", "words"),
+    [
+        (b"{nope", b"u1", "invalid_json", "JSON"),
+        (b"[1, 2]", b"u1", "invalid_json", "object"),
+        (None, b"u1", "empty_value", "tombstone"),
+        (b'{"schema": "hub.raw-message/2"}', b"u1", "unknown_schema", "version"),
+        (b'{"schema": "something/1"}', b"u1", "unknown_schema", "expected"),
+        (b'{"schema": "hub.raw-message/1", "id": "x"}', b"u1", "validation_error", "userId"),
+        (None, None, "empty_value", ""),
+    ],
+)
+def test_poison_is_named(
+    value: bytes | None, key: bytes | None, error_type: str, words: str
+) -> None:
+    with pytest.raises(PoisonRecord) as caught:
+        decode_record(_record(value, key=key), TOPICS)
+    assert caught.value.error_type == error_type
+    assert words in caught.value.message
+    assert caught.value.retriable is False
+
+
+def test_key_must_be_the_user() -> None:
+    raw = raw_message("u1", 1)
+    with pytest.raises(PoisonRecord) as caught:
+        decode_record(_record(raw.to_json(), key=b"someone-else"), TOPICS)
+    assert caught.value.error_type == "key_mismatch"
+
+
+def test_batch_splits_and_dead_letter_keeps_origin() -> None:
+    raw = raw_message("u1", 1)
+    records = [_record(raw.to_json(), offset=5), _record(b"\xff\xfe", offset=6)]
+    decoded = decode_batch(records, TOPICS)
+    assert [r.record.offset for r in decoded.raws] == [5]
+    assert len(decoded.poison) == 1
+    poison = decoded.poison[0]
+    letter = DeadLetter.from_json(poison.dead_letter().to_json())
+    assert (letter.source.topic, letter.source.partition, letter.source.offset) == (
+        TOPICS.raw_messages,
+        2,
+        6,
+    )
+    assert letter.payload_encoding == "base64"  # not UTF-8: kept recoverable
+    headers = dict(poison.headers())
+    assert headers["hub-source-offset"] == b"6" and headers["hub-source-partition"] == b"2"
+    assert highest_offsets(records) == {f"{TOPICS.raw_messages}:2": 6}
+
+
+def test_state_counts_and_watermark() -> None:
+    state = UnreadState()
+    rec = _record(b"", offset=10)
+    assert state.applies(rec)
+    state.add("telegram", "c1", +1)
+    state.add("slack", "c2", +1)
+    state.mark_applied({rec.source: 10})
+    assert not state.applies(rec)  # at the watermark: counted already
+    assert state.applies(_record(b"", offset=11))
+    state.mark_applied({rec.source: 3})  # never lowers
+    assert state.applied[rec.source] == 10
+    state.add("slack", "c2", -1)
+    # Zero entries vanish, so different paths to the same numbers give equal values.
+    assert state.to_value() == {
+        "total": 1,
+        "byPlatform": {"telegram": 1},
+        "byConversation": {"c1": 1},
+        "applied": {rec.source: 10},
+    }
+    view = state.counts(["c2", "c1"])
+    assert view.by_conversation == {"c1": 1, "c2": 0}
+    assert UnreadState.from_value(state.to_value()) == state
+
+
+def test_transient_negative_counts_are_clamped_in_views() -> None:
+    state = UnreadState()
+    state.add("telegram", "c1", -1)  # a read re-applied before its message's insert
+    assert state.counts().total == 0
+    assert state.conversation_count("c1") == 0
+    assert state.unread_document() == {"total": 0, "byPlatform": {}, "byConversation": {}}
+    state.add("telegram", "c1", +1)
+    assert state.to_value()["total"] == 0 and state.to_value()["byConversation"] == {}
+
+
+def test_memory_store_hands_out_copies() -> None:
+    store = MemoryStateStore()
+    state = store.get("u1")
+    state.add("telegram", "c1", 1)
+    assert store.get("u1").total == 0  # not put yet
+    store.put("u1", state)
+    assert store.get("u1").total == 1
+
+
+def test_canonical_json_is_order_and_type_stable() -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    a = {"b": 1, "a": {"y": when, "x": [1, 2]}}
+    b = {"a": {"x": [1, 2], "y": when}, "b": 1}
+    assert canonical(a) == canonical(b)
+    assert orjson.loads(canonical(a))["a"]["y"] == "2026-01-02T03:04:05.678Z"
+
+
+def test_retriable_classification() -> None:
+    from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+    from pymongo.errors import AutoReconnect, DuplicateKeyError
+
+    assert is_retriable(AutoReconnect("gone"))
+    assert is_retriable(KafkaConnectionError())
+    assert not is_retriable(MessageSizeTooLargeError())
+    assert not is_retriable(DuplicateKeyError("dup"))
+    assert not is_retriable(ValueError("bug"))
