@@ -16,6 +16,7 @@ from aiokafka.partitioner import murmur2
 from faust.streams import Stream, _current_event
 from faust.tables.table import Table
 from faust.types import StreamT
+from faust.types.transports import TransportT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import ASCENDING, AsyncMongoClient
 
@@ -24,8 +25,10 @@ from hubcore.logging import configure_logging
 from hubcore.mongo import MESSAGES, Document, create_client, database, ensure_indexes
 from hubcore.settings import Settings
 from streams import metrics
+from streams.consumer import StreamsTransport
 from streams.processor import BatchOutcome, BatchProcessor
 from streams.records import SourceRecord
+from streams.recovery import StreamsTableManager
 from streams.retry import BatchRunner
 from streams.sinks import KafkaSink
 from streams.state import UnreadState
@@ -133,6 +136,10 @@ class StreamsApp(faust.App):
     _hub_mongo: AsyncMongoClient[Document] | None = None
     _hub_producer: AIOKafkaProducer | None = None
 
+    def _new_transport(self) -> TransportT:
+        """Faust's aiokafka transport, making `StreamsConsumer`s (streams/consumer.py)."""
+        return StreamsTransport(self.conf.broker_consumer, self)
+
     async def on_first_start(self) -> None:
         """Create topics and connect to the store before the consumer subscribes."""
         settings = self.hub_settings
@@ -219,6 +226,12 @@ def create_app(settings: Settings) -> StreamsApp:
         autodiscover=False,
         broker_session_timeout=settings.streams_session_timeout,
         broker_heartbeat_interval=settings.streams_session_timeout / 4,
+        # Ends each recovery with the stream partitions sought (to their committed or,
+        # without one, first offsets: hence "earliest" stated here) and the buffers
+        # cleared before they are resumed; Faust's own order skips records
+        # (streams/recovery.py).
+        TableManager=StreamsTableManager,
+        consumer_auto_offset_reset="earliest",
     )
     app.hub_settings = settings
     table = UnreadTable(
