@@ -22,7 +22,7 @@ from bench.data import signature_header, webhook_body
 from bench.stats import Latency
 
 _TAG = "bench-e2e "  # text = tag + sequence number: how an arriving frame is matched
-_DRAIN_SECONDS = 15.0  # after the last send, how long stragglers may take
+_DRAIN_SECONDS = 60.0  # after the last send, how long stragglers may take
 
 
 async def _receive(ws_url: str, token: str, times: Arrivals, ready: asyncio.Event) -> None:

@@ -39,12 +39,8 @@ async def run(ctx: Context) -> Result:
         hub = await kids.start(
             "p1-connectors",
             python_argv("hub", "connectors"),
-            # The default log level: one JSON line per webhook, as in production.
-            env=st.env(
-                HUB_CONNECTORS_PORT=str(hub_port),
-                HUB_CONNECTORS_POLLERS="false",
-                HUB_LOG_LEVEL="info",
-            ),
+            # At the default log level: one JSON line per webhook, as in production.
+            env=st.env(HUB_CONNECTORS_PORT=str(hub_port), HUB_CONNECTORS_POLLERS="false"),
             cpu=SERVER_CPU,
         )
         bare = await kids.start(

@@ -30,7 +30,7 @@ from bench.stage import Stage, stage
 from bench.stats import rate
 from hubcore.kafka import Topics, create_producer, ensure_topics
 
-CONVERSATIONS = 4  # chats per user
+CONVERSATIONS = 2  # chats per user
 _REPLAYED = re.compile(r"replayed (\d+) events .* in ([\d.]+) s: (\d+) events/s")
 
 
@@ -72,8 +72,7 @@ async def _live(kids: Children, st: Stage, ctx: Context, messages: int) -> dict[
         python_argv("hub", "streams"),
         env=st.env(
             HUB_STREAMS_WEB_PORT=str(web),
-            HUB_DATA_DIR=str(ctx.log_dir / "p2-data"),
-            HUB_LOG_LEVEL="info",  # the batch lines are the clock
+            HUB_DATA_DIR=str(ctx.log_dir / "p2-data"),  # its batch lines are the clock
         ),
         cpu=SERVER_CPU,
     )
@@ -110,8 +109,8 @@ async def _replay(kids: Children, st: Stage) -> dict[str, float]:
 
 async def run(ctx: Context, *, replay: bool) -> dict[str, Result]:
     """Measure P2 (and P6 when `replay`)."""
-    messages = ctx.size(20_000, 4_000)
-    users = ctx.size(500, 200)
+    messages = ctx.size(5_000, 1_000)
+    users = ctx.size(200, 50)
     async with stage(ctx.base, "p2") as st, Children(ctx.log_dir) as kids:
         await ensure_topics(st.settings)
         await _produce(st, messages, users)

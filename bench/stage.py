@@ -68,8 +68,9 @@ class Stage:
                 "HUB_TOPIC_REPLICATION": str(s.topic_replication),
                 "HUB_JWT_SECRET": s.jwt_secret.get_secret_value(),
                 "HUB_HOST": "127.0.0.1",
+                # The hub's default level, as JSON lines: logging costs what it costs.
                 "HUB_LOG_FORMAT": "json",
-                "HUB_LOG_LEVEL": "warning",
+                "HUB_LOG_LEVEL": "info",
                 **extra,
             }
         )
