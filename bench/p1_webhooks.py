@@ -18,6 +18,7 @@ from bench.procs import (
     SERVER_CPU,
     BenchError,
     Children,
+    cpu_seconds,
     free_port,
     python_argv,
     wait_http,
@@ -52,8 +53,9 @@ async def run(ctx: Context) -> Result:
         await wait_http(f"http://127.0.0.1:{bare_port}/health", bare)
         runs: dict[str, list[dict[str, Any]]] = {"bare": [], "hub": []}
         for r in range(rounds):
-            for name, port in (("bare", bare_port), ("hub", hub_port)):
+            for name, port, server in (("bare", bare_port, bare), ("hub", hub_port, hub)):
                 url = f"http://127.0.0.1:{port}/webhooks/generic/{account.id}"
+                cpu = cpu_seconds(server.pid)
                 out = await kids.run_json(
                     f"p1-load-{name}-{r}",
                     python_argv(
@@ -77,6 +79,10 @@ async def run(ctx: Context) -> Result:
                 )
                 if out["errors"]:
                     raise BenchError(f"{name} answered other than 200: {out['errors']}")
+                # Server CPU per request (warm-up included): steadier than req/s when
+                # other work shares the machine.
+                spent = cpu_seconds(server.pid) - cpu
+                out["cpu_us"] = round(spent / (requests + warmup) * 1e6, 1)
                 runs[name].append(out)
     best = {name: max(outs, key=lambda o: o["per_s"]) for name, outs in runs.items()}
     return ratio_result(
@@ -91,4 +97,6 @@ async def run(ctx: Context) -> Result:
         concurrency=CONCURRENCY,
         requests=requests,
         rounds={name: [o["per_s"] for o in outs] for name, outs in runs.items()},
+        cpu_us_per_request=min(o["cpu_us"] for o in runs["hub"]),
+        baseline_cpu_us_per_request=min(o["cpu_us"] for o in runs["bare"]),
     )
