@@ -36,9 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, required=True)
     p.add_argument("--duration", type=float, required=True)
     p.add_argument("--warmup", type=float, default=0)
-    p = modes.add_parser("store-insert", help="bulk inserts of message documents (P2 baseline)")
+    p = modes.add_parser("store-write", help="bulk upserts and inserts of messages (P2 baseline)")
     p.add_argument("--url", required=True)
-    p.add_argument("--db", required=True)
+    p.add_argument("--insert-db", required=True)
+    p.add_argument("--upsert-db", required=True)
     p.add_argument("--messages", type=int, required=True)
     p.add_argument("--users", type=int, required=True)
     p.add_argument("--conversations", type=int, required=True)
@@ -75,7 +76,13 @@ def _job(args: argparse.Namespace) -> Coroutine[Any, Any, dict[str, Any]]:
     from bench import load_store
 
     return load_store.run(
-        args.url, args.db, args.messages, args.users, args.conversations, args.batch
+        args.url,
+        args.insert_db,
+        args.upsert_db,
+        args.messages,
+        args.users,
+        args.conversations,
+        args.batch,
     )
 
 

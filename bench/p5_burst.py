@@ -30,6 +30,7 @@ from bench.procs import (
     BenchError,
     Child,
     Children,
+    cpu_seconds,
     free_port,
     python_argv,
     wait_http,
@@ -57,13 +58,21 @@ async def _clients(kids: Children, name: str, url: str, proto: str, token: str) 
     return clients
 
 
-async def _finish(kids: Children, clients: Child, started_ms: float) -> dict[str, Any]:
+async def _finish(
+    kids: Children, clients: Child, started_ms: float, server: Child, cpu: float
+) -> dict[str, Any]:
     done = await clients.json_line("done", timeout=180)
+    spent = cpu_seconds(server.pid) - cpu
     await kids.stop(clients)
     if done["frames"] != SOCKETS * EVENTS:
         raise BenchError(f"{clients.name}: {done['frames']} of {SOCKETS * EVENTS} frames")
     seconds = (done["lastAt"] - started_ms) / 1000
-    return {"frames": done["frames"], "seconds": seconds, "per_s": rate(done["frames"], seconds)}
+    return {
+        "frames": done["frames"],
+        "seconds": seconds,
+        "per_s": rate(done["frames"], seconds),
+        "cpu_us": round(spent / done["frames"] * 1e6, 2),
+    }
 
 
 async def _hub(kids: Children, st: Stage, name: str, proto: str) -> dict[str, Any]:
@@ -85,10 +94,11 @@ async def _hub(kids: Children, st: Stage, name: str, proto: str) -> dict[str, An
         )
         values = [new_message_event(USER, n).to_json() for n in range(EVENTS)]
         topic = Topics.from_settings(st.settings).user_events
+        cpu = cpu_seconds(gateway.pid)
         started = time.time() * 1000
         acks = [await producer.send(topic, key=USER.encode(), value=v) for v in values]
         await asyncio.gather(*acks)
-        result = await _finish(kids, clients, started)
+        result = await _finish(kids, clients, started, gateway, cpu)
     finally:
         await producer.stop()
     await kids.stop(gateway)
@@ -114,10 +124,11 @@ async def _node(kids: Children, name: str) -> dict[str, Any]:
     payload = {k: event[k] for k in ("type", "id", "occurredAt", "data")}
     query = urllib.parse.urlencode({"events": EVENTS, "payload": orjson.dumps(payload).decode()})
     async with httpx.AsyncClient(timeout=30) as http:
+        cpu = cpu_seconds(server.pid)
         started = time.time() * 1000
         answer = await http.post(f"http://127.0.0.1:{port}/burst?{query}")
         answer.raise_for_status()
-    result = await _finish(kids, clients, started)
+    result = await _finish(kids, clients, started, server, cpu)
     await kids.stop(server)
     return result
 
@@ -145,5 +156,8 @@ async def run(ctx: Context) -> Result:
         hub_seconds=round(best["hub"]["seconds"], 3),
         baseline_seconds=round(best["node"]["seconds"], 3),
         hub_socketio_per_s=round(sio["per_s"], 1),
+        # Server CPU per frame in the burst (the gateway's includes its Kafka consumer).
+        cpu_us_per_frame=min(o["cpu_us"] for o in runs["hub"]),
+        baseline_cpu_us_per_frame=min(o["cpu_us"] for o in runs["node"]),
         rounds={name: [round(o["per_s"]) for o in outs] for name, outs in runs.items()},
     )

@@ -138,6 +138,8 @@ def _cells(scenario_id: str, r: Mapping[str, Any]) -> tuple[str, str, str]:
     base = f"{_n(r['baseline'])} {unit}".strip()
     if "baseline_name" in r:
         base += f" ({r['baseline_name']})"
+    if "insert_baseline" in r:
+        base += f"; bulk insert {_n(r['insert_baseline'])} {unit}, ratio {r['ratio_vs_insert']:.3f}"
     return hub, base, f"{r['ratio']:.2f}"
 
 

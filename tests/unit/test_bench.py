@@ -114,6 +114,22 @@ def test_markdown_table_rows() -> None:
     assert lines[4].startswith("| P4 | idle authenticated WebSockets, one gateway | 10,000")
 
 
+def test_p2_row_names_both_store_baselines() -> None:
+    result = ratio_result(
+        45.0,
+        50.0,
+        "msg/s",
+        baseline_name="bulk upsert of the same documents",
+        insert_baseline=9000.0,
+        ratio_vs_insert=0.005,
+    )
+    table = markdown_table(document({}, {"P2": finish("P2", result, AT)}, None))
+    assert table.splitlines()[2] == (
+        "| P2 | raw messages/s through streams | 45 msg/s | 50 msg/s (bulk upsert of the same "
+        "documents); bulk insert 9,000 msg/s, ratio 0.005 | 0.90 | ratio >= 0.7 | yes |"
+    )
+
+
 def test_write_results_merges_into_the_file(tmp_path: Path) -> None:
     out = tmp_path / "results" / "latest.json"
     p4 = finish("P4", {"connections": 10_000, "rss_per_conn_kib": 25.0}, AT)
