@@ -69,7 +69,8 @@ class Runtime:
     pollers: PollerSupervisor | None = None
 
 
-def runtime(request: Request) -> Runtime:
-    """FastAPI dependency: this process's runtime."""
+async def runtime(request: Request) -> Runtime:
+    """FastAPI dependency: this process's runtime (async: FastAPI runs a plain `def`
+    dependency in its thread pool, a thread hop on every webhook)."""
     rt: Runtime = request.app.state.runtime
     return rt

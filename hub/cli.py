@@ -331,6 +331,43 @@ def state_hash(
     typer.echo(asyncio.run(run()))
 
 
+# --- benchmarks (issue 7) -------------------------------------------------------------
+@app.command("bench")
+def bench(
+    only: Annotated[
+        str | None, typer.Option(help="Comma-separated scenario ids, e.g. P1,P3 (default: all).")
+    ] = None,
+    quick: Annotated[bool, typer.Option(help="Smoke run: smaller sizes, shorter runs.")] = False,
+) -> None:
+    """Run the performance scenarios P1-P6, each against its baseline in the same run;
+    write bench/results/latest.json and print the table (see README, Performance)."""
+    import asyncio
+    import sys
+    from pathlib import Path
+
+    from hub.provision.services import LocalServices
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "bench" / "run.py").is_file():
+        _fail("hub bench runs from a source checkout (bench/ next to hub/)")
+    # bench/ is a tool of the checkout (Node.js clients, results files), not installed.
+    sys.path.insert(0, str(root))
+    from bench.procs import BenchError
+    from bench.run import parse_only, run
+
+    settings = settings_or_exit()
+    try:
+        selected = parse_only(only)
+    except BenchError as exc:
+        _fail(str(exc), code=2)
+    try:
+        LocalServices(settings).up(echo=typer.echo)
+    except ProvisionError as exc:
+        _fail(str(exc))
+    _, measured = asyncio.run(run(settings, selected, quick=quick, say=typer.echo))
+    raise typer.Exit(0 if measured else 1)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -28,8 +28,9 @@ DERIVED_COLLECTIONS = (MESSAGES, CONVERSATIONS, UNREAD)
 
 
 # FerretDB 1.24 (SQLite) never answers a bulk write of more than 100 statements when 100 or
-# more of them match existing documents; 100 at a time is safe and costs little.
-BULK_CHUNK = 100
+# more of them match existing documents, nor one of exactly 100 updates that all modify a
+# document; 50 at a time stays well clear of both and costs little.
+BULK_CHUNK = 50
 
 
 @dataclass(frozen=True, slots=True)

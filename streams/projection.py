@@ -102,12 +102,17 @@ class NewestMessage:
         return (self.raw.message.sent_at, self.raw.message.id)
 
 
-def _conversation_ops(newest: NewestMessage, unread: int) -> list[UpdateOne]:
-    msg = newest.raw.message
-    last = last_message_value(message_doc(msg, newest.raw.record.origin))
+def _last_message(newest: NewestMessage) -> Document:
+    last = last_message_value(message_doc(newest.raw.message, newest.raw.record.origin))
     last["status"] = newest.status
-    at = msg.sent_at
-    create = UpdateOne(
+    return last
+
+
+def _create_op(newest: NewestMessage, unread: int) -> UpdateOne:
+    """Insert the conversation with this message as its last one (an existing one only
+    gets its unread count)."""
+    msg = newest.raw.message
+    return UpdateOne(
         {"_id": msg.conversation_id},
         {
             "$setOnInsert": {
@@ -115,20 +120,31 @@ def _conversation_ops(newest: NewestMessage, unread: int) -> list[UpdateOne]:
                 "platform": msg.platform,
                 "accountId": msg.account_id,
                 "title": msg.conversation_title,
-                "lastMessage": last,
-                "lastMessageAt": at,
-                "updatedAt": at,
+                "lastMessage": _last_message(newest),
+                "lastMessageAt": msg.sent_at,
+                "updatedAt": msg.sent_at,
             },
             "$set": {"unreadCount": unread},
         },
         upsert=True,
     )
-    newer: dict[str, Any] = {"lastMessage": last, "lastMessageAt": at, "updatedAt": at}
+
+
+def _advance_op(newest: NewestMessage, extra: Mapping[str, Any]) -> UpdateOne:
+    """Make this message the last one, and `$set` `extra`, only if it is newer than the
+    stored last message, so the order in which batches (or a replay) deliver messages
+    does not change the outcome."""
+    msg = newest.raw.message
+    at = msg.sent_at
+    newer: dict[str, Any] = {
+        "lastMessage": _last_message(newest),
+        "lastMessageAt": at,
+        "updatedAt": at,
+        **extra,
+    }
     if msg.conversation_title is not None:
         newer["title"] = msg.conversation_title
-    # Matches only when this message is newer than the stored one, so the order in which
-    # batches (or a replay) deliver messages does not change the outcome.
-    advance = UpdateOne(
+    return UpdateOne(
         {
             "_id": msg.conversation_id,
             "$or": [
@@ -138,7 +154,54 @@ def _conversation_ops(newest: NewestMessage, unread: int) -> list[UpdateOne]:
         },
         {"$set": newer},
     )
-    return [create, advance]
+
+
+def _is_newer(candidate: NewestMessage, stored: Document) -> bool:
+    """True when `candidate` should replace the stored conversation's last message."""
+    at = stored.get("lastMessageAt")
+    if at is None:
+        return True  # the guarded advance decides
+    return candidate.order > (at, str((stored.get("lastMessage") or {}).get("id", "")))
+
+
+def _count_op(conv_id: str, unread: int) -> UpdateOne:
+    return UpdateOne({"_id": conv_id}, {"$set": {"unreadCount": unread}})
+
+
+async def _write_conversations(
+    db: AsyncDatabase[Document], newest: Mapping[str, NewestMessage], counts: Mapping[str, int]
+) -> None:
+    """Write every touched conversation (`counts`: id -> its unread count) with one
+    statement each: a rewritten document costs FerretDB a scan of the collection.
+
+    The stored last messages are read first to choose between insert, advance and count
+    only. Should another writer get in between (a partition hand-over), the statements of
+    the unconditional form follow: the advance for a conversation that existed after all,
+    and the count for one whose advance no longer applied.
+    """
+    stored = await find_conversations(db, newest, {"lastMessageAt": 1, "lastMessage.id": 1})
+    ops: list[UpdateOne] = []
+    creates: list[str] = []
+    advances: list[str] = []
+    for conv_id, unread in counts.items():
+        candidate = newest.get(conv_id)
+        doc = stored.get(conv_id)
+        if candidate is None:
+            ops.append(_count_op(conv_id, unread))
+        elif doc is None:
+            creates.append(conv_id)
+            ops.append(_create_op(candidate, unread))
+        elif _is_newer(candidate, doc):
+            advances.append(conv_id)
+            ops.append(_advance_op(candidate, {"unreadCount": unread}))
+        else:
+            ops.append(_count_op(conv_id, unread))
+    outcome = await bulk_write_chunked(db[CONVERSATIONS], ops)
+    again = [_advance_op(newest[c], {}) for c in creates if c not in outcome.upserted]
+    if outcome.matched + len(outcome.upserted) < len(ops):
+        again.extend(_count_op(c, counts[c]) for c in advances)
+    if again:
+        await bulk_write_chunked(db[CONVERSATIONS], again)
 
 
 async def write_projections(
@@ -155,36 +218,35 @@ async def write_projections(
     marked read in it; `conversation_users`: conversation id -> user id of every touched
     conversation; `states`: the users' states after this batch.
     """
-    ops: list[UpdateOne] = []
-    for conv_id, user_id in conversation_users.items():
-        unread = states[user_id].conversation_count(conv_id)
-        if conv_id in newest:
-            ops.extend(_conversation_ops(newest[conv_id], unread))
-        else:
-            ops.append(UpdateOne({"_id": conv_id}, {"$set": {"unreadCount": unread}}))
-        if read.get(conv_id):
-            ops.append(
-                UpdateOne(
-                    {"_id": conv_id, "lastMessage.id": {"$in": list(read[conv_id])}},
-                    {"$set": {"lastMessage.status": "read"}},
-                )
-            )
+    counts = {
+        conv_id: states[user_id].conversation_count(conv_id)
+        for conv_id, user_id in conversation_users.items()
+    }
+    read_ops = [
+        UpdateOne(
+            {"_id": conv_id, "lastMessage.id": {"$in": list(ids)}},
+            {"$set": {"lastMessage.status": "read"}},
+        )
+        for conv_id, ids in read.items()
+        if ids and conv_id in counts
+    ]
     unread_ops = [
         UpdateOne({"_id": user_id}, {"$set": state.unread_document()}, upsert=True)
         for user_id, state in states.items()
     ]
     await asyncio.gather(
-        bulk_write_chunked(db[CONVERSATIONS], ops),
+        _write_conversations(db, newest, counts),
         bulk_write_chunked(db[UNREAD], unread_ops),
     )
+    await bulk_write_chunked(db[CONVERSATIONS], read_ops)
 
 
 async def find_conversations(
-    db: AsyncDatabase[Document], ids: Iterable[str]
+    db: AsyncDatabase[Document], ids: Iterable[str], fields: Mapping[str, int] | None = None
 ) -> dict[str, Document]:
-    """Conversation id -> its stored document."""
+    """Conversation id -> its stored document (only `fields`, when given)."""
     wanted = list(ids)
     if not wanted:
         return {}
-    cursor = db[CONVERSATIONS].find({"_id": {"$in": wanted}})
+    cursor = db[CONVERSATIONS].find({"_id": {"$in": wanted}}, fields)
     return {str(doc["_id"]): doc async for doc in cursor}

@@ -2,12 +2,15 @@
 // (`--proto hub`) or raw Socket.IO v4 over a WebSocket (`--proto sio`). Prints JSON lines:
 // {"ready":n} once all are authenticated, then {"done":...} when every connection got
 // `--expect` event frames (or `--timeout` s passed). Stays idle (`--expect 0`) until stdin closes.
+// `--tokens FILE` (a JSON array) gives connection i the token i % length instead of `--token`.
+import { readFileSync } from "node:fs";
 import WebSocket from "ws";
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) =>
   (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
 const n = Number(args.n || 100), expect = Number(args.expect || 0);
-const url = args.url, proto = args.proto || "hub", token = args.token || "";
+const url = args.url, proto = args.proto || "hub";
+const tokens = args.tokens ? JSON.parse(readFileSync(args.tokens, "utf8")) : [args.token || ""];
 const timeoutMs = Number(args.timeout || 60) * 1000;
 let ready = 0, frames = 0, complete = 0, firstAt = 0, lastAt = 0, failed = 0;
 const counts = new Uint32Array(n);
@@ -28,6 +31,7 @@ function finish(reason) {
 function authed() { if (++ready === n) console.log(JSON.stringify({ ready, failed })); }
 
 function open(i) {
+  const token = tokens[i % tokens.length];
   const ws = new WebSocket(url, { perMessageDeflate: false });
   sockets.push(ws);
   ws.on("error", () => { failed++; });
@@ -57,3 +61,5 @@ wave();
 if (expect > 0) setTimeout(() => finish("timeout"), timeoutMs);
 process.stdin.on("end", () => finish("stdin closed"));
 process.stdin.resume();
+// Progress for the benchmark's log while connections are being opened.
+setInterval(() => console.log(JSON.stringify({ progress: ready, failed, frames })), 5000).unref();

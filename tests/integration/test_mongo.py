@@ -71,6 +71,17 @@ async def test_chunked_bulk_write_of_mostly_existing_documents(
     assert await mongo_db.bulk.count_documents({}) == 251
 
 
+async def test_chunked_bulk_write_of_modifying_updates(
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    # 100 updates that all modify a document: FerretDB 1.24 hangs on them in one command.
+    await mongo_db.bulk.insert_many([{"_id": f"m{i}", "n": 0} for i in range(150)])
+    ops = [UpdateOne({"_id": f"m{i}"}, {"$set": {"n": 1}}) for i in range(150)]
+    outcome = await asyncio.wait_for(bulk_write_chunked(mongo_db.bulk, ops), 30)
+    assert (outcome.matched, outcome.modified) == (150, 150)
+    assert await mongo_db.bulk.count_documents({"n": 1}) == 150
+
+
 async def test_bulk_insert_duplicate_fails_only_that_document(
     mongo_db: AsyncDatabase[Document],
 ) -> None:

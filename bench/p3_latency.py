@@ -1,0 +1,123 @@
+"""P3: webhook -> WebSocket frame latency at 200 msg/s through the whole hub, vs Kafka's hop.
+
+Connectors, one streams worker and a gateway run as the hub runs (separate processes,
+not pinned: at this load latency, not throughput, is measured, and one core for three
+processes would only add queueing). The load generator holds one WebSocket per user
+and sends signed webhooks at a fixed rate (open loop) round-robin over 20 users; each
+message's latency is from just before its POST to the arrival of its `new_message`
+frame. The first seconds warm up and are not counted. The baseline is the round trip
+of a record of the same size produced and consumed through the same broker with the
+hub's producer settings, at the same rate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.context import Context
+from bench.procs import BenchError, Children, free_port, python_argv, wait_http, wait_log
+from bench.report import Result
+from bench.stage import WEBHOOK_SECRET, stage
+from hubcore.kafka import ensure_topics
+
+RATE = 200.0
+USERS = 20
+
+
+def _write_spec(path: Path, spec: dict[str, Any]) -> Path:
+    path.write_bytes(orjson.dumps(spec))
+    return path
+
+
+async def run(ctx: Context) -> Result:
+    """Measure P3."""
+    duration = ctx.size(60.0, 10.0)
+    warmup = ctx.size(5.0, 2.0)
+    async with stage(ctx.base, "p3") as st, Children(ctx.log_dir) as kids:
+        users = [f"user{i:02d}" for i in range(USERS)]
+        accounts = await st.generic_accounts(users)
+        rtt_topic = f"{st.settings.topic_namespace}.rtt"
+        await ensure_topics(st.settings, {rtt_topic: {}})
+        gw_port, conn_port = free_port(), free_port()
+        streams = await kids.start(
+            "p3-streams",
+            python_argv("hub", "streams"),
+            env=st.env(
+                HUB_STREAMS_WEB_PORT=str(free_port()),
+                HUB_DATA_DIR=str(ctx.log_dir / "p3-data"),
+            ),
+        )
+        gateway = await kids.start(
+            "p3-gateway", python_argv("hub", "gateway"), env=st.env(HUB_GATEWAY_PORT=str(gw_port))
+        )
+        connectors = await kids.start(
+            "p3-connectors",
+            python_argv("hub", "connectors"),
+            env=st.env(HUB_CONNECTORS_PORT=str(conn_port), HUB_CONNECTORS_POLLERS="false"),
+        )
+        await wait_log(streams, "Worker]: Ready", timeout=120)
+        await wait_http(f"http://127.0.0.1:{gw_port}/health", gateway)
+        await wait_http(f"http://127.0.0.1:{conn_port}/health", connectors)
+        spec = _write_spec(
+            ctx.log_dir / "p3-spec.json",
+            {
+                "connectors": f"http://127.0.0.1:{conn_port}",
+                "ws_url": f"ws://127.0.0.1:{gw_port}/ws",
+                "secret": WEBHOOK_SECRET,
+                "accounts": [{"id": a.id, "token": st.token(a.user_id)} for a in accounts],
+            },
+        )
+        e2e = await kids.run_json(
+            "p3-load",
+            python_argv(
+                "bench.loadgen",
+                "e2e",
+                "--spec",
+                str(spec),
+                "--rate",
+                str(RATE),
+                "--duration",
+                str(duration),
+                "--warmup",
+                str(warmup),
+            ),
+            timeout=duration + warmup + 120,
+        )
+        for child in (connectors, gateway, streams):
+            await kids.stop(child)
+        rtt = await kids.run_json(
+            "p3-kafka-rtt",
+            python_argv(
+                "bench.loadgen",
+                "kafka-rtt",
+                "--bootstrap",
+                st.settings.kafka_bootstrap,
+                "--topic",
+                rtt_topic,
+                "--rate",
+                str(RATE),
+                "--duration",
+                str(ctx.size(20.0, 5.0)),
+                "--warmup",
+                str(warmup),
+            ),
+            timeout=180,
+        )
+    if e2e["lost"] or e2e["errors"]:
+        raise BenchError(f"{e2e['lost']} messages never arrived; errors {e2e['errors']}")
+    return {
+        "p50_ms": e2e["p50_ms"],
+        "p99_ms": e2e["p99_ms"],
+        "baseline_p99_ms": rtt["p99_ms"],
+        "max_ms": e2e["max_ms"],
+        "baseline_p50_ms": rtt["p50_ms"],
+        "messages": e2e["delivered"],
+        "rate": RATE,
+        "seconds": duration,
+        "users": USERS,
+        "webhook_answer_p50_ms": e2e["webhook_answer"]["p50_ms"],
+        "webhook_answer_p99_ms": e2e["webhook_answer"]["p99_ms"],
+    }

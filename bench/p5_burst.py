@@ -1,0 +1,163 @@
+"""P5: frames/s one gateway pushes to 5,000 sockets in a burst, vs a Node.js Socket.IO server.
+
+5,000 sockets of one user are opened by the same Node.js client program for both
+servers (CPU 1, the servers on CPU 0, descriptor limits raised in the children); then
+20 `new_message` events are sent - to the hub through its user-events topic, to Node's
+`sio_server.js` by `POST /burst` with the same event as payload - and the rate is the
+frames all sockets received over the time from that send to the last frame. The hub is
+measured on `/ws` (its push path); its Socket.IO endpoint is recorded as detail.
+Rounds alternate; the best of each counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import urllib.parse
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.context import Context
+from bench.data import new_message_event
+from bench.node import clients_argv, ensure_node_modules, sio_server_argv
+from bench.procs import (
+    LOAD_CPU,
+    NOFILE,
+    SERVER_CPU,
+    BenchError,
+    Child,
+    Children,
+    cpu_seconds,
+    free_port,
+    python_argv,
+    wait_http,
+)
+from bench.report import Result, ratio_result
+from bench.stage import Stage, stage
+from bench.stats import rate
+from hubcore.kafka import Topics, create_producer
+
+SOCKETS = 5000
+EVENTS = 20
+USER = "burst-user"
+_SIO_PATH = "/socket.io/?EIO=4&transport=websocket"
+
+
+async def _clients(kids: Children, name: str, url: str, proto: str, token: str) -> Child:
+    clients = await kids.start(
+        name,
+        clients_argv(url, SOCKETS, proto=proto, expect=EVENTS, timeout=120, token=token),
+        cpu=LOAD_CPU,
+        nofile=NOFILE,
+        pipe=True,
+    )
+    await clients.json_line("ready", timeout=180)
+    return clients
+
+
+async def _finish(
+    kids: Children, clients: Child, started_ms: float, server: Child, cpu: float
+) -> dict[str, Any]:
+    done = await clients.json_line("done", timeout=180)
+    spent = cpu_seconds(server.pid) - cpu
+    await kids.stop(clients)
+    if done["frames"] != SOCKETS * EVENTS:
+        raise BenchError(f"{clients.name}: {done['frames']} of {SOCKETS * EVENTS} frames")
+    seconds = (done["lastAt"] - started_ms) / 1000
+    return {
+        "frames": done["frames"],
+        "seconds": seconds,
+        "per_s": rate(done["frames"], seconds),
+        "cpu_us": round(spent / done["frames"] * 1e6, 2),
+    }
+
+
+async def _hub(kids: Children, st: Stage, name: str, proto: str) -> dict[str, Any]:
+    port = free_port()
+    gateway = await kids.start(
+        name,
+        python_argv("hub", "gateway"),
+        env=st.env(HUB_GATEWAY_PORT=str(port)),
+        cpu=SERVER_CPU,
+        nofile=NOFILE,
+    )
+    await wait_http(f"http://127.0.0.1:{port}/health", gateway)
+    path = "/ws" if proto == "hub" else _SIO_PATH
+    producer = create_producer(st.settings)
+    await producer.start()
+    try:
+        clients = await _clients(
+            kids, f"{name}-clients", f"ws://127.0.0.1:{port}{path}", proto, st.token(USER)
+        )
+        values = [new_message_event(USER, n).to_json() for n in range(EVENTS)]
+        topic = Topics.from_settings(st.settings).user_events
+        cpu = cpu_seconds(gateway.pid)
+        started = time.time() * 1000
+        acks = [await producer.send(topic, key=USER.encode(), value=v) for v in values]
+        await asyncio.gather(*acks)
+        result = await _finish(kids, clients, started, gateway, cpu)
+    finally:
+        await producer.stop()
+    await kids.stop(gateway)
+    return result
+
+
+async def _node(kids: Children, name: str) -> dict[str, Any]:
+    port = free_port()
+    server = await kids.start(
+        name,
+        sio_server_argv(),
+        env={**os.environ, "PORT": str(port)},
+        cpu=SERVER_CPU,
+        nofile=NOFILE,
+        pipe=True,
+    )
+    await server.json_line("listening", timeout=30)
+    clients = await _clients(
+        kids, f"{name}-clients", f"ws://127.0.0.1:{port}{_SIO_PATH}", "sio", "x"
+    )
+    event = orjson.loads(new_message_event(USER, 0).to_json())
+    # The hub's /ws frame without its cursor: sio_server.js adds one per event.
+    payload = {k: event[k] for k in ("type", "id", "occurredAt", "data")}
+    query = urllib.parse.urlencode({"events": EVENTS, "payload": orjson.dumps(payload).decode()})
+    async with httpx.AsyncClient(timeout=30) as http:
+        cpu = cpu_seconds(server.pid)
+        started = time.time() * 1000
+        answer = await http.post(f"http://127.0.0.1:{port}/burst?{query}")
+        answer.raise_for_status()
+    result = await _finish(kids, clients, started, server, cpu)
+    await kids.stop(server)
+    return result
+
+
+async def run(ctx: Context) -> Result:
+    """Measure P5."""
+    ensure_node_modules()
+    rounds = ctx.size(2, 1)
+    runs: dict[str, list[dict[str, Any]]] = {"hub": [], "node": []}
+    async with stage(ctx.base, "p5") as st, Children(ctx.log_dir) as kids:
+        for r in range(rounds):
+            runs["hub"].append(await _hub(kids, st, f"p5-gateway-{r}", "hub"))
+            runs["node"].append(await _node(kids, f"p5-node-{r}"))
+        sio = await _hub(kids, st, "p5-gateway-sio", "sio")
+    best = {name: max(outs, key=lambda o: o["per_s"]) for name, outs in runs.items()}
+    frame = new_message_event(USER, 0).to_json()
+    return ratio_result(
+        best["hub"]["per_s"],
+        best["node"]["per_s"],
+        "frames/s",
+        baseline_name="Node.js socket.io",
+        sockets=SOCKETS,
+        events=EVENTS,
+        event_bytes=len(frame),
+        hub_seconds=round(best["hub"]["seconds"], 3),
+        baseline_seconds=round(best["node"]["seconds"], 3),
+        hub_socketio_per_s=round(sio["per_s"], 1),
+        # Server CPU per frame in the burst (the gateway's includes its Kafka consumer).
+        cpu_us_per_frame=min(o["cpu_us"] for o in runs["hub"]),
+        baseline_cpu_us_per_frame=min(o["cpu_us"] for o in runs["node"]),
+        rounds={name: [round(o["per_s"]) for o in outs] for name, outs in runs.items()},
+    )

@@ -1,0 +1,159 @@
+"""The results document (`bench/results/latest.json`) and the markdown table printed from it.
+
+Format (issue 7): `{"machine": {...}, "scenarios": {"P1": {...}, ...}}`, where P1, P2, P5
+and P6 hold `value`, `baseline`, `ratio`; P3 `p50_ms`, `p99_ms`, `baseline_p99_ms`; P4
+`connections`, `rss_per_conn_kib`. Every scenario also carries `target`, `met`,
+`measured_at` and scenario-specific detail; a scenario that failed holds `error` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bench.stats import ratio
+
+Result = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """What a scenario measures, the fields it must report and its target."""
+
+    id: str
+    measure: str
+    fields: tuple[str, ...]
+    target: str
+    meets: Callable[[Mapping[str, Any]], bool]
+
+
+_RATIO = ("value", "baseline", "ratio")
+
+SCENARIOS: dict[str, Scenario] = {
+    s.id: s
+    for s in (
+        Scenario(
+            "P1", "signed webhooks/s accepted", _RATIO, "ratio >= 0.6", lambda r: r["ratio"] >= 0.6
+        ),
+        Scenario(
+            "P2",
+            "raw messages/s through streams",
+            _RATIO,
+            "ratio >= 0.7",
+            lambda r: r["ratio"] >= 0.7,
+        ),
+        Scenario(
+            "P3",
+            "webhook -> WebSocket latency at 200 msg/s",
+            ("p50_ms", "p99_ms", "baseline_p99_ms"),
+            "p50 <= 20 ms, p99 <= 100 ms",
+            lambda r: r["p50_ms"] <= 20 and r["p99_ms"] <= 100,
+        ),
+        Scenario(
+            "P4",
+            "idle authenticated WebSockets, one gateway",
+            ("connections", "rss_per_conn_kib"),
+            ">= 10,000, <= 30 KiB each",
+            lambda r: r["connections"] >= 10_000 and r["rss_per_conn_kib"] <= 30,
+        ),
+        Scenario(
+            "P5",
+            "burst frames/s to 5,000 sockets",
+            _RATIO,
+            "ratio >= 1.0",
+            lambda r: r["ratio"] >= 1.0,
+        ),
+        Scenario("P6", "`hub replay` events/s", _RATIO, "ratio >= 2", lambda r: r["ratio"] >= 2),
+    )
+}
+
+
+def ratio_result(value: float, baseline: float, unit: str, **detail: Any) -> Result:
+    """A P1/P2/P5/P6 result: `value`, `baseline` (rounded) and their `ratio`."""
+    return {
+        "value": round(value, 1),
+        "baseline": round(baseline, 1),
+        "ratio": ratio(value, baseline),
+        "unit": unit,
+        **detail,
+    }
+
+
+def finish(scenario_id: str, result: Result, measured_at: str) -> Result:
+    """Check the required fields and add `target`, `met` and `measured_at`."""
+    scenario = SCENARIOS[scenario_id]
+    if "error" in result:
+        return {
+            "error": result["error"],
+            "target": scenario.target,
+            "met": False,
+            "measured_at": measured_at,
+        }
+    missing = [f for f in scenario.fields if f not in result]
+    if missing:
+        raise ValueError(f"{scenario_id} result lacks {', '.join(missing)}")
+    return {
+        **result,
+        "target": scenario.target,
+        "met": bool(scenario.meets(result)),
+        "measured_at": measured_at,
+    }
+
+
+def document(
+    machine: Mapping[str, Any], scenarios: Mapping[str, Result], previous: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The new results document: these scenarios, plus those of `previous` not run now."""
+    kept = dict((previous or {}).get("scenarios", {}))
+    kept.update(scenarios)
+    ordered = {k: kept[k] for k in sorted(kept) if k in SCENARIOS}
+    return {"machine": dict(machine), "scenarios": ordered}
+
+
+def _n(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def _cells(scenario_id: str, r: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(hub, baseline, ratio) cells of one result."""
+    if "error" in r:
+        return (f"failed: {r['error']}", "-", "-")
+    if scenario_id == "P3":
+        return (
+            f"p50 {_n(r['p50_ms'], 1)} ms, p99 {_n(r['p99_ms'], 1)} ms",
+            f"Kafka round trip p99 {_n(r['baseline_p99_ms'], 1)} ms",
+            "-",
+        )
+    if scenario_id == "P4":
+        return (
+            f"{_n(r['connections'])} sockets, {_n(r['rss_per_conn_kib'], 1)} KiB each",
+            "-",
+            "-",
+        )
+    unit = r.get("unit", "")
+    hub = f"{_n(r['value'])} {unit}".strip()
+    if "p50_ms" in r:
+        hub += f" (p50 {_n(r['p50_ms'], 1)} ms, p99 {_n(r['p99_ms'], 1)} ms)"
+    base = f"{_n(r['baseline'])} {unit}".strip()
+    if "baseline_name" in r:
+        base += f" ({r['baseline_name']})"
+    if "insert_baseline" in r:
+        base += f"; bulk insert {_n(r['insert_baseline'])} {unit}, ratio {r['ratio_vs_insert']:.3f}"
+    return hub, base, f"{r['ratio']:.2f}"
+
+
+def markdown_table(doc: Mapping[str, Any]) -> str:
+    """The short results table: one row per scenario, target met or not."""
+    lines = [
+        "| id | measure | hub | baseline (same run) | ratio | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for scenario_id, r in doc["scenarios"].items():
+        hub, base, rat = _cells(scenario_id, r)
+        met = "yes" if r.get("met") else "no"
+        measure = SCENARIOS[scenario_id].measure
+        lines.append(
+            f"| {scenario_id} | {measure} | {hub} | {base} | {rat} | {r['target']} | {met} |"
+        )
+    return "\n".join(lines)

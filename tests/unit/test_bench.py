@@ -1,0 +1,186 @@
+"""The benchmark's pure parts: percentiles, the results document and table, log parsing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bench.arrivals import Arrivals
+from bench.p26_streams import batch_window
+from bench.procs import BenchError
+from bench.report import SCENARIOS, document, finish, markdown_table, ratio_result
+from bench.run import parse_only, write_results
+from bench.stats import Latency, percentile, ratio
+
+AT = "2026-11-25T12:00:00+00:00"
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    samples = [4.0, 1.0, 3.0, 2.0]  # unsorted on purpose
+    assert percentile(samples, 0) == 1.0
+    assert percentile(samples, 100) == 4.0
+    assert percentile(samples, 50) == 2.5
+    assert percentile([7.0], 99) == 7.0
+    assert percentile(list(range(101)), 99) == 99.0
+
+
+@pytest.mark.parametrize(("samples", "q"), [([], 50), ([1.0], -1), ([1.0], 101)])
+def test_percentile_refuses_nonsense(samples: list[float], q: float) -> None:
+    with pytest.raises(ValueError):
+        percentile(samples, q)
+
+
+def test_latency_summary_is_in_milliseconds() -> None:
+    summary = Latency.of_seconds([0.001 * n for n in range(1, 101)])
+    assert summary.as_dict() == {"count": 100, "p50_ms": 50.5, "p99_ms": 99.01, "max_ms": 100.0}
+
+
+def test_ratio_rounds_and_survives_a_zero_baseline() -> None:
+    assert ratio(2.0, 3.0) == 0.667
+    assert ratio(5.0, 0.0) == 0.0
+
+
+def test_ratio_result_has_the_issue_fields() -> None:
+    result = ratio_result(1500.04, 2500.0, "req/s", extra=1)
+    assert {k: result[k] for k in ("value", "baseline", "ratio")} == {
+        "value": 1500.0,
+        "baseline": 2500.0,
+        "ratio": 0.6,
+    }
+    assert finish("P1", result, AT)["met"] is True
+    assert finish("P5", ratio_result(99.0, 100.0, "frames/s"), AT)["met"] is False
+
+
+@pytest.mark.parametrize(
+    ("scenario_id", "result", "met"),
+    [
+        ("P3", {"p50_ms": 20.0, "p99_ms": 100.0, "baseline_p99_ms": 9.0}, True),
+        ("P3", {"p50_ms": 21.0, "p99_ms": 50.0, "baseline_p99_ms": 9.0}, False),
+        ("P4", {"connections": 10_000, "rss_per_conn_kib": 30.0}, True),
+        ("P4", {"connections": 9_999, "rss_per_conn_kib": 10.0}, False),
+        ("P6", {"value": 200.0, "baseline": 100.0, "ratio": 2.0}, True),
+    ],
+)
+def test_targets(scenario_id: str, result: dict[str, float], met: bool) -> None:
+    done = finish(scenario_id, result, AT)
+    assert done["met"] is met
+    assert done["target"] == SCENARIOS[scenario_id].target
+    assert done["measured_at"] == AT
+
+
+def test_a_result_lacking_a_required_field_is_refused() -> None:
+    with pytest.raises(ValueError, match="P3 result lacks baseline_p99_ms"):
+        finish("P3", {"p50_ms": 1.0, "p99_ms": 2.0}, AT)
+
+
+def test_a_failed_scenario_keeps_its_error_and_is_not_met() -> None:
+    done = finish("P2", {"error": "the worker did not start"}, AT)
+    assert done == {
+        "error": "the worker did not start",
+        "target": "ratio >= 0.7",
+        "met": False,
+        "measured_at": AT,
+    }
+    table = markdown_table(document({}, {"P2": done}, None))
+    assert "| P2 | raw messages/s through streams | failed: the worker did not start |" in table
+
+
+def test_document_keeps_scenarios_not_run_now_and_orders_them() -> None:
+    p1 = finish("P1", ratio_result(1.0, 2.0, "req/s"), AT)
+    p4 = finish("P4", {"connections": 10_000, "rss_per_conn_kib": 25.0}, AT)
+    previous = {"machine": {"old": True}, "scenarios": {"P4": p4, "P9": {"junk": 1}}}
+    doc = document({"cores": 2}, {"P1": p1}, previous)
+    assert doc == {"machine": {"cores": 2}, "scenarios": {"P1": p1, "P4": p4}}
+
+
+def test_markdown_table_rows() -> None:
+    scenarios = {
+        "P1": finish("P1", ratio_result(1200, 2000, "req/s", p50_ms=20.0, p99_ms=80.5), AT),
+        "P3": finish("P3", {"p50_ms": 12.3, "p99_ms": 45.6, "baseline_p99_ms": 7.8}, AT),
+        "P4": finish("P4", {"connections": 10_000, "rss_per_conn_kib": 26.72}, AT),
+    }
+    lines = markdown_table(document({}, scenarios, None)).splitlines()
+    assert lines[0].startswith("| id | measure | hub |")
+    assert lines[2] == (
+        "| P1 | signed webhooks/s accepted | 1,200 req/s (p50 20.0 ms, p99 80.5 ms) "
+        "| 2,000 req/s | 0.60 | ratio >= 0.6 | yes |"
+    )
+    assert lines[3] == (
+        "| P3 | webhook -> WebSocket latency at 200 msg/s | p50 12.3 ms, p99 45.6 ms "
+        "| Kafka round trip p99 7.8 ms | - | p50 <= 20 ms, p99 <= 100 ms | yes |"
+    )
+    assert lines[4].startswith("| P4 | idle authenticated WebSockets, one gateway | 10,000")
+
+
+def test_p2_row_names_both_store_baselines() -> None:
+    result = ratio_result(
+        45.0,
+        50.0,
+        "msg/s",
+        baseline_name="bulk upsert of the same documents",
+        insert_baseline=9000.0,
+        ratio_vs_insert=0.005,
+    )
+    table = markdown_table(document({}, {"P2": finish("P2", result, AT)}, None))
+    assert table.splitlines()[2] == (
+        "| P2 | raw messages/s through streams | 45 msg/s | 50 msg/s (bulk upsert of the same "
+        "documents); bulk insert 9,000 msg/s, ratio 0.005 | 0.90 | ratio >= 0.7 | yes |"
+    )
+
+
+def test_write_results_merges_into_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "results" / "latest.json"
+    p4 = finish("P4", {"connections": 10_000, "rss_per_conn_kib": 25.0}, AT)
+    write_results(out, {"cores": 2}, {"P4": p4})
+    p1 = finish("P1", ratio_result(1.0, 2.0, "req/s"), AT)
+    write_results(out, {"cores": 4}, {"P1": p1})
+    assert orjson.loads(out.read_bytes()) == {
+        "machine": {"cores": 4},
+        "scenarios": {"P1": p1, "P4": p4},
+    }
+    assert not list(out.parent.glob("*.tmp"))
+
+
+def test_parse_only() -> None:
+    assert parse_only(None) == set(SCENARIOS)
+    assert parse_only(" p1, P3 ,") == {"P1", "P3"}
+    with pytest.raises(BenchError, match="unknown scenario P7"):
+        parse_only("P1,P7")
+
+
+def _batch(records: int, ms: float, time: str) -> str:
+    """A worker's `batch` log line as `HUB_LOG_FORMAT=json` writes it."""
+    line = {"records": records, "ms": ms, "event": "batch", "timestamp": f"2026-11-25T{time}Z"}
+    return orjson.dumps(line, option=orjson.OPT_SORT_KEYS).decode().replace('":', '": ')
+
+
+def test_batch_window_from_worker_log_lines(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    lines = [
+        "[2026-11-25 12:00:00,000] [1] [INFO] [^Worker]: Ready",
+        _batch(100, 500.0, "12:00:01.000000"),
+        "not json",
+        _batch(50, 250.0, "12:00:02.500000"),
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    records, window, busy = batch_window(log)
+    assert (records, window, busy) == (150, 2.0, 0.75)  # 12:00:00.5 to 12:00:02.5
+    log.write_text("nothing\n")
+    with pytest.raises(BenchError):
+        batch_window(log)
+
+
+async def test_arrivals_latencies_skip_warmup_and_missing() -> None:
+    times = Arrivals(4)
+    times.sent.update({0: 1.0, 1: 2.0, 2: 3.0, 3: 4.0})
+    times.arrive(1, 2.5)
+    times.arrive(1, 9.0)  # a repeat does not move the first arrival
+    times.arrive(3, 4.25)
+    assert times.latencies() == [0.5, 0.25]
+    assert times.latencies(skip=2) == [0.25]
+    await times.drain(0.01)  # not all arrived: returns after the timeout
+    times.arrive(0, 1.0)
+    times.arrive(2, 3.0)
+    await times.drain(5)  # all arrived: returns at once
