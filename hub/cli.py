@@ -75,18 +75,28 @@ def schemas_export(
 @app.command("up")
 def up(
     demo: Annotated[bool, typer.Option(help="Also seed demo users and send demo traffic.")] = False,
+    keep_services: Annotated[
+        bool, typer.Option(help="Leave the Kafka and FerretDB this run started running at exit.")
+    ] = False,
 ) -> None:
     """Start local Kafka and FerretDB when none is reachable, then connectors, streams and
-    gateway with merged logs; Ctrl-C stops everything."""
+    gateway with merged logs; Ctrl-C stops everything this run started."""
     from hub.provision.services import LocalServices
     from hub.up import up as run_up
 
     settings = settings_or_exit()
+    services = LocalServices(settings)
     try:
-        LocalServices(settings).up(echo=typer.echo)
+        started = services.up(echo=typer.echo)
     except ProvisionError as exc:
         _fail(str(exc))
-    raise typer.Exit(run_up(settings, demo=demo))
+    try:
+        code = run_up(settings, demo=demo)
+    finally:
+        # Servers that were already running (another shell, the test suite) are left alone.
+        if started and not keep_services:
+            services.down(echo=typer.echo, only=started)
+    raise typer.Exit(code)
 
 
 @app.command("simulate")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,17 +123,19 @@ class LocalServices:
         answers: Callable[..., bool],
         echo: Callable[[str], None],
         timeout: float,
-    ) -> None:
+    ) -> bool:
+        """Start one server unless it answers; True when this call started it."""
         if answers():
             echo(f"{server.name}: already running at {address}")
-            return
+            return False
         if host not in LOCAL_HOSTS:
             raise ProvisionError(
                 f"{variable}={address} does not answer, and `hub services` only starts "
                 "servers on this machine: start that server or point the setting at localhost"
             )
         proc = server.process
-        if proc.pid() is None:
+        launched = proc.pid() is None
+        if launched:
             started = time.monotonic()
             argv = server.prepare()
             echo(f"{server.name}: ready to start ({time.monotonic() - started:.1f}s provisioning)")
@@ -142,7 +144,7 @@ class LocalServices:
         while time.monotonic() < deadline:
             if answers(timeout=2.0):
                 echo(f"{server.name}: running at {address} (pid {proc.pid()})")
-                return
+                return launched
             if proc.pid() is None:
                 break
             time.sleep(0.3)
@@ -153,8 +155,11 @@ class LocalServices:
         proc.stop(timeout=5)
         raise ProvisionError(f"{server.name} did not come up at {address}; its log ends:\n{tail}")
 
-    def up(self, echo: Callable[[str], None] = print, timeout: float = 120.0) -> None:
-        """Provision on first use and start both servers; return once both answer."""
+    def up(self, echo: Callable[[str], None] = print, timeout: float = 120.0) -> list[str]:
+        """Provision on first use and start both servers; return once both answer.
+
+        Returns the names of the servers this call started (not those already running).
+        """
         self.home.mkdir(parents=True, exist_ok=True)
         s = self.settings
         with ThreadPoolExecutor(2) as pool:
@@ -180,18 +185,23 @@ class LocalServices:
                     timeout,
                 ),
             ]
-            errors = []
-            for future in futures:
+            errors, started = [], []
+            names = (self.kafka.name, self.ferretdb.name)
+            for name, future in zip(names, futures, strict=True):
                 try:
-                    future.result()
+                    if future.result():
+                        started.append(name)
                 except ProvisionError as exc:
                     errors.append(str(exc))
         if errors:
             raise ProvisionError("\n\n".join(errors))
+        return started
 
-    def down(self, echo: Callable[[str], None] = print) -> None:
-        """Stop what `up` started (by pid file) and nothing else."""
+    def down(self, echo: Callable[[str], None] = print, only: Sequence[str] | None = None) -> None:
+        """Stop what `up` started (by pid file) and nothing else; `only` names a subset."""
         for server in (self.kafka, self.ferretdb):
+            if only is not None and server.name not in only:
+                continue
             if server.process.stop():
                 echo(f"{server.name}: stopped")
             else:

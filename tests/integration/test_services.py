@@ -50,7 +50,7 @@ def test_up_is_a_no_op_and_down_spares_foreign_servers(servers: Servers, tmp_pat
     )
     local = LocalServices(settings)
     said: list[str] = []
-    local.up(echo=said.append, timeout=10)
+    assert local.up(echo=said.append, timeout=10) == []  # started nothing: `hub up` stops nothing
     assert sorted(said) == [
         f"ferretdb: already running at {servers.mongo_url}",
         f"kafka: already running at {servers.kafka_bootstrap}",
@@ -60,4 +60,6 @@ def test_up_is_a_no_op_and_down_spares_foreign_servers(servers: Servers, tmp_pat
         "kafka: not started by hub, left alone",
         "ferretdb: not started by hub, left alone",
     ]
+    local.down(echo=said.append, only=["ferretdb"])
+    assert said[-1:] == ["ferretdb: not started by hub, left alone"]
     assert all(state.answering for state in local.status())
