@@ -5,7 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hub.provision.process import ManagedProcess, pid_alive
+import pytest
+
+from hub.provision.ferretdb import PATCHES, apply_patches
+from hub.provision.process import ManagedProcess, ProvisionError, pid_alive
 
 
 def test_start_status_stop(tmp_path: Path) -> None:
@@ -29,3 +32,15 @@ def test_stale_pid_file_is_ignored(tmp_path: Path) -> None:
     os.waitpid(pid, 0)
     assert proc.pid() is None
     assert not proc.pid_file.exists()
+
+
+def test_ferretdb_patches_apply_once_and_refuse_drifted_sources(tmp_path: Path) -> None:
+    for rel, old, _new in PATCHES:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(f"// before\n{old}\n// after\n")
+    apply_patches(tmp_path)
+    for rel, _old, new in PATCHES:
+        assert (tmp_path / rel).read_text() == f"// before\n{new}\n// after\n"
+    # Applying to patched (or changed upstream) sources fails with the file named.
+    with pytest.raises(ProvisionError, match="no longer applies"):
+        apply_patches(tmp_path)
