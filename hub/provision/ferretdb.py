@@ -13,9 +13,102 @@ from hub.provision.process import ManagedProcess, ProvisionError, run_checked
 
 MODULE = "github.com/FerretDB/FerretDB"
 
+_QUERY_ID_BLOCK = """\
+	if params.Filter.Len() == 1 {
+		v, _ := params.Filter.Get("_id")
+		switch v.(type) {
+		case string, types.ObjectID:
+			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
+			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+		}
+	}
+
+	q += whereClause
+"""
+
+_QUERY_ID_BLOCK_PATCHED = """\
+	if params.Filter.Len() >= 1 {
+		v, _ := params.Filter.Get("_id")
+		switch v := v.(type) {
+		case string, types.ObjectID:
+			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
+			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+		case *types.Document:
+			if in, ok := hubIDsIn(v); ok {
+				marks := strings.TrimSuffix(strings.Repeat("?, ", len(in)), ", ")
+				whereClause = fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, marks)
+				args = in
+			}
+		}
+	}
+
+	q += whereClause
+"""
+
+_EXPLAIN_ID_BLOCK = """\
+	if params.Filter.Len() == 1 {
+		v, _ := params.Filter.Get("_id")
+		switch v.(type) {
+		case string, types.ObjectID:
+			filterPushdown = true
+			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
+			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+		}
+	}
+"""
+
+_EXPLAIN_ID_BLOCK_PATCHED = """\
+	if params.Filter.Len() >= 1 {
+		v, _ := params.Filter.Get("_id")
+		switch v := v.(type) {
+		case string, types.ObjectID:
+			filterPushdown = params.Filter.Len() == 1
+			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
+			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+		case *types.Document:
+			if in, ok := hubIDsIn(v); ok {
+				filterPushdown = params.Filter.Len() == 1
+				marks := strings.TrimSuffix(strings.Repeat("?, ", len(in)), ", ")
+				whereClause = fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, marks)
+				args = in
+			}
+		}
+	}
+"""
+
+_IDS_IN_HELPER = """\
+// hubIDsIn returns the SQL arguments for an `_id` condition of the form {$in: [...]} that
+// holds only strings and ObjectIDs (at most 1000), or false.
+func hubIDsIn(cond *types.Document) ([]any, bool) {
+	if cond.Len() != 1 {
+		return nil, false
+	}
+	v, err := cond.Get("$in")
+	if err != nil {
+		return nil, false
+	}
+	arr, ok := v.(*types.Array)
+	if !ok || arr.Len() == 0 || arr.Len() > 1000 {
+		return nil, false
+	}
+	args := make([]any, 0, arr.Len())
+	for i := 0; i < arr.Len(); i++ {
+		e := must.NotFail(arr.Get(i))
+		switch e.(type) {
+		case string, types.ObjectID:
+			args = append(args, string(must.NotFail(sjson.MarshalSingleValue(e))))
+		default:
+			return nil, false
+		}
+	}
+	return args, true
+}
+
+"""
+
 # Source fixes applied before the build: (file, original text, replacement). The build's
 # folder carries PATCH_LEVEL, so a machine with an older build rebuilds once.
-PATCH_LEVEL = "hub2"
+PATCH_LEVEL = "hub4"
 PATCHES: tuple[tuple[str, str, str], ...] = (
     # The SQLite backend finds documents by `_id` (find, update, delete by `_id`) with
     # `_ferretdb_sjson->'$._id'`, but creates its unique `_id` index on
@@ -27,23 +120,23 @@ PATCHES: tuple[tuple[str, str, str], ...] = (
         "IDColumn = DefaultColumn + \"->'$._id'\"",
         "IDColumn = DefaultColumn + \"->'_id'\"",
     ),
-    # Queries push a string `_id` down to SQLite only when it is the filter's sole key; an
-    # update such as {_id, updatedAt: {$lt: ...}} scanned the collection. Backends may
-    # apply a filter partially (backends.Collection.Query's contract: every handler
-    # filters the documents again), so push the `_id` equality down whatever else the
-    # filter holds.
+    # Queries push `_id` down to SQLite only for {_id: <string>} alone; an update such as
+    # {_id, updatedAt: {$lt: ...}} or a find of {_id: {$in: [...]}} scanned the collection.
+    # A backend may apply a filter partially (backends.Collection.Query's contract: every
+    # handler filters the documents again), so push an `_id` equality or a short `$in` of
+    # strings down whatever else the filter holds.
     (
         "internal/backends/sqlite/collection.go",
-        "\tif params.Filter.Len() == 1 {\n"
-        '\t\tv, _ := params.Filter.Get("_id")\n'
-        "\t\tswitch v.(type) {\n"
-        "\t\tcase string, types.ObjectID:\n"
-        "\t\t\twhereClause",
-        "\tif params.Filter.Len() >= 1 {\n"
-        '\t\tv, _ := params.Filter.Get("_id")\n'
-        "\t\tswitch v.(type) {\n"
-        "\t\tcase string, types.ObjectID:\n"
-        "\t\t\twhereClause",
+        _QUERY_ID_BLOCK,
+        _QUERY_ID_BLOCK_PATCHED,
+    ),
+    # `explain` shows the plan the query runs (it says "filterPushdown" only when the
+    # whole filter was applied by SQLite).
+    ("internal/backends/sqlite/collection.go", _EXPLAIN_ID_BLOCK, _EXPLAIN_ID_BLOCK_PATCHED),
+    (
+        "internal/backends/sqlite/collection.go",
+        "// collection implements backends.Collection interface.\n",
+        _IDS_IN_HELPER + "// collection implements backends.Collection interface.\n",
     ),
 )
 

@@ -53,10 +53,32 @@ async def test_id_with_other_conditions_follows_mongodb(mongo_db: AsyncDatabase[
     assert await col.count_documents({}) == 50  # 50 seeded + "new" - "id7"
 
 
+async def test_id_in_lists_follow_mongodb(mongo_db: AsyncDatabase[Document]) -> None:
+    col = await _seeded(mongo_db)
+
+    async def ids(query: Document) -> list[str]:
+        return sorted([str(doc["_id"]) async for doc in col.find(query)])
+
+    assert await ids({"_id": {"$in": ["id1", "id2", "nope", "id7"]}}) == ["id1", "id2", "id7"]
+    assert await ids({"_id": {"$in": ["id1", "id2"]}, "n": 2}) == ["id2"]
+    assert await ids({"_id": {"$in": []}}) == []
+    assert await ids({"_id": {"$in": ["id3", 5]}}) == ["id3"]
+    assert await ids({"_id": {"$in": ["id3"], "$ne": "id3"}}) == []
+    changed = await col.update_many({"_id": {"$in": ["id20", "id21"]}}, {"$set": {"y": 1}})
+    assert changed.modified_count == 2
+    gone = await col.delete_many({"_id": {"$in": ["id22", "id23"]}, "n": 22})
+    assert gone.deleted_count == 1
+    assert await ids({"_id": {"$in": ["id22", "id23"]}}) == ["id23"]
+
+
 async def test_lookup_by_id_uses_the_index_on_ferretdb(mongo_db: AsyncDatabase[Document]) -> None:
     col = await _seeded(mongo_db)
     plan = await mongo_db.command("explain", {"find": col.name, "filter": {"_id": "id3"}})
     if "ferretdbVersion" not in plan.get("serverInfo", {}):
         pytest.skip("not FerretDB: MongoDB always finds `_id` through its index")
-    # A stock FerretDB 1.24 SQLite build answers "SCAN <table>" here.
+    # A stock FerretDB 1.24 SQLite build answers "SCAN <table>" to both.
+    assert any("USING INDEX" in step for step in plan["queryPlanner"]["Plan"]), plan
+    plan = await mongo_db.command(
+        "explain", {"find": col.name, "filter": {"_id": {"$in": ["id3", "id4"]}, "n": 3}}
+    )
     assert any("USING INDEX" in step for step in plan["queryPlanner"]["Plan"]), plan
