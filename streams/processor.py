@@ -9,6 +9,7 @@ Any crash in between is repaired by processing the same records again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +52,8 @@ class BatchOutcome:
     users: int = 0
     events: dict[str, int] = field(default_factory=dict)
     dead_letters: list[Poison] = field(default_factory=list)
+    # Milliseconds per phase of the write order: store, table, projections, events.
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -65,6 +68,19 @@ class _UserWork:
     def effective(self) -> bool:
         """True when the batch stored a message or changed a status for this user."""
         return bool(self.inserted) or any(docs for _, docs in self.commands)
+
+
+class _PhaseClock:
+    """Writes the milliseconds since the previous lap into `phases`."""
+
+    def __init__(self, phases: dict[str, float]) -> None:
+        self.phases = phases
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = round((now - self.last) * 1000, 1)
+        self.last = now
 
 
 class BatchProcessor:
@@ -94,6 +110,7 @@ class BatchProcessor:
             commands=len(decoded.commands),
             dead_letters=decoded.poison,
         )
+        clock = _PhaseClock(outcome.phases)
         work: dict[str, _UserWork] = {}
         status = await self._store_messages(decoded.raws, work)
         transitions = await mark_read(self.db, decoded.commands)
@@ -104,8 +121,10 @@ class BatchProcessor:
             user.commands.append((command, docs))
             for doc in docs:
                 status[str(doc["_id"])] = "read"
+        clock.lap("store")
         states = self._update_states(work)
         await self.store.flush()
+        clock.lap("table")
         outcome.stored = sum(len(w.inserted) for w in work.values())
         outcome.read = sum(len(docs) for docs in transitions.values())
         outcome.users = len(states)
@@ -128,6 +147,7 @@ class BatchProcessor:
         await write_projections(
             self.db, newest=newest, read=read, states=states, conversation_users=owners
         )
+        clock.lap("projections")
         if self.emit_events and states:
             await self._emit(work, states, newest, status, outcome)
         for poison in decoded.poison:
@@ -138,6 +158,7 @@ class BatchProcessor:
                 poison.headers(),
             )
         await self.sink.flush()
+        clock.lap("events")
         return outcome
 
     async def _store_messages(

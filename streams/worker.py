@@ -205,6 +205,7 @@ def _log_batch(outcome: BatchOutcome, seconds: float, partitions: list[str]) -> 
         dead_letters=len(outcome.dead_letters),
         partitions=partitions,
         ms=round(seconds * 1000, 1),
+        phases_ms=outcome.phases,
     )
 
 

@@ -108,7 +108,7 @@ func hubIDsIn(cond *types.Document) ([]any, bool) {
 
 # Source fixes applied before the build: (file, original text, replacement). The build's
 # folder carries PATCH_LEVEL, so a machine with an older build rebuilds once.
-PATCH_LEVEL = "hub4"
+PATCH_LEVEL = "hub5"
 PATCHES: tuple[tuple[str, str, str], ...] = (
     # The SQLite backend finds documents by `_id` (find, update, delete by `_id`) with
     # `_ferretdb_sjson->'$._id'`, but creates its unique `_id` index on
@@ -129,6 +129,23 @@ PATCHES: tuple[tuple[str, str, str], ...] = (
         "internal/backends/sqlite/collection.go",
         _QUERY_ID_BLOCK,
         _QUERY_ID_BLOCK_PATCHED,
+    ),
+    # An update command kept every statement's query iterator, and with it one of the
+    # database's 100 pooled SQLite connections, open until the whole command returned: a
+    # bulk write of 100 statements, or concurrent ones on one database adding up to 100,
+    # waited for a connection forever. Close each statement's iterator once it is applied.
+    (
+        "internal/handler/msg_update.go",
+        "\t\tcloser := iterator.NewMultiCloser()\n\t\tdefer closer.Close()\n",
+        "\t\tcloser := iterator.NewMultiCloser()\n",
+    ),
+    (
+        "internal/handler/msg_update.go",
+        '\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)\n'
+        "\t\tif err != nil {\n",
+        '\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)\n'
+        "\t\tcloser.Close()\n"
+        "\t\tif err != nil {\n",
     ),
     # `explain` shows the plan the query runs (it says "filterPushdown" only when the
     # whole filter was applied by SQLite).
