@@ -29,8 +29,8 @@ async def insert_messages(db: AsyncDatabase[Document], raws: Sequence[RawInput])
 
     `raws` must hold each message id once. Returns the ids inserted by this call. An
     unordered insert whose duplicate-key errors are expected does what an upsert with
-    `$setOnInsert` does, at a fraction of the cost on FerretDB (whose updates scan the
-    collection once per modified document).
+    `$setOnInsert` does, at a fraction of the cost on FerretDB (which commits every
+    rewritten document on its own, while inserts are batched).
     """
     docs = [message_doc(r.message, r.record.origin) for r in raws]
     if not docs:
@@ -172,7 +172,7 @@ async def _write_conversations(
     db: AsyncDatabase[Document], newest: Mapping[str, NewestMessage], counts: Mapping[str, int]
 ) -> None:
     """Write every touched conversation (`counts`: id -> its unread count) with one
-    statement each: a rewritten document costs FerretDB a scan of the collection.
+    statement each: every rewritten document costs FerretDB a commit of its own.
 
     The stored last messages are read first to choose between insert, advance and count
     only. Should another writer get in between (a partition hand-over), the statements of
