@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -12,41 +10,30 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.mongo import Document, create_client
 from hubcore.settings import Settings
-from tests.servers import Servers, real_servers
-
-TEST_JWT_SECRET = "test-secret-" + "x" * 40
+from tests.resources import SessionResources
+from tests.servers import Servers, real_servers, wait_writable
 
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:
     """The real Kafka broker and MongoDB-compatible server for this test session."""
     with real_servers() as found:
+        wait_writable(found.kafka_bootstrap)
         yield found
 
 
-def unique(prefix: str) -> str:
-    """A name no earlier run used, so reruns on the same servers never collide."""
-    return f"{prefix}{uuid.uuid4().hex[:12]}"
+@pytest.fixture(scope="session")
+def resources(servers: Servers) -> Iterator[SessionResources]:
+    """Isolated settings for any scope; their databases and topics go when the session ends."""
+    made = SessionResources(servers.kafka_bootstrap, servers.mongo_url)
+    yield made
+    made.remove_all()
 
 
 @pytest.fixture
-def settings_factory(servers: Servers) -> Callable[..., Settings]:
+def settings_factory(resources: SessionResources) -> Callable[..., Settings]:
     """Builds Settings pointing at the test servers, with a fresh topic namespace and DB."""
-
-    def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "kafka_bootstrap": servers.kafka_bootstrap,
-            "mongo_url": servers.mongo_url,
-            "mongo_db": unique("t_"),
-            "topic_namespace": unique("t."),
-            "topic_partitions": 3,
-            "jwt_secret": TEST_JWT_SECRET,
-            "_env_file": None,
-        }
-        values.update(overrides)
-        return Settings(**values)
-
-    return make
+    return resources.settings
 
 
 @pytest.fixture

@@ -25,21 +25,6 @@ T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def isolated_settings(kafka_bootstrap: str, mongo_url: str) -> Settings:
-    """Settings with a namespace and database of their own (for module-scoped workers)."""
-    from tests.conftest import TEST_JWT_SECRET, unique
-
-    return Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        mongo_url=mongo_url,
-        mongo_db=unique("t_"),
-        topic_namespace=unique("t."),
-        topic_partitions=3,
-        jwt_secret=TEST_JWT_SECRET,
-        _env_file=None,
-    )
-
-
 def raw_message(
     user: str,
     n: int,

@@ -22,9 +22,8 @@ import orjson
 
 from hub.tokens import mint_token
 from hubcore.settings import Settings
-from tests.conftest import TEST_JWT_SECRET
 from tests.integration.gateway_kit import free_port
-from tests.servers import Servers
+from tests.resources import TEST_JWT_SECRET, SessionResources
 
 START_TIMEOUT = 150.0
 
@@ -102,16 +101,16 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def hub_up(servers: Servers, workdir: Path) -> Iterator[RunningHub]:
+def hub_up(resources: SessionResources, workdir: Path) -> Iterator[RunningHub]:
     """Start `hub up`, wait until connectors and gateway are healthy; stop it with Ctrl-C
     (SIGINT) at the end and check it stopped cleanly."""
-    ns = f"e2e{uuid.uuid4().hex[:10]}"
+    isolated = resources.settings()
     env = {
         **os.environ,
-        "HUB_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
-        "HUB_MONGO_URL": servers.mongo_url,
-        "HUB_MONGO_DB": ns,
-        "HUB_TOPIC_NAMESPACE": ns,
+        "HUB_KAFKA_BOOTSTRAP": isolated.kafka_bootstrap,
+        "HUB_MONGO_URL": isolated.mongo_url,
+        "HUB_MONGO_DB": isolated.mongo_db,
+        "HUB_TOPIC_NAMESPACE": isolated.topic_namespace,
         "HUB_TOPIC_PARTITIONS": "3",
         "HUB_JWT_SECRET": TEST_JWT_SECRET,
         "HUB_GATEWAY_PORT": str(free_port()),

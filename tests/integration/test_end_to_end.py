@@ -14,15 +14,17 @@ import pytest
 import websockets
 
 from tests.integration.hub_process import RunningHub, hub_up
-from tests.servers import Servers
+from tests.resources import SessionResources
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 WAIT = 90.0  # the first records wait for Faust's consumer group to form
 
 
 @pytest.fixture(scope="module")
-def hub(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
-    with hub_up(servers, tmp_path_factory.mktemp("hub-up")) as running:
+def hub(
+    resources: SessionResources, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningHub]:
+    with hub_up(resources, tmp_path_factory.mktemp("hub-up")) as running:
         yield running
 
 

@@ -16,7 +16,6 @@ import websockets
 from gateway.pump import EventPump
 from hubcore.settings import Settings
 from schemas import NewMessage, NewMessageData
-from tests.conftest import TEST_JWT_SECRET
 from tests.integration.gateway_kit import (
     RunningGateway,
     eventually,
@@ -30,6 +29,7 @@ from tests.integration.gateway_kit import (
     running_gateway,
     token,
 )
+from tests.resources import TEST_JWT_SECRET
 
 pytestmark = pytest.mark.integration
 

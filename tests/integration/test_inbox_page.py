@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.integration.hub_process import RunningHub, hub_up
-from tests.servers import Servers
+from tests.resources import SessionResources
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -28,8 +28,10 @@ WAIT_MS = 90_000
 
 
 @pytest.fixture(scope="module")
-def hub(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
-    with hub_up(servers, tmp_path_factory.mktemp("hub-up-page")) as running:
+def hub(
+    resources: SessionResources, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningHub]:
+    with hub_up(resources, tmp_path_factory.mktemp("hub-up-page")) as running:
         yield running
 
 

@@ -17,12 +17,11 @@ from hubcore.kafka import Topics, ensure_topics
 from hubcore.mongo import Document, create_client
 from hubcore.settings import Settings
 from schemas import RawMessage
-from tests.servers import Servers
+from tests.resources import SessionResources
 from tests.streams_helpers import (
     ROOT,
     Worker,
     ground_truth,
-    isolated_settings,
     mark_read,
     produce,
     raw_message,
@@ -61,9 +60,9 @@ class Scenario:
 
 @pytest.fixture(scope="module")
 async def scenario(
-    servers: Servers, tmp_path_factory: pytest.TempPathFactory
+    resources: SessionResources, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Scenario]:
-    settings = isolated_settings(servers.kafka_bootstrap, servers.mongo_url)
+    settings = resources.settings()
     tmp: Path = tmp_path_factory.mktemp("crash")
     # The shortest session the broker allows: a killed worker's partitions move on sooner.
     # Batches of 100 records: many batches, so that every kill lands in the middle of them.

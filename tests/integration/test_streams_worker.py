@@ -15,11 +15,10 @@ from hubcore.kafka import Topics, create_producer, ensure_topics
 from hubcore.mongo import Document, create_client
 from hubcore.settings import Settings
 from schemas import DeadLetter, event_id, parse_user_event
-from tests.servers import Servers
+from tests.resources import SessionResources
 from tests.streams_helpers import (
     Worker,
     consume_all,
-    isolated_settings,
     mark_read,
     produce,
     raw_message,
@@ -32,9 +31,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def module_settings(servers: Servers) -> Settings:
+def module_settings(resources: SessionResources) -> Settings:
     """One namespace and database for this module's worker; each test has its own users."""
-    return isolated_settings(servers.kafka_bootstrap, servers.mongo_url)
+    return resources.settings()
 
 
 @pytest.fixture(scope="module")
