@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import UpdateMany, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -32,12 +33,19 @@ async def insert_messages(db: AsyncDatabase[Document], raws: Sequence[RawInput])
     `$setOnInsert` does, at a fraction of the cost on FerretDB (which commits every
     rewritten document on its own, while inserts are batched).
     """
-    docs = [message_doc(r.message, r.record.origin) for r in raws]
+    return await _insert_missing(
+        db[MESSAGES], [message_doc(r.message, r.record.origin) for r in raws]
+    )
+
+
+async def _insert_missing(collection: AsyncCollection[Document], docs: list[Document]) -> set[str]:
+    """Insert `docs` (unordered, one command); returns the ids inserted, an existing id is
+    left untouched (its duplicate-key error is expected)."""
     if not docs:
         return set()
     wanted = {str(d["_id"]) for d in docs}
     try:
-        await db[MESSAGES].insert_many(docs, ordered=False)
+        await collection.insert_many(docs, ordered=False)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         other = [e for e in errors if e.get("code") != DUPLICATE_KEY]
@@ -108,26 +116,20 @@ def _last_message(newest: NewestMessage) -> Document:
     return last
 
 
-def _create_op(newest: NewestMessage, unread: int) -> UpdateOne:
-    """Insert the conversation with this message as its last one (an existing one only
-    gets its unread count)."""
+def _new_conversation(newest: NewestMessage, unread: int) -> Document:
+    """The document of a conversation first seen with this message."""
     msg = newest.raw.message
-    return UpdateOne(
-        {"_id": msg.conversation_id},
-        {
-            "$setOnInsert": {
-                "userId": msg.user_id,
-                "platform": msg.platform,
-                "accountId": msg.account_id,
-                "title": msg.conversation_title,
-                "lastMessage": _last_message(newest),
-                "lastMessageAt": msg.sent_at,
-                "updatedAt": msg.sent_at,
-            },
-            "$set": {"unreadCount": unread},
-        },
-        upsert=True,
-    )
+    return {
+        "_id": msg.conversation_id,
+        "userId": msg.user_id,
+        "platform": msg.platform,
+        "accountId": msg.account_id,
+        "title": msg.conversation_title,
+        "lastMessage": _last_message(newest),
+        "lastMessageAt": msg.sent_at,
+        "updatedAt": msg.sent_at,
+        "unreadCount": unread,
+    }
 
 
 def _advance_op(newest: NewestMessage, extra: Mapping[str, Any]) -> UpdateOne:
@@ -171,17 +173,18 @@ def _count_op(conv_id: str, unread: int) -> UpdateOne:
 async def _write_conversations(
     db: AsyncDatabase[Document], newest: Mapping[str, NewestMessage], counts: Mapping[str, int]
 ) -> None:
-    """Write every touched conversation (`counts`: id -> its unread count) with one
-    statement each: every rewritten document costs FerretDB a commit of its own.
+    """Write every touched conversation (`counts`: id -> its unread count): new ones in one
+    insert command, the others with one statement each (FerretDB commits every rewritten
+    document on its own, while an insert command is one commit).
 
     The stored last messages are read first to choose between insert, advance and count
     only. Should another writer get in between (a partition hand-over), the statements of
-    the unconditional form follow: the advance for a conversation that existed after all,
-    and the count for one whose advance no longer applied.
+    the unconditional form follow: the advance and count for a conversation that existed
+    after all, and the count for one whose advance no longer applied.
     """
     stored = await find_conversations(db, newest, {"lastMessageAt": 1, "lastMessage.id": 1})
     ops: list[UpdateOne] = []
-    creates: list[str] = []
+    creates: list[Document] = []
     advances: list[str] = []
     for conv_id, unread in counts.items():
         candidate = newest.get(conv_id)
@@ -189,16 +192,20 @@ async def _write_conversations(
         if candidate is None:
             ops.append(_count_op(conv_id, unread))
         elif doc is None:
-            creates.append(conv_id)
-            ops.append(_create_op(candidate, unread))
+            creates.append(_new_conversation(candidate, unread))
         elif _is_newer(candidate, doc):
             advances.append(conv_id)
             ops.append(_advance_op(candidate, {"unreadCount": unread}))
         else:
             ops.append(_count_op(conv_id, unread))
+    inserted = await _insert_missing(db[CONVERSATIONS], creates)
     outcome = await bulk_write_chunked(db[CONVERSATIONS], ops)
-    again = [_advance_op(newest[c], {}) for c in creates if c not in outcome.upserted]
-    if outcome.matched + len(outcome.upserted) < len(ops):
+    again: list[UpdateOne] = []
+    for doc in creates:
+        conv_id = str(doc["_id"])
+        if conv_id not in inserted:
+            again += [_advance_op(newest[conv_id], {}), _count_op(conv_id, counts[conv_id])]
+    if outcome.matched < len(ops):
         again.extend(_count_op(c, counts[c]) for c in advances)
     if again:
         await bulk_write_chunked(db[CONVERSATIONS], again)
