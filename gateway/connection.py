@@ -158,12 +158,16 @@ class WsConnection:
         # The counter stays exact; the latency histogram gets one observation per
         # connection and run: its last frame's.
         sent, last = 0, 0.0
+
+        def settle(frames: int) -> None:
+            pushed.inc(frames)
+            self.frames_sent += frames
+
         try:
             while True:
                 if not items:
                     if sent:
-                        pushed.inc(sent)
-                        self.frames_sent += sent
+                        settle(sent)
                         observe(time.time() - last)
                         sent = 0
                     ready.clear()
@@ -185,5 +189,4 @@ class WsConnection:
             self.client_gone()
         finally:
             if sent:
-                pushed.inc(sent)
-                self.frames_sent += sent
+                settle(sent)
