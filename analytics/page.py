@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from analytics.report import Report, Table
+from analytics.report import Report, Table, shown
 
 _COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1")
 _CSS = """
@@ -153,7 +153,9 @@ def _chart(table: Table) -> str:
 def render(report: Report) -> str:
     """The whole page."""
     files = ", ".join(f"{kind} {n}" for kind, n in report.files.items())
-    sections = [f"<h2>{escape(t.title)}</h2>{_chart(t)}{_table(t)}" for t in report.tables.values()]
+    sections = [
+        f"<h2>{escape(t.title)}</h2>{_chart(t)}{_table(shown(t))}" for t in report.tables.values()
+    ]
     generated = report.generated_at.strftime("%Y-%m-%d %H:%M UTC")
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'

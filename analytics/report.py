@@ -108,6 +108,25 @@ class Report:
     tables: dict[str, Table] = field(default_factory=dict)
 
 
+def shown(table: Table) -> Table:
+    """The table as displayed: the hourly counts pivoted to one row per hour, one column
+    per platform (the long form stays in `Report` for programs)."""
+    if table.key != "hourly":
+        return table
+    hours = sorted({row[0] for row in table.rows})
+    platforms = sorted({row[1] for row in table.rows})
+    counts = {(row[0], row[1]): row[2] for row in table.rows}
+    rows = tuple(
+        (
+            hour,
+            *(counts.get((hour, p), 0) for p in platforms),
+            sum(counts.get((hour, p), 0) for p in platforms),
+        )
+        for hour in hours
+    )
+    return Table(table.key, table.title, ("hour", *platforms, "all"), rows)
+
+
 def connect(root: Path) -> tuple[duckdb.DuckDBPyConnection, dict[str, int]]:
     """An in-memory DuckDB with one view per topic over `root`'s files (empty when none)."""
     con = duckdb.connect(":memory:")

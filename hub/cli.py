@@ -392,7 +392,7 @@ def analytics_report(
     from rich.table import Table
 
     from analytics.page import render
-    from analytics.report import build
+    from analytics.report import build, shown
 
     settings = settings_or_exit()
     root = source or settings.analytics_dir
@@ -400,13 +400,13 @@ def analytics_report(
         _fail(f"{root} does not exist: run `hub analytics export` first")
     report = build(root, top=top)
     console = Console()
-    for table in report.tables.values():
-        shown = Table(title=table.title, title_justify="left")
+    for table in map(shown, report.tables.values()):
+        printed = Table(title=table.title, title_justify="left")
         for column in table.columns:
-            shown.add_column(column)
+            printed.add_column(column)
         for row in table.rows:
-            shown.add_row(*("-" if v is None else str(v) for v in row))
-        console.print(shown)
+            printed.add_row(*("-" if v is None else str(v) for v in row))
+        console.print(printed)
     if html is not None:
         html.write_text(render(report), encoding="utf-8")
         typer.echo(f"wrote {html}")
