@@ -36,7 +36,7 @@ def _parse(path: Path, cwd: Path) -> dict[str, Any]:
 
 def test_the_committed_document_parses_from_anywhere(tmp_path: Path) -> None:
     assert not export.stale(), "run `hub schemas export`"
-    for cwd in (tmp_path, DOCUMENT.parent.parent, Path("/")):
+    for cwd in (tmp_path, Path("/")):
         result = _parse(DOCUMENT, cwd)
         assert result == {"errors": [], "warnings": [], "channels": 5}
     alone = tmp_path / "asyncapi.json"
