@@ -9,7 +9,6 @@ the end offsets captured at its start, so it always finishes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -23,11 +22,13 @@ from aiokafka.structs import OffsetAndMetadata
 
 from analytics.columns import KINDS, to_table
 from analytics.layout import Span, exclusive, next_offsets, remove_leftovers, write_atomically
-from hubcore.errors import ServiceUnavailable
+from hubcore.errors import HubError, ServiceUnavailable
 from hubcore.settings import Settings
 
 log = structlog.get_logger("analytics.export")
 
+# Records held in memory across partitions before they are written out early.
+_MAX_BUFFERED = 200_000
 # A partition that stops advancing for this long while records are still due is a fault.
 _STALL_SECONDS = 60.0
 
@@ -76,12 +77,10 @@ class Exporter:
         root: Path,
         *,
         max_records_per_file: int = 100_000,
-        on_file: Callable[[Span, int], None] | None = None,
     ) -> None:
         self.settings = settings
         self.root = root
         self.max_records = max_records_per_file
-        self.on_file = on_file
         ns = settings.topic_namespace
         self.kinds = {f"{ns}.{kind}": kind for kind in KINDS}
         self.summary = ExportSummary()
@@ -119,25 +118,7 @@ class Exporter:
         if not tps:
             return
         consumer.assign(tps)
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        begins: dict[TopicPartition, int] = await consumer.beginning_offsets(tps)
-        done = next_offsets(self.root)
-        due: dict[TopicPartition, int] = {}
-        for tp in tps:
-            start = done.get((self.kinds[tp.topic], tp.partition), 0)
-            if start < begins[tp]:
-                # Expired by retention before an export saw them: say so, never hide it.
-                self.summary.skipped_by_retention += begins[tp] - start
-                log.warning(
-                    "analytics.expired",
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    missing=begins[tp] - start,
-                )
-                start = begins[tp]
-            if start < ends[tp]:
-                consumer.seek(tp, start)
-                due[tp] = ends[tp]
+        due = await self._plan(consumer, tps)
         pending = {tp: _Pending(self.kinds[tp.topic]) for tp in due}
         consumer.pause(*[tp for tp in tps if tp not in due])
         last_progress = time.monotonic()
@@ -150,6 +131,9 @@ class Exporter:
                     if record.offset >= due[tp]:
                         break  # produced after this run started: the next run's
                     await self._add(consumer, tp, pending[tp], record)
+            if sum(len(p.records) for p in pending.values()) > _MAX_BUFFERED:
+                for tp, part in pending.items():  # bound memory: smaller files instead
+                    await self._flush(consumer, tp, part)
             for tp in list(due):
                 if await consumer.position(tp) >= due[tp]:
                     await self._flush(consumer, tp, pending[tp])
@@ -160,6 +144,35 @@ class Exporter:
                     f"no records from {sorted(str(tp) for tp in due)} for {_STALL_SECONDS:.0f} s",
                     fix="check the broker; rerun to continue",
                 )
+
+    async def _plan(
+        self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Seek each partition to where its files end; partition -> end offset to reach."""
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        begins: dict[TopicPartition, int] = await consumer.beginning_offsets(tps)
+        done = next_offsets(self.root)
+        due: dict[TopicPartition, int] = {}
+        for tp in tps:
+            start = done.get((self.kinds[tp.topic], tp.partition), 0)
+            if start > ends[tp]:
+                raise HubError(
+                    f"{self.root} holds offsets up to {start - 1} of {tp.topic} partition "
+                    f"{tp.partition}, which ends at {ends[tp]}: the topic was recreated",
+                    fix="export into a new --out directory",
+                )
+            if start < begins[tp]:
+                # Expired by retention before an export saw them: say so, never hide it.
+                missing = begins[tp] - start
+                self.summary.skipped_by_retention += missing
+                log.warning(
+                    "analytics.expired", topic=tp.topic, partition=tp.partition, missing=missing
+                )
+                start = begins[tp]
+            if start < ends[tp]:
+                consumer.seek(tp, start)
+                due[tp] = ends[tp]
+        return due
 
     async def _partition_counts(self) -> dict[str, int]:
         """Topic -> partitions, for those of the history topics that exist."""
@@ -196,8 +209,6 @@ class Exporter:
         self.summary.files += 1
         self.summary.records[pending.kind] += len(records)
         pending.records = []
-        if self.on_file is not None:
-            self.on_file(span, len(records))
         try:
             # Only a mirror for lag monitoring; the files are the real progress.
             await consumer.commit({tp: OffsetAndMetadata(span.last + 1, "")})

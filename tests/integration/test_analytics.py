@@ -10,15 +10,19 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
+from analytics.columns import to_table
 from analytics.export import Exporter
+from analytics.layout import Span, write_atomically
 from analytics.page import render
 from analytics.report import build
+from hubcore.errors import HubError
 from hubcore.kafka import Topics, ensure_topics
 from hubcore.mongo import MESSAGES, create_client
 from hubcore.settings import Settings
@@ -180,3 +184,14 @@ async def test_report_matches_the_store(settings: Settings, tmp_path: Path) -> N
     assert page.count("<svg") == 5 and "http" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
     )
+
+
+async def test_files_ahead_of_the_topic_are_refused(settings: Settings, tmp_path: Path) -> None:
+    await ensure_topics(settings)
+    await publish(settings, generate(5, 10))
+    await Exporter(settings, tmp_path).run()
+    # The same directory against a recreated (shorter) topic would silently skip records.
+    ahead = Span("raw-messages", date(2026, 11, 25), 0, 1_000_000, 1_000_009)
+    write_atomically(to_table("raw-messages", []), ahead, tmp_path)
+    with pytest.raises(HubError, match="recreated"):
+        await Exporter(settings, tmp_path).run()
