@@ -22,7 +22,7 @@ _MONTH_MS = str(30 * 24 * 3600 * 1000)
 
 @dataclass(frozen=True, slots=True)
 class Topics:
-    """The contract's four topics, under a namespace (`hub` in production, unique in tests)."""
+    """The contract's topics, under a namespace (`hub` in production, unique in tests)."""
 
     namespace: str = "hub"
 
@@ -33,6 +33,10 @@ class Topics:
     @property
     def commands(self) -> str:
         return f"{self.namespace}.commands"
+
+    @property
+    def outbound(self) -> str:
+        return f"{self.namespace}.outbound"
 
     @property
     def user_events(self) -> str:
@@ -47,6 +51,7 @@ class Topics:
         return {
             self.raw_messages: dict(_FOREVER),
             self.commands: dict(_FOREVER),
+            self.outbound: dict(_FOREVER),
             self.user_events: {"retention.ms": _WEEK_MS},
             self.dead_letter: {"retention.ms": _MONTH_MS},
         }
