@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.errors import PyMongoError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from connectors.outbound.consumer import OutboundConsumer
+from connectors.outbound.delivery import Delivery
+from connectors.outbound.ledger import SendLedger
+from connectors.outbound.senders import SendContext
 from connectors.pollers.supervisor import PollerSupervisor
 from connectors.publisher import Publisher
 from connectors.runtime import AccountCache, Runtime
@@ -42,9 +48,17 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
             await supervisor.start()
         accounts = AccountCache(AccountStore(db), settings.connectors_account_cache_ttl)
         app.state.runtime = Runtime(settings, client, db, publisher, accounts, supervisor)
+        stack = contextlib.AsyncExitStack()
         try:
+            if settings.connectors_outbound:
+                http = await stack.enter_async_context(httpx.AsyncClient())
+                delivery = Delivery(SendContext(settings, http), SendLedger(db), accounts)
+                outbound = OutboundConsumer(settings, delivery, publisher)
+                outbound.start()
+                stack.push_async_callback(outbound.stop)
             yield
         finally:
+            await stack.aclose()
             if supervisor is not None:
                 await supervisor.stop()
             await publisher.stop()

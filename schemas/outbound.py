@@ -30,6 +30,9 @@ class OutboundMessage(Record):
     account_id: str = Field(min_length=1, max_length=128)
     conversation_id: str = Field(min_length=1, max_length=128)
     external_conversation_id: str = Field(min_length=1, max_length=1024)
+    recipient: str | None = Field(
+        default=None, max_length=1024, description="Email: the address answered."
+    )
     reply_to: str | None = Field(default=None, max_length=1024)
     subject: str | None = Field(default=None, max_length=1024)
     text: str = Field(min_length=1, max_length=10_000)

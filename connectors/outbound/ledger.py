@@ -1,0 +1,65 @@
+"""The send ledger: where each reply stands, written before every platform call.
+
+States: `new` (accepted, never called), `calling` (a call is under way or its answer was
+lost with the process), `waiting` (the platform refused for now; nothing was delivered),
+`sent`, `failed`. Only `calling` found after a restart is ambiguous.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from hubcore.mongo import SEND_LEDGER, Document
+from schemas import OutboundMessage
+from schemas.base import utc_now
+
+State = Literal["new", "calling", "waiting", "sent", "failed"]
+FINAL: frozenset[str] = frozenset({"sent", "failed"})
+
+
+class SendLedger:
+    """One document per outbound message id."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.collection = db[SEND_LEDGER]
+
+    async def open(self, msg: OutboundMessage) -> Document:
+        """The message's entry, created as `new` when this is its first sight."""
+        entry: Document = {
+            "_id": msg.message_id,
+            "state": "new",
+            "attempts": 0,
+            "userId": msg.user_id,
+            "accountId": msg.account_id,
+            "platform": msg.platform,
+            "clientMessageId": msg.client_message_id,
+            "updatedAt": utc_now(),
+        }
+        try:
+            await self.collection.insert_one(entry)
+        except DuplicateKeyError:
+            found = await self.collection.find_one({"_id": msg.message_id})
+            if found is not None:
+                return dict(found)
+        return entry
+
+    async def mark(self, message_id: str, state: State, **fields: Any) -> None:
+        """Move the entry to `state`; `calling` also counts an attempt."""
+        update: dict[str, Any] = {"$set": {"state": state, "updatedAt": utc_now(), **fields}}
+        if state == "calling":
+            update["$inc"] = {"attempts": 1}
+        await self.collection.update_one({"_id": message_id}, update)
+
+    async def get(self, message_id: str) -> Document | None:
+        found = await self.collection.find_one({"_id": message_id})
+        return dict(found) if found else None
+
+    async def by_platform_id(self, account_id: str, platform_message_id: str) -> Document | None:
+        """The entry of a sent reply, found by the id the platform gave it."""
+        found = await self.collection.find_one(
+            {"accountId": account_id, "platformMessageId": platform_message_id}
+        )
+        return dict(found) if found else None

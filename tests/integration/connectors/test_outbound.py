@@ -1,0 +1,204 @@
+"""Replies out through each platform's API: real Kafka, real store, local API stand-ins."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hubcore.accounts import Account
+from hubcore.kafka import Topics, create_producer
+from hubcore.mongo import ACCOUNTS, SEND_LEDGER, Document
+from hubcore.settings import Settings
+from schemas import OutboundMessage, SendResult, conversation_id, outbound_message_id, parse_command
+from schemas.base import utc_now
+from tests.integration.connectors.harness import Harness, eventually, read_topic, running_app
+from tests.platform_apis import PlatformApis, serving
+from tests.platform_payloads import hub_signature
+
+CHATS = {"telegram": "777", "whatsapp": "16505551234", "slack": "C0123", "generic": "support-1"}
+
+
+@dataclass
+class Rig:
+    """The stand-in APIs, a running connectors app and a producer onto hub.outbound."""
+
+    fake: PlatformApis
+    base: str
+    settings: Settings
+    harness: Harness
+    db: AsyncDatabase[Document]
+    producer: AIOKafkaProducer
+
+    async def account(self, platform: str) -> Account:
+        """An account with its sending credential (set in the store: the account rules
+        that take them arrive with the `security` branch)."""
+        account = await self.harness.account(platform)
+        sending: dict[str, str] = {
+            "telegram": {"credentials.botToken": self.fake.telegram_token},
+            "whatsapp": {"credentials.accessToken": self.fake.access_token},
+            "slack": {"credentials.botToken": self.fake.slack_token},
+            "generic": {"credentials.callbackUrl": f"{self.base}/callback"},
+        }[platform]
+        await self.db[ACCOUNTS].update_one({"_id": account.id}, {"$set": sending})
+        return account
+
+    async def produce(self, *msgs: OutboundMessage) -> None:
+        topic = Topics.from_settings(self.settings).outbound
+        for msg in msgs:
+            await self.producer.send_and_wait(topic, msg.to_json(), key=msg.account_id.encode())
+
+    async def results(self, n: int = 1, timeout: float = 30.0) -> list[SendResult]:
+        """The first `n` send results on hub.commands (waits for them)."""
+        topic = Topics.from_settings(self.settings).commands
+
+        async def found() -> list[SendResult] | None:
+            got = [parse_command(r.value) for r in await read_topic(self.settings, topic)]
+            out = [c for c in got if isinstance(c, SendResult)]
+            return out if len(out) >= n else None
+
+        out: list[SendResult] = await eventually(found, timeout, f"{n} send results")
+        return out
+
+
+@pytest.fixture
+async def rig(
+    settings_factory: Callable[..., Settings], mongo_client: AsyncMongoClient[Document]
+) -> AsyncIterator[Rig]:
+    fake = PlatformApis()
+    async with serving(fake) as base:
+        settings = settings_factory(
+            telegram_api_base=f"{base}/telegram",
+            whatsapp_api_base=f"{base}/whatsapp",
+            slack_api_base=f"{base}/slack",
+            send_max_backoff=3.0,
+            send_timeout=2.0,
+        )
+        db = mongo_client[settings.mongo_db]
+        producer = create_producer(settings)
+        await producer.start()
+        try:
+            async with running_app(settings, db) as harness:
+                yield Rig(fake, base, settings, harness, db, producer)
+        finally:
+            await producer.stop()
+            await mongo_client.drop_database(settings.mongo_db)
+
+
+def outbound(account: Account, client_id: str = "c-1", **fields: Any) -> OutboundMessage:
+    chat = CHATS.get(account.platform, "chat")
+    conv = conversation_id(account.platform, account.id, chat)
+    values: dict[str, Any] = {
+        "message_id": outbound_message_id(account.user_id, conv, client_id),
+        "client_message_id": client_id,
+        "user_id": account.user_id,
+        "platform": account.platform,
+        "account_id": account.id,
+        "conversation_id": conv,
+        "external_conversation_id": chat,
+        "text": f"reply {client_id}",
+        "issued_at": utc_now(),
+    }
+    values.update(fields)
+    return OutboundMessage(**values)
+
+
+@pytest.mark.parametrize("platform", ["telegram", "whatsapp", "slack", "generic"])
+async def test_a_reply_reaches_the_platform_api_and_comes_back_sent(
+    platform: str, rig: Rig
+) -> None:
+    fake = rig.fake
+    account = await rig.account(platform)
+    msg = outbound(account, reply_to="55" if platform != "generic" else None)
+    await rig.produce(msg)
+    [result] = await rig.results()
+    [call] = fake.of(platform)
+    assert call.method == "POST"
+    if platform == "telegram":
+        assert call.path == f"/telegram/bot{fake.telegram_token}/sendMessage"
+        assert call.body["chat_id"] == "777"
+        assert call.body["text"] == msg.text
+        assert call.body["reply_parameters"]["message_id"] == 55
+    elif platform == "whatsapp":
+        assert call.path == f"/whatsapp/{account.external_id}/messages"
+        assert call.headers["authorization"] == f"Bearer {fake.access_token}"
+        assert call.body["messaging_product"] == "whatsapp"
+        assert call.body["to"] == "16505551234"
+        assert call.body["type"] == "text"
+        assert call.body["text"]["body"] == msg.text
+        assert call.body["context"] == {"message_id": "55"}
+    elif platform == "slack":
+        assert call.path == "/slack/chat.postMessage"
+        assert call.headers["authorization"] == f"Bearer {fake.slack_token}"
+        assert call.body == {"channel": "C0123", "text": msg.text, "thread_ts": "55"}
+    else:
+        assert call.path == "/callback"
+        secret = account.credentials["secret"]
+        expected = hub_signature(secret, call.raw)["X-Hub-Signature-256"]
+        assert call.headers["x-hub-signature-256"] == expected
+        assert call.body["messageId"] == msg.message_id
+        assert call.body["text"] == msg.text
+    assert result.status == "sent"
+    assert result.message_id == msg.message_id
+    assert result.user_id == account.user_id
+    assert result.platform_message_id
+    assert result.attempts == 1
+
+
+async def test_the_same_reply_three_times_is_one_call(rig: Rig) -> None:
+    fake = rig.fake
+    account = await rig.account("whatsapp")
+    msg = outbound(account)
+    await rig.produce(msg, msg, msg)
+    got = await rig.results(3)
+    assert len(fake.of("whatsapp")) == 1
+    assert {r.platform_message_id for r in got} == {got[0].platform_message_id}
+    assert {r.status for r in got} == {"sent"}
+    assert await rig.db[SEND_LEDGER].count_documents({}) == 1
+
+
+async def test_rate_limited_then_sent_after_the_wait(rig: Rig) -> None:
+    fake = rig.fake
+    fake.retry_after = 2
+    fake.script = ["429"]
+    account = await rig.account("telegram")
+    await rig.produce(outbound(account))
+    [result] = await rig.results()
+    first, second = fake.of("telegram")
+    assert second.at - first.at >= 1.9  # Telegram's retry_after, not the 0.5 s backoff
+    assert result.status == "sent"
+    assert result.attempts == 2
+
+
+@pytest.mark.parametrize("platform", ["telegram", "whatsapp", "slack"])
+async def test_an_invalid_token_fails_at_once(platform: str, rig: Rig) -> None:
+    fake = rig.fake
+    account = await rig.account(platform)
+    key = "botToken" if platform != "whatsapp" else "accessToken"
+    await rig.db[ACCOUNTS].update_one({"_id": account.id}, {"$set": {f"credentials.{key}": "bad"}})
+    await rig.produce(outbound(account))
+    [result] = await rig.results()
+    assert len(fake.of(platform)) == 1
+    assert result.status == "failed"
+    assert result.attempts == 1
+    assert not result.ambiguous
+    assert result.detail
+    assert any(word in result.detail for word in ("401", "invalid_auth", "Unauthorized"))
+
+
+async def test_server_errors_are_retried_and_a_lost_answer_is_not_resent(rig: Rig) -> None:
+    fake = rig.fake
+    fake.hang_seconds = 5  # beyond HUB_SEND_TIMEOUT: the request arrived, no answer came
+    fake.script = ["500", "hang"]
+    account = await rig.account("slack")
+    await rig.produce(outbound(account))
+    [result] = await rig.results()
+    assert len(fake.of("slack")) == 2
+    assert result.status == "failed"
+    assert result.ambiguous
+    assert result.detail and "may have the message" in result.detail
