@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from email import message_from_bytes
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiosmtpd.controller import Controller
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -18,6 +20,7 @@ from hubcore.settings import Settings
 from schemas import OutboundMessage, SendResult, conversation_id, outbound_message_id, parse_command
 from schemas.base import utc_now
 from tests.integration.connectors.harness import Harness, eventually, read_topic, running_app
+from tests.local_servers import free_port
 from tests.platform_apis import PlatformApis, serving
 from tests.platform_payloads import hub_signature
 
@@ -202,3 +205,50 @@ async def test_server_errors_are_retried_and_a_lost_answer_is_not_resent(rig: Ri
     assert result.status == "failed"
     assert result.ambiguous
     assert result.detail and "may have the message" in result.detail
+
+
+class _Inbox:
+    """aiosmtpd handler keeping every message the server accepted."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+
+async def test_an_email_reply_goes_out_over_smtp_threaded(rig: Rig) -> None:
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        imap = {"host": "127.0.0.1", "port": 993, "username": "u", "password": "p", "ssl": True}
+        account = await rig.harness.store.create(
+            "alice", "email", "support@example.com", {**imap, "mailbox": "INBOX"}, "poll"
+        )
+        smtp = {"smtpHost": "127.0.0.1", "smtpPort": port, "smtpTls": False}
+        creds = {f"credentials.{k}": v for k, v in smtp.items()}
+        await rig.db[ACCOUNTS].update_one({"_id": account.id}, {"$set": creds})
+        msg = outbound(
+            account,
+            external_conversation_id="<root@example.com>",
+            reply_to="<last@example.com>",
+            recipient="ada@example.com",
+            subject="Order 42",
+        )
+        await rig.produce(msg)
+        [result] = await rig.results()
+    finally:
+        controller.stop()
+    assert result.status == "sent", result.detail
+    [(mail_from, rcpt, content)] = inbox.messages
+    mail = message_from_bytes(content)
+    assert mail_from == "support@example.com"
+    assert rcpt == ["ada@example.com"]
+    assert mail["Subject"] == "Re: Order 42"
+    assert mail["In-Reply-To"] == "<last@example.com>"
+    assert mail["References"] == "<root@example.com> <last@example.com>"
+    assert mail["Message-ID"] == result.platform_message_id
+    assert str(mail.get_payload()).strip() == msg.text
