@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -84,6 +85,20 @@ async def raw_messages(settings: Settings) -> list[tuple[str, RawMessage]]:
 async def dead_letters(settings: Settings) -> list[tuple[str, DeadLetter]]:
     records = await read_topic(settings, Topics.from_settings(settings).dead_letter)
     return [(r.key.decode(), DeadLetter.from_json(r.value)) for r in records]
+
+
+def hub_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(
+        HUB_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+        HUB_MONGO_URL=settings.mongo_url,
+        HUB_MONGO_DB=settings.mongo_db,
+        HUB_TOPIC_NAMESPACE=settings.topic_namespace,
+        HUB_TOPIC_PARTITIONS=str(settings.topic_partitions),
+        HUB_LOG_FORMAT="json",
+        **extra,
+    )
+    return env
 
 
 @dataclass

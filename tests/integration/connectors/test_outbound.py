@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email import message_from_bytes
+from pathlib import Path
+from subprocess import STDOUT, Popen
 from typing import Any
 
 import pytest
@@ -13,13 +18,20 @@ from aiosmtpd.controller import Controller
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hubcore.accounts import Account
+from hubcore.accounts import Account, AccountStore
 from hubcore.kafka import Topics, create_producer
 from hubcore.mongo import ACCOUNTS, SEND_LEDGER, Document
 from hubcore.settings import Settings
 from schemas import OutboundMessage, SendResult, conversation_id, outbound_message_id, parse_command
 from schemas.base import utc_now
-from tests.integration.connectors.harness import Harness, eventually, read_topic, running_app
+from tests.integration.connectors.harness import (
+    SECRETS,
+    Harness,
+    eventually,
+    hub_env,
+    read_topic,
+    running_app,
+)
 from tests.local_servers import free_port
 from tests.platform_apis import PlatformApis, serving
 from tests.platform_payloads import hub_signature
@@ -252,3 +264,67 @@ async def test_an_email_reply_goes_out_over_smtp_threaded(rig: Rig) -> None:
     assert mail["References"] == "<root@example.com> <last@example.com>"
     assert mail["Message-ID"] == result.platform_message_id
     assert str(mail.get_payload()).strip() == msg.text
+
+
+@contextmanager
+def killable_connectors(env: dict[str, str], cwd: Path, name: str) -> Iterator[Popen[bytes]]:
+    """`hub connectors` as a real process (no pollers), killed at the end if still running."""
+    log = (cwd / f"{name}.log").open("wb")
+    proc = Popen(
+        [sys.executable, "-m", "hub", "connectors"],
+        env={**env, "HUB_CONNECTORS_PORT": str(free_port()), "HUB_HOST": "127.0.0.1"},
+        cwd=cwd,
+        stdout=log,
+        stderr=STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+async def test_sigkill_during_the_platform_call_never_sends_twice(
+    settings: Settings, mongo_db: AsyncDatabase[Document], tmp_path: Path
+) -> None:
+    fake = PlatformApis(hang_seconds=60)
+    fake.script = ["hang"]  # the platform has the request; its answer never reaches the hub
+    async with serving(fake) as base:
+        env = hub_env(
+            settings,
+            HUB_WHATSAPP_API_BASE=f"{base}/whatsapp",
+            HUB_SEND_TIMEOUT="30",
+            HUB_CONNECTORS_POLLERS="false",
+        )
+        store = AccountStore(mongo_db)
+        account = await store.create("alice", "whatsapp", "106540352242922", SECRETS["whatsapp"])
+        token = {"credentials.accessToken": fake.access_token}
+        await mongo_db[ACCOUNTS].update_one({"_id": account.id}, {"$set": token})
+        producer = create_producer(settings)
+        await producer.start()
+        try:
+            msg = outbound(account)
+            topic = Topics.from_settings(settings).outbound
+            await producer.send_and_wait(topic, msg.to_json(), key=account.id.encode())
+        finally:
+            await producer.stop()
+        with killable_connectors(env, tmp_path, "first") as first:
+            await eventually(lambda: fake.of("whatsapp"), 60, "the platform called")
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        entry = await mongo_db[SEND_LEDGER].find_one({"_id": msg.message_id})
+        assert entry is not None and entry["state"] == "calling"
+        with killable_connectors(env, tmp_path, "second"):
+            topic = Topics.from_settings(settings).commands
+
+            async def result() -> SendResult | None:
+                got = [parse_command(r.value) for r in await read_topic(settings, topic)]
+                return next((c for c in got if isinstance(c, SendResult)), None)
+
+            sent: SendResult = await eventually(result, 60, "the send result")
+    assert len(fake.of("whatsapp")) == 1
+    assert sent.status == "failed"
+    assert sent.ambiguous
+    assert sent.detail and "may have been delivered" in sent.detail
