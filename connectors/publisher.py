@@ -30,11 +30,9 @@ from connectors.metrics import (
 from hubcore.errors import HubError
 from hubcore.kafka import Topics, create_producer, ensure_topics
 from hubcore.settings import Settings
-from schemas import DeadLetter, DeadLetterSource, RawMessage, SendResult, StatusReport
+from schemas import DeadLetter, DeadLetterSource, RawMessage
 from schemas.base import utc_now
-from schemas.commands import DeleteMessage, EditMessage
-
-Command = SendResult | StatusReport | EditMessage | DeleteMessage
+from schemas.commands import AnyCommand
 
 log = structlog.get_logger("connectors.publisher")
 
@@ -153,7 +151,7 @@ class Publisher:
                 MESSAGES_PRODUCED.labels(record.platform, source).inc()
         return Published(len(fresh), len(records) - len(fresh))
 
-    async def commands(self, records: Sequence[Command]) -> None:
+    async def commands(self, records: Sequence[AnyCommand]) -> None:
         """Produce commands to hub.commands keyed by user id; return after all are acked."""
         if records:
             topic = self.topics.commands

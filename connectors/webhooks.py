@@ -95,6 +95,7 @@ async def receive(platform: str, account_id: str, request: Request) -> Response:
             fields["dead_letter"] = True
             raise
         published = await rt.publisher.publish(outcome.records, source="webhook")
+        await rt.publisher.commands(outcome.changes)
         for ignored in outcome.ignored:
             IGNORED.labels(platform, ignored.reason).inc()
         fields.update(
@@ -102,6 +103,7 @@ async def receive(platform: str, account_id: str, request: Request) -> Response:
             duplicates=published.duplicates,
             ignored=[i.reason for i in outcome.ignored],
             message_ids=[r.id for r in outcome.records],
+            changes=[c.type for c in outcome.changes],
         )
         response = outcome.reply or JSONResponse(
             {
@@ -109,6 +111,7 @@ async def receive(platform: str, account_id: str, request: Request) -> Response:
                 "messageIds": [r.id for r in outcome.records],
                 "duplicates": published.duplicates,
                 "ignored": len(outcome.ignored),
+                "changes": len(outcome.changes),
             }
         )
     except ConnectorError as exc:

@@ -22,7 +22,7 @@ from hubcore.accounts import Account, AccountStore, Mode
 from hubcore.kafka import Topics
 from hubcore.mongo import Document
 from hubcore.settings import Settings
-from schemas import DeadLetter, RawMessage
+from schemas import AnyCommand, DeadLetter, RawMessage, parse_command
 from tests import platform_payloads as p
 
 SECRETS: dict[str, dict[str, Any]] = {
@@ -80,6 +80,12 @@ async def raw_messages(settings: Settings) -> list[tuple[str, RawMessage]]:
     """(key, record) of everything in raw-messages."""
     records = await read_topic(settings, Topics.from_settings(settings).raw_messages)
     return [(r.key.decode(), RawMessage.from_json(r.value)) for r in records]
+
+
+async def commands(settings: Settings) -> list[tuple[str, AnyCommand]]:
+    """(key, command) of everything in hub.commands."""
+    records = await read_topic(settings, Topics.from_settings(settings).commands)
+    return [(r.key.decode(), parse_command(r.value)) for r in records]
 
 
 async def dead_letters(settings: Settings) -> list[tuple[str, DeadLetter]]:
