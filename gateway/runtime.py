@@ -44,7 +44,7 @@ class Runtime:
         self.verifier = TokenVerifier(settings)
         self.mongo = create_client(settings.mongo_url)
         self.db = database(self.mongo, settings)
-        self.accounts = AccountStore(self.db)
+        self.accounts = AccountStore(self.db, settings)
         self.inbox = Inbox(self.db)
         self.registry = Registry()
         self.producer: AIOKafkaProducer | None = None

@@ -35,7 +35,7 @@ class PollerSupervisor:
         self, settings: Settings, db: AsyncDatabase[Document], publisher: Publisher
     ) -> None:
         self.settings = settings
-        self.accounts = AccountStore(db)
+        self.accounts = AccountStore(db, settings)
         self.state = PollState(db)
         self.publisher = publisher
         self.pollers: dict[str, Poller] = {}
