@@ -17,6 +17,7 @@ from connectors.errors import StoreUnavailable
 from connectors.publisher import Publisher
 from hubcore.accounts import Account, AccountStore
 from hubcore.mongo import Document
+from hubcore.ratelimit import RateLimiter
 from hubcore.settings import Settings
 
 if TYPE_CHECKING:
@@ -67,6 +68,11 @@ class Runtime:
     publisher: Publisher
     accounts: AccountCache
     pollers: PollerSupervisor | None = None
+    webhook_limit: RateLimiter | None = None
+
+    def __post_init__(self) -> None:
+        if self.webhook_limit is None:
+            self.webhook_limit = RateLimiter(self.settings.rate_webhooks_per_account)
 
 
 async def runtime(request: Request) -> Runtime:

@@ -84,10 +84,10 @@ class Settings(BaseSettings):
     )
 
     # --- rate limits (`<count>/<s|min|h>`, token buckets per process) -------------------
-    rate_ws_per_user: str = Field(default="30/min", pattern=r"^\d+/(s|min|h)$")
-    rate_ws_per_ip: str = Field(default="120/min", pattern=r"^\d+/(s|min|h)$")
-    rate_rest_per_user: str = Field(default="600/min", pattern=r"^\d+/(s|min|h)$")
-    rate_webhooks_per_account: str = Field(default="3000/min", pattern=r"^\d+/(s|min|h)$")
+    rate_ws_per_user: str = Field(default="30/min", pattern=r"^[1-9]\d*/(s|min|h)$")
+    rate_ws_per_ip: str = Field(default="120/min", pattern=r"^[1-9]\d*/(s|min|h)$")
+    rate_rest_per_user: str = Field(default="600/min", pattern=r"^[1-9]\d*/(s|min|h)$")
+    rate_webhooks_per_account: str = Field(default="3000/min", pattern=r"^[1-9]\d*/(s|min|h)$")
 
     # --- HTTP and WebSocket ---------------------------------------------------------
     host: str = "127.0.0.1"
