@@ -43,7 +43,8 @@ def as_bool(value: Any, name: str = "credentials.ssl") -> bool:
         return True
     if text in _FALSE:
         return False
-    raise InvalidField(name, f"must be true or false, not {str(value)[:20]!r}")
+    # Never echo the value: a secret pasted into the wrong field would end up in logs.
+    raise InvalidField(name, "must be true or false")
 
 
 def as_port(value: Any, name: str = "credentials.port") -> int:
@@ -53,9 +54,9 @@ def as_port(value: Any, name: str = "credentials.port") -> int:
     try:
         port = int(value)
     except ValueError:
-        raise InvalidField(name, f"must be a number, not {str(value)[:20]!r}") from None
+        raise InvalidField(name, "must be a number") from None
     if not 0 < port < 65536:
-        raise InvalidField(name, f"must be between 1 and 65535, not {port}")
+        raise InvalidField(name, "must be between 1 and 65535")
     return port
 
 
@@ -89,9 +90,12 @@ def check_account(
     missing = [k for k in rules.required if k not in credentials]
     if missing:
         raise InvalidField(f"credentials.{missing[0]}", f"is required for {platform}")
-    extra = sorted(credentials.keys() - {*rules.required, *rules.optional})
-    if extra:
-        raise InvalidField(f"credentials.{extra[0][:64]}", f"is not a {platform} credential")
+    allowed = (*rules.required, *rules.optional)
+    if credentials.keys() - set(allowed):
+        # Unknown keys are not named: one may be a secret pasted in the wrong place.
+        raise InvalidField(
+            "credentials", f"has keys {platform} does not take (it takes {', '.join(allowed)})"
+        )
     clean: dict[str, Any] = {k: _text(platform, k, credentials[k]) for k in rules.required}
     if platform == "email":
         ssl = as_bool(credentials.get("ssl", True))

@@ -259,3 +259,37 @@ def test_missing_or_bad_key_is_a_start_up_error(settings_factory: Callable[..., 
             with pytest.raises(SettingsError, match="HUB_CREDENTIALS_KEY") as info:
                 build(s)
             assert "not-a-fernet-key" not in str(info.value)
+
+
+async def test_no_credential_in_answers_logs_or_metrics(
+    gw: RunningGateway, capfd: pytest.CaptureFixture[str]
+) -> None:
+    secret = "Sup3r-s3cret-" + "q" * 20
+    gw.app.runtime.accounts.policy = OutboundPolicy.from_settings(
+        gw.app.settings, Dns({"imap.example.com": [PUBLIC]})
+    )
+    answers = [
+        await post_account(
+            gw, {"platform": "generic", "externalId": "crm", "credentials": {"secret": secret}}
+        ),
+        await post_account(  # refused: the secret sits beside a wrong field
+            gw,
+            {
+                "platform": "email",
+                "externalId": "a@example.com",
+                "credentials": mail("imap.example.com", password=secret, port=secret),
+            },
+        ),
+        await post_account(
+            gw, {"platform": "generic", "externalId": "crm", "credentials": {secret: secret}}
+        ),
+    ]
+    assert [a.status_code for a in answers] == [201, 422, 422]
+    headers = {"Authorization": f"Bearer {token(gw.app.settings, 'alice')}"}
+    async with httpx.AsyncClient(base_url=gw.base_url, headers=headers, timeout=15) as client:
+        listed = await client.get("/api/accounts")
+        metrics = await client.get("/metrics")
+    out, err = capfd.readouterr()
+    assert "http_request" in out + err  # the request log lines were captured
+    for text in (*(a.text for a in answers), listed.text, metrics.text, out, err):
+        assert secret[:12] not in text

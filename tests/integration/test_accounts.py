@@ -55,7 +55,7 @@ async def test_create_get_list_delete(
     ("platform", "credentials", "message"),
     [
         ("slack", {}, "signingSecret: is required"),
-        ("slack", {"signingSecret": "x", "token": "y"}, "token: is not a slack credential"),
+        ("slack", {"signingSecret": "x", "token": "y"}, "has keys slack does not take"),
         ("fax", {}, "unknown platform"),
         ("generic", {"secret": ""}, "secret: must not be empty"),
     ],

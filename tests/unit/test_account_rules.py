@@ -34,7 +34,7 @@ def test_default_and_allowed_modes() -> None:
     [
         ("fax", {}, None, "platform", "unknown platform"),
         ("slack", {}, None, "credentials.signingSecret", "is required for slack"),
-        ("slack", {"signingSecret": "x", "token": "y"}, None, "credentials.token", "not a slack"),
+        ("slack", {"signingSecret": "x", "token": "y"}, None, "credentials", "slack does not"),
         ("generic", {"secret": ""}, None, "credentials.secret", "must not be empty"),
         ("generic", {"secret": 5}, None, "credentials.secret", "must be a string"),
         ("generic", {"secret": ["a"]}, None, "credentials.secret", "must be a string"),
