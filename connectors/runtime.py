@@ -18,6 +18,7 @@ from connectors.publisher import Publisher
 from hubcore.accounts import Account, AccountStore
 from hubcore.mongo import Document
 from hubcore.ratelimit import RateLimiter
+from hubcore.sealing import UnreadableCredentials
 from hubcore.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ class AccountCache:
             account = await self.store.get(account_id)
         except PyMongoError as exc:
             raise StoreUnavailable(f"the account store did not answer: {exc}") from None
+        except UnreadableCredentials as exc:  # a key missing from HUB_CREDENTIALS_KEY
+            raise StoreUnavailable(str(exc)) from None
         if self.ttl > 0:
             self._entries[account_id] = (now + self.ttl, account)
             self._entries.move_to_end(account_id)

@@ -17,9 +17,11 @@ from hubcore.settings import Settings, SettingsError
 
 
 class UnreadableCredentials(HubError):
-    """Sealed with a key this process does not have, or tampered with."""
+    """Sealed with a key this process does not have, or tampered with. Retriable: the
+    operator's fix (adding the key back) needs no change of the request."""
 
     code = "credentials_unreadable"
+    retriable = True
 
 
 def new_key() -> str:

@@ -1,4 +1,5 @@
-"""Webhooks per account: 429 with Retry-After, and the platform's retry then succeeds."""
+"""Webhooks per account: 429 with Retry-After, and the platform's retry then succeeds;
+503 (retry) for credentials this process cannot open."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from collections.abc import Callable
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from hubcore.accounts import AccountStore
 from hubcore.mongo import Document
+from hubcore.sealing import new_key
 from hubcore.settings import Settings
+from tests import platform_payloads as p
 from tests.integration.connectors.harness import raw_messages, running_app, signed_delivery
 
 pytestmark = pytest.mark.integration
@@ -46,3 +50,18 @@ async def test_webhooks_per_account_are_limited_and_retries_succeed(
         assert (await connectors.post("generic", busy.id, raw, headers)).status_code == 200
         texts = sorted(r.text for _, r in await raw_messages(limited))
         assert len(texts) == 4
+
+
+async def test_credentials_sealed_with_an_unknown_key_answer_503(
+    settings_factory: Callable[..., Settings],
+    settings: Settings,
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    """The platform retries until the operator puts the key back; nothing is produced."""
+    other = settings_factory(mongo_db=settings.mongo_db, credentials_key=new_key())
+    account = await AccountStore(mongo_db, other).create("alice", "generic", "crm", {"secret": "s"})
+    async with running_app(settings, mongo_db) as connectors:
+        raw = p.body(p.generic_message("m-1"))
+        answer = await connectors.post("generic", account.id, raw, p.hub_signature("s", raw))
+    assert answer.status_code == 503 and answer.json()["error"] == "store_unavailable"
+    assert "HUB_CREDENTIALS_KEY" in answer.json()["message"]
