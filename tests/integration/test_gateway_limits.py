@@ -60,6 +60,7 @@ async def test_security_headers_on_api_and_page(settings: Settings) -> None:
         assert api.headers["cache-control"] == "no-store"
         csp = page.headers["content-security-policy"]
         assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp  # styles come from /static/inbox.css
         script = (await http.get("/static/inbox.js")).text
         assert "history.replaceState" in script  # ?token= leaves the address bar
 
