@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     connectors_port: int = Field(default=8001, ge=0, le=65535)
     streams_web_port: int = Field(default=6066, ge=0, le=65535)
     cors_origins: CsvList = Field(default_factory=lambda: ["http://localhost:5173"])
+    trusted_proxies: CsvList = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description="Addresses whose X-Forwarded-For names the client (rate limits per IP).",
+    )
     ws_auth_timeout: float = Field(default=10.0, gt=0, le=600)
     ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
     ws_send_queue: int = Field(default=1024, ge=8)
@@ -154,7 +158,7 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
 
     _split = field_validator(
-        "jwt_algorithms", "cors_origins", "outbound_allowed_hosts", mode="before"
+        "jwt_algorithms", "cors_origins", "outbound_allowed_hosts", "trusted_proxies", mode="before"
     )(_split_csv)
 
     @field_validator("jwt_secret")

@@ -73,6 +73,11 @@ async def test_ws_handshakes_per_ip_get_429(settings_factory: Callable[..., Sett
             await websockets.connect(gw.ws_url, open_timeout=15)
         assert info.value.response.status_code == 429
         assert info.value.response.headers["Retry-After"] == "30"
+        # Behind a trusted proxy (loopback by default) the forwarded client counts.
+        proxied = await websockets.connect(
+            gw.ws_url, additional_headers={"X-Forwarded-For": "198.51.100.7"}, open_timeout=15
+        )
+        await proxied.close()
         await first.close()
         await second.close()
 
