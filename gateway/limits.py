@@ -44,16 +44,21 @@ class ConnectionLimits:
 
 
 async def refuse_handshake(scope: dict[str, Any], receive: Any, send: Any, wait: float) -> None:
-    """429 with Retry-After to a WebSocket handshake, before it is accepted."""
-    await receive()  # websocket.connect
-    if "websocket.http.response" not in scope.get("extensions", {}):
-        await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
-        return
+    """429 with Retry-After to a handshake, before any socket or session exists: a
+    WebSocket upgrade (`/ws`, Socket.IO's websocket transport) or an HTTP request (the
+    first request of Socket.IO's polling transport)."""
+    prefix = "http."
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
+            return
+        prefix = "websocket.http."
     body = b'{"detail":"too many connections from this address","code":"rate_limited"}'
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"retry-after", retry_after(wait).encode()),
     ]
-    await send({"type": "websocket.http.response.start", "status": 429, "headers": headers})
-    await send({"type": "websocket.http.response.body", "body": body})
+    await send({"type": prefix + "response.start", "status": 429, "headers": headers})
+    await send({"type": prefix + "response.body", "body": body})
