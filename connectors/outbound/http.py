@@ -48,11 +48,19 @@ async def post(
     headers: dict[str, str] | None = None,
     json: Any = None,
     content: bytes | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> httpx.Response:
     """POST; `SendError` when no answer came. `what` names the call in errors (never the
     URL: it may carry a token)."""
     try:
-        return await http.post(url, headers=headers, json=json, content=content, timeout=timeout)
+        return await http.post(
+            url,
+            headers=headers,
+            json=json,
+            content=content,
+            timeout=timeout,
+            extensions=extensions,
+        )
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         raise SendError(
             f"{what}: could not connect ({type(exc).__name__})", retriable=True

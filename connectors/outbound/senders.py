@@ -7,9 +7,11 @@ so tests and the demo point them at local stand-ins. Only the generic callback d
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -19,6 +21,8 @@ from connectors.outbound.http import json_body, post, status_error
 from connectors.outbound.smtp import send_email
 from connectors.signatures import hmac_sha256_hex
 from hubcore.accounts import Account
+from hubcore.errors import InvalidInput
+from hubcore.outbound import OutboundPolicy
 from hubcore.settings import Settings
 from schemas import OutboundMessage
 
@@ -118,8 +122,25 @@ async def _slack(ctx: SendContext, account: Account, msg: OutboundMessage) -> st
     raise status_error(what, response, description)
 
 
+def _pinned(settings: Settings, url: str) -> tuple[str, str, str]:
+    """(URL to the checked address, Host header, TLS server name) for a user's URL."""
+    parts = urlsplit(url)
+    try:
+        address = OutboundPolicy.from_settings(settings).url_address(url)
+    except InvalidInput as exc:
+        raise SendError(f"generic callback: refused, {exc}") from None
+    host = parts.hostname or ""
+    netloc = f"[{address}]" if ":" in address else address
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc)), parts.netloc.rpartition("@")[2], host
+
+
 async def _generic(ctx: SendContext, account: Account, msg: OutboundMessage) -> str:
-    url = credential(account, "callbackUrl")
+    # Checked again at every send and sent to the address that passed (no DNS rebinding).
+    pinned, host_header, server_name = await asyncio.to_thread(
+        _pinned, ctx.settings, credential(account, "callbackUrl")
+    )
     secret = credential(account, "secret")
     payload = {
         "messageId": msg.message_id,
@@ -132,15 +153,17 @@ async def _generic(ctx: SendContext, account: Account, msg: OutboundMessage) -> 
     what = "generic callback"
     response = await post(
         ctx.http,
-        url,
+        pinned,
         what=what,
         idempotent=True,
         timeout=ctx.settings.send_timeout,
         content=raw,
         headers={
+            "Host": host_header,
             "Content-Type": "application/json",
             "X-Hub-Signature-256": "sha256=" + hmac_sha256_hex(secret, raw),
         },
+        extensions={"sni_hostname": server_name},
     )
     if response.is_success:
         answer = json_body(response)

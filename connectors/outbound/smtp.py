@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from connectors.credentials import as_bool, as_port
 from connectors.errors import SendError
+from hubcore.account_rules import as_bool, as_port
 from hubcore.accounts import Account
 from hubcore.errors import InvalidInput
+from hubcore.outbound import OutboundPolicy
 from hubcore.settings import Settings
 from schemas import OutboundMessage
 
@@ -40,6 +42,32 @@ def compose(account: Account, msg: OutboundMessage, sender: str) -> EmailMessage
     return mail
 
 
+class _PinnedSmtp(smtplib.SMTP):
+    """Connects to the address the policy checked; STARTTLS still verifies `host`."""
+
+    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
+        self._address = address
+        super().__init__(host, port, timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return socket.create_connection((self._address, port), timeout, self.source_address)
+
+
+class _PinnedSmtpTls(smtplib.SMTP_SSL):
+    """Implicit TLS to the checked address, the certificate verified for `host`."""
+
+    def __init__(
+        self, host: str, address: str, port: int, context: ssl.SSLContext, timeout: float
+    ) -> None:
+        self._address = address
+        self._server_name = host
+        super().__init__(host, port, timeout=timeout, context=context)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = socket.create_connection((self._address, port), timeout, self.source_address)
+        return self.context.wrap_socket(sock, server_hostname=self._server_name)
+
+
 def _deliver(settings: Settings, account: Account, mail: EmailMessage) -> None:
     creds = account.credentials
     host = str(creds.get("smtpHost") or "")
@@ -48,16 +76,20 @@ def _deliver(settings: Settings, account: Account, mail: EmailMessage) -> None:
     try:
         port = as_port(creds.get("smtpPort", 465), "smtpPort")
         tls = as_bool(creds.get("smtpTls", True), "smtpTls")
+        # Again at every send: the DNS answer may have changed since the account was made.
+        policy = OutboundPolicy.from_settings(settings)
+        policy.check_tls(tls, "credentials.smtpTls")
+        address = policy.address_for(host, port, "credentials.smtpHost")
     except InvalidInput as exc:
-        raise SendError(str(exc)) from None
+        raise SendError(f"{WHAT}: refused, {exc}") from None
     timeout = settings.send_timeout
     context = ssl.create_default_context()
     smtp: smtplib.SMTP
     try:
         if tls and port == 465:
-            smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+            smtp = _PinnedSmtpTls(host, address, port, context, timeout)
         else:
-            smtp = smtplib.SMTP(host, port, timeout=timeout)
+            smtp = _PinnedSmtp(host, address, port, timeout)
     except (OSError, smtplib.SMTPException) as exc:
         raise SendError(f"{WHAT}: could not connect ({exc})", retriable=True) from None
     with smtp:

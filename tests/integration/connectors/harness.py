@@ -18,12 +18,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from connectors.app import create_app
 from connectors.runtime import Runtime
-from hubcore.accounts import Account, AccountStore, Mode
+from hubcore.account_rules import Mode
+from hubcore.accounts import Account, AccountStore
 from hubcore.kafka import Topics
 from hubcore.mongo import Document
 from hubcore.settings import Settings
 from schemas import AnyCommand, DeadLetter, RawMessage, parse_command
 from tests import platform_payloads as p
+from tests.resources import security_env
 
 SECRETS: dict[str, dict[str, Any]] = {
     "telegram": {"botToken": "123456:ABC-DEF1234ghIkl", "webhookSecret": "tg-secret_1"},
@@ -102,6 +104,7 @@ def hub_env(settings: Settings, **extra: str) -> dict[str, str]:
         HUB_TOPIC_NAMESPACE=settings.topic_namespace,
         HUB_TOPIC_PARTITIONS=str(settings.topic_partitions),
         HUB_LOG_FORMAT="json",
+        **security_env(settings),
         **extra,
     )
     return env
@@ -148,7 +151,7 @@ async def running_app(
             settings,
             app,
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://connectors"),
-            AccountStore(db),
+            AccountStore(db, settings),
         )
         if ready:
             await eventually(lambda: harness.runtime.publisher.ready, 30, "producer connected")

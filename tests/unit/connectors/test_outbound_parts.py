@@ -11,7 +11,10 @@ import pytest
 from connectors.errors import SendError
 from connectors.outbound.http import retry_after, status_error
 from connectors.outbound.smtp import compose
+from hubcore.account_rules import check_account
 from hubcore.accounts import Account
+from hubcore.errors import InvalidField
+from hubcore.outbound import AddressRefused, OutboundPolicy
 from hubcore.retry import Backoff, retry
 from schemas import OutboundMessage
 from schemas.base import utc_now
@@ -115,3 +118,40 @@ def test_an_email_reply_is_threaded_under_the_message_answered() -> None:
     assert mail["In-Reply-To"] == "<root@x>"
     assert mail["References"] == "<root@x>"
     assert mail["Message-ID"] == "<msg_1@hub.invalid>"
+
+
+def test_sending_credentials_are_checked_like_the_rest() -> None:
+    creds, _ = check_account(
+        "whatsapp", "1065", {"appSecret": "a", "verifyToken": "v", "accessToken": "t"}, None
+    )
+    assert creds["accessToken"] == "t"
+    with pytest.raises(InvalidField, match=r"credentials\.accessToken"):
+        check_account(
+            "whatsapp", "1065", {"appSecret": "a", "verifyToken": "v", "accessToken": ""}, None
+        )
+    imap = {"host": "imap.example.com", "username": "u", "password": "p"}
+    email, _ = check_account(
+        "email", "me@example.com", {**imap, "smtpHost": "smtp.example.com"}, None
+    )
+    assert (email["smtpPort"], email["smtpTls"]) == (465, True)
+    with pytest.raises(InvalidField, match=r"credentials\.smtpHost"):
+        check_account("email", "me@example.com", {**imap, "smtpPort": "587"}, None)
+    for bad in ("ftp://x.example.com/", "https://user:pw@x.example.com/", "hooks/no-host"):
+        with pytest.raises(InvalidField, match=r"credentials\.callbackUrl"):
+            check_account("generic", "crm", {"secret": "s", "callbackUrl": bad}, None)
+
+
+def test_callback_urls_go_only_to_public_hosts_over_https() -> None:
+    table = {"hooks.example.com": ["93.184.215.14"], "inside.example.com": ["10.0.0.7"]}
+
+    def resolver(host: str, port: int) -> list[str]:
+        return table.get(host, [])
+
+    policy = OutboundPolicy(resolver=resolver)
+    assert policy.url_address("https://hooks.example.com/in") == "93.184.215.14"
+    with pytest.raises(AddressRefused, match="private"):
+        policy.url_address("https://inside.example.com/in")
+    with pytest.raises(AddressRefused, match="plaintext"):
+        policy.url_address("http://hooks.example.com/in")
+    with pytest.raises(AddressRefused, match="loopback"):
+        policy.url_address("https://127.0.0.1:8080/in")

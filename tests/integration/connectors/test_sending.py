@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hubcore.accounts import Account, AccountStore
+from hubcore.accounts import SEALED, Account, AccountStore
 from hubcore.kafka import Topics, create_producer
 from hubcore.mongo import ACCOUNTS, SEND_LEDGER, Document
 from hubcore.settings import Settings
@@ -50,18 +50,21 @@ class Rig:
     db: AsyncDatabase[Document]
     producer: AIOKafkaProducer
 
-    async def account(self, platform: str) -> Account:
-        """An account with its sending credential (set in the store: the account rules
-        that take them arrive with the `security` branch)."""
-        account = await self.harness.account(platform)
+    async def account(self, platform: str, **creds: Any) -> Account:
+        """An account with its sending credential."""
         sending: dict[str, str] = {
-            "telegram": {"credentials.botToken": self.fake.telegram_token},
-            "whatsapp": {"credentials.accessToken": self.fake.access_token},
-            "slack": {"credentials.botToken": self.fake.slack_token},
-            "generic": {"credentials.callbackUrl": f"{self.base}/callback"},
+            "telegram": {"botToken": self.fake.telegram_token},
+            "whatsapp": {"accessToken": self.fake.access_token},
+            "slack": {"botToken": self.fake.slack_token},
+            "generic": {"callbackUrl": f"{self.base}/callback"},
         }[platform]
-        await self.db[ACCOUNTS].update_one({"_id": account.id}, {"$set": sending})
-        return account
+        return await self.harness.account(platform, **{**sending, **creds})
+
+    async def set_credential(self, account: Account, key: str, value: str) -> None:
+        """Replace one credential, sealed as the store keeps them."""
+        store = self.harness.store
+        sealed = store.cipher.seal({**account.credentials, key: value})
+        await self.db[ACCOUNTS].update_one({"_id": account.id}, {"$set": {SEALED: sealed}})
 
     async def produce(self, *msgs: OutboundMessage) -> None:
         topic = Topics.from_settings(self.settings).outbound
@@ -93,6 +96,8 @@ async def rig(
             slack_api_base=f"{base}/slack",
             send_max_backoff=3.0,
             send_timeout=2.0,
+            outbound_allowed_hosts=["127.0.0.1"],
+            outbound_allow_plaintext=True,
         )
         db = mongo_client[settings.mongo_db]
         producer = create_producer(settings)
@@ -195,7 +200,7 @@ async def test_an_invalid_token_fails_at_once(platform: str, rig: Rig) -> None:
     fake = rig.fake
     account = await rig.account(platform)
     key = "botToken" if platform != "whatsapp" else "accessToken"
-    await rig.db[ACCOUNTS].update_one({"_id": account.id}, {"$set": {f"credentials.{key}": "bad"}})
+    await rig.set_credential(account, key, "bad")
     await rig.produce(outbound(account))
     [result] = await rig.results()
     assert len(fake.of(platform)) == 1
@@ -236,13 +241,11 @@ async def test_an_email_reply_goes_out_over_smtp_threaded(rig: Rig) -> None:
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        imap = {"host": "127.0.0.1", "port": 993, "username": "u", "password": "p", "ssl": True}
+        imap = {"host": "127.0.0.1", "port": 993, "username": "u", "password": "p"}
+        smtp = {"smtpHost": "127.0.0.1", "smtpPort": str(port), "smtpTls": "false"}
         account = await rig.harness.store.create(
-            "alice", "email", "support@example.com", {**imap, "mailbox": "INBOX"}, "poll"
+            "alice", "email", "support@example.com", {**imap, **smtp}, "poll"
         )
-        smtp = {"smtpHost": "127.0.0.1", "smtpPort": port, "smtpTls": False}
-        creds = {f"credentials.{k}": v for k, v in smtp.items()}
-        await rig.db[ACCOUNTS].update_one({"_id": account.id}, {"$set": creds})
         msg = outbound(
             account,
             external_conversation_id="<root@example.com>",
@@ -292,16 +295,18 @@ async def test_sigkill_during_the_platform_call_never_sends_twice(
     fake = PlatformApis(hang_seconds=60)
     fake.script = ["hang"]  # the platform has the request; its answer never reaches the hub
     async with serving(fake) as base:
+        settings = settings.model_copy(
+            update={"outbound_allowed_hosts": ["127.0.0.1"], "outbound_allow_plaintext": True}
+        )
         env = hub_env(
             settings,
             HUB_WHATSAPP_API_BASE=f"{base}/whatsapp",
             HUB_SEND_TIMEOUT="30",
             HUB_CONNECTORS_POLLERS="false",
         )
-        store = AccountStore(mongo_db)
-        account = await store.create("alice", "whatsapp", "106540352242922", SECRETS["whatsapp"])
-        token = {"credentials.accessToken": fake.access_token}
-        await mongo_db[ACCOUNTS].update_one({"_id": account.id}, {"$set": token})
+        store = AccountStore(mongo_db, settings)
+        creds = {**SECRETS["whatsapp"], "accessToken": fake.access_token}
+        account = await store.create("alice", "whatsapp", "106540352242922", creds)
         producer = create_producer(settings)
         await producer.start()
         try:
