@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from connectors.pollers.supervisor import PollerSupervisor
 from connectors.publisher import Publisher
 from connectors.runtime import AccountCache, Runtime
-from connectors.webhooks import router
+from connectors.webhooks import WebhookFastPath, router
 from hubcore.accounts import AccountStore
 from hubcore.health import record_health
 from hubcore.kafka import kafka_ping
@@ -42,6 +43,9 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
             await supervisor.start()
         accounts = AccountCache(AccountStore(db), settings.connectors_account_cache_ttl)
         app.state.runtime = Runtime(settings, client, db, publisher, accounts, supervisor)
+        # What startup built lives as long as the process: keep it out of the collector's
+        # scans, which otherwise revisit it on every full collection under load.
+        gc.freeze()
         try:
             yield
         finally:
@@ -52,6 +56,7 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
 
     app = FastAPI(title="hub connectors", lifespan=lifespan)
     app.include_router(router)
+    app.add_middleware(WebhookFastPath)
 
     @app.get("/health")
     async def health(request: Request) -> Response:

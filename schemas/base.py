@@ -46,7 +46,8 @@ class HubModel(BaseModel):
 
     def to_json(self) -> bytes:
         """The wire form: UTF-8 JSON with camelCase keys."""
-        return self.model_dump_json(by_alias=True).encode()
+        # The serializer's own bytes: `model_dump_json` would decode them to str first.
+        return self.__pydantic_serializer__.to_json(self, by_alias=True)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict (times as strings) with camelCase keys."""
