@@ -4,22 +4,26 @@ The order is the contract's: 413 before anything else, then 404, then 401 (check
 raw bytes, before parsing), then 400 (with a dead letter), and 200 only after Kafka's ack
 (503 when it does not come in time).
 
-A POST there is answered by `WebhookFastPath`, a plain ASGI middleware in front of
-FastAPI's routing: no route matching over the other routes, no dependency solving, no
-response model (see README, Performance). Everything else goes on to FastAPI.
+A POST there is answered by `answer_webhook`, plain ASGI in front of FastAPI's middleware
+and routing: no route matching, no dependency solving, no response model (see README,
+Performance). Everything else goes on to FastAPI.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 
 import orjson
 import structlog
 from fastapi import APIRouter
-from starlette.requests import Request
+from prometheus_client import Counter, Histogram
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from connectors.errors import BadPayload, BodyTooLarge, ConnectorError, UnknownAccount
 from connectors.metrics import IGNORED, WEBHOOK_REQUESTS, WEBHOOK_SECONDS
@@ -36,31 +40,27 @@ router = APIRouter()
 _WEBHOOK_PATH = re.compile(r"/webhooks/([^/]+)/([^/]+)")
 
 
-class WebhookFastPath:
-    """ASGI middleware answering `POST /webhooks/{platform}/{account_id}` itself."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            match = _WEBHOOK_PATH.fullmatch(scope["path"])
-            if match is not None:
-                rt: Runtime = scope["app"].state.runtime
-                request = Request(scope, receive)
-                response = await receive_webhook(rt, match[1], match[2], request)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+async def answer_webhook(app: Starlette, scope: Scope, receive: Receive, send: Send) -> bool:
+    """Answer `POST /webhooks/{platform}/{account_id}`; False (nothing sent) for any other
+    request. Called before FastAPI's middleware and routing (`ConnectorsApp`)."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return False
+    match = _WEBHOOK_PATH.fullmatch(scope["path"])
+    if match is None:
+        return False
+    rt: Runtime = app.state.runtime
+    response = await receive_webhook(rt, match[1], match[2], Headers(scope=scope), receive)
+    await response(scope, receive, send)
+    return True
 
 
-async def read_limited_body(request: Request, limit: int) -> bytes:
+async def read_limited_body(headers: Headers, receive: Receive, limit: int) -> bytes:
     """The raw body, or `BodyTooLarge` as soon as it is known to exceed `limit` bytes.
 
     Content-Length is checked first (cheap refusal), and the bytes are counted while
     reading, since a chunked body or a lying header would otherwise get through.
     """
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None:
         try:
             size = int(declared)
@@ -70,7 +70,13 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
             raise BodyTooLarge(f"body of {size} bytes is over the limit of {limit} bytes")
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
         total += len(chunk)
         if total > limit:
             raise BodyTooLarge(f"body is over the limit of {limit} bytes")
@@ -88,6 +94,17 @@ def _ok(body: dict[str, object]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+# The labelled children, looked up once: `labels()` takes a lock and builds a key each time.
+@functools.cache
+def _answered(platform: str, status: int) -> Counter:
+    return WEBHOOK_REQUESTS.labels(platform, str(status))
+
+
+@functools.cache
+def _latency(platform: str) -> Histogram:
+    return WEBHOOK_SECONDS.labels(platform)
+
+
 async def _account(rt: Runtime, platform: str, account_id: str) -> Account:
     account = await rt.accounts.get(account_id)
     if account is None or account.platform != platform:
@@ -96,7 +113,7 @@ async def _account(rt: Runtime, platform: str, account_id: str) -> Account:
 
 
 async def receive_webhook(
-    rt: Runtime, platform: str, account_id: str, request: Request
+    rt: Runtime, platform: str, account_id: str, headers: Headers, receive: Receive
 ) -> Response:
     """Receive one platform webhook delivery; one log line, whatever the outcome."""
     started = time.perf_counter()
@@ -107,10 +124,10 @@ async def receive_webhook(
     try:
         if adapter is None:
             raise UnknownAccount(f"no webhook for platform {platform[:40]!r}")
-        body = await read_limited_body(request, rt.settings.max_body_bytes)
+        body = await read_limited_body(headers, receive, rt.settings.max_body_bytes)
         account = await _account(rt, platform, account_id)
         fields["user_id"] = account.user_id
-        adapter.verify(account, request.headers, body, time.time())
+        adapter.verify(account, headers, body, time.time())
         try:
             outcome = adapter.parse(account, body, received_at)
         except BadPayload as exc:
@@ -146,8 +163,8 @@ async def receive_webhook(
         response = error_response(exc)
     elapsed = time.perf_counter() - started
     status = response.status_code
-    WEBHOOK_REQUESTS.labels(label, str(status)).inc()
-    WEBHOOK_SECONDS.labels(label).observe(elapsed)
+    _answered(label, status).inc()
+    _latency(label).observe(elapsed)
     log.info(
         "webhook",
         platform=label,

@@ -30,7 +30,8 @@ UtcDatetime = Annotated[
 
 def utc_now() -> datetime:
     """The current time, timezone-aware, at the precision the hub stores."""
-    return _to_utc_millis(datetime.now(UTC))
+    now = datetime.now(UTC)  # already in UTC: no conversion needed
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 class HubModel(BaseModel):
