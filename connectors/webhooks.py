@@ -176,6 +176,17 @@ async def receive_webhook(
     return response
 
 
+@router.post("/webhooks/{platform}/{account_id}")
+async def receive(platform: str, account_id: str, request: Request) -> Response:
+    """Receive one platform webhook delivery.
+
+    `answer_webhook` answers these before FastAPI sees them; the route stays for the API's
+    description and so that other methods on the path still get 405.
+    """
+    rt: Runtime = request.app.state.runtime
+    return await receive_webhook(rt, platform, account_id, request.headers, request.receive)
+
+
 @router.get("/webhooks/whatsapp/{account_id}")
 async def whatsapp_subscribe(account_id: str, request: Request) -> Response:
     """Meta's verification handshake: echo `hub.challenge` when `hub.verify_token` matches.
