@@ -25,12 +25,19 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from connectors.errors import BadPayload, BodyTooLarge, ConnectorError, UnknownAccount
+from connectors.errors import (
+    BadPayload,
+    BodyTooLarge,
+    ConnectorError,
+    RateLimited,
+    UnknownAccount,
+)
 from connectors.metrics import IGNORED, WEBHOOK_REQUESTS, WEBHOOK_SECONDS
 from connectors.platforms import WEBHOOK_PLATFORMS
 from connectors.platforms.whatsapp import verify_subscription
 from connectors.runtime import Runtime
 from hubcore.accounts import Account
+from hubcore.ratelimit import retry_after
 from schemas.base import utc_now
 
 log = structlog.get_logger("connectors.webhooks")
@@ -86,7 +93,12 @@ async def read_limited_body(headers: Headers, receive: Receive, limit: int) -> b
 
 def error_response(exc: ConnectorError) -> JSONResponse:
     """The JSON body of every non-200 answer: `{"error": code, "message": what is wrong}`."""
-    return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=exc.status)
+    headers = (
+        {"Retry-After": retry_after(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    )
+    return JSONResponse(
+        {"error": exc.code, "message": str(exc)}, status_code=exc.status, headers=headers
+    )
 
 
 def _ok(body: dict[str, object]) -> Response:
@@ -128,6 +140,10 @@ async def receive_webhook(
         account = await _account(rt, platform, account_id)
         fields["user_id"] = account.user_id
         adapter.verify(account, headers, body, time.time())
+        # After the signature: forged floods must not use up the genuine deliveries' allowance.
+        limit = rt.webhook_limit
+        if limit is not None and (wait := limit.acquire(account.id)):
+            raise RateLimited(f"over {limit.spec} webhooks for this account", wait)
         try:
             outcome = adapter.parse(account, body, received_at)
         except BadPayload as exc:
