@@ -12,13 +12,17 @@ from pydantic.alias_generators import to_camel
 
 def _to_utc_millis(value: datetime) -> datetime:
     # Milliseconds: what MongoDB stores, so a value reads back equal to what was written.
+    if value.tzinfo is UTC and not value.microsecond % 1000:
+        return value  # already normalized (revalidated into a record): no new object
     value = value.astimezone(UTC)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def format_utc(value: datetime) -> str:
     """ISO 8601 in UTC with millisecond precision and a `Z`, the wire format of every time."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 UtcDatetime = Annotated[

@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ from connectors.runtime import AccountCache
 from hubcore.accounts import Account, AccountStore
 from hubcore.kafka import partition_for
 from hubcore.logging import UtcStamper, render_json
+from schemas.base import _to_utc_millis, format_utc
 from tests import platform_payloads as p
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -106,3 +107,22 @@ async def test_one_read_per_account_whose_failure_reaches_every_waiter() -> None
     with pytest.raises(StoreUnavailable):  # a failure is not cached
         await cache.get("acc_1")
     assert store.reads == 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 1, 1, 1, 2, 3, 456789, tzinfo=UTC),
+        datetime(2026, 1, 1, 1, 2, 3, 456000, tzinfo=timezone(timedelta(hours=5))),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
+def test_utc_times_normalize_and_format_as_before(value: datetime) -> None:
+    in_utc = value.astimezone(UTC)
+    before = in_utc.replace(microsecond=in_utc.microsecond // 1000 * 1000)
+    ours = _to_utc_millis(value)
+    assert ours == before and ours.tzinfo is UTC
+    for v in (value, ours):
+        wire = v.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        assert format_utc(v) == wire
