@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
+import orjson
 from pydantic import Field, ValidationError
 
 from connectors.platforms.base import (
@@ -75,11 +76,16 @@ def verify(account: Account, headers: Mapping[str, str], body: bytes, now: float
 
 def parse(account: Account, body: bytes, received_at: datetime) -> WebhookOutcome:
     """Exactly one message, edit or delete per request."""
-    # Only an edit or a delete has `type`: a plain message is parsed once, as before.
-    kind = json_object(body).get("type") if b'"type"' in body else None
+    # One parse: the dict is validated and kept as `raw`. What orjson refuses goes to
+    # pydantic's own parser, whose error the 400 has always named.
     try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    try:
+        kind = data.get("type") if isinstance(data, dict) else None
         if kind == "edit":
-            edit = GenericEdit.model_validate_json(body)
+            edit = GenericEdit.model_validate(data)
             change: Change = edited(
                 account,
                 chat=edit.conversation_id,
@@ -89,14 +95,19 @@ def parse(account: Account, body: bytes, received_at: datetime) -> WebhookOutcom
             )
             return WebhookOutcome(changes=[change])
         if kind == "delete":
-            gone = GenericDelete.model_validate_json(body)
+            gone = GenericDelete.model_validate(data)
             change = deleted(
                 account, chat=gone.conversation_id, message=gone.message_id, at=gone.deleted_at
             )
             return WebhookOutcome(changes=[change])
-        msg = GenericMessage.model_validate_json(body)
+        if isinstance(data, dict):
+            msg = GenericMessage.model_validate(data)
+        else:
+            msg = GenericMessage.model_validate_json(body)
     except ValidationError as exc:
         raise invalid(exc) from None
+    if not isinstance(data, dict):  # JSON pydantic reads and orjson does not (NaN)
+        data = json_object(body)
     record = raw_message(
         account,
         chat=msg.conversation_id,
@@ -105,7 +116,7 @@ def parse(account: Account, body: bytes, received_at: datetime) -> WebhookOutcom
         text=msg.text,
         sent_at=msg.sent_at,
         received_at=received_at,
-        raw=json_object(body),  # as received; validated above
+        raw=data,  # as received
         title=msg.conversation_title,
     )
     return WebhookOutcome(records=[record])
