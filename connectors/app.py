@@ -71,7 +71,10 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
         try:
             if settings.connectors_outbound:
                 http = await stack.enter_async_context(httpx.AsyncClient())
-                delivery = Delivery(SendContext(settings, http), SendLedger(db), accounts)
+                # A lease outlives one call plus the longest wait between calls.
+                lease = settings.send_timeout + settings.send_max_backoff + 5
+                ledger = SendLedger(db, lease)
+                delivery = Delivery(SendContext(settings, http), ledger, accounts)
                 outbound = OutboundConsumer(settings, delivery, publisher)
                 outbound.start()
                 stack.push_async_callback(outbound.stop)

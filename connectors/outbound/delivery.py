@@ -50,6 +50,13 @@ class Delivery:
         """The reply's outcome, from the ledger when it was settled before."""
         entry = await self.ledger.open(msg)
         sender = SENDERS[msg.platform]
+        while entry["state"] not in FINAL:
+            claimed = await self.ledger.claim(msg.message_id)
+            if claimed is not None:
+                entry = claimed
+                break
+            await self.sleep(1.0)  # another process works on it: wait for its outcome
+            entry = await self.ledger.get(msg.message_id) or entry
         if entry["state"] in FINAL:
             return _result(msg, entry)
         if entry["state"] == "calling" and not sender.idempotent:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,6 +19,7 @@ from aiosmtpd.controller import Controller
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from connectors.outbound.ledger import SendLedger
 from hubcore.accounts import SEALED, Account, AccountStore
 from hubcore.kafka import Topics, create_producer
 from hubcore.mongo import ACCOUNTS, SEND_LEDGER, Document
@@ -301,7 +303,8 @@ async def test_sigkill_during_the_platform_call_never_sends_twice(
         env = hub_env(
             settings,
             HUB_WHATSAPP_API_BASE=f"{base}/whatsapp",
-            HUB_SEND_TIMEOUT="30",
+            HUB_SEND_TIMEOUT="3",
+            HUB_SEND_MAX_BACKOFF="2",
             HUB_CONNECTORS_POLLERS="false",
         )
         store = AccountStore(mongo_db, settings)
@@ -333,3 +336,28 @@ async def test_sigkill_during_the_platform_call_never_sends_twice(
     assert sent.status == "failed"
     assert sent.ambiguous
     assert sent.detail and "may have been delivered" in sent.detail
+
+
+async def test_one_process_at_a_time_holds_a_reply(mongo_db: AsyncDatabase[Document]) -> None:
+    account = Account(
+        id="acc_1",
+        user_id="alice",
+        platform="slack",
+        external_id="T1",
+        mode="webhook",
+        created_at=utc_now(),
+        credentials={},
+    )
+    msg = outbound(account)
+    first, second = SendLedger(mongo_db, lease=1.0), SendLedger(mongo_db, lease=1.0)
+    assert (await first.open(msg))["state"] == "new"
+    assert (await second.open(msg))["state"] == "new"  # the same entry, not a second one
+    assert await first.claim(msg.message_id) is not None
+    assert await second.claim(msg.message_id) is None  # the first is working on it
+    await first.mark(msg.message_id, "waiting")  # renews the lease
+    assert await second.claim(msg.message_id) is None
+    await asyncio.sleep(1.2)  # the first went away: its lease ends
+    taken = await second.claim(msg.message_id)
+    assert taken is not None and taken["owner"] == second.owner
+    assert taken["state"] == "waiting"
+    assert await first.claim(msg.message_id) is None
