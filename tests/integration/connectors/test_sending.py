@@ -36,7 +36,7 @@ from tests.integration.connectors.harness import (
 )
 from tests.local_servers import free_port
 from tests.platform_apis import PlatformApis, serving
-from tests.platform_payloads import hub_signature
+from tests.platform_payloads import account, hub_signature
 
 CHATS = {"telegram": "777", "whatsapp": "16505551234", "slack": "C0123", "generic": "support-1"}
 
@@ -339,16 +339,7 @@ async def test_sigkill_during_the_platform_call_never_sends_twice(
 
 
 async def test_one_process_at_a_time_holds_a_reply(mongo_db: AsyncDatabase[Document]) -> None:
-    account = Account(
-        id="acc_1",
-        user_id="alice",
-        platform="slack",
-        external_id="T1",
-        mode="webhook",
-        created_at=utc_now(),
-        credentials={},
-    )
-    msg = outbound(account)
+    msg = outbound(account("slack", "T1"))
     first, second = SendLedger(mongo_db, lease=1.0), SendLedger(mongo_db, lease=1.0)
     assert (await first.open(msg))["state"] == "new"
     assert (await second.open(msg))["state"] == "new"  # the same entry, not a second one

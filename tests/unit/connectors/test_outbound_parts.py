@@ -12,12 +12,12 @@ from connectors.errors import SendError
 from connectors.outbound.http import retry_after, status_error
 from connectors.outbound.smtp import compose
 from hubcore.account_rules import check_account
-from hubcore.accounts import Account
 from hubcore.errors import InvalidField
 from hubcore.outbound import AddressRefused, OutboundPolicy
 from hubcore.retry import Backoff, retry
 from schemas import OutboundMessage
 from schemas.base import utc_now
+from tests import platform_payloads as p
 
 
 async def test_retry_waits_as_asked_and_stops_on_a_final_error() -> None:
@@ -90,15 +90,7 @@ def test_platform_answers_sorted() -> None:
 
 
 def test_an_email_reply_is_threaded_under_the_message_answered() -> None:
-    account = Account(
-        id="acc_1",
-        user_id="alice",
-        platform="email",
-        external_id="support@example.com",
-        mode="poll",
-        created_at=utc_now(),
-        credentials={},
-    )
+    account = p.account("email", "support@example.com")
     msg = OutboundMessage(
         message_id="msg_1",
         client_message_id="c",

@@ -12,7 +12,6 @@ from connectors.errors import BadPayload
 from connectors.platforms import generic, slack, telegram, whatsapp
 from connectors.platforms.base import Ignored
 from connectors.platforms.email import FetchedMail, email_message
-from hubcore.accounts import Account
 from schemas import (
     DeleteMessage,
     EditMessage,
@@ -26,16 +25,7 @@ from tests import platform_payloads as p
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-def account(platform: str, external_id: str = "ext-1") -> Account:
-    return Account(
-        id=f"acc_{platform}",
-        user_id="alice",
-        platform=platform,
-        external_id=external_id,
-        mode="webhook",
-        created_at=NOW,
-        credentials={},
-    )
+account = p.account
 
 
 def only(records: list[RawMessage]) -> RawMessage:
