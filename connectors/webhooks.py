@@ -157,7 +157,9 @@ async def receive_webhook(
             fields["dead_letter"] = True
             raise
         published = await rt.publisher.publish(outcome.records, source="webhook")
-        await rt.publisher.commands(outcome.changes)
+        if outcome.changes:
+            await rt.publisher.commands(outcome.changes)
+            fields["changes"] = [c.type for c in outcome.changes]
         for ignored in outcome.ignored:
             IGNORED.labels(platform, ignored.reason).inc()
         ids = [r.id for r in outcome.records]
@@ -166,7 +168,6 @@ async def receive_webhook(
             duplicates=published.duplicates,
             ignored=[i.reason for i in outcome.ignored],
             message_ids=ids,
-            changes=[c.type for c in outcome.changes],
         )
         response = outcome.reply or _ok(
             {
