@@ -9,12 +9,14 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from bench.node import ensure_node_modules
 from gateway.app import GatewayApp
 from gateway.server import build_server, serve
 from hub.tokens import mint_token
@@ -198,3 +200,80 @@ async def eventually(predicate: Callable[[], bool], what: str) -> None:
 def ids(frames: list[dict[str, Any]]) -> list[str]:
     """The event ids of frames, in order."""
     return [frame["id"] for frame in frames]
+
+
+# --- the real npm socket.io-client (tests/js/sio_driver.mjs) ---------------------------
+JS_DIR = Path(__file__).resolve().parents[1] / "js"
+
+
+class SioClient:
+    """One socket.io-client in a node child process; what it sees arrives as dicts."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.seen: list[dict[str, Any]] = []
+
+    async def send(self, **command: Any) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(orjson.dumps(command) + b"\n")
+        await self.process.stdin.drain()
+
+    async def next(self, timeout: float = DEADLINE) -> dict[str, Any]:
+        """The next thing the client saw (a `driver_error` fails the test)."""
+        assert self.process.stdout is not None
+        async with asyncio.timeout(timeout):
+            line = await self.process.stdout.readline()
+        assert line, "the socket.io-client driver exited"
+        seen: dict[str, Any] = orjson.loads(line)
+        assert seen["ev"] != "driver_error", seen
+        self.seen.append(seen)
+        return seen
+
+    async def until(
+        self, ev: str, timeout: float = DEADLINE
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Read until an `ev`; it and what came before it."""
+        before: list[dict[str, Any]] = []
+        try:
+            async with asyncio.timeout(timeout):
+                while (seen := await self.next())["ev"] != ev:
+                    before.append(seen)
+        except TimeoutError:
+            raise AssertionError(f"no {ev!r}; the client saw {self.seen}") from None
+        return seen, before
+
+    async def events(self, count: int, name: str = "new_message") -> list[dict[str, Any]]:
+        """The next `count` events called `name`, skipping transport notices."""
+        found: list[dict[str, Any]] = []
+        while len(found) < count:
+            seen = await self.next()
+            if seen["ev"] == name:
+                found.append(seen)
+            else:
+                assert seen["ev"] in ("upgrade",), seen
+        return found
+
+
+@contextlib.asynccontextmanager
+async def sio_client(url: str, **connect: Any) -> AsyncIterator[SioClient]:
+    """socket.io-client connected to `url` with `connect` options (see sio_driver.mjs)."""
+    ensure_node_modules(JS_DIR)
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(JS_DIR / "sio_driver.mjs"),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    client = SioClient(process)
+    try:
+        await client.send(op="connect", url=url, **connect)
+        yield client
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+def event_ids(seen: list[dict[str, Any]]) -> list[str]:
+    """The message ids of `new_message` events a SioClient saw, in order."""
+    return [s["data"]["message"]["id"] for s in seen if s["ev"] == "new_message"]

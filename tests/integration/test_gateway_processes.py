@@ -87,6 +87,6 @@ async def test_two_gateway_processes_each_deliver_to_their_own_clients(
 
         async with httpx.AsyncClient(base_url=gw2.base_url) as client:
             websocket = (await client.get("/health")).json()["services"]["websocket"]
-        assert websocket == {"status": "ok", "connections": 2, "authenticatedUsers": 2}
+        assert websocket == {"status": "active", "connections": 2, "authenticatedUsers": 2}
         for ws in (alice_on_1, alice_on_2, bob_on_2):
             await ws.close()
