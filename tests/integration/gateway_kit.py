@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Iterable
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -250,7 +254,7 @@ class SioClient:
             if seen["ev"] == name:
                 found.append(seen)
             else:
-                assert seen["ev"] in ("upgrade",), seen
+                assert seen["ev"] in ("upgrade", "connect", "authenticated"), seen
         return found
 
 
@@ -277,3 +281,53 @@ async def sio_client(url: str, **connect: Any) -> AsyncIterator[SioClient]:
 def event_ids(seen: list[dict[str, Any]]) -> list[str]:
     """The message ids of `new_message` events a SioClient saw, in order."""
     return [s["data"]["message"]["id"] for s in seen if s["ev"] == "new_message"]
+
+
+# --- `hub gateway` child processes ---------------------------------------------------------
+@dataclass(frozen=True)
+class ChildGateway(GatewayAddress):
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies with its sockets open, as in a crash."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def gateway_process(settings: Settings, log: Path, **env: str) -> Iterator[ChildGateway]:
+    """`hub gateway` as a child process on a free port; stopped with SIGTERM (and checked
+    to shut down cleanly) unless the test killed it."""
+    port = free_port()
+    environ = gateway_env(settings, port, HUB_LOG_FORMAT="json", **env)
+    hub = Path(sys.executable).with_name("hub")
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(hub), "gateway"], env=environ, stdout=out, stderr=out)
+    child = ChildGateway(port, process, log)
+    try:
+        yield child
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+            # uvicorn shuts down gracefully, then re-raises the signal it caught.
+            assert process.returncode in (0, -signal.SIGTERM), log.read_text()[-2000:]
+            assert "Application shutdown complete" in log.read_text()
+
+
+async def healthy(address: GatewayAddress, log: Path) -> None:
+    """Wait until the process answers /health with 200 (its consumer is positioned)."""
+    async with httpx.AsyncClient(base_url=address.base_url, timeout=2) as client:
+        for _ in range(int(DEADLINE * 2 / 0.25)):
+            try:
+                if (await client.get("/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.25)
+    raise AssertionError(f"gateway on :{address.port} never became healthy; see {log}")
