@@ -64,6 +64,7 @@ class EngineSession:
     polling: bool = False  # a GET is waiting for packets
     closed: bool = False
     closing: bool = False  # closed, the next poll answers the close packet
+    client_closed: bool = False  # the client sent the close packet
     state: Any = None  # the layer above's own object
     _ping: asyncio.TimerHandle | None = field(default=None, repr=False)
     _timeout: asyncio.TimerHandle | None = field(default=None, repr=False)
@@ -72,10 +73,11 @@ class EngineSession:
         """Queue an Engine.IO packet (`4...` for a message) behind what is queued."""
         self.conn.control(packet)
 
-    def close(self, reason: str, code: int = CLOSE_NORMAL) -> None:
-        """Close after what is queued has gone out."""
+    def close(self, reason: str, code: int = CLOSE_NORMAL, *, flush: bool = False) -> None:
+        """Close after what is queued has gone out; with `flush`, a long-polling client
+        may still fetch it (an `error` and the disconnect of a refusal)."""
         self.conn.close(code, reason)
-        self.engine.drop(self, reason)
+        self.engine.drop(self, reason, flush=flush)
 
     # --- heartbeat ----------------------------------------------------------------------
     def schedule_ping(self) -> None:
@@ -110,13 +112,13 @@ class EngineServer:
         self.handler = handler
         self.sessions: dict[str, EngineSession] = {}
 
-    def drop(self, session: EngineSession, reason: str) -> None:
+    def drop(self, session: EngineSession, reason: str, *, flush: bool = False) -> None:
         """Forget a session (idempotent); the handler hears of it once."""
         if session.closed:
             return
         session.closed = True
         session.stop_timers()
-        if session.websocket or not session.conn.pending:
+        if not session.polling and (session.websocket or not flush):
             self.sessions.pop(session.sid, None)
         else:
             # A long-polling client still has to fetch the last packets (an `error`, the
@@ -193,12 +195,21 @@ class EngineServer:
             self.sessions.pop(session.sid, None)
             await respond(send, 200, b"1", headers)
             return
+        if session.closed and not session.conn.pending:
+            self.sessions.pop(session.sid, None)
+            await respond_error(send, UNKNOWN_SID, headers)
+            return
         session.polling = True
         try:
             texts, closing = await session.conn.take()
         finally:
             session.polling = False
-        if closing:
+        if closing and (session.client_closed or not texts):
+            # The client's own close ends its pending poll with a noop; else the close.
+            self.drop(session, "server close")
+            self.sessions.pop(session.sid, None)
+            texts = texts or ["6" if session.client_closed else "1"]
+        elif closing:
             # The close packet goes alone in the next poll: socket.io-client handles a
             # payload's close before the (deferred) Socket.IO packets beside it.
             session.closing = True
@@ -235,6 +246,7 @@ class EngineServer:
         elif kind == "3":
             session.pong()
         elif kind == "1":
+            session.client_closed = True
             session.close("client close")
             return False
         elif kind not in ("6", "5", "2"):

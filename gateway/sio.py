@@ -129,7 +129,9 @@ class SocketIOGateway:
             self._on_connect(session, socket, payload if isinstance(payload, dict) else {})
         elif kind == "1":
             session.close("client namespace disconnect")
-        elif kind == "2" and socket.connected and _event_name(payload) == "authenticate":
+        elif kind == "2" and not (isinstance(payload, list) and payload):
+            session.close("parse error")  # an EVENT is a non-empty array
+        elif kind == "2" and socket.connected and payload[0] == "authenticate":
             arg = payload[1] if len(payload) > 1 else None
             self._authenticate(session, socket, arg if isinstance(arg, dict) else {})
 
@@ -276,11 +278,7 @@ class SocketIOGateway:
         code = "token_expired" if reason == "expired" else "unauthorized"
         session.send(socketio_event("error", error_data(code, message)))
         session.send("41")
-        session.close("unauthorized", CLOSE_UNAUTHORIZED)
-
-
-def _event_name(payload: Any) -> Any:
-    return payload[0] if isinstance(payload, list) and payload else None
+        session.close("unauthorized", CLOSE_UNAUTHORIZED, flush=True)
 
 
 def _json(value: Any) -> str:
