@@ -58,8 +58,22 @@ SCENARIOS: dict[str, Scenario] = {
             lambda r: r["connections"] >= 10_000 and r["rss_per_conn_kib"] <= 30,
         ),
         Scenario(
+            "P4s",
+            "idle authenticated Socket.IO sockets, one gateway",
+            ("connections", "rss_per_conn_kib"),
+            ">= 10,000, <= 30 KiB each",
+            lambda r: r["connections"] >= 10_000 and r["rss_per_conn_kib"] <= 30,
+        ),
+        Scenario(
             "P5",
             "burst frames/s to 5,000 sockets",
+            _RATIO,
+            "ratio >= 1.0",
+            lambda r: r["ratio"] >= 1.0,
+        ),
+        Scenario(
+            "P5s",
+            "burst frames/s to 5,000 Socket.IO sockets",
             _RATIO,
             "ratio >= 1.0",
             lambda r: r["ratio"] >= 1.0,
@@ -125,7 +139,7 @@ def _cells(scenario_id: str, r: Mapping[str, Any]) -> tuple[str, str, str]:
             f"Kafka round trip p99 {_n(r['baseline_p99_ms'], 1)} ms",
             "-",
         )
-    if scenario_id == "P4":
+    if scenario_id in ("P4", "P4s"):
         return (
             f"{_n(r['connections'])} sockets, {_n(r['rss_per_conn_kib'], 1)} KiB each",
             "-",

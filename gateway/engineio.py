@@ -52,7 +52,7 @@ class EngineOptions:
     send_queue: int
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class EngineSession:
     """One Engine.IO session; `conn` is its outbox whatever the transport."""
 

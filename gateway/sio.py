@@ -34,7 +34,7 @@ from hubcore.settings import Settings
 log = structlog.get_logger("gateway.sio")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Socket:
     """What the gateway keeps of one Socket.IO socket (one per Engine.IO session)."""
 

@@ -331,3 +331,16 @@ async def healthy(address: GatewayAddress, log: Path) -> None:
                 pass
             await asyncio.sleep(0.25)
     raise AssertionError(f"gateway on :{address.port} never became healthy; see {log}")
+
+
+@contextlib.asynccontextmanager
+async def two_gateway_processes(
+    settings: Settings, logs: Path
+) -> AsyncIterator[tuple[ChildGateway, ChildGateway]]:
+    """Two healthy `hub gateway` processes of the same settings (logs in `logs`)."""
+    with (
+        gateway_process(settings, logs / "gw1.log") as gw1,
+        gateway_process(settings, logs / "gw2.log") as gw2,
+    ):
+        await asyncio.gather(healthy(gw1, gw1.log), healthy(gw2, gw2.log))
+        yield gw1, gw2

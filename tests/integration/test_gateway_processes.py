@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
@@ -10,14 +9,13 @@ import pytest
 
 from hubcore.settings import Settings
 from tests.integration.gateway_kit import (
-    gateway_process,
-    healthy,
     ids,
     new_message,
     open_ws,
     produce,
     recv_events,
     token,
+    two_gateway_processes,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -26,11 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 async def test_two_gateway_processes_each_deliver_to_their_own_clients(
     settings: Settings, tmp_path: Path
 ) -> None:
-    with (
-        gateway_process(settings, tmp_path / "gw1.log") as gw1,
-        gateway_process(settings, tmp_path / "gw2.log") as gw2,
-    ):
-        await asyncio.gather(healthy(gw1, tmp_path / "gw1.log"), healthy(gw2, tmp_path / "gw2.log"))
+    async with two_gateway_processes(settings, tmp_path) as (gw1, gw2):
         alice_on_1 = await open_ws(gw1, token(settings, "alice"))
         alice_on_2 = await open_ws(gw2, token(settings, "alice"))
         bob_on_2 = await open_ws(gw2, token(settings, "bob"))

@@ -17,13 +17,12 @@ from tests.integration.gateway_kit import (
     RunningGateway,
     SioClient,
     event_ids,
-    gateway_process,
-    healthy,
     new_message,
     produce,
     running_gateway,
     sio_client,
     token,
+    two_gateway_processes,
 )
 
 pytestmark = pytest.mark.integration
@@ -69,11 +68,7 @@ async def test_seed_client_recovers_every_missed_event_once_in_order(gw: Running
 async def test_recovery_on_another_gateway_process_after_a_crash(
     settings: Settings, tmp_path: Path
 ) -> None:
-    with (
-        gateway_process(settings, tmp_path / "gw1.log") as gw1,
-        gateway_process(settings, tmp_path / "gw2.log") as gw2,
-    ):
-        await asyncio.gather(healthy(gw1, gw1.log), healthy(gw2, gw2.log))
+    async with two_gateway_processes(settings, tmp_path) as (gw1, gw2):
         auth = {"token": token(settings, "carl")}
         async with sio_client(gw1.base_url, auth=auth, transports=["websocket"]) as carl:
             first, _ = await carl.until("connect")
