@@ -22,6 +22,8 @@ from websockets.asyncio.client import ClientConnection
 
 from bench.node import ensure_node_modules
 from gateway.app import GatewayApp
+from gateway.connection import WsConnection
+from gateway.pump import EventPump
 from gateway.server import build_server, serve
 from hub.tokens import mint_token
 from hubcore.kafka import Topics, create_producer
@@ -124,6 +126,34 @@ def new_message(user_id: str, n: int, conversation_id: str = "conv_test") -> New
         occurred_at=now,
         data=NewMessageData(message=message),
     )
+
+
+def big_message(user_id: str, n: int) -> NewMessage:
+    """A `new_message` event of about 30 kB (fills socket buffers fast)."""
+    event = new_message(user_id, n)
+    message = event.data.message.model_copy(update={"text": "x" * 30_000})
+    return event.model_copy(update={"data": NewMessageData(message=message)})
+
+
+def dispatched(pump: EventPump, cursor: str) -> Callable[[], bool]:
+    """True once the gateway's pump has routed the event at `cursor`."""
+    partition, offset = map(int, cursor.split("-"))
+    return lambda: (pump.position(partition) or 0) > offset
+
+
+async def flood_until_closed(
+    settings: Settings, pump: EventPump, conn: WsConnection, user_id: str
+) -> int:
+    """Produce big events of `user_id` in rounds of 50 (1.5 MB) until the gateway closes
+    `conn` (kernel buffers vary), at most 20 rounds; how many were produced."""
+    sent = 0
+    for _ in range(20):
+        cursors = await produce(settings, [big_message(user_id, n) for n in range(sent, sent + 50)])
+        sent += 50
+        await eventually(dispatched(pump, cursors[-1]), "the pump to dispatch")
+        if conn.close_code is not None:
+            break
+    return sent
 
 
 async def produce(settings: Settings, events: Iterable[UserEvent]) -> list[str]:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import pytest
+import websockets
 
 from hubcore.settings import Settings
 from tests.integration.gateway_kit import (
+    DEADLINE,
     RunningGateway,
+    SioClient,
     event_ids,
+    eventually,
+    flood_until_closed,
     new_message,
     open_ws,
     produce,
@@ -138,3 +146,48 @@ async def test_health_counts_socketio_sockets_beside_ws(gw: RunningGateway) -> N
         "authenticatedUsers": 2,
     }
     assert body["services"]["database"] == "connected"
+
+
+async def test_a_slow_socketio_reader_is_dropped_and_others_are_not(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    # A queue bound above a round of events (50) and far below what a reader that
+    # stopped reading is sent.
+    s = settings_factory(ws_send_queue=64, topic_partitions=1)
+    async with (
+        running_gateway(s) as gw,
+        sio_client(gw.base_url, emitAuth=token(s, "alice"), transports=["websocket"]) as fast,
+    ):
+        await fast.until("authenticated")
+        # A Socket.IO client that reads nothing, with a tiny receive buffer.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", gw.port))
+        url = f"ws://127.0.0.1:{gw.port}/socket.io/?EIO=4&transport=websocket"
+        slow = await websockets.connect(url, sock=sock, max_queue=1, max_size=None)
+        await slow.send(f'40{{"token":"{token(s, "alice")}"}}')
+        registry, pump = gw.app.runtime.registry, gw.app.runtime.pump
+        await eventually(lambda: len(registry.ws.get(b"alice", [])) == 2, "both to authenticate")
+        fast_id = _id_of(fast)
+        conn = next(c for c in registry.ws[b"alice"] if c.id != fast_id)
+        sent = await flood_until_closed(s, pump, conn, "alice")
+        assert conn.close_code == 4408
+        assert len(await fast.events(sent)) == sent  # the fast reader got everything
+        _, code = await frames_until_closed_raw(slow)
+        assert code == 4408
+
+
+def _id_of(client: SioClient) -> str:
+    connected = next(seen for seen in client.seen if seen["ev"] == "connect")
+    return str(connected["id"])
+
+
+async def frames_until_closed_raw(ws: websockets.ClientConnection) -> tuple[int, int | None]:
+    """How many frames a raw WebSocket got until the server closed it, and the code."""
+    count = 0
+    async with asyncio.timeout(DEADLINE):
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                await ws.recv()
+                count += 1
+    return count, ws.close_code
