@@ -109,7 +109,8 @@ async def run(
             ok = False
             detail = str(exc) if isinstance(exc, BenchError) else traceback.format_exc()
             say(f"{'/'.join(ids)} failed: {detail}")
-            measured = {i: {"error": str(exc).splitlines()[0][:300]} for i in ids}
+            first_line = (str(exc) or type(exc).__name__).splitlines()[0]
+            measured = {i: {"error": first_line[:300]} for i in ids}
         for scenario_id, result in measured.items():
             if scenario_id in selected:
                 results[scenario_id] = finish(scenario_id, result, at)
