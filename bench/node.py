@@ -11,24 +11,24 @@ from bench.procs import BenchError
 NODE_DIR = Path(__file__).resolve().parent / "node"
 
 
-def ensure_node_modules(directory: Path = NODE_DIR) -> None:
-    """Install the committed lock's packages (`npm ci`) in `directory` unless installed."""
+def ensure_node_modules() -> None:
+    """Install the committed lock's packages (`npm ci`) unless already installed."""
     if shutil.which("node") is None or shutil.which("npm") is None:
-        raise BenchError("node and npm are needed (apt-get install nodejs npm)")
-    marker = directory / "node_modules" / ".package-lock.json"
-    lock = directory / "package-lock.json"
+        raise BenchError("node and npm are needed for P4/P5 (apt-get install nodejs npm)")
+    marker = NODE_DIR / "node_modules" / ".package-lock.json"
+    lock = NODE_DIR / "package-lock.json"
     if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
         return
     done = subprocess.run(
         ["npm", "ci", "--no-audit", "--no-fund"],
-        cwd=directory,
+        cwd=NODE_DIR,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     if done.returncode != 0:
-        raise BenchError(f"npm ci failed in {directory}:\n{done.stderr[-2000:]}")
+        raise BenchError(f"npm ci failed in {NODE_DIR}:\n{done.stderr[-2000:]}")
 
 
 def clients_argv(

@@ -2,7 +2,7 @@
 # System packages the test suite needs beyond Python: Dovecot (a real IMAP server for the
 # email poller's tests), Chromium (the inbox page's browser test, driven by Playwright),
 # nginx (deploy/nginx.conf's sticky `/socket.io/` routing in front of two gateways) and
-# Node.js with npm (the real socket.io-client in the gateway's tests). Idempotent: installs only what is missing. Needs root (CI is root);
+# Node.js with npm. Idempotent: installs only what is missing. Needs root (CI is root);
 # without root and with the package missing it says what to run and exits non-zero.
 set -euo pipefail
 
@@ -18,9 +18,9 @@ missing=()
 installed dovecot-imapd dovecot || missing+=(dovecot-imapd)
 installed chromium chromium || missing+=(chromium)
 installed nginx-light nginx || installed nginx nginx || missing+=(nginx-light)
-# node/npm may come from elsewhere than Debian (NodeSource bundles npm): look for commands.
-command -v node >/dev/null 2>&1 || missing+=(nodejs)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
+# Node.js runs AsyncAPI's own parser and the real socket.io-client in the tests
+# (scripts/node-packages.sh installs them).
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

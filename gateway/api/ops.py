@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from gateway.api.deps import RuntimeDep
+from hubcore.health import record_health
 from schemas.base import format_utc, utc_now
 
 router = APIRouter(tags=["operations"])
@@ -26,6 +27,18 @@ HEALTH_EXAMPLE: dict[str, Any] = {
 }
 
 
+def _record(services: dict[str, Any]) -> bool:
+    # `database` repeats mongodb's state in the seed's words; `active` is the seed's "ok".
+    return record_health(
+        "gateway",
+        {
+            "kafka": services["kafka"]["status"] == "ok",
+            "mongodb": services["mongodb"]["status"] == "ok",
+            "websocket": services["websocket"]["status"] == "active",
+        },
+    )
+
+
 @router.get(
     "/health",
     responses={
@@ -36,11 +49,7 @@ HEALTH_EXAMPLE: dict[str, Any] = {
 async def health(runtime: RuntimeDep) -> JSONResponse:
     """Kafka, MongoDB and the WebSocket side; 503 with `status: degraded` when one is down."""
     services = await runtime.health()
-    ok = (
-        services["kafka"]["status"] == "ok"
-        and services["mongodb"]["status"] == "ok"
-        and services["websocket"]["status"] == "active"
-    )
+    ok = _record(services)
     body = {
         "status": "ok" if ok else "degraded",
         "timestamp": format_utc(utc_now()),
@@ -50,6 +59,7 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics() -> Response:
-    """Prometheus text exposition of this process."""
+async def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus text exposition of this process (health evaluated now: `hub_healthy`)."""
+    _record(await runtime.health())
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

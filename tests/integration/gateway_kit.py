@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,6 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from bench.node import ensure_node_modules
 from gateway.app import GatewayApp
 from gateway.connection import WsConnection
 from gateway.pump import EventPump
@@ -236,8 +236,14 @@ def ids(frames: list[dict[str, Any]]) -> list[str]:
     return [frame["id"] for frame in frames]
 
 
-# --- the real npm socket.io-client (tests/js/sio_driver.mjs) ---------------------------
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
+# --- the real npm socket.io-client (tests/node/sio_driver.mjs) -------------------------
+JS_DIR = Path(__file__).resolve().parents[1] / "node"
+
+
+def require_socketio_client() -> None:
+    """Fail clearly when tests/node's packages are not installed."""
+    if shutil.which("node") is None or not (JS_DIR / "node_modules" / "socket.io-client").is_dir():
+        raise AssertionError("socket.io-client is not installed: run scripts/node-packages.sh")
 
 
 class SioClient:
@@ -291,7 +297,7 @@ class SioClient:
 @contextlib.asynccontextmanager
 async def sio_client(url: str, **connect: Any) -> AsyncIterator[SioClient]:
     """socket.io-client connected to `url` with `connect` options (see sio_driver.mjs)."""
-    ensure_node_modules(JS_DIR)
+    require_socketio_client()
     process = await asyncio.create_subprocess_exec(
         "node",
         str(JS_DIR / "sio_driver.mjs"),

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from bench.node import ensure_node_modules
 from hubcore.settings import Settings
 from tests.integration.gateway_kit import (
     DEADLINE,
@@ -19,6 +18,7 @@ from tests.integration.gateway_kit import (
     event_ids,
     new_message,
     produce,
+    require_socketio_client,
     running_gateway,
     sio_client,
     token,
@@ -132,7 +132,7 @@ async def test_authenticate_with_resume_from(gw: RunningGateway) -> None:
 
 
 async def test_the_seed_client_code_runs_unchanged(gw: RunningGateway) -> None:
-    ensure_node_modules(JS_DIR)
+    require_socketio_client()
     env = {**os.environ, "HUB_URL": gw.base_url, "HUB_TOKEN": token(gw.app.settings, "sue")}
     process = await asyncio.create_subprocess_exec(
         "node", str(JS_DIR / "seed_client.mjs"), env=env, stdout=asyncio.subprocess.PIPE
