@@ -79,6 +79,13 @@ SCENARIOS: dict[str, Scenario] = {
             lambda r: r["ratio"] >= 1.0,
         ),
         Scenario("P6", "`hub replay` events/s", _RATIO, "ratio >= 2", lambda r: r["ratio"] >= 2),
+        Scenario(
+            "R1",
+            "Socket.IO recovery of 1,000 missed events (reconnect -> last)",
+            ("ms", "events", "recovered", "in_order"),
+            "every event once, in order, recovered",
+            lambda r: r["recovered"] and r["in_order"] and r["events"] == 1000,
+        ),
     )
 }
 
@@ -139,6 +146,8 @@ def _cells(scenario_id: str, r: Mapping[str, Any]) -> tuple[str, str, str]:
             f"Kafka round trip p99 {_n(r['baseline_p99_ms'], 1)} ms",
             "-",
         )
+    if scenario_id == "R1":
+        return (f"{_n(r['ms'], 1)} ms, {r['events']} events", "-", "-")
     if scenario_id in ("P4", "P4s"):
         return (
             f"{_n(r['connections'])} sockets, {_n(r['rss_per_conn_kib'], 1)} KiB each",

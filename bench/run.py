@@ -25,7 +25,7 @@ Runner = Callable[[Context], Awaitable[dict[str, Result]]]
 
 def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     """(scenario ids measured together, runner) for what was selected, in order."""
-    from bench import p1_webhooks, p3_latency, p4_idle, p5_burst, p26_streams
+    from bench import p1_webhooks, p3_latency, p4_idle, p5_burst, p26_streams, recovery
 
     async def p1(ctx: Context) -> dict[str, Result]:
         return {"P1": await p1_webhooks.run(ctx)}
@@ -42,6 +42,9 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     async def p4s(ctx: Context) -> dict[str, Result]:
         return {"P4s": await p4_idle.run(ctx, socketio=True)}
 
+    async def r1(ctx: Context) -> dict[str, Result]:
+        return {"R1": await recovery.run(ctx)}
+
     async def p5(ctx: Context) -> dict[str, Result]:
         return await p5_burst.run(ctx, ws="P5" in selected, socketio="P5s" in selected)
 
@@ -53,6 +56,7 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
         (("P4",), p4),
         (("P4s",), p4s),
         (("P5", "P5s"), p5),
+        (("R1",), r1),
     ]
     return [(ids, fn) for ids, fn in table if selected & set(ids)]
 

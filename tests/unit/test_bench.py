@@ -63,6 +63,9 @@ def test_ratio_result_has_the_issue_fields() -> None:
         ("P4", {"connections": 9_999, "rss_per_conn_kib": 10.0}, False),
         ("P4s", {"connections": 10_000, "rss_per_conn_kib": 30.1}, False),
         ("P5s", {"value": 100.0, "baseline": 100.0, "ratio": 1.0}, True),
+        ("R1", {"ms": 700.0, "events": 1000, "recovered": True, "in_order": True}, True),
+        ("R1", {"ms": 700.0, "events": 1001, "recovered": True, "in_order": True}, False),
+        ("R1", {"ms": 700.0, "events": 1000, "recovered": False, "in_order": True}, False),
         ("P6", {"value": 200.0, "baseline": 100.0, "ratio": 2.0}, True),
     ],
 )
