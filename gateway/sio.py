@@ -45,7 +45,7 @@ class _Socket:
     pid: str | None = None
     offset: str | None = None  # the client's last offset, when its pid was accepted
     recovered: str | None = None
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] | None = None  # replays in flight (rare: made on demand)
 
 
 class SocketIOGateway:
@@ -102,7 +102,7 @@ class SocketIOGateway:
         CONNECTIONS.labels("socketio").dec()
         if socket.deadline is not None:
             socket.deadline.cancel()
-        for task in socket.tasks:
+        for task in socket.tasks or ():
             task.cancel()
         self.registry.remove_ws(session.conn)
         log.info(
@@ -232,6 +232,8 @@ class SocketIOGateway:
         task = asyncio.create_task(
             self._recover(session, socket, begun, authenticated, answer_connect, explicit)
         )
+        if socket.tasks is None:
+            socket.tasks = set()
         socket.tasks.add(task)
         task.add_done_callback(socket.tasks.discard)
 
