@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -135,9 +134,14 @@ class EngineServer:
 
     # --- requests -----------------------------------------------------------------------
     async def __call__(
-        self, scope: dict[str, Any], receive: Any, send: AsgiSend, headers: list[Any]
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: AsgiSend,
+        headers: list[Any],
+        query: dict[str, list[str]],
     ) -> None:
-        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        """Serve one request; `query` is its parsed query string."""
         transport = query.get("transport", [""])[0]
         sid = query.get("sid", [None])[0]
         if scope["type"] == "websocket":

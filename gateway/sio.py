@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +25,13 @@ from gateway.connection import CLOSE_UNAUTHORIZED
 from gateway.engineio import EngineOptions, EngineServer, EngineSession
 from gateway.errors import Unauthorized
 from gateway.frames import error_data, socketio_event
+from gateway.limits import CLOSE_RATE_LIMITED, ConnectionLimits, refuse_handshake
 from gateway.metrics import AUTH_FAILURES, CONNECTIONS
 from gateway.pump import EventPump
 from gateway.registry import Registry
 from gateway.resume import ResumeService
 from gateway.sio_session import PidSigner, parse_packet
+from hubcore.ratelimit import retry_after
 from hubcore.settings import Settings
 
 log = structlog.get_logger("gateway.sio")
@@ -58,10 +61,12 @@ class SocketIOGateway:
         registry: Registry,
         pump: EventPump,
         resume: ResumeService,
+        limits: ConnectionLimits,
         *,
         ping_timeout: float | None = None,
     ) -> None:
         self.settings = settings
+        self.limits = limits
         self.verifier = verifier
         self.registry = registry
         self.pump = pump
@@ -81,8 +86,13 @@ class SocketIOGateway:
         return len(self.engine.sessions)
 
     async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """ASGI handler of `/socket.io/` (the Origin was checked by the caller)."""
-        await self.engine(scope, receive, send, _cors_headers(scope))
+        """ASGI handler of `/socket.io/` (the Origin was checked by the caller); a new
+        session (a request without `sid`) counts against the per-IP connection limit."""
+        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if "sid" not in query and (wait := self.limits.admit_ip(scope, "socketio")):
+            await refuse_handshake(scope, receive, send, wait)
+            return
+        await self.engine(scope, receive, send, _cors_headers(scope), query)
 
     async def close(self) -> None:
         """Disconnect every socket (server shutdown)."""
@@ -219,6 +229,10 @@ class SocketIOGateway:
         if not first:
             session.send(authenticated)
             return
+        if wait := self.limits.admit_user(identity.user_id, "socketio"):
+            message = f"too many connections of this user; retry after {retry_after(wait)} s"
+            self._refuse(session, "rate_limited", message, code=CLOSE_RATE_LIMITED)
+            return
         conn.bind(identity.user_id)
         if cursor is None:
             session.send(authenticated)
@@ -272,15 +286,20 @@ class SocketIOGateway:
             session.send(socketio_event("error", error_data(*error)))
 
     # --- refusals -----------------------------------------------------------------------
-    def _refuse(self, session: EngineSession, reason: str, message: str) -> None:
+    def _refuse(
+        self, session: EngineSession, reason: str, message: str, code: int = CLOSE_UNAUTHORIZED
+    ) -> None:
         """`error` with {code, message}, then a Socket.IO and an Engine.IO disconnect."""
         if session.closed:
             return
-        AUTH_FAILURES.labels("socketio", reason).inc()
-        code = "token_expired" if reason == "expired" else "unauthorized"
-        session.send(socketio_event("error", error_data(code, message)))
+        if reason == "rate_limited":  # counted by the limiter's own metric
+            error = "rate_limited"
+        else:
+            AUTH_FAILURES.labels("socketio", reason).inc()
+            error = "token_expired" if reason == "expired" else "unauthorized"
+        session.send(socketio_event("error", error_data(error, message)))
         session.send("41")
-        session.close("unauthorized", CLOSE_UNAUTHORIZED, flush=True)
+        session.close(error, code, flush=True)
 
 
 def _json(value: Any) -> str:

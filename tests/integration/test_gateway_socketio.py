@@ -191,3 +191,29 @@ async def frames_until_closed_raw(ws: websockets.ClientConnection) -> tuple[int,
                 await ws.recv()
                 count += 1
     return count, ws.close_code
+
+
+async def test_connection_limits_per_ip_and_per_user_hold_for_socketio(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    s = settings_factory(rate_ws_per_ip="3/min", rate_ws_per_user="1/min")
+    async with (
+        running_gateway(s) as gw,
+        aiohttp.ClientSession() as http,
+        sio_client(gw.base_url, emitAuth=token(s, "lee")) as first,
+    ):
+        await first.until("authenticated")
+        # Another socket of lee: refused like /ws (4429 there), with the same error.
+        async with sio_client(gw.base_url, emitAuth=token(s, "lee")) as second:
+            error, _ = await second.until("error")
+            assert error["data"]["code"] == "rate_limited"
+            gone, _ = await second.until("disconnect")
+            assert gone["reason"] == "io server disconnect"
+        # Only new sessions count against the address (two so far); the third is 429.
+        url = f"{gw.base_url}/socket.io/?EIO=4&transport=polling"
+        async with http.get(url) as third:
+            assert third.status == 200
+        async with http.get(url) as fourth:
+            assert fourth.status == 429 and fourth.headers["Retry-After"]
+        await produce(s, [new_message("lee", 1)])
+        assert event_ids(await first.events(1)) == ["msg_lee_1"]  # the first goes on
