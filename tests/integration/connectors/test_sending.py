@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email import message_from_bytes
@@ -51,6 +52,7 @@ class Rig:
     harness: Harness
     db: AsyncDatabase[Document]
     producer: AIOKafkaProducer
+    stop: Callable[[], Awaitable[None]]
 
     async def account(self, platform: str, **creds: Any) -> Account:
         """An account with its sending credential."""
@@ -105,8 +107,9 @@ async def rig(
         producer = create_producer(settings)
         await producer.start()
         try:
-            async with running_app(settings, db) as harness:
-                yield Rig(fake, base, settings, harness, db, producer)
+            async with contextlib.AsyncExitStack() as app:
+                harness = await app.enter_async_context(running_app(settings, db))
+                yield Rig(fake, base, settings, harness, db, producer, app.aclose)
         finally:
             await producer.stop()
             await mongo_client.drop_database(settings.mongo_db)
@@ -352,3 +355,18 @@ async def test_one_process_at_a_time_holds_a_reply(mongo_db: AsyncDatabase[Docum
     assert taken is not None and taken["owner"] == second.owner
     assert taken["state"] == "waiting"
     assert await first.claim(msg.message_id) is None
+
+
+async def test_a_stop_lets_the_call_under_way_finish(rig: Rig) -> None:
+    rig.fake.hang_seconds = 1.0  # answered within HUB_SEND_TIMEOUT, after the stop began
+    rig.fake.script = ["hang"]
+    account = await rig.account("telegram")
+    msg = outbound(account)
+    await rig.produce(msg)
+    await eventually(lambda: rig.fake.of("telegram"), 30, "the platform called")
+    await rig.stop()
+    entry = await rig.db[SEND_LEDGER].find_one({"_id": msg.message_id})
+    assert entry is not None and entry["state"] == "sent"
+    [result] = await rig.results()
+    assert result.status == "sent" and not result.ambiguous
+    assert len(rig.fake.of("telegram")) == 1
