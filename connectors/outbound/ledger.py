@@ -79,10 +79,3 @@ class SendLedger:
     async def get(self, message_id: str) -> Document | None:
         found = await self.collection.find_one({"_id": message_id})
         return dict(found) if found else None
-
-    async def by_platform_id(self, account_id: str, platform_message_id: str) -> Document | None:
-        """The entry of a sent reply, found by the id the platform gave it."""
-        found = await self.collection.find_one(
-            {"accountId": account_id, "platformMessageId": platform_message_id}
-        )
-        return dict(found) if found else None
