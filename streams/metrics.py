@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECORDS = Counter("hub_streams_records_total", "Source records processed, by kind.", ["kind"])
 MESSAGES_STORED = Counter(
@@ -27,4 +27,18 @@ BATCH_SECONDS = Histogram(
 )
 BATCH_RETRIES = Counter(
     "hub_streams_batch_retries_total", "Batches retried after a passing store/broker failure."
+)
+SINK_DOCUMENTS = Counter(
+    "hub_streams_sink_documents_total", "Projection documents written by the sink."
+)
+SINK_LAG = Histogram(
+    "hub_streams_sink_lag_seconds",
+    "Age of the oldest change in each projection write, when written.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+SINK_LAG_NOW = Gauge(
+    "hub_streams_sink_lag_now_seconds", "Age of the oldest unwritten projection change."
+)
+SINK_RETRIES = Counter(
+    "hub_streams_sink_retries_total", "Projection writes retried after a store failure."
 )
