@@ -63,6 +63,11 @@ class ProjectionSink:
         since = self.retrying_since
         return time.monotonic() - since if since is not None else 0.0
 
+    @property
+    def paused(self) -> bool:
+        """True while writes are held."""
+        return not self._resumed.is_set()
+
     def pause(self) -> None:
         """Hold writes (tests show events flowing while the store trails)."""
         self._resumed.clear()

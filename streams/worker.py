@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -93,6 +94,18 @@ class StreamsApp(faust.App):
         self.projector = ProjectionSink(db)
         metrics.SINK_LAG_NOW.set_function(self.projector.lag)
         self._projector_task = asyncio.ensure_future(self.projector.run())
+        # SIGUSR2 holds, and on the next one resumes, the store's projection writes (store
+        # maintenance; tests): events keep flowing, records stay unacknowledged meanwhile.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, self.toggle_sink)
+
+    def toggle_sink(self) -> None:
+        """Pause the projection sink, or resume it when paused."""
+        if self.projector.paused:
+            self.projector.resume()
+            log.warning("projection sink resumed")
+        else:
+            self.projector.pause()
+            log.warning("projection sink paused")
 
     def health(self) -> dict[str, Any]:
         """`/health`: degraded while a batch or a projection write has failed for > 30 s."""
@@ -101,6 +114,7 @@ class StreamsApp(faust.App):
         return {
             "status": "degraded" if retrying > DEGRADED_AFTER else "ok",
             "sinkLagSeconds": round(lag, 3),
+            "sinkPaused": self.projector.paused,
             "retryingSeconds": round(retrying, 1),
         }
 
