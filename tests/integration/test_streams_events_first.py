@@ -5,58 +5,30 @@ up and say what the events said. Mark read announces the conversation's new coun
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hubcore.kafka import Topics, ensure_topics
-from hubcore.mongo import Document, create_client
+from hubcore.kafka import Topics
+from hubcore.mongo import Document
 from hubcore.settings import Settings
 from hubcore.store import conversation_from_doc
 from schemas import Conversation
 from tests.integration.gateway_kit import open_ws, recv_frame, running_gateway, token
-from tests.resources import SessionResources
 from tests.streams_helpers import (
     Worker,
     mark_read,
     produce,
     raw_message,
     wait_for,
-    wait_ready,
-    worker_env,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 Frames = list[dict[str, Any]]
-
-
-@pytest.fixture(scope="module")
-def module_settings(resources: SessionResources) -> Settings:
-    return resources.settings()
-
-
-@pytest.fixture(scope="module")
-def worker(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    tmp: Path = tmp_path_factory.mktemp("events-first")
-    proc = Worker(worker_env(module_settings, tmp), tmp / "worker.log")
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-async def db(module_settings: Settings, worker: Worker) -> AsyncIterator[AsyncDatabase[Document]]:
-    await ensure_topics(module_settings)
-    await wait_ready(worker)
-    client = create_client(module_settings.mongo_url)
-    yield client[module_settings.mongo_db]
-    await client.drop_database(module_settings.mongo_db)
-    await client.close()
 
 
 async def _frames_until(ws: Any, done: Callable[[Frames], bool]) -> Frames:
