@@ -139,8 +139,7 @@ class BatchProcessor:
         outcome.read = sum(len(docs) for docs in transitions.values())
         outcome.users = len(results)
         for user_id, result in results.items():
-            counts = {c: conv.count for c, conv in result.conversations.items()}
-            outcome.projections.unread[user_id] = UnreadUpdate.of(user_id, result.state, counts)
+            outcome.projections.unread[user_id] = UnreadUpdate.of(user_id, result.state)
             for conv_id, conv in result.conversations.items():
                 if conv.last is not None:
                     doc = conversation_document(user_id, conv_id, conv)

@@ -116,57 +116,31 @@ def conversation_document(user_id: str, conversation_id: str, state: Conversatio
     }
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class UnreadUpdate:
-    """What to write into a user's `unread` document: totals, and the count of every
-    conversation that changed (0: remove it from `byConversation`)."""
+    """A user's `unread` document: totals only (the per-conversation counts are the
+    conversations' `unreadCount`; a document listing them all would grow with the user's
+    conversations, and FerretDB rewrites a whole document on every update)."""
 
     user_id: str
     version: int
     total: int
     by_platform: dict[str, int]
-    conversations: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, user_id: str, state: UserState, conversations: Mapping[str, int]) -> UnreadUpdate:
-        """The update for a user's state and the counts of its changed conversations."""
-        view = state.counts(conversations)
-        return cls(user_id, state.version, view.total, view.by_platform, view.by_conversation)
-
-    def merge(self, newer: UnreadUpdate) -> None:
-        """Fold a later update in (its totals win; the changed conversations add up)."""
-        if newer.version >= self.version:
-            self.version, self.total, self.by_platform = (
-                newer.version,
-                newer.total,
-                newer.by_platform,
-            )
-            self.conversations.update(newer.conversations)
+    def of(cls, user_id: str, state: UserState) -> UnreadUpdate:
+        """The document of a user's state."""
+        view = state.counts({})
+        return cls(user_id, state.version, view.total, view.by_platform)
 
     def document(self) -> Document:
-        """The whole document, for a user without one."""
+        """The whole document."""
         return {
             "_id": self.user_id,
             "total": self.total,
             "byPlatform": self.by_platform,
-            "byConversation": {k: v for k, v in sorted(self.conversations.items()) if v > 0},
             "version": self.version,
         }
-
-    def guarded(self) -> UpdateOne:
-        """The update of an existing document, applied only over an older version."""
-        update: dict[str, Any] = {
-            "$set": {
-                "total": self.total,
-                "byPlatform": self.by_platform,
-                "version": self.version,
-                **{f"byConversation.{k}": v for k, v in self.conversations.items() if v > 0},
-            }
-        }
-        gone = {f"byConversation.{k}": "" for k, v in self.conversations.items() if v <= 0}
-        if gone:
-            update["$unset"] = gone
-        return UpdateOne(_older_than(self.user_id, self.version), update)
 
 
 def _older_than(doc_id: str, version: int) -> dict[str, Any]:
@@ -178,12 +152,12 @@ def _older_than(doc_id: str, version: int) -> dict[str, Any]:
 
 
 async def _write_versioned(
-    collection: AsyncCollection[Document], docs: Mapping[str, Document], updates: Mapping[str, Any]
+    collection: AsyncCollection[Document], docs: Mapping[str, Document]
 ) -> int:
     """Insert the documents not stored yet (one insert command: FerretDB commits it once),
-    then apply `updates` (id -> a guarded `UpdateOne`) to the others whose stored version is
-    older. Returns the documents written. An update whose guard fails leaves the newer
-    document, which is the point."""
+    and replace the fields of the others whose stored version is older, one guarded
+    statement each. Returns the documents written. A statement whose guard fails (another
+    writer got in between with a newer version) leaves the newer document: the point."""
     if not docs:
         return 0
     ids = list(docs)
@@ -194,7 +168,10 @@ async def _write_versioned(
     creates = [doc for doc_id, doc in docs.items() if doc_id not in stored]
     inserted = await _insert_missing(collection, creates)
     ops = [
-        updates[doc_id]
+        UpdateOne(
+            _older_than(doc_id, int(doc["version"])),
+            {"$set": {k: v for k, v in doc.items() if k != "_id"}},
+        )
         for doc_id, doc in docs.items()
         if doc_id not in inserted and stored.get(doc_id, -1) < int(doc["version"])
     ]
@@ -207,21 +184,12 @@ async def write_projections(
     conversations: Mapping[str, Document],
     unread: Mapping[str, UnreadUpdate],
 ) -> int:
-    """Write conversation documents and unread updates, each guarded by its version so
+    """Write conversation documents and unread documents, each guarded by its version so
     that an older state (a stale worker, a redelivery) never overwrites a newer one.
     Returns the documents written."""
-    conv_updates = {
-        conv_id: UpdateOne(
-            _older_than(conv_id, int(doc["version"])),
-            {"$set": {k: v for k, v in doc.items() if k != "_id"}},
-        )
-        for conv_id, doc in conversations.items()
-    }
-    unread_docs = {user_id: u.document() for user_id, u in unread.items()}
-    unread_updates = {user_id: u.guarded() for user_id, u in unread.items()}
     written = await asyncio.gather(
-        _write_versioned(db[CONVERSATIONS], conversations, conv_updates),
-        _write_versioned(db[UNREAD], unread_docs, unread_updates),
+        _write_versioned(db[CONVERSATIONS], conversations),
+        _write_versioned(db[UNREAD], {user_id: u.document() for user_id, u in unread.items()}),
     )
     return sum(written)
 
@@ -244,13 +212,6 @@ class Projections:
             if old is None or int(doc["version"]) >= int(old["version"]):
                 self.conversations[conv_id] = doc
         for user_id, update in newer.unread.items():
-            if user_id in self.unread:
-                self.unread[user_id].merge(update)
-            else:
-                self.unread[user_id] = UnreadUpdate(
-                    update.user_id,
-                    update.version,
-                    update.total,
-                    update.by_platform,
-                    dict(update.conversations),
-                )
+            old_update = self.unread.get(user_id)
+            if old_update is None or update.version >= old_update.version:
+                self.unread[user_id] = update

@@ -78,17 +78,13 @@ Progress = Callable[[int], None]
 def final_projections(
     store: MemoryStateStore,
 ) -> tuple[dict[str, Document], dict[str, UnreadUpdate]]:
-    """Every conversation document and whole unread document of a rebuilt table."""
-    conversations: dict[str, Document] = {}
-    counts: dict[str, dict[str, int]] = {user_id: {} for user_id in store.users}
-    for (user_id, conv_id), conv in store.conversations.items():
-        if conv.last is not None:
-            conversations[conv_id] = conversation_document(user_id, conv_id, conv)
-        counts.setdefault(user_id, {})[conv_id] = conv.count
-    unread = {
-        user_id: UnreadUpdate.of(user_id, state, counts[user_id])
-        for user_id, state in store.users.items()
+    """Every conversation document and unread document of a rebuilt table."""
+    conversations = {
+        conv_id: conversation_document(user_id, conv_id, conv)
+        for (user_id, conv_id), conv in store.conversations.items()
+        if conv.last is not None
     }
+    unread = {user_id: UnreadUpdate.of(user_id, state) for user_id, state in store.users.items()}
     return conversations, unread
 
 
