@@ -49,6 +49,8 @@ async def run(
     rate: float,
     duration: float,
     warmup: float,
+    *,
+    run_id: str = "p3",
 ) -> dict[str, Any]:
     """Send `rate` webhooks/s for `warmup + duration` s round-robin over `accounts`
     ({id, token}); latencies of the messages sent after `warmup`."""
@@ -60,7 +62,7 @@ async def run(
         asyncio.create_task(_receive(ws_url, a["token"], times, ready))
         for a, ready in zip(accounts, readies, strict=True)
     ]
-    bodies = [webhook_body("p3", n, text=f"{_TAG}{n}") for n in range(times.total)]
+    bodies = [webhook_body(run_id, n, text=f"{_TAG}{n}") for n in range(times.total)]
     timeout = aiohttp.ClientTimeout(total=30)
     try:
         async with asyncio.timeout(60):

@@ -114,7 +114,7 @@ class ProjectionSink:
                 delay = min(delay * 2, self.max_backoff)
                 continue
             self.retrying_since = None
-            log.debug(
+            log.info(
                 "projections",
                 documents=len(batch),
                 written=written,

@@ -12,7 +12,7 @@ from bench.p26_streams import batch_window
 from bench.procs import BenchError
 from bench.report import SCENARIOS, document, finish, markdown_table, ratio_result
 from bench.run import parse_only, write_results
-from bench.stats import Latency, percentile, ratio
+from bench.stats import Latency, histogram_quantile, percentile, ratio
 
 AT = "2026-11-25T12:00:00+00:00"
 
@@ -167,6 +167,11 @@ def test_batch_window_from_worker_log_lines(tmp_path: Path) -> None:
     log.write_text("\n".join(lines) + "\n")
     records, window, busy = batch_window(log)
     assert (records, window, busy) == (150, 2.0, 0.75)  # 12:00:00.5 to 12:00:02.5
+    # The projections of the last batch are written later: the window ends there.
+    sink = {"event": "projections", "timestamp": "2026-11-25T12:00:03.000000Z"}
+    lines.append(orjson.dumps(sink, option=orjson.OPT_SORT_KEYS).decode().replace('":', '": '))
+    log.write_text("\n".join(lines) + "\n")
+    assert batch_window(log) == (150, 2.5, 0.75)
     log.write_text("nothing\n")
     with pytest.raises(BenchError):
         batch_window(log)
@@ -184,3 +189,14 @@ async def test_arrivals_latencies_skip_warmup_and_missing() -> None:
     times.arrive(0, 1.0)
     times.arrive(2, 3.0)
     await times.drain(5)  # all arrived: returns at once
+
+
+def test_histogram_quantile_between_snapshots() -> None:
+    inf = float("inf")
+    before = {0.01: 5.0, 0.1: 5.0, 1.0: 5.0, inf: 5.0}
+    after = {0.01: 5.0, 0.1: 95.0, 1.0: 104.0, inf: 105.0}  # 100 observed in between
+    assert histogram_quantile(before, after, 0.5) == 0.1
+    assert histogram_quantile(before, after, 0.99) == 1.0
+    assert histogram_quantile(before, after, 1.0) == inf
+    assert histogram_quantile(after, after, 0.99) is None
+    assert histogram_quantile({}, {}, 0.5) is None
