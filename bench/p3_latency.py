@@ -16,6 +16,9 @@ settings, at 200 msg/s.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,7 @@ from bench.procs import (
     wait_log,
 )
 from bench.report import Result
-from bench.stage import WEBHOOK_SECRET, stage
+from bench.stage import WEBHOOK_SECRET, Stage, stage
 from bench.stats import histogram_quantile
 from hubcore.kafka import ensure_topics
 
@@ -48,22 +51,77 @@ def _write_spec(path: Path, spec: dict[str, Any]) -> Path:
     return path
 
 
-async def _at_rate(
-    ctx: Context, kids: Children, spec: Path, metrics_url: str, rate: float
+@dataclass(frozen=True, slots=True)
+class RunningHub:
+    """Connectors, one streams worker and a gateway of a stage, and the load spec for them."""
+
+    spec: Path
+    metrics_url: str
+    servers: tuple[Child, ...]
+
+
+@contextlib.asynccontextmanager
+async def running_hub(
+    ctx: Context, st: Stage, kids: Children, name: str
+) -> AsyncIterator[RunningHub]:
+    """Start the three servers as the hub runs them (unpinned); stop them at the end."""
+    users = [f"user{i:02d}" for i in range(USERS)]
+    accounts = await st.generic_accounts(users)
+    gw_port, conn_port, web_port = free_port(), free_port(), free_port()
+    streams = await kids.start(
+        f"{name}-streams",
+        python_argv("hub", "streams"),
+        env=st.env(
+            HUB_STREAMS_WEB_PORT=str(web_port),
+            HUB_DATA_DIR=str(ctx.log_dir / f"{name}-data"),
+        ),
+    )
+    gateway = await kids.start(
+        f"{name}-gateway",
+        python_argv("hub", "gateway"),
+        env=st.env(HUB_GATEWAY_PORT=str(gw_port)),
+    )
+    connectors = await kids.start(
+        f"{name}-connectors",
+        python_argv("hub", "connectors"),
+        env=st.env(HUB_CONNECTORS_PORT=str(conn_port), HUB_CONNECTORS_POLLERS="false"),
+    )
+    await wait_log(streams, "Worker]: Ready", timeout=120)
+    await wait_http(f"http://127.0.0.1:{gw_port}/health", gateway)
+    await wait_http(f"http://127.0.0.1:{conn_port}/health", connectors)
+    spec = _write_spec(
+        ctx.log_dir / f"{name}-spec.json",
+        {
+            "connectors": f"http://127.0.0.1:{conn_port}",
+            "ws_url": f"ws://127.0.0.1:{gw_port}/ws",
+            "secret": WEBHOOK_SECRET,
+            "accounts": [{"id": a.id, "token": st.token(a.user_id)} for a in accounts],
+        },
+    )
+    try:
+        yield RunningHub(
+            spec, f"http://127.0.0.1:{web_port}/metrics", (streams, gateway, connectors)
+        )
+    finally:
+        for child in (connectors, gateway, streams):
+            await kids.stop(child)
+
+
+async def open_loop(
+    kids: Children, hub: RunningHub, name: str, rate: float, duration: float, warmup: float
 ) -> dict[str, Any]:
-    """One open-loop run at `rate`; its latencies and the sink's lag meanwhile."""
-    duration = ctx.size(60.0, 10.0) if rate == RATE else ctx.size(30.0, 6.0)
-    warmup = ctx.size(5.0, 2.0)
-    lag_before = await histogram(metrics_url, SINK_LAG)
+    """One open-loop run of webhooks at `rate` (its own message ids); the loadgen's result
+    with the sink's lag p99 (ms) over the run added."""
+    lag_before = await histogram(hub.metrics_url, SINK_LAG)
     e2e = await kids.run_json(
-        f"p3-load-{rate:g}",
+        f"{name}-load-{rate:g}",
         python_argv(
             "bench.loadgen",
             "e2e",
             "--spec",
-            str(spec),
+            str(hub.spec),
             "--run-id",
-            f"p3r{rate:g}",
+            f"{name}r{rate:g}",
             "--rate",
             str(rate),
             "--duration",
@@ -73,7 +131,7 @@ async def _at_rate(
         ),
         timeout=duration + warmup + 120,
     )
-    lag = histogram_quantile(lag_before, await histogram(metrics_url, SINK_LAG), 0.99)
+    lag = histogram_quantile(lag_before, await histogram(hub.metrics_url, SINK_LAG), 0.99)
     e2e["sink_lag_p99_ms"] = None if lag is None else round(lag * 1000, 1)
     return e2e
 
@@ -87,41 +145,13 @@ async def run(ctx: Context) -> Result:
     """Measure P3."""
     warmup = ctx.size(5.0, 2.0)
     async with stage(ctx.base, "p3") as st, Children(ctx.log_dir) as kids:
-        users = [f"user{i:02d}" for i in range(USERS)]
-        accounts = await st.generic_accounts(users)
         rtt_topic = f"{st.settings.topic_namespace}.rtt"
         await ensure_topics(st.settings, {rtt_topic: {}})
-        gw_port, conn_port, web_port = free_port(), free_port(), free_port()
-        streams = await kids.start(
-            "p3-streams",
-            python_argv("hub", "streams"),
-            env=st.env(
-                HUB_STREAMS_WEB_PORT=str(web_port),
-                HUB_DATA_DIR=str(ctx.log_dir / "p3-data"),
-            ),
-        )
-        gateway = await kids.start(
-            "p3-gateway", python_argv("hub", "gateway"), env=st.env(HUB_GATEWAY_PORT=str(gw_port))
-        )
-        connectors = await kids.start(
-            "p3-connectors",
-            python_argv("hub", "connectors"),
-            env=st.env(HUB_CONNECTORS_PORT=str(conn_port), HUB_CONNECTORS_POLLERS="false"),
-        )
-        await _ready(streams, gateway, connectors, gw_port, conn_port)
-        spec = _write_spec(
-            ctx.log_dir / "p3-spec.json",
-            {
-                "connectors": f"http://127.0.0.1:{conn_port}",
-                "ws_url": f"ws://127.0.0.1:{gw_port}/ws",
-                "secret": WEBHOOK_SECRET,
-                "accounts": [{"id": a.id, "token": st.token(a.user_id)} for a in accounts],
-            },
-        )
-        metrics_url = f"http://127.0.0.1:{web_port}/metrics"
-        by_rate = {rate: await _at_rate(ctx, kids, spec, metrics_url, rate) for rate in RATES}
-        for child in (connectors, gateway, streams):
-            await kids.stop(child)
+        by_rate = {}
+        async with running_hub(ctx, st, kids, "p3") as hub:
+            for rate in RATES:
+                duration = ctx.size(60.0, 10.0) if rate == RATE else ctx.size(30.0, 6.0)
+                by_rate[rate] = await open_loop(kids, hub, "p3", rate, duration, warmup)
         rtt = await kids.run_json(
             "p3-kafka-rtt",
             python_argv(
@@ -158,11 +188,3 @@ async def run(ctx: Context) -> Result:
         "webhook_answer_p50_ms": e2e["webhook_answer"]["p50_ms"],
         "webhook_answer_p99_ms": e2e["webhook_answer"]["p99_ms"],
     }
-
-
-async def _ready(
-    streams: Child, gateway: Child, connectors: Child, gw_port: int, conn_port: int
-) -> None:
-    await wait_log(streams, "Worker]: Ready", timeout=120)
-    await wait_http(f"http://127.0.0.1:{gw_port}/health", gateway)
-    await wait_http(f"http://127.0.0.1:{conn_port}/health", connectors)

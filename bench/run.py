@@ -25,7 +25,7 @@ Runner = Callable[[Context], Awaitable[dict[str, Result]]]
 
 def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     """(scenario ids measured together, runner) for what was selected, in order."""
-    from bench import p1_webhooks, p3_latency, p4_idle, p5_burst, p26_streams
+    from bench import p1_webhooks, p3_latency, p4_idle, p5_burst, p7_ramp, p26_streams
 
     async def p1(ctx: Context) -> dict[str, Result]:
         return {"P1": await p1_webhooks.run(ctx)}
@@ -42,6 +42,9 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     async def p5(ctx: Context) -> dict[str, Result]:
         return {"P5": await p5_burst.run(ctx)}
 
+    async def p7(ctx: Context) -> dict[str, Result]:
+        return {"P7": await p7_ramp.run(ctx)}
+
     # P6 replays the history P2 builds, so selecting it runs P2 too.
     table: list[tuple[tuple[str, ...], Runner]] = [
         (("P1",), p1),
@@ -49,18 +52,19 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
         (("P3",), p3),
         (("P4",), p4),
         (("P5",), p5),
+        (("P7",), p7),
     ]
     return [(ids, fn) for ids, fn in table if selected & set(ids)]
 
 
 def parse_only(only: str | None) -> set[str]:
-    """`P1,P3` -> {"P1", "P3"}; None -> all six. Raises `BenchError` on an unknown id."""
+    """`P1,P3` -> {"P1", "P3"}; None -> all. Raises `BenchError` on an unknown id."""
     if not only:
         return set(SCENARIOS)
     chosen = {part.strip().upper() for part in only.split(",") if part.strip()}
     unknown = sorted(chosen - set(SCENARIOS))
     if unknown:
-        raise BenchError(f"unknown scenario {', '.join(unknown)} (known: P1-P6)")
+        raise BenchError(f"unknown scenario {', '.join(unknown)} (known: P1-P7)")
     return chosen
 
 

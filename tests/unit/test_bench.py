@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
 import pytest
 
 from bench.arrivals import Arrivals
+from bench.p7_ramp import cpu_seconds, knee, limit_process
 from bench.p26_streams import batch_window
 from bench.procs import BenchError
 from bench.report import SCENARIOS, document, finish, markdown_table, ratio_result
@@ -146,8 +148,8 @@ def test_write_results_merges_into_the_file(tmp_path: Path) -> None:
 def test_parse_only() -> None:
     assert parse_only(None) == set(SCENARIOS)
     assert parse_only(" p1, P3 ,") == {"P1", "P3"}
-    with pytest.raises(BenchError, match="unknown scenario P7"):
-        parse_only("P1,P7")
+    with pytest.raises(BenchError, match="unknown scenario P8"):
+        parse_only("P1,P8")
 
 
 def _batch(records: int, ms: float, time: str) -> str:
@@ -200,3 +202,20 @@ def test_histogram_quantile_between_snapshots() -> None:
     assert histogram_quantile(before, after, 1.0) == inf
     assert histogram_quantile(after, after, 0.99) is None
     assert histogram_quantile({}, {}, 0.5) is None
+
+
+def test_p7_knee_limit_and_cpu() -> None:
+    steps = [
+        {"rate": 100.0, "p99_ms": 40.0, "lost": 0, "core_share": {"streams": 0.2}},
+        {"rate": 200.0, "p99_ms": 900.0, "lost": 0, "core_share": {"streams": 0.5}},
+        {"rate": 400.0, "p99_ms": 1500.0, "lost": 0, "core_share": {"streams": 0.99, "gw": 0.3}},
+        {"rate": 700.0, "p99_ms": 20.0, "lost": 0, "core_share": {}},  # after a break: ignored
+    ]
+    assert knee(steps) == 200.0
+    assert knee([{"rate": 100.0, "p99_ms": 10.0, "lost": 3}]) == 0.0
+    assert limit_process(steps[2]) == "streams"
+    # /proc/<pid>/stat: a command with spaces and parentheses, utime 250, stime 50 ticks.
+    stat = "42 (hub (streams) x) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0"
+    assert cpu_seconds(stat) == 300 / os.sysconf("SC_CLK_TCK")
+    result = {"knee_msg_per_s": 200.0, "limit_process": "streams", "cpu_us_per_message": {}}
+    assert finish("P7", result, AT)["met"] is True
