@@ -137,7 +137,9 @@ async def open_loop(
 
 
 def _row(e2e: dict[str, Any]) -> dict[str, Any]:
-    keys = ("p50_ms", "p99_ms", "max_ms", "sink_lag_p99_ms", "lost")
+    if "error" in e2e:
+        return {"error": e2e["error"]}
+    keys = ("p50_ms", "p99_ms", "max_ms", "sink_lag_p99_ms", "lost", "errors")
     return {"messages": e2e["delivered"], **{k: e2e.get(k) for k in keys}}
 
 
@@ -151,7 +153,12 @@ async def run(ctx: Context) -> Result:
         async with running_hub(ctx, st, kids, "p3") as hub:
             for rate in RATES:
                 duration = ctx.size(60.0, 10.0) if rate == RATE else ctx.size(30.0, 6.0)
-                by_rate[rate] = await open_loop(kids, hub, "p3", rate, duration, warmup)
+                try:
+                    by_rate[rate] = await open_loop(kids, hub, "p3", rate, duration, warmup)
+                except BenchError as exc:
+                    if rate == RATE:
+                        raise
+                    by_rate[rate] = {"error": str(exc)[:300]}
         rtt = await kids.run_json(
             "p3-kafka-rtt",
             python_argv(

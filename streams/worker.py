@@ -81,7 +81,9 @@ class StreamsApp(faust.App):
         db = database(self._hub_mongo, settings)
         await ensure_indexes(db)
         await db[MESSAGES].create_index([("readBy", ASCENDING)])
-        self._hub_producer = create_producer(settings)
+        # No linger: a batch sends all its events and then awaits their acks, so waiting
+        # for more to come only delays them.
+        self._hub_producer = create_producer(settings, linger_ms=0)
         await self._hub_producer.start()
         store = TableStateStore(
             self.unread_table,
