@@ -28,6 +28,22 @@ BATCH_SECONDS = Histogram(
 BATCH_RETRIES = Counter(
     "hub_streams_batch_retries_total", "Batches retried after a passing store/broker failure."
 )
+BATCH_PHASE_SECONDS = Histogram(
+    "hub_streams_batch_phase_seconds",
+    "Wall time of each phase of a batch (store, table, events).",
+    ["phase"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CONSUMER_LAG = Gauge(
+    "hub_streams_consumer_lag",
+    "Records of a source partition not yet processed, as of this worker's last batch on it.",
+    ["topic", "partition"],
+)
+PROJECTION_DELAY = Histogram(
+    "hub_streams_projection_delay_seconds",
+    "From a batch's oldest record reaching Kafka to its messages stored and events sent.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 SINK_DOCUMENTS = Counter(
     "hub_streams_sink_documents_total", "Projection documents written by the sink."
 )

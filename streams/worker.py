@@ -19,6 +19,7 @@ from faust.types.transports import TransportT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import ASCENDING, AsyncMongoClient
 
+from hubcore.health import record_health
 from hubcore.kafka import Topics, create_producer, ensure_topics
 from hubcore.logging import configure_logging
 from hubcore.mongo import MESSAGES, Document, create_client, database, ensure_indexes
@@ -113,8 +114,15 @@ class StreamsApp(faust.App):
         """`/health`: degraded while a batch or a projection write has failed for > 30 s."""
         retrying = max(self.runner.retrying_for(), self.projector.retrying_for())
         lag = self.projector.lag()
+        ok = record_health(
+            "streams",
+            {
+                "batches": self.runner.retrying_for() <= DEGRADED_AFTER,
+                "projections": self.projector.retrying_for() <= DEGRADED_AFTER,
+            },
+        )
         return {
-            "status": "degraded" if retrying > DEGRADED_AFTER else "ok",
+            "status": "ok" if ok else "degraded",
             "sinkLagSeconds": round(lag, 3),
             "sinkPaused": self.projector.paused,
             "retryingSeconds": round(retrying, 1),
@@ -138,9 +146,27 @@ def _broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
 
 
+def _observe_positions(app: StreamsApp, messages: list[Any]) -> None:
+    """Consumer lag per partition and the batch's projection delay, after a batch."""
+    if not messages:
+        return
+    last: dict[Any, int] = {}
+    for message in messages:
+        last[message.tp] = max(last.get(message.tp, -1), message.offset)
+    for tp, offset in last.items():
+        highwater = app.consumer.highwater(tp)
+        if highwater is not None:
+            lag = max(highwater - offset - 1, 0)
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+    oldest = min(message.timestamp for message in messages)  # seconds, the record's time
+    metrics.PROJECTION_DELAY.observe(max(time.time() - oldest, 0.0))
+
+
 def _log_batch(outcome: BatchOutcome, seconds: float, partitions: list[str]) -> None:
     metrics.BATCH_SIZE.observe(outcome.records)
     metrics.BATCH_SECONDS.observe(seconds)
+    for phase, ms in outcome.phases.items():
+        metrics.BATCH_PHASE_SECONDS.labels(phase).observe(ms / 1000)
     metrics.RECORDS.labels("raw").inc(outcome.raws)
     metrics.RECORDS.labels("command").inc(outcome.commands)
     metrics.MESSAGES_STORED.inc(outcome.stored)
@@ -239,6 +265,7 @@ def create_app(settings: Settings) -> StreamsApp:
             outcome = await app.runner.run(records)
             partitions = sorted({r.source for r in records})
             _log_batch(outcome, time.perf_counter() - started, partitions)
+            _observe_positions(app, [event.message for event in events])
             # The events are out; the records are acknowledged once the sink has written
             # the batch's projections, which the next batch does not wait for.
             app.projector.offer(outcome.projections, partial(_ack, app, events))
@@ -252,6 +279,7 @@ def create_app(settings: Settings) -> StreamsApp:
     @app.page("/metrics")
     async def metrics_page(view: Any, request: Any) -> Any:
         """Prometheus text exposition."""
+        app.health()  # hub_healthy as of this scrape
         # aiohttp refuses a charset in `content_type`; a header carries it unchanged.
         return view.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
