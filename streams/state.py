@@ -15,7 +15,7 @@ from schemas import Message, UnreadCounts
 from streams.records import SourceRecord
 
 # Separates the user id from the conversation id in a conversation's table key. The user
-# part alone decides the key's partition (`streams.worker.UnreadTable`).
+# part alone decides the key's partition (`streams.table.TableStateStore`).
 KEY_SEPARATOR = b"\x00"
 
 

@@ -8,9 +8,12 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 from faust.tables.table import Table
+from faust.types import TP
 
 from streams.state import ConversationState, UserState, conversation_key, user_part
 
@@ -22,31 +25,27 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 
 class UnreadTable(Table[bytes, Any]):
-    """A Faust table that hands out the futures of its changelog writes.
+    """A Faust table whose changelog the worker writes itself.
 
-    Faust acknowledges source offsets after `producer.flush()`, and its buffer flush gives
-    up after 0.1 s without progress, so a commit may overtake a changelog write. The agent
-    awaits these futures before acknowledging, which closes that window.
+    Faust sends one changelog record per key set through its producer buffer, one await
+    per record, and acknowledges source offsets after a buffer flush that gives up after
+    0.1 s without progress. A batch sets a value per touched user and conversation, so the
+    table only remembers what was set; `TableStateStore.flush` sends it all with the
+    worker's producer, each key to its user's partition, and awaits the acks.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._pending: list[asyncio.Future[Any]] = []
+        self._unsent: dict[bytes, Any] = {}
 
-    def send_changelog(self, partition: int | None, key: Any, *args: Any, **kwargs: Any) -> Any:
-        """Send as Faust does, to the partition of the key's user, remembering the future."""
-        if isinstance(key, bytes):
-            # A conversation's key (user, conversation) lives with its user's records.
-            partition = key_partition(user_part(key), self.partitions or 1)
-        fut = super().send_changelog(partition, key, *args, **kwargs)
-        self._pending.append(fut)
-        return fut
+    def on_key_set(self, key: bytes, value: Any) -> None:
+        """Remember the value for the changelog (the last one of a key wins)."""
+        self._unsent[key] = value
 
-    async def wait_changelog(self) -> None:
-        """Return when every changelog write so far is acknowledged by the broker."""
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
+    def take_unsent(self) -> dict[bytes, Any]:
+        """The values set since the last call."""
+        unsent, self._unsent = self._unsent, {}
+        return unsent
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +66,27 @@ class TableStateStore:
     """`StateStore` over the Faust table: a user's totals under the user id's bytes (= the
     source key), each conversation under `streams.state.conversation_key`."""
 
-    def __init__(self, table: UnreadTable, partitions: int, *, file_by_event: bool) -> None:
+    def __init__(
+        self,
+        table: UnreadTable,
+        partitions: int,
+        *,
+        file_by_event: bool,
+        producer: AIOKafkaProducer,
+        changelog: str,
+    ) -> None:
         self.table = table
         self.partitions = partitions
         self.file_by_event = file_by_event
+        self.producer = producer
+        self.changelog = changelog
 
     def get_user(self, user_id: str) -> UserState:
         """The user's totals from the table."""
         return UserState.from_value(self.table.get(user_id.encode()))
 
     def put_user(self, user_id: str, state: UserState) -> None:
-        """Write the totals; Faust sends them to the changelog."""
+        """Write the totals (to the changelog at `flush`)."""
         self._put(user_id.encode(), state.to_value())
 
     def get_conversation(self, user_id: str, conversation_id: str) -> ConversationState:
@@ -107,5 +116,17 @@ class TableStateStore:
             _current_event.reset(token)
 
     async def flush(self) -> None:
-        """Wait for the changelog."""
-        await self.table.wait_changelog()
+        """Send the values set since the last flush to the changelog; return once acked."""
+        futures = []
+        for key, value in self.table.take_unsent().items():
+            partition = key_partition(user_part(key), self.partitions)
+            futures.append(
+                await self.producer.send(
+                    self.changelog, key=key, value=orjson.dumps(value), partition=partition
+                )
+            )
+        written = await asyncio.gather(*futures)
+        if self.file_by_event:
+            # What Faust does on a changelog ack: RocksDB remembers how far it is current.
+            for meta in written:
+                self.table.data.set_persisted_offset(TP(meta.topic, meta.partition), meta.offset)

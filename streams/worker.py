@@ -90,6 +90,8 @@ class StreamsApp(faust.App):
             self.unread_table,
             settings.topic_partitions,
             file_by_event=settings.streams_store == "rocksdb",
+            producer=self._hub_producer,
+            changelog=changelog_topic(settings),
         )
         sink = KafkaSink(self._hub_producer)
         processor = BatchProcessor(db, store, sink, Topics.from_settings(settings))
