@@ -35,7 +35,7 @@ class PollerSupervisor:
         self, settings: Settings, db: AsyncDatabase[Document], publisher: Publisher
     ) -> None:
         self.settings = settings
-        self.accounts = AccountStore(db)
+        self.accounts = AccountStore(db, settings)
         self.state = PollState(db)
         self.publisher = publisher
         self.pollers: dict[str, Poller] = {}
@@ -62,7 +62,7 @@ class PollerSupervisor:
         while True:
             try:
                 await self.sync()
-            except PyMongoError as exc:
+            except (PyMongoError, HubError) as exc:  # HubError: credentials that do not open
                 log.warning("cannot read the poll-mode accounts", error=str(exc))
             await asyncio.sleep(self.settings.connectors_accounts_refresh)
 
