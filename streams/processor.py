@@ -30,9 +30,18 @@ from streams.projection import (
     insert_messages,
     mark_read,
 )
-from streams.records import CommandInput, Poison, RawInput, SourceRecord, decode_batch
+from streams.records import (
+    CommandInput,
+    Poison,
+    RawInput,
+    SourceRecord,
+    StatusInput,
+    decode_batch,
+)
+from streams.replies import Reply, store_replies
 from streams.sinks import RecordSink
 from streams.state import ConversationState, StateStore, UserState
+from streams.statuses import apply_statuses, occurred, status_events
 
 
 @dataclass(slots=True)
@@ -67,6 +76,8 @@ class _UserWork:
     """One user's part of a batch."""
 
     inserted: list[RawInput] = field(default_factory=list)
+    sent: list[Reply] = field(default_factory=list)
+    statuses: list[tuple[StatusInput, Document]] = field(default_factory=list)
     commands: list[tuple[CommandInput, list[Document]]] = field(default_factory=list)
 
 
@@ -121,6 +132,12 @@ class BatchProcessor:
         clock = _PhaseClock(outcome.phases)
         work: dict[str, _UserWork] = {}
         status = await self._store_messages(decoded.raws, work)
+        for reply in await store_replies(self.db, self.store, decoded, status):
+            work.setdefault(reply.user_id, _UserWork()).sent.append(reply)
+        moved = await apply_statuses(self.db, decoded.statuses)
+        for item in decoded.statuses:
+            if (doc := moved.get(item.record.origin)) is not None:
+                work.setdefault(item.command.user_id, _UserWork()).statuses.append((item, doc))
         transitions = await mark_read(self.db, decoded.commands)
         for command in decoded.commands:
             docs = transitions.get(command.record.origin, [])
@@ -131,7 +148,7 @@ class BatchProcessor:
         results = {
             user_id: self._apply(user_id, user, status)
             for user_id, user in work.items()
-            if user.inserted or any(docs for _, docs in user.commands)
+            if user.inserted or user.sent or user.statuses or any(d for _, d in user.commands)
         }
         await self.store.flush()
         clock.lap("table")
@@ -214,7 +231,22 @@ class BatchProcessor:
                 conv.unread += 1
                 read = status[msg.id] == "read"
                 conv.advance(msg.to_message("read" if read else "unread"), msg.conversation_title)
+                conv.external_id = conv.external_id or msg.external_conversation_id
+                if conv.last is not None and conv.last.id == msg.id:
+                    conv.reply_to = msg.external_message_id or None
+                    conv.recipient = msg.sender.id
                 conv.mark_applied(record)
+        for reply in user.sent:
+            conv = conversation(reply.message.conversation_id)
+            if conv.applies(reply.record):
+                # A reply is never unread; it only becomes the conversation's newest message.
+                conv.advance(reply.message, None)
+                conv.mark_applied(reply.record)
+        for item, doc in user.statuses:
+            conv = conversation(str(doc["conversationId"]))
+            if conv.applies(item.record):
+                conv.set_status(str(doc["_id"]), item.command.status)
+                conv.mark_applied(item.record)
         for command, docs in user.commands:
             if not docs:
                 continue
@@ -258,6 +290,15 @@ class BatchProcessor:
                 times[conv_id] = max(
                     times.get(conv_id, raw.message.received_at), raw.message.received_at
                 )
+            for reply in user.sent:
+                out.append(events.new_message(user_id, reply.message))
+                conv_id = reply.message.conversation_id
+                at = reply.message.received_at
+                times[conv_id] = max(times.get(conv_id, at), at)
+            for item, doc in user.statuses:
+                out.extend(status_events(item, doc))
+                conv_id, at = str(doc["conversationId"]), occurred(item)
+                times[conv_id] = max(times.get(conv_id, at), at)
             for command, docs in user.commands:
                 if docs:
                     out.extend(events.status_updates(command, docs))
@@ -270,14 +311,23 @@ class BatchProcessor:
                 projected = outcome.projections.conversations.get(conv_id)
                 if projected is not None:
                     out.append(events.conversation_update(user_id, projected, times[conv_id]))
-            counts = {c: conv.count for c, conv in result.conversations.items()}
-            out.append(
-                events.unread_count_update(
-                    user_id, result.state, counts, "|".join(sorted(causes)), max(times.values())
+            if causes:  # replies alone change no count
+                counts = {c: conv.count for c, conv in result.conversations.items()}
+                out.append(
+                    events.unread_count_update(
+                        user_id, result.state, counts, "|".join(sorted(causes)), max(times.values())
+                    )
                 )
-            )
             key = user_id.encode()
             for event in out:
                 await self.sink.send(topic, key, event.to_json())
                 kind = str(getattr(event, "type", "event"))
                 outcome.events[kind] = outcome.events.get(kind, 0) + 1
+            # With the events, before the records are acknowledged: a redo sends the same
+            # record again, which the connectors' send ledger recognises by its message id.
+            for reply in user.sent:
+                outbound = reply.outbound
+                await self.sink.send(
+                    self.topics.outbound, outbound.account_id.encode(), outbound.to_json()
+                )
+                outcome.events["outbound"] = outcome.events.get("outbound", 0) + 1
