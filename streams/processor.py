@@ -20,8 +20,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.kafka import Topics
 from hubcore.mongo import Document
+from hubcore.store import message_from_doc
 from schemas.base import Record
 from streams import events
+from streams.changes import apply_changes, change_event
 from streams.projection import (
     Projections,
     UnreadUpdate,
@@ -31,6 +33,7 @@ from streams.projection import (
     mark_read,
 )
 from streams.records import (
+    ChangeInput,
     CommandInput,
     Poison,
     RawInput,
@@ -78,7 +81,13 @@ class _UserWork:
     inserted: list[RawInput] = field(default_factory=list)
     sent: list[Reply] = field(default_factory=list)
     statuses: list[tuple[StatusInput, Document]] = field(default_factory=list)
+    changes: list[tuple[ChangeInput, Document]] = field(default_factory=list)
     commands: list[tuple[CommandInput, list[Document]]] = field(default_factory=list)
+
+
+def _stops_counting(change: ChangeInput, doc: Document) -> bool:
+    """True for the delete that removed an unread message."""
+    return bool(doc.get("deleted")) and bool(doc.get("wasUnread"))
 
 
 @dataclass(slots=True)
@@ -138,6 +147,10 @@ class BatchProcessor:
         for item in decoded.statuses:
             if (doc := moved.get(item.record.origin)) is not None:
                 work.setdefault(item.command.user_id, _UserWork()).statuses.append((item, doc))
+        changed = await apply_changes(self.db, decoded.changes)
+        for change in decoded.changes:
+            if (doc := changed.get(change.record.origin)) is not None:
+                work.setdefault(change.command.user_id, _UserWork()).changes.append((change, doc))
         transitions = await mark_read(self.db, decoded.commands)
         for command in decoded.commands:
             docs = transitions.get(command.record.origin, [])
@@ -148,7 +161,11 @@ class BatchProcessor:
         results = {
             user_id: self._apply(user_id, user, status)
             for user_id, user in work.items()
-            if user.inserted or user.sent or user.statuses or any(d for _, d in user.commands)
+            if user.inserted
+            or user.sent
+            or user.statuses
+            or user.changes
+            or any(d for _, d in user.commands)
         }
         await self.store.flush()
         clock.lap("table")
@@ -247,6 +264,18 @@ class BatchProcessor:
             if conv.applies(item.record):
                 conv.set_status(str(doc["_id"]), item.command.status)
                 conv.mark_applied(item.record)
+        for change, doc in user.changes:
+            conv_id, gone = str(doc["conversationId"]), _stops_counting(change, doc)
+            if gone and state.applies(change.record):
+                state.add(str(doc["platform"]), -1)
+                state.mark_applied(change.record)
+            current = convs.get(conv_id) or self.store.get_conversation(user_id, conv_id)
+            if gone or (current.last is not None and current.last.id == str(doc["_id"])):
+                conv = conversation(conv_id)
+                if conv.applies(change.record):
+                    conv.unread -= 1 if gone else 0
+                    conv.change(message_from_doc(doc))
+                    conv.mark_applied(change.record)
         for command, docs in user.commands:
             if not docs:
                 continue
@@ -299,6 +328,15 @@ class BatchProcessor:
                 out.extend(status_events(item, doc))
                 conv_id, at = str(doc["conversationId"]), occurred(item)
                 times[conv_id] = max(times.get(conv_id, at), at)
+            for change, doc in user.changes:
+                told = change_event(change, doc)
+                out.append(told)
+                at = told.occurred_at
+                if _stops_counting(change, doc):
+                    causes.append(change.record.origin)
+                if str(doc["conversationId"]) in result.conversations:
+                    conv_id = str(doc["conversationId"])
+                    times[conv_id] = max(times.get(conv_id, at), at)
             for command, docs in user.commands:
                 if docs:
                     out.extend(events.status_updates(command, docs))

@@ -12,6 +12,8 @@ from hubcore.kafka import Topics
 from schemas import (
     DeadLetter,
     DeadLetterSource,
+    DeleteMessage,
+    EditMessage,
     MarkRead,
     RawMessage,
     SendMessage,
@@ -75,6 +77,12 @@ class StatusInput:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeInput:
+    record: SourceRecord
+    command: EditMessage | DeleteMessage
+
+
+@dataclass(frozen=True, slots=True)
 class Poison:
     record: SourceRecord
     error: PoisonRecord
@@ -114,6 +122,7 @@ class Decoded:
     commands: list[CommandInput] = field(default_factory=list)
     sends: list[SendInput] = field(default_factory=list)
     statuses: list[StatusInput] = field(default_factory=list)
+    changes: list[ChangeInput] = field(default_factory=list)
     poison: list[Poison] = field(default_factory=list)
 
 
@@ -155,7 +164,9 @@ def _check_key(record: SourceRecord, user_id: str) -> None:
         )
 
 
-def _decode_command(record: SourceRecord) -> CommandInput | SendInput | StatusInput:
+def _decode_command(
+    record: SourceRecord,
+) -> CommandInput | SendInput | StatusInput | ChangeInput:
     obj = _parse(record, MarkRead.SCHEMA)
     kind = obj.get("type", "mark_read")
     if kind in ("send_result", "status_report"):
@@ -163,6 +174,10 @@ def _decode_command(record: SourceRecord) -> CommandInput | SendInput | StatusIn
         status = model.model_validate(obj)
         _check_key(record, status.user_id)
         return StatusInput(record, status)
+    if kind in ("edit", "delete"):
+        change = (EditMessage if kind == "edit" else DeleteMessage).model_validate(obj)
+        _check_key(record, change.user_id)
+        return ChangeInput(record, change)
     if kind == "send":
         send = SendMessage.model_validate(obj)
         _check_key(record, send.user_id)
@@ -186,7 +201,7 @@ def _decode_command(record: SourceRecord) -> CommandInput | SendInput | StatusIn
 
 def decode_record(
     record: SourceRecord, topics: Topics
-) -> RawInput | CommandInput | SendInput | StatusInput:
+) -> RawInput | CommandInput | SendInput | StatusInput | ChangeInput:
     """Validate one record of the raw-messages or commands topic; `PoisonRecord` if bad."""
     try:
         if record.topic == topics.raw_messages:
@@ -215,6 +230,8 @@ def decode_batch(records: Iterable[SourceRecord], topics: Topics) -> Decoded:
             out.sends.append(item)
         elif isinstance(item, StatusInput):
             out.statuses.append(item)
+        elif isinstance(item, ChangeInput):
+            out.changes.append(item)
         else:
             out.commands.append(item)
     return out

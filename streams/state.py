@@ -138,6 +138,11 @@ class ConversationState(Watermarked):
         if self.last is not None and self.last.id in ids:
             self.last = self.last.model_copy(update={"status": "read"})
 
+    def change(self, message: Message) -> None:
+        """An edited or deleted message; the newest message follows when it is this one."""
+        if self.last is not None and self.last.id == message.id:
+            self.last = message
+
     def set_status(self, message_id: str, status: str) -> None:
         """A reply's new delivery status; the newest message's status follows."""
         if self.last is not None and self.last.id == message_id:

@@ -21,6 +21,8 @@ from hubcore.kafka import create_producer
 from hubcore.mongo import Document
 from hubcore.settings import Settings
 from schemas import (
+    DeleteMessage,
+    EditMessage,
     MarkRead,
     RawMessage,
     Sender,
@@ -121,6 +123,29 @@ def status_report(user: str, account: str, platform_id: str, status: str, n: int
             "status": status,
             "occurredAt": T0 + timedelta(hours=2, seconds=10 + n),
         }
+    )
+
+
+def edit_command(raw: RawMessage, text: str, seconds: int) -> EditMessage:
+    """A platform's edit of `raw` (Telegram `edited_message`), `seconds` after it was sent."""
+    return EditMessage(
+        id=f"edit-{raw.id}-{seconds}",
+        user_id=raw.user_id,
+        conversation_id=raw.conversation_id,
+        message_id=raw.id,
+        text=text,
+        edited_at=raw.sent_at + timedelta(seconds=seconds),
+    )
+
+
+def delete_command(raw: RawMessage, user: str | None = None) -> DeleteMessage:
+    """A platform's delete of `raw` (Slack `message_deleted`), as told to `user`."""
+    return DeleteMessage(
+        id=f"delete-{raw.id}-{user or raw.user_id}",
+        user_id=user or raw.user_id,
+        conversation_id=raw.conversation_id,
+        message_id=raw.id,
+        deleted_at=raw.sent_at + timedelta(minutes=5),
     )
 
 

@@ -16,6 +16,9 @@ from streams.records import SourceRecord
 from streams.state import MemoryStateStore
 from tests.streams_helpers import (
     RecordingSink,
+    delete_command,
+    edit_command,
+    ground_truth,
     raw_message,
     send_command,
     send_result,
@@ -217,3 +220,85 @@ async def test_a_failed_send_says_so(mongo_db: AsyncDatabase[Document]) -> None:
     )
     await BatchProcessor(mongo_db, store, other, TOPICS).process([_command_record(3, stolen)])
     assert other.records == []
+
+
+def _kinds(sink: RecordingSink) -> list[str]:
+    return [str(e["type"]) for e in sink.on(TOPICS.user_events)]
+
+
+def _event(sink: RecordingSink, kind: str) -> dict[str, Any]:
+    [event] = [e for e in sink.on(TOPICS.user_events) if e["type"] == kind]
+    return event
+
+
+async def test_a_telegram_edit_updates_the_message_and_the_conversation(
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    store = MemoryStateStore()
+    older, newest = raw_message("u6", 1, chat="t-1"), raw_message("u6", 2, chat="t-1")
+    await BatchProcessor(mongo_db, store, RecordingSink(), TOPICS).process(
+        [_raw_record(0, older), _raw_record(1, newest)]
+    )
+    sink = RecordingSink()
+    await BatchProcessor(mongo_db, store, sink, TOPICS).process(
+        [
+            _command_record(0, edit_command(newest, "hello, corrected", 30)),
+            _command_record(1, edit_command(newest, "an older edit", 10)),  # late: ignored
+            _command_record(2, edit_command(older, "first, corrected", 30)),
+        ]
+    )
+    assert _kinds(sink) == ["message_updated", "message_updated", "conversation_update"]
+    texts = [e["data"]["message"]["text"] for e in sink.on(TOPICS.user_events)[:2]]
+    assert texts == ["hello, corrected", "first, corrected"]
+    assert sink.on(TOPICS.user_events)[0]["data"]["message"]["editedAt"] is not None
+    conversation = _event(sink, "conversation_update")["data"]["conversation"]
+    assert conversation["lastMessage"]["text"] == "hello, corrected"
+    assert conversation["unreadCount"] == 2
+    doc = await mongo_db[MESSAGES].find_one({"_id": newest.id})
+    assert doc is not None and doc["text"] == "hello, corrected"
+
+
+async def test_a_slack_delete_of_an_unread_message_stops_counting_it(
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    store = MemoryStateStore()
+    first, last = (raw_message("u7", n, chat="C1", platform="slack") for n in (1, 2))
+    await BatchProcessor(mongo_db, store, RecordingSink(), TOPICS).process(
+        [_raw_record(0, first), _raw_record(1, last)]
+    )
+    # Another user naming this message changes nothing, and nobody is told anything.
+    other = RecordingSink()
+    await BatchProcessor(mongo_db, store, other, TOPICS).process(
+        [_command_record(0, delete_command(last, user="u8"))]
+    )
+    assert other.records == []
+
+    sink = RecordingSink()
+    redo = RecordingSink()
+    for target in (sink, redo):  # the second run is a redo of the same record
+        await BatchProcessor(mongo_db, store, target, TOPICS).process(
+            [_command_record(1, delete_command(last))]
+        )
+    assert _kinds(sink) == ["message_deleted", "conversation_update", "unread_count_update"]
+    assert _event(sink, "message_deleted")["data"] == {
+        "conversationId": last.conversation_id,
+        "messageId": last.id,
+    }
+    conversation = _event(sink, "conversation_update")["data"]["conversation"]
+    assert conversation["unreadCount"] == 1
+    assert conversation["lastMessage"]["deleted"] is True
+    assert conversation["lastMessage"]["text"] == ""
+    assert _event(sink, "unread_count_update")["data"]["unreadCounts"]["total"] == 1
+    assert [e["id"] for e in redo.on(TOPICS.user_events)] == [
+        e["id"] for e in sink.on(TOPICS.user_events)
+    ]
+    assert store.get_user("u7").total == 1  # the redo did not count it twice
+    doc = await mongo_db[MESSAGES].find_one({"_id": last.id})
+    assert doc is not None and (doc["deleted"], doc["text"], doc["status"]) == (True, "", "read")
+    assert await ground_truth(mongo_db, "u7") == {last.conversation_id: 1}
+    # An edit after the delete does not bring the text back.
+    late = RecordingSink()
+    await BatchProcessor(mongo_db, store, late, TOPICS).process(
+        [_command_record(2, edit_command(last, "back again", 60))]
+    )
+    assert late.records == []
