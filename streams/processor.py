@@ -269,13 +269,13 @@ class BatchProcessor:
             if gone and state.applies(change.record):
                 state.add(str(doc["platform"]), -1)
                 state.mark_applied(change.record)
-            current = convs.get(conv_id) or self.store.get_conversation(user_id, conv_id)
-            if gone or (current.last is not None and current.last.id == str(doc["_id"])):
-                conv = conversation(conv_id)
-                if conv.applies(change.record):
-                    conv.unread -= 1 if gone else 0
-                    conv.change(message_from_doc(doc))
-                    conv.mark_applied(change.record)
+            # Touched even when its newest message is another one: the watermark then
+            # does not depend on the order a replay applies messages and commands in.
+            conv = conversation(conv_id)
+            if conv.applies(change.record):
+                conv.unread -= 1 if gone else 0
+                conv.change(message_from_doc(doc))
+                conv.mark_applied(change.record)
         for command, docs in user.commands:
             if not docs:
                 continue
@@ -334,8 +334,10 @@ class BatchProcessor:
                 at = told.occurred_at
                 if _stops_counting(change, doc):
                     causes.append(change.record.origin)
-                if str(doc["conversationId"]) in result.conversations:
-                    conv_id = str(doc["conversationId"])
+                conv_id = str(doc["conversationId"])
+                last = result.conversations[conv_id].last
+                if _stops_counting(change, doc) or (last is not None and last.id == doc["_id"]):
+                    # Clients hear of the conversation only when what they see of it changed.
                     times[conv_id] = max(times.get(conv_id, at), at)
             for command, docs in user.commands:
                 if docs:
@@ -347,7 +349,7 @@ class BatchProcessor:
                         times[conv_id] = max(times.get(conv_id, at), at)
             for conv_id in sorted(result.conversations):
                 projected = outcome.projections.conversations.get(conv_id)
-                if projected is not None:
+                if projected is not None and conv_id in times:
                     out.append(events.conversation_update(user_id, projected, times[conv_id]))
             if causes:  # replies alone change no count
                 counts = {c: conv.count for c, conv in result.conversations.items()}

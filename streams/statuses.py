@@ -1,9 +1,10 @@
 """Delivery statuses of replies: the connectors' `send_result` and the platforms'
 `status_report` commands move a reply's status forward, never backwards.
 
-Each status write is conditional on the current status being an earlier one, and remembers
-its cause in `statusBy`, so a redo of the same record finds what it changed (and emits it
-again) while a late or repeated report changes nothing.
+Each status write is conditional on the current status being an earlier one, and appends
+its cause to `statusBy` (a few entries at most: statuses only move forward), so a redo of
+the same record finds what it changed (and emits it again), every step of a batch is told
+in order, and a late or repeated report changes nothing.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _update(item: StatusInput) -> UpdateOne:
         "direction": "outbound",
         "status": {"$in": earlier_than(cmd.status)},
     }
-    change: Document = {"status": cmd.status, "statusBy": item.record.origin}
+    change: Document = {"status": cmd.status}
     if isinstance(cmd, SendResult):
         where["_id"] = cmd.message_id
         if cmd.platform_message_id:
@@ -53,7 +54,7 @@ def _update(item: StatusInput) -> UpdateOne:
     else:
         where["accountId"] = cmd.account_id
         where["platformMessageId"] = cmd.platform_message_id
-    return UpdateOne(where, {"$set": change})
+    return UpdateOne(where, {"$set": change, "$push": {"statusBy": item.record.origin}})
 
 
 async def apply_statuses(
@@ -66,9 +67,14 @@ async def apply_statuses(
     for start in range(0, len(ops), BULK_CHUNK):
         # Ordered: several reports of one reply in a batch apply in their order.
         await db[MESSAGES].bulk_write(ops[start : start + BULK_CHUNK], ordered=True)
-    origins = [item.record.origin for item in items]
-    cursor = db[MESSAGES].find({"statusBy": {"$in": origins}}, _FIELDS)
-    return {str(doc["statusBy"]): doc async for doc in cursor}
+    origins = {item.record.origin for item in items}
+    cursor = db[MESSAGES].find({"statusBy": {"$in": sorted(origins)}}, _FIELDS)
+    out: dict[str, Document] = {}
+    async for doc in cursor:
+        for origin in doc["statusBy"]:
+            if origin in origins:
+                out[str(origin)] = doc
+    return out
 
 
 def status_events(item: StatusInput, doc: Document) -> list[MessageStatusUpdate | ErrorEvent]:

@@ -328,6 +328,19 @@ class Worker:
         return self.output().count('"event": "batch"')
 
 
+def run_hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one `hub` command (`replay`, `state-hash`) to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
 async def wait_ready(worker: Worker, timeout: float = 60.0) -> None:
     """Wait until the worker has joined its group and recovered its table."""
 
