@@ -4,6 +4,7 @@ rebuilds exactly the same state (same state hash)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ from hubcore.kafka import Topics
 from hubcore.mongo import Document
 from hubcore.settings import Settings
 from schemas.base import Record
+from tests.integration.gateway_kit import open_ws, recv_frame, running_gateway, token
 from tests.streams_helpers import (
     Worker,
     consume_all,
@@ -32,6 +34,74 @@ from tests.streams_helpers import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 USER = "two-way-1"
+Frames = list[dict[str, Any]]
+
+
+async def _frames_until(ws: Any, done: Callable[[Frames], bool]) -> Frames:
+    frames: Frames = []
+    while not done(frames):
+        frame = await recv_frame(ws, timeout=30)
+        if frame["type"] != "pong":
+            frames.append(frame)
+    return frames
+
+
+async def test_the_owners_sockets_see_the_reply_its_status_and_a_delete(
+    module_settings: Settings, db: AsyncDatabase[Document]
+) -> None:
+    topics = Topics.from_settings(module_settings)
+    owner = "two-way-ws"
+    inbound = [raw_message(owner, n, chat="C7", platform="slack") for n in (1, 2)]
+    reply = send_command(owner, inbound[0].conversation_id, "ws-1")
+    key = owner.encode()
+    async with running_gateway(module_settings) as gateway:
+        ws = await open_ws(gateway, token(module_settings, owner))
+        other = await open_ws(gateway, token(module_settings, "two-way-nobody"))
+        await produce(module_settings, topics.raw_messages, [(key, r.to_json()) for r in inbound])
+        await produce(module_settings, topics.commands, [(key, reply.to_json())])
+        result = send_result(reply, inbound[0].account_id, "sent", "1700000000.0001")
+        await produce(module_settings, topics.commands, [(key, result.to_json())])
+        delete = delete_command(inbound[1])
+        await produce(module_settings, topics.commands, [(key, delete.to_json())])
+
+        def deleted(frames: Frames) -> bool:
+            return any(f["type"] == "message_deleted" for f in frames)
+
+        frames = await _frames_until(ws, deleted)
+        kinds = [f["type"] for f in frames]
+        pending = next(
+            i
+            for i, f in enumerate(frames)
+            if f["type"] == "new_message" and f["data"]["message"]["id"] == reply.message_id
+        )
+        assert frames[pending]["data"]["message"]["direction"] == "outbound"
+        assert frames[pending]["data"]["message"]["status"] == "pending"
+        sent = kinds.index("message_status_update")
+        assert sent > pending
+        assert frames[sent]["data"] == {
+            "conversationId": reply.conversation_id,
+            "messageIds": [reply.message_id],
+            "status": "sent",
+        }
+        assert frames[kinds.index("message_deleted")]["data"]["messageId"] == inbound[1].id
+
+        def counted(more: Frames) -> bool:
+            return any(f["type"] == "unread_count_update" for f in more) and (
+                [f for f in frames + more if f["type"] == "unread_count_update"][-1]["data"][
+                    "unreadCounts"
+                ]["total"]
+                == 1
+            )
+
+        if not counted([]):
+            frames += await _frames_until(ws, counted)
+        # Another user's socket heard nothing of it.
+        with pytest.raises(TimeoutError):
+            while True:
+                frame = await recv_frame(other, timeout=1)
+                assert frame["type"] == "pong", frame
+        await ws.close()
+        await other.close()
 
 
 def _keyed(items: list[Any]) -> list[tuple[bytes, bytes]]:
@@ -101,8 +171,11 @@ async def test_two_way_history_is_applied_and_replayed_identically(
         (tg_reply.message_id, "pending"),
         (wa_reply.message_id, "pending"),
     ]
-    outbound = await consume_all(module_settings, topics.outbound, want=2, timeout=10)
-    assert sorted(orjson.loads(r.value)["messageId"] for r in outbound) == sorted(
+    outbound = [
+        orjson.loads(r.value)
+        for r in await consume_all(module_settings, topics.outbound, want=3, timeout=8)
+    ]
+    assert sorted(v["messageId"] for v in outbound if v["userId"] == USER) == sorted(
         [tg_reply.message_id, wa_reply.message_id]
     )
 
