@@ -53,7 +53,15 @@ class Settings(BaseSettings):
         description="Prefix of every topic name: `<namespace>.raw-messages` and so on.",
     )
     topic_partitions: int = Field(default=6, ge=1, le=1024)
-    topic_replication: int = Field(default=1, ge=1, le=16)
+    topic_replication: int = Field(
+        default=0, ge=0, le=16, description="Replicas per partition; 0: min(3, brokers)."
+    )
+    history_retention_ms: int = Field(
+        default=-1,
+        ge=-1,
+        description="Retention of raw-messages and commands (replay's source); -1: forever. "
+        "Existing history topics keeping less are a start-up error.",
+    )
 
     # --- identity -------------------------------------------------------------------
     jwt_secret: SecretStr | None = None
