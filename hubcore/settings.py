@@ -45,6 +45,13 @@ class Settings(BaseSettings):
 
     # --- infrastructure -------------------------------------------------------------
     kafka_bootstrap: str = "localhost:9092"
+    kafka_brokers: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="Nodes of the local cluster `hub services up` starts: node i on the "
+        "bootstrap port + 2(i-1) (its controller on the next port).",
+    )
     mongo_url: str = "mongodb://localhost:27017"
     mongo_db: str = Field(default="hub", pattern=r"^[A-Za-z0-9_-]{1,63}$")
     topic_namespace: str = Field(

@@ -100,9 +100,47 @@ def resolve_jars(version: str, home: Path) -> Path:
     return libs
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, base64url without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def cluster_nodes(
+    home: Path, version: str, host_port: int, size: int, heap: str = "512m"
+) -> list[KafkaServer]:
+    """`size` combined nodes on loopback: node i (1-based) listens on host_port + 2(i-1)
+    and its controller on the port after; all vote in one quorum and share one cluster id,
+    kept in `<home>/data/kafka-cluster.id` so a restart finds the same cluster."""
+    id_file = home / "data" / "kafka-cluster.id"
+    if id_file.exists():
+        cluster_id = id_file.read_text().strip()
+    else:
+        id_file.parent.mkdir(parents=True, exist_ok=True)
+        cluster_id = new_cluster_id()
+        id_file.write_text(cluster_id)
+    ports = [(host_port + 2 * i, host_port + 2 * i + 1) for i in range(size)]
+    voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
+    return [
+        KafkaServer(
+            home,
+            version,
+            port=p,
+            controller_port=c,
+            name=f"kafka-{i + 1}",
+            heap=heap,
+            node_id=i + 1,
+            voters=voters,
+            cluster_size=size,
+            cluster_id=cluster_id,
+        )
+        for i, (p, c) in enumerate(ports)
+    ]
+
+
 @dataclass
 class KafkaServer:
-    """One combined broker+controller KRaft node on loopback."""
+    """One combined broker+controller KRaft node on loopback, alone or one of a cluster
+    (`voters` names every node's controller, `cluster_size` sizes internal topics)."""
 
     home: Path
     version: str
@@ -110,6 +148,10 @@ class KafkaServer:
     controller_port: int = 9093
     name: str = "kafka"
     heap: str = "1g"
+    node_id: int = 1
+    voters: str = ""
+    cluster_size: int = 1
+    cluster_id: str = ""
 
     @property
     def data_dir(self) -> Path:
@@ -126,10 +168,12 @@ class KafkaServer:
     def _write_config(self) -> Path:
         conf = self.home / "run" / f"{self.name}.properties"
         conf.parent.mkdir(parents=True, exist_ok=True)
+        voters = self.voters or f"{self.node_id}@127.0.0.1:{self.controller_port}"
+        rf, isr = str(min(3, self.cluster_size)), str(min(2, self.cluster_size))
         lines = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": voters,
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -137,13 +181,13 @@ class KafkaServer:
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": "6",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": rf,
             "offsets.topic.num.partitions": "12",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": isr,
             "transaction.state.log.num.partitions": "6",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": isr,
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "true",
             "delete.topic.enable": "true",
@@ -165,7 +209,7 @@ class KafkaServer:
         conf = self._write_config()
         if not (self.data_dir / "meta.properties").exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = self.cluster_id or new_cluster_id()
             run_checked(
                 [
                     java,
