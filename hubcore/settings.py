@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     connectors_pollers: bool = Field(
         default=True, description="Run the pollers of `mode=poll` accounts in this process."
     )
+    poll_lease_ttl: float = Field(
+        default=15.0,
+        ge=1,
+        le=300,
+        description="Seconds a connectors process holds an account's poller lease unrenewed "
+        "(renewed every third of it); a dead holder's accounts move on after this.",
+    )
     connectors_accounts_refresh: float = Field(
         default=30.0, gt=0, description="Seconds between re-reads of the poll-mode accounts."
     )
