@@ -8,6 +8,7 @@ import getpass
 import imaplib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.provision.kafka import KafkaServer, resolve_jars
+from hub.provision.kafka import KafkaServer, cluster_nodes, resolve_jars
 from hub.provision.process import port_open
 from hub.provision.services import resolve_path
 from hubcore.kafka import kafka_ping
@@ -105,6 +106,55 @@ def private_kafka(tmp: Path) -> Iterator[PrivateKafka]:
         yield kafka
     finally:
         kafka.stop()
+
+
+@dataclass
+class PrivateCluster:
+    """A KRaft cluster of this test's own: combined nodes on free loopback ports."""
+
+    nodes: list[KafkaServer]
+    argvs: list[list[str]]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    def node(self, node_id: int) -> KafkaServer:
+        return self.nodes[node_id - 1]
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL one node: no controlled shutdown, its leaderships move by election."""
+        self.node(node_id).process.stop(timeout=0, sig=signal.SIGKILL)
+
+    def start(self, node_id: int) -> None:
+        self.node(node_id).process.start(self.argvs[node_id - 1])
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            node.process.stop(timeout=20)
+
+
+@contextmanager
+def private_cluster(tmp: Path, size: int = 3, timeout: float = 150.0) -> Iterator[PrivateCluster]:
+    """`size` nodes (jars as for `private_kafka`), started together; yields once the cluster
+    takes acks=all writes."""
+    from tests.servers import wait_writable
+
+    settings = Settings(_env_file=None)
+    libs = resolve_jars(settings.kafka_version, resolve_path(settings.services_dir))
+    own_libs = tmp / "kafka" / settings.kafka_version / "libs"
+    own_libs.parent.mkdir(parents=True, exist_ok=True)
+    own_libs.symlink_to(libs, target_is_directory=True)
+    ports = [(free_port(), free_port()) for _ in range(size)]
+    nodes = cluster_nodes(tmp, settings.kafka_version, ports, heap="384m")
+    cluster = PrivateCluster(nodes, [n.prepare() for n in nodes])
+    try:
+        for node_id in range(1, size + 1):
+            cluster.start(node_id)
+        wait_writable(cluster.bootstrap, timeout)
+        yield cluster
+    finally:
+        cluster.stop_all()
 
 
 # --- Dovecot ---------------------------------------------------------------------------

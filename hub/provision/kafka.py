@@ -105,12 +105,17 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
+def cluster_ports(first: int, size: int) -> list[tuple[int, int]]:
+    """(broker, controller) ports of a local cluster: node i on first + 2(i-1), + 1."""
+    return [(first + 2 * i, first + 2 * i + 1) for i in range(size)]
+
+
 def cluster_nodes(
-    home: Path, version: str, host_port: int, size: int, heap: str = "512m"
+    home: Path, version: str, ports: list[tuple[int, int]], heap: str = "512m"
 ) -> list[KafkaServer]:
-    """`size` combined nodes on loopback: node i (1-based) listens on host_port + 2(i-1)
-    and its controller on the port after; all vote in one quorum and share one cluster id,
-    kept in `<home>/data/kafka-cluster.id` so a restart finds the same cluster."""
+    """Combined nodes on loopback, one per (broker, controller) port pair: all vote in one
+    quorum and share one cluster id, kept in `<home>/data/kafka-cluster.id` so a restart
+    finds the same cluster."""
     id_file = home / "data" / "kafka-cluster.id"
     if id_file.exists():
         cluster_id = id_file.read_text().strip()
@@ -118,7 +123,6 @@ def cluster_nodes(
         id_file.parent.mkdir(parents=True, exist_ok=True)
         cluster_id = new_cluster_id()
         id_file.write_text(cluster_id)
-    ports = [(host_port + 2 * i, host_port + 2 * i + 1) for i in range(size)]
     voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
     return [
         KafkaServer(
@@ -130,7 +134,7 @@ def cluster_nodes(
             heap=heap,
             node_id=i + 1,
             voters=voters,
-            cluster_size=size,
+            cluster_size=len(ports),
             cluster_id=cluster_id,
         )
         for i, (p, c) in enumerate(ports)

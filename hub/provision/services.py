@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 from pymongo.uri_parser import parse_uri
 
 from hub.provision.ferretdb import FerretDBServer
-from hub.provision.kafka import KafkaServer, cluster_nodes
+from hub.provision.kafka import KafkaServer, cluster_nodes, cluster_ports
 from hub.provision.process import ManagedProcess, ProvisionError
 from hubcore.kafka import kafka_ping
 from hubcore.mongo import mongo_ping
@@ -87,7 +87,11 @@ class LocalServices:
         mongo_host, mongo_port = parse_uri(settings.mongo_url)["nodelist"][0]
         self.kafka_host, self.mongo_host = kafka_host, mongo_host
         self.kafka_nodes = (
-            cluster_nodes(self.home, settings.kafka_version, kafka_port, settings.kafka_brokers)
+            cluster_nodes(
+                self.home,
+                settings.kafka_version,
+                cluster_ports(kafka_port, settings.kafka_brokers),
+            )
             if settings.kafka_brokers > 1
             else [
                 KafkaServer(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hub.provision.kafka import cluster_nodes
+from hub.provision.kafka import cluster_nodes, cluster_ports
 from hub.provision.services import LocalServices
 from hubcore.settings import Settings
 
@@ -14,7 +14,7 @@ def _config(path: Path) -> dict[str, str]:
 
 
 def test_three_nodes_share_a_quorum_and_a_cluster_id(tmp_path: Path) -> None:
-    nodes = cluster_nodes(tmp_path, "4.1.1", 19092, 3)
+    nodes = cluster_nodes(tmp_path, "4.1.1", cluster_ports(19092, 3))
     assert [(n.name, n.node_id, n.port, n.controller_port) for n in nodes] == [
         ("kafka-1", 1, 19092, 19093),
         ("kafka-2", 2, 19094, 19095),
@@ -23,7 +23,10 @@ def test_three_nodes_share_a_quorum_and_a_cluster_id(tmp_path: Path) -> None:
     assert len({n.cluster_id for n in nodes}) == 1
     assert len({n.data_dir for n in nodes}) == 3
     # The same cluster again after a restart: formatted storage must match its id.
-    assert cluster_nodes(tmp_path, "4.1.1", 19092, 3)[0].cluster_id == nodes[0].cluster_id
+    assert (
+        cluster_nodes(tmp_path, "4.1.1", cluster_ports(19092, 3))[0].cluster_id
+        == nodes[0].cluster_id
+    )
     conf = _config(nodes[1]._write_config())
     assert conf["node.id"] == "2"
     assert conf["controller.quorum.voters"] == (
