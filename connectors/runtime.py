@@ -29,7 +29,8 @@ _PLAUSIBLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 class AccountCache:
     """A small TTL cache over `AccountStore.get`, misses included (so unknown ids cannot
-    flood the store); a deleted or new account takes effect within `ttl` seconds."""
+    flood the store); a deleted or new account takes effect within `ttl` seconds, or once
+    the store answers again: while it is down, an expired entry still serves."""
 
     def __init__(self, store: AccountStore, ttl: float, size: int = 10_000) -> None:
         self.store = store
@@ -48,6 +49,9 @@ class AccountCache:
         try:
             account = await self.store.get(account_id)
         except PyMongoError as exc:
+            if hit is not None:
+                # A store outage must not stop ingest: Kafka takes what the last answer allowed.
+                return hit[1]
             raise StoreUnavailable(f"the account store did not answer: {exc}") from None
         if self.ttl > 0:
             self._entries[account_id] = (now + self.ttl, account)

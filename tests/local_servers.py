@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.provision.ferretdb import FerretDBServer, build_ferretdb
 from hub.provision.kafka import KafkaServer, cluster_nodes, resolve_jars
 from hub.provision.process import port_open
 from hub.provision.services import resolve_path
@@ -155,6 +156,46 @@ def private_cluster(tmp: Path, size: int = 3, timeout: float = 150.0) -> Iterato
         yield cluster
     finally:
         cluster.stop_all()
+
+
+# --- FerretDB --------------------------------------------------------------------------
+
+
+@dataclass
+class PrivateStore:
+    """A FerretDB of this test's own (the shared one is never stopped); `stop()`/`start()`."""
+
+    server: FerretDBServer
+    argv: list[str]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.server.process.start(self.argv)
+        wait_port(self.server.port, timeout, "private FerretDB", self.server.process.log_file)
+
+    def stop(self) -> None:
+        self.server.process.stop(timeout=10)
+
+
+@contextmanager
+def private_store(tmp: Path) -> Iterator[PrivateStore]:
+    """The binary `hub services` built (`HUB_SERVICES_DIR`, built there if missing); data,
+    pid and log in `tmp`."""
+    settings = Settings(_env_file=None)
+    binary = build_ferretdb(settings.ferretdb_version, resolve_path(settings.services_dir))
+    own = tmp / "ferretdb" / binary.parent.parent.name
+    own.mkdir(parents=True, exist_ok=True)
+    (own / "bin").symlink_to(binary.parent, target_is_directory=True)
+    server = FerretDBServer(tmp, settings.ferretdb_version, port=free_port(), name="ferretdb-test")
+    store = PrivateStore(server, server.prepare())
+    store.start()
+    try:
+        yield store
+    finally:
+        store.stop()
 
 
 # --- Dovecot ---------------------------------------------------------------------------
