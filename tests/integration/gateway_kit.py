@@ -9,8 +9,10 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -193,6 +195,19 @@ async def eventually(predicate: Callable[[], bool], what: str) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def wait_healthy(address: GatewayAddress, log: Path) -> None:
+    """Wait until a gateway process answers /health with 200 (its consumer is positioned)."""
+    async with httpx.AsyncClient(base_url=address.base_url, timeout=2) as client:
+        for _ in range(int(DEADLINE * 2 / 0.25)):
+            try:
+                if (await client.get("/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.25)
+    raise AssertionError(f"gateway on :{address.port} never became healthy; see {log}")
 
 
 def ids(frames: list[dict[str, Any]]) -> list[str]:

@@ -15,7 +15,6 @@ import pytest
 
 from hubcore.settings import Settings
 from tests.integration.gateway_kit import (
-    DEADLINE,
     GatewayAddress,
     free_port,
     gateway_env,
@@ -25,6 +24,7 @@ from tests.integration.gateway_kit import (
     produce,
     recv_events,
     token,
+    wait_healthy,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -52,19 +52,6 @@ def gateway_process(settings: Settings, log: Path) -> Iterator[GatewayAddress]:
         assert "Application shutdown complete" in log.read_text()
 
 
-async def _healthy(address: GatewayAddress, log: Path) -> None:
-    """Wait until the process answers /health with 200 (its consumer is positioned)."""
-    async with httpx.AsyncClient(base_url=address.base_url, timeout=2) as client:
-        for _ in range(int(DEADLINE * 2 / 0.25)):
-            try:
-                if (await client.get("/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.25)
-    raise AssertionError(f"gateway on :{address.port} never became healthy; see {log}")
-
-
 async def test_two_gateway_processes_each_deliver_to_their_own_clients(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -73,7 +60,7 @@ async def test_two_gateway_processes_each_deliver_to_their_own_clients(
         gateway_process(settings, tmp_path / "gw2.log") as gw2,
     ):
         await asyncio.gather(
-            _healthy(gw1, tmp_path / "gw1.log"), _healthy(gw2, tmp_path / "gw2.log")
+            wait_healthy(gw1, tmp_path / "gw1.log"), wait_healthy(gw2, tmp_path / "gw2.log")
         )
         alice_on_1 = await open_ws(gw1, token(settings, "alice"))
         alice_on_2 = await open_ws(gw2, token(settings, "alice"))
