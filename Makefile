@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: up test lint install services-down clean
+.PHONY: up test faults lint install services-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(STAMP)
 	scripts/system-packages.sh
 	$(VENV)/bin/hub services up
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+## The fault tests alone (private brokers, stores and processes they kill; a few minutes).
+faults: $(STAMP)
+	scripts/system-packages.sh
+	$(VENV)/bin/hub services up
+	$(VENV)/bin/python -m pytest -m faults $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

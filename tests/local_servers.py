@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +149,8 @@ def private_cluster(tmp: Path, size: int = 3, timeout: float = 150.0) -> Iterato
     own_libs.symlink_to(libs, target_is_directory=True)
     ports = [(free_port(), free_port()) for _ in range(size)]
     nodes = cluster_nodes(tmp, settings.kafka_version, ports, heap="384m")
-    cluster = PrivateCluster(nodes, [n.prepare() for n in nodes])
+    with ThreadPoolExecutor(size) as pool:  # each format is a JVM start: in parallel
+        cluster = PrivateCluster(nodes, list(pool.map(KafkaServer.prepare, nodes)))
     try:
         for node_id in range(1, size + 1):
             cluster.start(node_id)
