@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -91,8 +92,18 @@ async def test_one_poller_at_a_time_and_failover_on_kill(
             fake.release(up_to=119)
             await asyncio.sleep(0.3)
             os.kill(leader.pid, signal.SIGKILL)
+            killed = time.monotonic()
             leader.wait(10)
             fake.release()
+
+            async def taken_over() -> bool:
+                lease = await mongo_db[POLL_LEASES].find_one({"_id": key})
+                return lease is not None and lease["token"] == 2
+
+            await eventually(taken_over, timeout=30, what="the lease taken over")
+            print(
+                f"poller failover: lease taken over {time.monotonic() - killed:.1f}s after the kill"
+            )
             await eventually(
                 lambda: _at(saved, 100 + UPDATES), timeout=60, what="the other took over"
             )
