@@ -66,13 +66,21 @@ async def assert_stored_once(db: AsyncDatabase[Document], ids: list[str], user: 
     assert await db["messages"].count_documents({}) == len(ids)
     assert await db["messages"].count_documents({"_id": {"$in": ids}}) == len(ids)
 
+    await assert_counts_are_truth(db, {user}, len(ids))
+
+
+async def assert_counts_are_truth(db: AsyncDatabase[Document], users: set[str], total: int) -> None:
+    """Once the unread totals add up to `total`, each user's counts equal the store's truth."""
+
     async def counted() -> bool:
-        unread = await db["unread"].find_one({"_id": user})
-        return unread is not None and unread["total"] == len(ids)
+        docs = [d async for d in db["unread"].find({"_id": {"$in": sorted(users)}})]
+        return sum(int(d["total"]) for d in docs) == total
 
     await wait_for(counted, timeout=60, what="unread counts to settle")
-    truth = await ground_truth(db, user)
-    unread = await db["unread"].find_one({"_id": user})
-    assert unread is not None and unread["byConversation"] == truth
-    async for conv in db["conversations"].find({"userId": user}):
-        assert conv["unreadCount"] == truth.get(conv["_id"], 0)
+    for user in users:
+        truth = await ground_truth(db, user)
+        unread = await db["unread"].find_one({"_id": user})
+        assert unread is not None and unread["byConversation"] == truth
+        assert unread["total"] == sum(truth.values())
+        async for conv in db["conversations"].find({"userId": user}):
+            assert conv["unreadCount"] == truth.get(conv["_id"], 0)
