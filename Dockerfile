@@ -1,4 +1,5 @@
-# One image for the three processes: `hub connectors`, `hub streams`, `hub gateway`.
+# One image for the three processes: `hub connectors`, `hub streams`, `hub gateway`
+# (and `hub analytics`).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -8,6 +9,7 @@ COPY schemas ./schemas
 COPY connectors ./connectors
 COPY streams ./streams
 COPY gateway ./gateway
+COPY analytics ./analytics
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim

@@ -20,6 +20,7 @@ up: $(STAMP)
 ## The whole test suite against the real broker and store (provisioned on first use).
 test: $(STAMP)
 	scripts/system-packages.sh
+	scripts/node-packages.sh
 	$(VENV)/bin/hub services up
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 

@@ -18,6 +18,7 @@ from connectors.publisher import Publisher
 from connectors.runtime import AccountCache, Runtime
 from connectors.webhooks import router
 from hubcore.accounts import AccountStore
+from hubcore.health import record_health
 from hubcore.kafka import kafka_ping
 from hubcore.mongo import create_client, database
 from hubcore.settings import Settings
@@ -57,7 +58,7 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
         """Kafka and MongoDB status; 503 when either is down."""
         rt: Runtime = request.app.state.runtime
         kafka, mongo = await asyncio.gather(_kafka_ok(rt), _mongo_ok(rt))
-        ok = kafka and mongo
+        ok = record_health("connectors", {"kafka": kafka, "mongodb": mongo})
         body: dict[str, Any] = {
             "status": "ok" if ok else "degraded",
             "timestamp": format_utc(utc_now()),
@@ -70,8 +71,11 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics")
-    async def metrics() -> Response:
-        """Prometheus text format."""
+    async def metrics(request: Request) -> Response:
+        """Prometheus text format (health evaluated now: `hub_healthy`)."""
+        rt: Runtime = request.app.state.runtime
+        kafka, mongo = await asyncio.gather(_kafka_ok(rt), _mongo_ok(rt))
+        record_health("connectors", {"kafka": kafka, "mongodb": mongo})
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -353,6 +354,76 @@ def state_hash(
     typer.echo(asyncio.run(run()))
 
 
+# --- analytics (issue 16) ------------------------------------------------------------
+analytics_app = typer.Typer(
+    no_args_is_help=True, help="History topics as Parquet files, and reports over them."
+)
+app.add_typer(analytics_app, name="analytics")
+
+
+@analytics_app.command("export")
+def analytics_export(
+    out: Annotated[
+        Path | None, typer.Option(help="Directory of the files (default HUB_ANALYTICS_DIR).")
+    ] = None,
+    max_records_per_file: Annotated[int, typer.Option(min=1)] = 100_000,
+) -> None:
+    """Append the history topics' new records to Parquet files under topic=/day=
+    directories; a rerun continues where the last run ended."""
+    import asyncio
+
+    from analytics.export import Exporter
+    from hubcore.errors import HubError
+    from hubcore.logging import configure_logging
+
+    settings = settings_or_exit()
+    configure_logging("warning", settings.log_format)
+    exporter = Exporter(
+        settings, out or settings.analytics_dir, max_records_per_file=max_records_per_file
+    )
+    try:
+        summary = asyncio.run(exporter.run())
+    except HubError as exc:
+        _fail(str(exc))
+    typer.echo(summary.line())
+
+
+@analytics_app.command("report")
+def analytics_report(
+    source: Annotated[
+        Path | None, typer.Option(help="Directory of the files (default HUB_ANALYTICS_DIR).")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write the report as one HTML page here.")
+    ] = None,
+    top: Annotated[int, typer.Option(min=1, help="Rows of the busiest conversations.")] = 10,
+) -> None:
+    """Print messages per platform per hour, per account, time to read, busiest
+    conversations and dead letters by reason, from the exported files (DuckDB)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from analytics.page import render
+    from analytics.report import build, shown
+
+    settings = settings_or_exit()
+    root = source or settings.analytics_dir
+    if not root.is_dir():
+        _fail(f"{root} does not exist: run `hub analytics export` first")
+    report = build(root, top=top)
+    console = Console()
+    for table in map(shown, report.tables.values()):
+        printed = Table(title=table.title, title_justify="left")
+        for column in table.columns:
+            printed.add_column(column)
+        for row in table.rows:
+            printed.add_row(*("-" if v is None else str(v) for v in row))
+        console.print(printed)
+    if html is not None:
+        html.write_text(render(report), encoding="utf-8")
+        typer.echo(f"wrote {html}")
+
+
 # --- benchmarks (issue 7) -------------------------------------------------------------
 @app.command("bench")
 def bench(
@@ -365,7 +436,6 @@ def bench(
     write bench/results/latest.json and print the table (see README, Performance)."""
     import asyncio
     import sys
-    from pathlib import Path
 
     from hub.provision.services import LocalServices
 

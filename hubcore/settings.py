@@ -132,6 +132,14 @@ class Settings(BaseSettings):
     streams_session_timeout: float = Field(default=10.0, ge=6, le=300)
     data_dir: Path = Path(".hub/data")
 
+    # --- analytics (`hub analytics`) -------------------------------------------------
+    analytics_dir: Path = Path(".hub/analytics")
+    analytics_group: str = Field(
+        default="hub-analytics",
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="Consumer group of `hub analytics export` (progress mirror only).",
+    )
+
     # --- local servers (`hub services`) ---------------------------------------------
     services_dir: Path = Path(".hub")
     kafka_version: str = "4.1.1"

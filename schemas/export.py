@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from schemas import asyncapi
 from schemas.commands import MarkRead
 from schemas.deadletter import DeadLetter
 from schemas.events import USER_EVENT_ADAPTER
@@ -42,94 +43,18 @@ def _dump(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _asyncapi() -> dict[str, Any]:
-    def topic(name: str, summary: str, schema_file: str) -> dict[str, Any]:
-        return {
-            "address": f"hub.{name}",
-            "description": summary + " Keyed by the hub user id (dead letters: as received).",
-            "messages": {
-                name: {
-                    "contentType": "application/json",
-                    "payload": {"$ref": f"./json/{schema_file}"},
-                }
-            },
-        }
+def _asyncapi(published: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from hubcore.kafka import Topics
 
-    return {
-        "asyncapi": "3.0.0",
-        "info": {
-            "title": "hub",
-            "version": "1.0.0",
-            "description": (
-                "Kafka topics of the hub (UTF-8 JSON values, each with a `schema` field) "
-                "and its WebSocket channel. Topic names carry the namespace `hub` "
-                "(settable with HUB_TOPIC_NAMESPACE)."
-            ),
-        },
-        "servers": {
-            "kafka": {"host": "localhost:9092", "protocol": "kafka"},
-            "gateway": {"host": "localhost:8000", "protocol": "ws", "pathname": "/ws"},
-        },
-        "channels": {
-            "rawMessages": topic(
-                "raw-messages", "One platform message as received.", "raw-message.v1.json"
-            ),
-            "commands": topic("commands", "User commands such as mark read.", "command.v1.json"),
-            "userEvents": topic(
-                "user-events", "Every event pushed to a user's clients.", "user-event.v1.json"
-            ),
-            "deadLetter": topic(
-                "dead-letter", "Inputs that could not be processed.", "dead-letter.v1.json"
-            ),
-            "websocket": {
-                "address": "/ws",
-                "servers": [{"$ref": "#/servers/gateway"}],
-                "description": (
-                    "Authenticate within HUB_WS_AUTH_TIMEOUT seconds, then receive events."
-                ),
-                "messages": {
-                    "clientFrame": {"payload": {"$ref": "./json/ws-client-frame.json"}},
-                    "authenticated": {"payload": {"$ref": "./json/ws-authenticated.json"}},
-                    "event": {"payload": {"$ref": "./json/ws-event-frame.json"}},
-                    "pong": {"payload": {"$ref": "./json/ws-pong.json"}},
-                },
-            },
-        },
-        "operations": {
-            "consumeRawMessages": {
-                "action": "receive",
-                "channel": {"$ref": "#/channels/rawMessages"},
-            },
-            "consumeCommands": {"action": "receive", "channel": {"$ref": "#/channels/commands"}},
-            "consumeUserEvents": {
-                "action": "receive",
-                "channel": {"$ref": "#/channels/userEvents"},
-            },
-            "consumeDeadLetter": {
-                "action": "receive",
-                "channel": {"$ref": "#/channels/deadLetter"},
-            },
-            "sendClientFrame": {
-                "action": "send",
-                "channel": {"$ref": "#/channels/websocket"},
-                "messages": [{"$ref": "#/channels/websocket/messages/clientFrame"}],
-            },
-            "receiveServerFrame": {
-                "action": "receive",
-                "channel": {"$ref": "#/channels/websocket"},
-                "messages": [
-                    {"$ref": "#/channels/websocket/messages/authenticated"},
-                    {"$ref": "#/channels/websocket/messages/event"},
-                    {"$ref": "#/channels/websocket/messages/pong"},
-                ],
-            },
-        },
-    }
+    topics = Topics("hub")
+    retention = {name.removeprefix("hub."): config for name, config in topics.configs().items()}
+    return asyncapi.document(published, retention)
 
 
 def render() -> dict[str, str]:
     """Relative path (under `schemas/`) -> file content, for every published document."""
     files: dict[str, str] = {}
+    published: dict[str, dict[str, Any]] = {}
     for name, (title, source) in _SCHEMAS.items():
         doc = _json_schema(source)
         doc = {
@@ -138,8 +63,9 @@ def render() -> dict[str, str]:
             **doc,
             "title": title,
         }
+        published[name] = doc
         files[f"json/{name}"] = _dump(doc)
-    files["asyncapi.json"] = _dump(_asyncapi())
+    files["asyncapi.json"] = _dump(_asyncapi(published))
     return files
 
 

@@ -15,6 +15,8 @@ installed() {
 missing=()
 installed dovecot-imapd dovecot || missing+=(dovecot-imapd)
 installed chromium chromium || missing+=(chromium)
+# Node.js runs AsyncAPI's own parser in the tests (scripts/node-packages.sh installs it).
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECORDS = Counter("hub_streams_records_total", "Source records processed, by kind.", ["kind"])
 MESSAGES_STORED = Counter(
@@ -27,4 +27,20 @@ BATCH_SECONDS = Histogram(
 )
 BATCH_RETRIES = Counter(
     "hub_streams_batch_retries_total", "Batches retried after a passing store/broker failure."
+)
+BATCH_PHASE_SECONDS = Histogram(
+    "hub_streams_batch_phase_seconds",
+    "Wall time of each phase of a batch (store, table, projections, events).",
+    ["phase"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CONSUMER_LAG = Gauge(
+    "hub_streams_consumer_lag",
+    "Records of a source partition not yet processed, as of this worker's last batch on it.",
+    ["topic", "partition"],
+)
+PROJECTION_DELAY = Histogram(
+    "hub_streams_projection_delay_seconds",
+    "From a batch's oldest record reaching Kafka to the batch being in the store and sent on.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )

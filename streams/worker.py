@@ -177,9 +177,27 @@ def _broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
 
 
+def _observe_positions(app: StreamsApp, messages: list[Any]) -> None:
+    """Consumer lag per partition and the batch's projection delay, after a batch."""
+    if not messages:
+        return
+    last: dict[Any, int] = {}
+    for message in messages:
+        last[message.tp] = max(last.get(message.tp, -1), message.offset)
+    for tp, offset in last.items():
+        highwater = app.consumer.highwater(tp)
+        if highwater is not None:
+            lag = max(highwater - offset - 1, 0)
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+    oldest = min(message.timestamp for message in messages)  # seconds, the record's time
+    metrics.PROJECTION_DELAY.observe(max(time.time() - oldest, 0.0))
+
+
 def _log_batch(outcome: BatchOutcome, seconds: float, partitions: list[str]) -> None:
     metrics.BATCH_SIZE.observe(outcome.records)
     metrics.BATCH_SECONDS.observe(seconds)
+    for phase, ms in outcome.phases.items():
+        metrics.BATCH_PHASE_SECONDS.labels(phase).observe(ms / 1000)
     metrics.RECORDS.labels("raw").inc(outcome.raws)
     metrics.RECORDS.labels("command").inc(outcome.commands)
     metrics.MESSAGES_STORED.inc(outcome.stored)
@@ -276,6 +294,7 @@ def create_app(settings: Settings) -> StreamsApp:
             outcome = await app.runner.run(records)
             partitions = sorted({r.source for r in records})
             _log_batch(outcome, time.perf_counter() - started, partitions)
+            _observe_positions(app, [event.message for event in events])
             for event in events:
                 event.message.ack(app.consumer)
 

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from gateway.api.deps import RuntimeDep
+from hubcore.health import record_health
 from schemas.base import format_utc, utc_now
 
 router = APIRouter(tags=["operations"])
@@ -25,6 +26,10 @@ HEALTH_EXAMPLE: dict[str, Any] = {
 }
 
 
+def _record(services: dict[str, Any]) -> bool:
+    return record_health("gateway", {k: v["status"] == "ok" for k, v in services.items()})
+
+
 @router.get(
     "/health",
     responses={
@@ -35,7 +40,7 @@ HEALTH_EXAMPLE: dict[str, Any] = {
 async def health(runtime: RuntimeDep) -> JSONResponse:
     """Kafka, MongoDB and the WebSocket side; 503 with `status: degraded` when one is not ok."""
     services = await runtime.health()
-    ok = all(service["status"] == "ok" for service in services.values())
+    ok = _record(services)
     body = {
         "status": "ok" if ok else "degraded",
         "timestamp": format_utc(utc_now()),
@@ -45,6 +50,7 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics() -> Response:
-    """Prometheus text exposition of this process."""
+async def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus text exposition of this process (health evaluated now: `hub_healthy`)."""
+    _record(await runtime.health())
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,173 @@
+"""The AsyncAPI 3 document of the topics and the WebSocket, self-contained.
+
+Every payload schema is inlined under `components.schemas` (their `$defs` hoisted beside
+them), so the document loads from any working directory and in tools that only see the
+one file. The copies speak AsyncAPI's default schema format: `discriminator` there is
+the property name, not OpenAPI's object.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_COMPONENTS = "#/components/schemas/"
+
+CONSUMING = (
+    "Values are compressed by the producer with lz4 (Kafka record-batch compression): a "
+    "consumer needs an lz4 codec. Java clients, librdkafka (confluent-kafka, kcat) and "
+    "franz-go have it built in; aiokafka needs `pip install 'aiokafka[lz4]'` and "
+    "kafka-python `pip install lz4`, else they fail on the first batch."
+)
+
+
+def _to_asyncapi(node: Any) -> Any:
+    """A copy of a JSON Schema node in AsyncAPI's schema dialect, refs into components."""
+    if isinstance(node, list):
+        return [_to_asyncapi(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/"):
+            out[key] = _COMPONENTS + value.removeprefix("#/$defs/")
+        elif key == "discriminator" and isinstance(value, dict):
+            out[key] = value["propertyName"]
+        elif key not in ("$schema", "$id", "$defs"):
+            out[key] = _to_asyncapi(value)
+    return out
+
+
+def inline_schemas(published: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Component name -> schema, for every published file (named without `.json`) and
+    every definition they share (one copy each; a name must mean one shape)."""
+    components: dict[str, dict[str, Any]] = {}
+    for file_name, doc in published.items():
+        for name, definition in doc.get("$defs", {}).items():
+            converted = _to_asyncapi(definition)
+            if components.setdefault(name, converted) != converted:
+                raise ValueError(f"two different schemas are named {name!r}")
+        components[file_name.removesuffix(".json")] = _to_asyncapi(doc)
+    return components
+
+
+def _topic(
+    kind: str, summary: str, component: str, key: str, retention: dict[str, str]
+) -> dict[str, Any]:
+    config: dict[str, Any] = {"cleanup.policy": ["delete"]}
+    config.update({name: int(value) for name, value in retention.items()})
+    return {
+        "address": f"hub.{kind}",
+        "description": f"{summary} Keyed by {key}. {CONSUMING}",
+        "bindings": {
+            "kafka": {
+                "topic": f"hub.{kind}",
+                "topicConfiguration": config,
+                "bindingVersion": "0.5.0",
+            }
+        },
+        "messages": {
+            kind: {
+                "contentType": "application/json",
+                "payload": {"$ref": _COMPONENTS + component},
+                "bindings": {
+                    "kafka": {
+                        "key": {"type": "string", "description": key},
+                        "bindingVersion": "0.5.0",
+                    }
+                },
+            }
+        },
+    }
+
+
+def _receive(channel: str) -> dict[str, Any]:
+    return {"action": "receive", "channel": {"$ref": f"#/channels/{channel}"}}
+
+
+def document(
+    published: dict[str, dict[str, Any]], retention: dict[str, dict[str, str]]
+) -> dict[str, Any]:
+    """The AsyncAPI document; `published`: file name -> JSON Schema; `retention`: topic
+    kind -> its retention configs (as the hub creates the topics)."""
+    user = "the hub user id"
+    ws = "#/channels/websocket/messages/"
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "hub",
+            "version": "1.0.0",
+            "description": (
+                "Kafka topics of the hub (UTF-8 JSON values, each with a `schema` field) "
+                "and its WebSocket channel. Topic names carry the namespace `hub` "
+                f"(settable with HUB_TOPIC_NAMESPACE). {CONSUMING}"
+            ),
+        },
+        "servers": {
+            "kafka": {"host": "localhost:9092", "protocol": "kafka"},
+            "gateway": {"host": "localhost:8000", "protocol": "ws", "pathname": "/ws"},
+        },
+        "channels": {
+            "rawMessages": _topic(
+                "raw-messages",
+                "One platform message as received.",
+                "raw-message.v1",
+                user,
+                retention["raw-messages"],
+            ),
+            "commands": _topic(
+                "commands",
+                "User commands such as mark read.",
+                "command.v1",
+                user,
+                retention["commands"],
+            ),
+            "userEvents": _topic(
+                "user-events",
+                "Every event pushed to a user's clients.",
+                "user-event.v1",
+                user,
+                retention["user-events"],
+            ),
+            "deadLetter": _topic(
+                "dead-letter",
+                "Inputs that could not be processed.",
+                "dead-letter.v1",
+                "the input's key as received (a webhook's: the account id)",
+                retention["dead-letter"],
+            ),
+            "websocket": {
+                "address": "/ws",
+                "servers": [{"$ref": "#/servers/gateway"}],
+                "description": (
+                    "Authenticate within HUB_WS_AUTH_TIMEOUT seconds, then receive events."
+                ),
+                "messages": {
+                    "clientFrame": {"payload": {"$ref": _COMPONENTS + "ws-client-frame"}},
+                    "authenticated": {"payload": {"$ref": _COMPONENTS + "ws-authenticated"}},
+                    "event": {"payload": {"$ref": _COMPONENTS + "ws-event-frame"}},
+                    "pong": {"payload": {"$ref": _COMPONENTS + "ws-pong"}},
+                },
+            },
+        },
+        "operations": {
+            "consumeRawMessages": _receive("rawMessages"),
+            "consumeCommands": _receive("commands"),
+            "consumeUserEvents": _receive("userEvents"),
+            "consumeDeadLetter": _receive("deadLetter"),
+            "sendClientFrame": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/websocket"},
+                "messages": [{"$ref": ws + "clientFrame"}],
+            },
+            "receiveServerFrame": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/websocket"},
+                "messages": [
+                    {"$ref": ws + "authenticated"},
+                    {"$ref": ws + "event"},
+                    {"$ref": ws + "pong"},
+                ],
+            },
+        },
+        "components": {"schemas": inline_schemas(published)},
+    }
