@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
 TOKEN = SECRETS["telegram"]["botToken"]
 UPDATES = 30
-LEASE_TTL = 3.0
+LEASE_TTL = 5.0  # renewed every 1.7 s: a busy machine does not lose it by a stall
 
 
 @contextmanager
@@ -86,7 +86,8 @@ async def test_one_poller_at_a_time_and_failover_on_kill(
             ]
             await eventually(lambda: _at(saved, 110), timeout=60, what="first 10 committed")
             lease = await mongo_db[POLL_LEASES].find_one({"_id": key})
-            assert lease is not None and lease["token"] == 1
+            assert lease is not None
+            token = int(lease["token"])
             leader = next(pr for pr in procs if f":{pr.pid}:" in lease["owner"])
             # Mid-stream: more arrives while the leader long-polls; it dies at once.
             fake.release(up_to=119)
@@ -98,7 +99,7 @@ async def test_one_poller_at_a_time_and_failover_on_kill(
 
             async def taken_over() -> bool:
                 lease = await mongo_db[POLL_LEASES].find_one({"_id": key})
-                return lease is not None and lease["token"] == 2
+                return lease is not None and lease["token"] > token
 
             await eventually(taken_over, timeout=30, what="the lease taken over")
             print(
@@ -108,7 +109,7 @@ async def test_one_poller_at_a_time_and_failover_on_kill(
                 lambda: _at(saved, 100 + UPDATES), timeout=60, what="the other took over"
             )
             lease = await mongo_db[POLL_LEASES].find_one({"_id": key})
-            assert lease is not None and lease["token"] == 2
+            assert lease is not None and lease["token"] == token + 1
             assert f":{leader.pid}:" not in lease["owner"]
             survivor = next(pr for pr in procs if pr is not leader)
             assert survivor.poll() is None
