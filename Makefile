@@ -3,15 +3,28 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: up test faults lint install services-down clean
+.PHONY: up test faults lint audit lock install services-down clean
 
-$(STAMP): pyproject.toml
+# Exact versions with hashes from requirements.lock (`make lock` regenerates it), then the
+# hub itself without resolving anything again.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e ".[test]"
+	$(VENV)/bin/python -m pip install -q --require-hashes -r requirements.lock
+	$(VENV)/bin/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## Known vulnerabilities with a fix in the locked dependencies fail (scripts/audit_deps.py).
+audit: $(STAMP)
+	$(VENV)/bin/python scripts/audit_deps.py
+
+## Re-resolve requirements.lock from pyproject.toml (latest allowed versions, hashed).
+lock:
+	test -x $(VENV)/bin/uv || $(VENV)/bin/python -m pip install -q uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --generate-hashes --universal \
+		--python-version 3.11 -o requirements.lock
 
 ## The whole hub with demo traffic (starts local Kafka + FerretDB when none is reachable).
 up: $(STAMP)

@@ -28,8 +28,10 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.stage import BENCH_RATES
 from hub.tokens import mint_token
 from hubcore.kafka import Topics, create_producer
+from hubcore.sealing import new_key
 from hubcore.settings import Settings
 from tests.integration.gateway_kit import free_port, gateway_env, new_message
 
@@ -137,7 +139,10 @@ def main(users: int, sockets: int, events: int) -> None:
         topic_namespace="bench." + uuid.uuid4().hex[:8],
         topic_partitions=6,
         jwt_secret=SECRET,
+        development=True,
+        credentials_key=new_key(),
         _env_file=None,
+        **BENCH_RATES,
     )
     port = free_port()
     queue = str(max(1024, events * 2))

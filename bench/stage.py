@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
@@ -16,10 +17,16 @@ from pydantic import SecretStr
 from hub.tokens import mint_token
 from hubcore.accounts import Account, AccountStore
 from hubcore.mongo import create_client, database
+from hubcore.sealing import new_key
 from hubcore.settings import Settings
 
 JWT_SECRET = "hub-bench-jwt-secret-" + "x" * 32  # local, short-lived processes only
 WEBHOOK_SECRET = "hub-bench-webhook-secret"  # noqa: S105 - generic accounts of a bench run
+
+
+# Benchmarks measure throughput: the limiters still run, but never refuse.
+_RATES = ("rate_ws_per_user", "rate_ws_per_ip", "rate_rest_per_user", "rate_webhooks_per_account")
+BENCH_RATES: dict[str, Any] = dict.fromkeys(_RATES, "100000000/s")
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,9 @@ class Stage:
                 topic_replication=base.topic_replication,
                 jwt_secret=SecretStr(JWT_SECRET),
                 host="127.0.0.1",
+                development=True,
+                credentials_key=SecretStr(new_key()),
+                **BENCH_RATES,
             )
         )
 
@@ -68,6 +78,9 @@ class Stage:
                 "HUB_TOPIC_REPLICATION": str(s.topic_replication),
                 "HUB_JWT_SECRET": s.jwt_secret.get_secret_value(),
                 "HUB_HOST": "127.0.0.1",
+                "HUB_DEVELOPMENT": "true",
+                "HUB_CREDENTIALS_KEY": s.require_credentials_key().get_secret_value(),
+                **{f"HUB_{k.upper()}": v for k, v in BENCH_RATES.items()},
                 # The hub's default level, as JSON lines: logging costs what it costs.
                 "HUB_LOG_FORMAT": "json",
                 "HUB_LOG_LEVEL": "info",
@@ -84,7 +97,7 @@ class Stage:
         """One generic webhook account per user, signed with `WEBHOOK_SECRET`."""
         client = create_client(self.settings.mongo_url)
         try:
-            store = AccountStore(database(client, self.settings))
+            store = AccountStore(database(client, self.settings), self.settings)
             return [
                 await store.create(user, "generic", f"bench-{user}", {"secret": WEBHOOK_SECRET})
                 for user in users

@@ -1,11 +1,12 @@
-"""Operator actions behind `hub accounts add|list`: one short-lived store connection each."""
+"""Operator actions behind `hub accounts ...`: one short-lived store connection each."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from connectors.credentials import check_mode, parse_credentials
-from hubcore.accounts import Account, AccountStore, Mode
+from connectors.credentials import parse_pairs
+from hubcore.account_rules import Mode
+from hubcore.accounts import Account, AccountStore
 from hubcore.mongo import create_client, database
 from hubcore.settings import Settings
 from schemas.base import format_utc
@@ -20,12 +21,11 @@ async def add_account(
     credentials: Sequence[str],
     mode: Mode | None,
 ) -> Account:
-    """Validate `key=value` credentials and store a new account."""
-    check_mode(platform, mode)
-    parsed = parse_credentials(platform, credentials)
+    """Store a new account from `key=value` credentials (checked like every account)."""
+    parsed = parse_pairs(credentials)
     client = create_client(settings.mongo_url)
     try:
-        store = AccountStore(database(client, settings))
+        store = AccountStore(database(client, settings), settings)
         return await store.create(user_id, platform, external_id, parsed, mode)
     finally:
         await client.close()
@@ -35,7 +35,16 @@ async def list_accounts(settings: Settings, user_id: str | None) -> list[Account
     """All accounts, or one user's, oldest first."""
     client = create_client(settings.mongo_url)
     try:
-        return await AccountStore(database(client, settings)).list(user_id)
+        return await AccountStore(database(client, settings), settings).list(user_id)
+    finally:
+        await client.close()
+
+
+async def rotate_key(settings: Settings) -> int:
+    """Re-seal every account's credentials with the first key of HUB_CREDENTIALS_KEY."""
+    client = create_client(settings.mongo_url)
+    try:
+        return await AccountStore(database(client, settings), settings).rotate_keys()
     finally:
         await client.close()
 

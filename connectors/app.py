@@ -21,6 +21,7 @@ from hubcore.accounts import AccountStore
 from hubcore.health import record_health
 from hubcore.kafka import kafka_ping
 from hubcore.mongo import create_client, database
+from hubcore.sealing import CredentialCipher
 from hubcore.settings import Settings
 from schemas.base import format_utc, utc_now
 
@@ -28,7 +29,11 @@ _PROBE_TIMEOUT = 2.0
 
 
 def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
-    """The connectors app. `pollers` overrides `HUB_CONNECTORS_POLLERS` (tests)."""
+    """The connectors app. `pollers` overrides `HUB_CONNECTORS_POLLERS` (tests).
+
+    `SettingsError` at once when HUB_CREDENTIALS_KEY is missing or malformed.
+    """
+    CredentialCipher.from_settings(settings)
     run_pollers = settings.connectors_pollers if pollers is None else pollers
 
     @asynccontextmanager
@@ -40,7 +45,7 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
         supervisor = PollerSupervisor(settings, db, publisher) if run_pollers else None
         if supervisor is not None:
             await supervisor.start()
-        accounts = AccountCache(AccountStore(db), settings.connectors_account_cache_ttl)
+        accounts = AccountCache(AccountStore(db, settings), settings.connectors_account_cache_ttl)
         app.state.runtime = Runtime(settings, client, db, publisher, accounts, supervisor)
         try:
             yield

@@ -61,3 +61,15 @@ class PollError(ConnectorError):
 
     code = "poll_error"
     retriable = True
+
+
+class RateLimited(ConnectorError):
+    """The account's webhook rate limit was reached: 429 with Retry-After; the platform's
+    retry later succeeds."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, retriable=True)
+        self.retry_after = retry_after

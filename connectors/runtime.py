@@ -17,6 +17,8 @@ from connectors.errors import StoreUnavailable
 from connectors.publisher import Publisher
 from hubcore.accounts import Account, AccountStore
 from hubcore.mongo import Document
+from hubcore.ratelimit import RateLimiter
+from hubcore.sealing import UnreadableCredentials
 from hubcore.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,6 +55,8 @@ class AccountCache:
                 # A store outage must not stop ingest: Kafka takes what the last answer allowed.
                 return hit[1]
             raise StoreUnavailable(f"the account store did not answer: {exc}") from None
+        except UnreadableCredentials as exc:  # a key missing from HUB_CREDENTIALS_KEY
+            raise StoreUnavailable(str(exc)) from None
         if self.ttl > 0:
             self._entries[account_id] = (now + self.ttl, account)
             self._entries.move_to_end(account_id)
@@ -71,6 +75,11 @@ class Runtime:
     publisher: Publisher
     accounts: AccountCache
     pollers: PollerSupervisor | None = None
+    webhook_limit: RateLimiter | None = None
+
+    def __post_init__(self) -> None:
+        if self.webhook_limit is None:
+            self.webhook_limit = RateLimiter(self.settings.rate_webhooks_per_account)
 
 
 async def runtime(request: Request) -> Runtime:

@@ -15,12 +15,19 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from connectors.errors import BadPayload, BodyTooLarge, ConnectorError, UnknownAccount
+from connectors.errors import (
+    BadPayload,
+    BodyTooLarge,
+    ConnectorError,
+    RateLimited,
+    UnknownAccount,
+)
 from connectors.metrics import IGNORED, WEBHOOK_REQUESTS, WEBHOOK_SECONDS
 from connectors.platforms import WEBHOOK_PLATFORMS
 from connectors.platforms.whatsapp import verify_subscription
 from connectors.runtime import Runtime, runtime
 from hubcore.accounts import Account
+from hubcore.ratelimit import retry_after
 from schemas.base import utc_now
 
 log = structlog.get_logger("connectors.webhooks")
@@ -54,7 +61,12 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 
 def error_response(exc: ConnectorError) -> JSONResponse:
     """The JSON body of every non-200 answer: `{"error": code, "message": what is wrong}`."""
-    return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=exc.status)
+    headers = (
+        {"Retry-After": retry_after(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    )
+    return JSONResponse(
+        {"error": exc.code, "message": str(exc)}, status_code=exc.status, headers=headers
+    )
 
 
 async def _account(rt: Runtime, platform: str, account_id: str) -> Account:
@@ -82,6 +94,10 @@ async def receive(platform: str, account_id: str, request: Request) -> Response:
         account = await _account(rt, platform, account_id)
         bound = bound.bind(user_id=account.user_id)
         adapter.verify(account, request.headers, body, time.time())
+        # After the signature: forged floods must not use up the genuine deliveries' allowance.
+        limit = rt.webhook_limit
+        if limit is not None and (wait := limit.acquire(account.id)):
+            raise RateLimited(f"over {limit.spec} webhooks for this account", wait)
         try:
             outcome = adapter.parse(account, body, received_at)
         except BadPayload as exc:

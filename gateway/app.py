@@ -12,11 +12,12 @@ from pymongo.errors import ConnectionFailure
 
 from gateway.api import accounts, inbox, ops
 from gateway.api.page import mount_page
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, TooManyRequests
 from gateway.middleware import BodyLimit, RequestLog
 from gateway.origin import OriginPolicy
 from gateway.runtime import Runtime
-from hubcore.errors import HubError, InvalidInput
+from hubcore.errors import HubError, InvalidField, InvalidInput
+from hubcore.ratelimit import retry_after
 from hubcore.settings import Settings
 
 log = structlog.get_logger("gateway")
@@ -103,9 +104,12 @@ def build_api(runtime: Runtime) -> FastAPI:
         else:
             status = 503 if exc.retriable else 500
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(
-            {"detail": str(exc), "code": exc.code}, status_code=status, headers=headers
-        )
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": retry_after(exc.retry_after)}
+        body = {"detail": str(exc), "code": exc.code}
+        if isinstance(exc, InvalidField):
+            body["field"] = exc.field
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @api.exception_handler(ConnectionFailure)
     async def _mongo_down(request: Request, exc: ConnectionFailure) -> JSONResponse:

@@ -40,6 +40,7 @@ class TokenVerifier:
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
         self.leeway = settings.jwt_leeway
+        self.max_lifetime = settings.jwt_max_lifetime
         self._key: Any
         if settings.jwt_uses_hmac:
             assert settings.jwt_secret is not None  # require_jwt_key checked it
@@ -49,7 +50,8 @@ class TokenVerifier:
             # Parsed once: PEM parsing per token would dominate verification time.
             self._key = _load_public_key(settings.jwt_public_key_file, self._algorithms)
         self._options: Options = {
-            "require": ["exp", "sub"],
+            # iat bounds the lifetime: a stolen long-lived token is refused however signed.
+            "require": ["exp", "iat", "sub"],
             # "Checked when configured": an unconfigured audience does not refuse tokens
             # that carry one (PyJWT's default would).
             "verify_aud": self._audience is not None,
@@ -81,6 +83,12 @@ class TokenVerifier:
             raise Unauthorized(f"token lacks the {exc.claim!r} claim") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"token is invalid: {exc}") from None
+        lifetime = int(claims["exp"]) - int(claims["iat"])  # PyJWT checked both are ints
+        if lifetime > self.max_lifetime:
+            raise Unauthorized(
+                f"token lifetime (exp - iat) is over {self.max_lifetime:.0f}s "
+                "(HUB_JWT_MAX_LIFETIME)"
+            )
         sub = claims["sub"]
         if not isinstance(sub, str) or not sub or len(sub) > MAX_USER_ID_LENGTH:
             raise Unauthorized("token subject must be a non-empty string of at most 256 chars")

@@ -39,3 +39,14 @@ class Unavailable(GatewayError):
     status = 503
     code = "service_unavailable"
     retriable = True
+
+
+class TooManyRequests(GatewayError):
+    """A rate limit was reached; `retry_after` seconds until the next try can pass."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -59,3 +59,8 @@ HTTP_REQUESTS = Counter(
     "REST requests by method, route template and status.",
     ["method", "route", "status"],
 )
+RATE_LIMITED = Counter(
+    "hub_gateway_rate_limited_total",
+    "Connections and requests refused by a rate limit, by limit.",
+    ["limit"],
+)

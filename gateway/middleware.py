@@ -1,4 +1,5 @@
-"""ASGI middleware of the REST side: body size limit and one canonical log line per request."""
+"""ASGI middleware of the REST side: body size limit, and one canonical log line and the
+security headers per request."""
 
 from __future__ import annotations
 
@@ -80,8 +81,18 @@ async def _too_large(send: Any, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+# Every answer: no MIME sniffing, no Referer carrying a URL elsewhere.
+_ALWAYS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+# JSON answers hold private messages: nothing renders them, frames them or caches them.
+_API = [
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"cache-control", b"no-store"),
+]
+
+
 class RequestLog:
-    """One log line and one counter increment per REST request, with ids bound."""
+    """One log line and one counter increment per REST request, with ids bound; every
+    answer gets the security headers above (a route's own, like the page's CSP, win)."""
 
     def __init__(self, app: Asgi) -> None:
         self.app = app
@@ -93,15 +104,16 @@ class RequestLog:
         started = time.perf_counter()
         request_id = _header(scope, b"x-request-id") or secrets.token_hex(8)
         status = 500
+        extra = _ALWAYS + _API if scope["path"].startswith("/api/") else _ALWAYS
 
         async def send_with_id(message: dict[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(k, v) for k, v in extra if k not in present]
+                message["headers"] = [*headers, (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:

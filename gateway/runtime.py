@@ -15,6 +15,7 @@ from pymongo.errors import PyMongoError
 from gateway.auth import TokenVerifier
 from gateway.commands import ReadCommands
 from gateway.inbox import Inbox
+from gateway.limits import ConnectionLimits
 from gateway.pump import EventPump
 from gateway.registry import Registry
 from gateway.resume import ResumeService
@@ -23,6 +24,7 @@ from gateway.websocket import WebSocketEndpoint
 from hubcore.accounts import AccountStore
 from hubcore.kafka import Topics, create_producer
 from hubcore.mongo import create_client, database, ensure_indexes
+from hubcore.ratelimit import RateLimiter
 from hubcore.settings import Settings
 
 log = structlog.get_logger("gateway")
@@ -44,7 +46,9 @@ class Runtime:
         self.verifier = TokenVerifier(settings)
         self.mongo = create_client(settings.mongo_url)
         self.db = database(self.mongo, settings)
-        self.accounts = AccountStore(self.db)
+        self.accounts = AccountStore(self.db, settings)
+        self.rest_limit = RateLimiter(settings.rate_rest_per_user)
+        self.limits = ConnectionLimits(settings)  # /ws and Socket.IO share them
         self.inbox = Inbox(self.db)
         self.registry = Registry()
         self.producer: AIOKafkaProducer | None = None
@@ -53,7 +57,7 @@ class Runtime:
         self.pump = EventPump(settings, self.registry, self.socketio.route)
         self.resume = ResumeService(settings)
         self.websocket = WebSocketEndpoint(
-            settings, self.verifier, self.registry, self.pump, self.resume
+            settings, self.verifier, self.registry, self.pump, self.resume, self.limits
         )
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -33,6 +33,9 @@ def uvicorn_config(app: GatewayApp, settings: Settings) -> uvicorn.Config:
         log_config=None,  # structlog (configure_logging) owns the handlers
         access_log=False,  # RequestLog writes one line per request instead
         timeout_graceful_shutdown=10,
+        # Only these peers' X-Forwarded-For is believed: per-IP limits key on the result.
+        proxy_headers=True,
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )
 
 

@@ -19,11 +19,13 @@ from gateway.connection import (
 )
 from gateway.errors import BadRequest, Unauthorized
 from gateway.frames import PONG_FRAME, Cursor, authenticated_frame, error_frame
+from gateway.limits import CLOSE_RATE_LIMITED, ConnectionLimits, refuse_handshake
 from gateway.metrics import AUTH_FAILURES, CONNECTIONS, RESUMES
 from gateway.origin import OriginPolicy
 from gateway.pump import EventPump
 from gateway.registry import Registry
 from gateway.resume import INVALID, UNAVAILABLE, ResumeService
+from hubcore.ratelimit import retry_after
 from hubcore.settings import Settings
 from schemas.ws import CLIENT_FRAME_ADAPTER, Authenticate, Ping
 
@@ -42,8 +44,10 @@ class WebSocketEndpoint:
         registry: Registry,
         pump: EventPump,
         resume: ResumeService,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.settings = settings
+        self.limits = limits or ConnectionLimits(settings)
         self.verifier = verifier
         self.registry = registry
         self.pump = pump
@@ -54,6 +58,9 @@ class WebSocketEndpoint:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: AsgiSend) -> None:
         if not self.origins.allows(scope):
             await self.origins.refuse(scope, receive, send)
+            return
+        if wait := self.limits.admit_ip(scope):
+            await refuse_handshake(scope, receive, send, wait)
             return
         message = await receive()
         if message["type"] != "websocket.connect":
@@ -175,6 +182,16 @@ class _Session:
             return False
         if self.identity is not None and identity.user_id != self.identity.user_id:
             self._refuse("token", "a connection cannot change its user")
+            return False
+        if first and (wait := self.endpoint.limits.admit_user(identity.user_id)):
+            self.conn.close(
+                CLOSE_RATE_LIMITED,
+                "rate limited",
+                error=error_frame(
+                    "rate_limited",
+                    f"too many connections of this user; retry after {retry_after(wait)} s",
+                ),
+            )
             return False
         self.identity = identity
         self._schedule_expiry(identity)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -22,7 +22,7 @@ app.add_typer(services_app, name="services")
 app.add_typer(schemas_app, name="schemas")
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"hub: {message}", err=True)
     raise typer.Exit(code)
 
@@ -136,7 +136,9 @@ def simulate(
     async def main() -> Summary:
         client = create_client(settings.mongo_url)
         try:
-            accounts = await ensure_demo_accounts(database(client, settings), demo_user_ids(users))
+            accounts = await ensure_demo_accounts(
+                database(client, settings), settings, demo_user_ids(users)
+            )
         finally:
             await client.close()
         total = max(1, int(rate * duration))
@@ -223,6 +225,8 @@ def accounts_add(
         )
     except HubError as exc:
         _fail(str(exc), code=2 if not exc.retriable else 1)
+    except SettingsError as exc:
+        _fail(f"invalid setting {exc}", code=2)
     else:
         typer.echo(account.id)
 
@@ -235,9 +239,38 @@ def accounts_list(
     import asyncio
 
     from connectors.admin import account_table, list_accounts
+    from hubcore.errors import HubError
 
-    for line in account_table(asyncio.run(list_accounts(settings_or_exit(), user))):
+    try:
+        accounts = asyncio.run(list_accounts(settings_or_exit(), user))
+    except (HubError, SettingsError) as exc:
+        _fail(str(exc), code=2)
+    for line in account_table(accounts):
         typer.echo(line)
+
+
+@accounts_app.command("rotate-key")
+def accounts_rotate_key() -> None:
+    """Re-seal every account with the first key of HUB_CREDENTIALS_KEY (keep the old keys
+    after it until this has run)."""
+    import asyncio
+
+    from connectors.admin import rotate_key
+    from hubcore.errors import HubError
+
+    try:
+        count = asyncio.run(rotate_key(settings_or_exit()))
+    except (HubError, SettingsError) as exc:
+        _fail(str(exc), code=2)
+    typer.echo(f"re-sealed {count} accounts")
+
+
+@accounts_app.command("new-key")
+def accounts_new_key() -> None:
+    """Print a fresh key for HUB_CREDENTIALS_KEY (put it first; keep the old ones after it)."""
+    from hubcore.sealing import new_key
+
+    typer.echo(new_key())
 
 
 @app.command("connectors")
@@ -250,8 +283,12 @@ def connectors() -> None:
 
     settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        _fail(f"invalid setting {exc}", code=2)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.connectors_port,
         log_config=None,

@@ -15,6 +15,12 @@ def mint_token(settings: Settings, user_id: str, ttl: timedelta = timedelta(hour
         raise SettingsError(
             "HUB_JWT_SECRET", "is required to mint tokens (the hub only verifies public-key ones)"
         )
+    settings.require_jwt_key()  # outside development: audience and issuer too
+    if ttl.total_seconds() > settings.jwt_max_lifetime:
+        raise SettingsError(
+            "HUB_JWT_MAX_LIFETIME",
+            f"is {settings.jwt_max_lifetime:.0f}s: the gateway would refuse a {ttl} token",
+        )
     now = datetime.now(UTC)
     claims: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl}
     if settings.jwt_audience:

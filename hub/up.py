@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,17 +18,28 @@ from hub.provision.services import resolve_path
 from hub.supervisor import Child, Supervisor, hub_argv
 from hub.tokens import mint_token
 from hubcore.mongo import create_client, database
+from hubcore.sealing import new_key
 from hubcore.settings import Settings
 
 
-def dev_jwt_secret(settings: Settings) -> str:
-    """A development secret kept under the services folder, so tokens survive restarts."""
-    path: Path = resolve_path(settings.services_dir) / "dev-jwt-secret"
+def _dev_file(settings: Settings, name: str, make: Callable[[], str]) -> str:
+    """A development secret kept under the services folder, so it survives restarts."""
+    path: Path = resolve_path(settings.services_dir) / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        path.touch(0o600)
+        path.write_text(make())
     return path.read_text().strip()
+
+
+def dev_jwt_secret(settings: Settings) -> str:
+    """The development JWT secret (tokens survive restarts)."""
+    return _dev_file(settings, "dev-jwt-secret", lambda: secrets.token_urlsafe(48))
+
+
+def dev_credentials_key(settings: Settings) -> str:
+    """The development credentials key (sealed demo accounts stay readable)."""
+    return _dev_file(settings, "dev-credentials-key", new_key)
 
 
 def _local(host: str) -> str:
@@ -62,7 +74,9 @@ async def run_demo(settings: Settings, sup: Supervisor, users: int = 2, rate: fl
         return
     client = create_client(settings.mongo_url)
     try:
-        accounts = await ensure_demo_accounts(database(client, settings), demo_user_ids(users))
+        accounts = await ensure_demo_accounts(
+            database(client, settings), settings, demo_user_ids(users)
+        )
     finally:
         await client.close()
     say("demo users (tokens valid 24 h):")
@@ -79,10 +93,20 @@ async def run_demo(settings: Settings, sup: Supervisor, users: int = 2, rate: fl
 def up(settings: Settings, *, demo: bool) -> int:
     """Run the hub in the foreground until Ctrl-C; returns the exit code."""
     env: dict[str, str] = {}
+    update: dict[str, object] = {}
     if settings.jwt_secret is None and settings.jwt_public_key_file is None:
         secret = dev_jwt_secret(settings)
         env["HUB_JWT_SECRET"] = secret
-        settings = settings.model_copy(update={"jwt_secret": SecretStr(secret)})
+        update["jwt_secret"] = SecretStr(secret)
+    if settings.credentials_key is None:
+        key = dev_credentials_key(settings)
+        env["HUB_CREDENTIALS_KEY"] = key
+        update["credentials_key"] = SecretStr(key)
+    if (demo or "jwt_secret" in update) and not settings.development:
+        # A local run on generated secrets: tokens need no audience or issuer.
+        env["HUB_DEVELOPMENT"] = "true"
+        update["development"] = True
+    settings = settings.model_copy(update=update)
     children = [
         Child("connectors", hub_argv("connectors"), env),
         Child("streams", hub_argv("streams"), env),

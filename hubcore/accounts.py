@@ -1,28 +1,26 @@
-"""Connected platform accounts: one store shared by connectors (lookup) and gateway (REST)."""
+"""Connected platform accounts: one store shared by connectors (lookup) and gateway (REST).
+
+Every account is checked by `account_rules.check_account` and, for user-supplied servers,
+the outbound policy; credentials are stored sealed (`sealing`), never in clear.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 from pymongo.asynchronous.database import AsyncDatabase
 
+from hubcore.account_rules import Mode, check_account
 from hubcore.errors import InvalidInput
 from hubcore.mongo import ACCOUNTS, Document
+from hubcore.outbound import OutboundPolicy, Resolver
+from hubcore.sealing import CredentialCipher
+from hubcore.settings import Settings
 from schemas import Platform, account_id
 from schemas.base import HubModel, UtcDatetime, utc_now
-
-# Credentials each platform needs (contract: Platform accounts); more keys are refused.
-REQUIRED_CREDENTIALS: dict[str, frozenset[str]] = {
-    "telegram": frozenset({"botToken", "webhookSecret"}),
-    "whatsapp": frozenset({"appSecret", "verifyToken"}),
-    "slack": frozenset({"signingSecret"}),
-    "email": frozenset({"host", "port", "username", "password", "ssl", "mailbox"}),
-    "generic": frozenset({"secret"}),
-}
-Mode = Literal["webhook", "poll"]
-DEFAULT_MODE: dict[str, Mode] = {"email": "poll"}
 
 
 class AccountView(HubModel):
@@ -49,30 +47,22 @@ class AccountNotFound(InvalidInput):
     code = "account_not_found"
 
 
-def validate_credentials(platform: str, credentials: dict[str, Any]) -> dict[str, Any]:
-    """Check the platform's credential keys; raise `InvalidInput` naming what is wrong."""
-    required = REQUIRED_CREDENTIALS.get(platform)
-    if required is None:
-        raise InvalidInput(
-            f"unknown platform {platform!r}", fix=f"use one of {', '.join(REQUIRED_CREDENTIALS)}"
-        )
-    missing = sorted(required - credentials.keys())
-    extra = sorted(credentials.keys() - required)
-    if missing:
-        raise InvalidInput(f"{platform} credentials miss {', '.join(missing)}")
-    if extra:
-        raise InvalidInput(f"{platform} credentials do not take {', '.join(extra)}")
-    empty = sorted(k for k, v in credentials.items() if v in ("", None) and k != "ssl")
-    if empty:
-        raise InvalidInput(f"{platform} credentials have empty {', '.join(empty)}")
-    return credentials
+SEALED = "sealedCredentials"  # field of the stored document; `credentials` never is
 
 
 class AccountStore:
-    """CRUD over the `accounts` collection; lookups by id are one indexed read."""
+    """CRUD over the `accounts` collection; lookups by id are one indexed read.
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    Needs `HUB_CREDENTIALS_KEY` (`SettingsError` otherwise). `resolver` replaces the
+    system resolver of the outbound policy (tests).
+    """
+
+    def __init__(
+        self, db: AsyncDatabase[Document], settings: Settings, *, resolver: Resolver | None = None
+    ) -> None:
         self.collection = db[ACCOUNTS]
+        self.cipher = CredentialCipher.from_settings(settings)
+        self.policy = OutboundPolicy.from_settings(settings, resolver)
 
     async def create(
         self,
@@ -80,28 +70,42 @@ class AccountStore:
         platform: str,
         external_id: str,
         credentials: dict[str, Any],
-        mode: Mode | None = None,
+        mode: str | None = None,
     ) -> Account:
-        """Validate and store a new account for `user_id`."""
-        validate_credentials(platform, credentials)
-        if not external_id:
-            raise InvalidInput("externalId must not be empty")
+        """Validate and store a new account for `user_id`; `InvalidField` naming the field."""
+        clean, chosen = check_account(platform, external_id, credentials, mode)
+        if platform == "email":
+            self.policy.check_tls(clean["ssl"])
+            await asyncio.to_thread(self.policy.address_for, clean["host"], clean["port"])
         account = Account(
             id=account_id(),
             user_id=user_id,
-            platform=platform,  # validated above
+            platform=platform,  # checked above
             external_id=external_id,
-            mode=mode or DEFAULT_MODE.get(platform, "webhook"),
+            mode=chosen,
             created_at=utc_now(),
-            credentials=credentials,
+            credentials=clean,
         )
-        await self.collection.insert_one(_to_doc(account))
+        await self.collection.insert_one(self._to_doc(account))
         return account
+
+    async def rotate_keys(self) -> int:
+        """Re-seal every account with the newest key; returns how many were re-sealed."""
+        count = 0
+        async for doc in self.collection.find({}, {SEALED: 1, "credentials": 1}):
+            if isinstance(doc.get("credentials"), dict):  # stored before sealing existed
+                update = {"$set": {SEALED: self.cipher.seal(doc["credentials"])}}
+                update["$unset"] = {"credentials": ""}
+            else:
+                update = {"$set": {SEALED: self.cipher.reseal(doc[SEALED])}}
+            await self.collection.update_one({"_id": doc["_id"]}, update)
+            count += 1
+        return count
 
     async def get(self, account_id: str) -> Account | None:
         """The account with this id, or None."""
         doc = await self.collection.find_one({"_id": account_id})
-        return _from_doc(doc) if doc else None
+        return self._from_doc(doc) if doc else None
 
     async def list(self, user_id: str | None = None, *, mode: Mode | None = None) -> list[Account]:
         """Accounts of one user (or all), oldest first."""
@@ -110,20 +114,25 @@ class AccountStore:
             query["userId"] = user_id
         if mode is not None:
             query["mode"] = mode
-        return [_from_doc(d) async for d in self.collection.find(query).sort("createdAt", 1)]
+        return [self._from_doc(d) async for d in self.collection.find(query).sort("createdAt", 1)]
 
     async def delete(self, user_id: str, account_id: str) -> bool:
         """Delete one of `user_id`'s accounts; False when it is not theirs or does not exist."""
         result = await self.collection.delete_one({"_id": account_id, "userId": user_id})
         return result.deleted_count == 1
 
+    def _to_doc(self, account: Account) -> Document:
+        doc = account.model_dump(by_alias=True, exclude={"credentials"})
+        doc["_id"] = doc.pop("id")
+        doc[SEALED] = self.cipher.seal(account.credentials)
+        return doc
 
-def _to_doc(account: Account) -> Document:
-    doc = account.model_dump(by_alias=True)
-    doc["_id"] = doc.pop("id")
-    return doc
-
-
-def _from_doc(doc: Document) -> Account:
-    created: datetime = doc["createdAt"]
-    return Account.model_validate({**doc, "id": doc["_id"], "createdAt": created})
+    def _from_doc(self, doc: Document) -> Account:
+        created: datetime = doc["createdAt"]
+        sealed = doc.get(SEALED)
+        # Accounts stored before sealing existed are read as they are until rotate-key.
+        credentials = self.cipher.open(sealed) if sealed else doc.get("credentials", {})
+        fields = {k: v for k, v in doc.items() if k != SEALED}
+        return Account.model_validate(
+            {**fields, "id": doc["_id"], "createdAt": created, "credentials": credentials}
+        )

@@ -36,3 +36,11 @@ class InvalidInput(HubError):
     """Input that will never be processable as it is: bad JSON, wrong schema, missing fields."""
 
     code = "invalid_input"
+
+
+class InvalidField(InvalidInput):
+    """Input with one wrong field; `field` names it (dotted, as the caller wrote it)."""
+
+    def __init__(self, field: str, message: str, *, fix: str | None = None) -> None:
+        super().__init__(f"{field}: {message}", fix=fix)
+        self.field = field

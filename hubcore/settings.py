@@ -77,6 +77,32 @@ class Settings(BaseSettings):
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     jwt_leeway: float = Field(default=10.0, ge=0, le=300)
+    jwt_max_lifetime: float = Field(
+        default=86_400.0, ge=60, description="Longest accepted `exp - iat` of a token, seconds."
+    )
+    development: bool = Field(
+        default=False,
+        description="Development mode: tokens need no audience or issuer (`hub up` sets it).",
+    )
+
+    # --- credentials and outbound addresses -------------------------------------------
+    credentials_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet keys (comma-separated, newest first) sealing stored credentials.",
+    )
+    outbound_allowed_hosts: CsvList = Field(
+        default_factory=list,
+        description="Host names, addresses or networks users may name although private.",
+    )
+    outbound_allow_plaintext: bool = Field(
+        default=False, description="Allow user-supplied servers without TLS (IMAP ssl=false)."
+    )
+
+    # --- rate limits (`<count>/<s|min|h>`, token buckets per process) -------------------
+    rate_ws_per_user: str = Field(default="30/min", pattern=r"^[1-9]\d*/(s|min|h)$")
+    rate_ws_per_ip: str = Field(default="120/min", pattern=r"^[1-9]\d*/(s|min|h)$")
+    rate_rest_per_user: str = Field(default="600/min", pattern=r"^[1-9]\d*/(s|min|h)$")
+    rate_webhooks_per_account: str = Field(default="3000/min", pattern=r"^[1-9]\d*/(s|min|h)$")
 
     # --- HTTP and WebSocket ---------------------------------------------------------
     host: str = "127.0.0.1"
@@ -84,6 +110,10 @@ class Settings(BaseSettings):
     connectors_port: int = Field(default=8001, ge=0, le=65535)
     streams_web_port: int = Field(default=6066, ge=0, le=65535)
     cors_origins: CsvList = Field(default_factory=lambda: ["http://localhost:5173"])
+    trusted_proxies: CsvList = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description="Addresses whose X-Forwarded-For names the client (rate limits per IP).",
+    )
     ws_auth_timeout: float = Field(default=10.0, gt=0, le=600)
     ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
     ws_send_queue: int = Field(default=1024, ge=8)
@@ -149,7 +179,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 
-    _split = field_validator("jwt_algorithms", "cors_origins", mode="before")(_split_csv)
+    _split = field_validator(
+        "jwt_algorithms", "cors_origins", "outbound_allowed_hosts", "trusted_proxies", mode="before"
+    )(_split_csv)
 
     @field_validator("jwt_secret")
     @classmethod
@@ -202,6 +234,23 @@ class Settings(BaseSettings):
         """Fail like a bad setting when a process that verifies tokens has no key."""
         if self.jwt_uses_hmac and self.jwt_secret is None:
             raise SettingsError("HUB_JWT_SECRET", "is required (or set HUB_JWT_PUBLIC_KEY_FILE)")
+        if not self.development:
+            # Without both, a token minted for another service with the same key would pass.
+            for variable, value in (
+                ("HUB_JWT_AUDIENCE", self.jwt_audience),
+                ("HUB_JWT_ISSUER", self.jwt_issuer),
+            ):
+                if not value:
+                    raise SettingsError(variable, "is required (or set HUB_DEVELOPMENT=true)")
+
+    def require_credentials_key(self) -> SecretStr:
+        """The sealing keys; a process that reads or writes accounts cannot run without."""
+        if self.credentials_key is None or not self.credentials_key.get_secret_value().strip():
+            raise SettingsError(
+                "HUB_CREDENTIALS_KEY",
+                "is required; generate one with: hub accounts new-key",
+            )
+        return self.credentials_key
 
 
 class SettingsError(Exception):
@@ -226,7 +275,7 @@ def _first_error(exc: ValidationError) -> SettingsError:
     else:
         variable = "HUB_*"
     if "input" in err and loc and not isinstance(err["input"], dict):
-        shown = "(hidden)" if "secret" in loc[0] else repr(err["input"])[:60]
+        shown = "(hidden)" if "secret" in loc[0] or "key" in loc[0] else repr(err["input"])[:60]
         message = f"{message} (got {shown})"
     return SettingsError(variable, message)
 

@@ -15,9 +15,33 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import MongoClient
 
 from hubcore.mongo import Document
+from hubcore.sealing import new_key
 from hubcore.settings import Settings
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
+TEST_JWT_AUDIENCE = "hub-tests"
+TEST_JWT_ISSUER = "https://issuer.hub-tests.invalid"
+TEST_CREDENTIALS_KEY = new_key()  # per session: nothing sealed outlives it
+
+
+def security_env(settings: Settings) -> dict[str, str]:
+    """The `HUB_*` variables of `settings`' token, credential and rate-limit policy, for a
+    hub child process."""
+    env = {
+        "HUB_DEVELOPMENT": str(settings.development).lower(),
+        "HUB_JWT_MAX_LIFETIME": str(settings.jwt_max_lifetime),
+        "HUB_OUTBOUND_ALLOWED_HOSTS": ",".join(settings.outbound_allowed_hosts),
+        "HUB_OUTBOUND_ALLOW_PLAINTEXT": str(settings.outbound_allow_plaintext).lower(),
+    }
+    for name in ("jwt_audience", "jwt_issuer"):
+        if value := getattr(settings, name):
+            env[f"HUB_{name.upper()}"] = value
+    if settings.credentials_key is not None:
+        env["HUB_CREDENTIALS_KEY"] = settings.credentials_key.get_secret_value()
+    for name in Settings.model_fields:
+        if name.startswith("rate_"):
+            env[f"HUB_{name.upper()}"] = getattr(settings, name)
+    return env
 
 
 def unique(prefix: str) -> str:
@@ -43,6 +67,9 @@ class SessionResources:
             "topic_namespace": unique("t."),
             "topic_partitions": 3,
             "jwt_secret": TEST_JWT_SECRET,
+            "jwt_audience": TEST_JWT_AUDIENCE,
+            "jwt_issuer": TEST_JWT_ISSUER,
+            "credentials_key": TEST_CREDENTIALS_KEY,
             "_env_file": None,
         }
         values.update(overrides)

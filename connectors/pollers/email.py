@@ -15,6 +15,7 @@ from connectors.pollers.base import Poller, PollState
 from connectors.pollers.imap import ImapMailbox
 from connectors.publisher import Publisher
 from hubcore.accounts import Account
+from hubcore.outbound import OutboundPolicy
 from hubcore.settings import Settings
 from schemas import RawMessage
 from schemas.base import utc_now
@@ -29,7 +30,9 @@ class EmailPoller(Poller):
         self, account: Account, settings: Settings, publisher: Publisher, state: PollState
     ) -> None:
         super().__init__(account, settings, publisher, state)
-        self.mailbox = ImapMailbox.from_credentials(account.credentials, settings.imap_timeout)
+        self.mailbox = ImapMailbox.from_credentials(
+            account.credentials, settings.imap_timeout, OutboundPolicy.from_settings(settings)
+        )
 
     async def close(self) -> None:
         await asyncio.to_thread(self.mailbox.close)

@@ -1,7 +1,8 @@
 """A blocking IMAP session (stdlib imaplib) that the email poller drives from a thread.
 
 The mailbox is opened read-only (EXAMINE) and bodies fetched with BODY.PEEK, so polling
-never marks a mail as seen.
+never marks a mail as seen. Every connect checks the host against the outbound policy
+again and connects to the address that passed (TLS still verifies the host name).
 """
 
 from __future__ import annotations
@@ -9,14 +10,16 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import re
+import socket
 import ssl
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from connectors.credentials import as_bool, as_port
 from connectors.errors import PollError
 from connectors.platforms.email import FetchedMail
+from hubcore.account_rules import as_bool, as_port
+from hubcore.outbound import AddressRefused, OutboundPolicy
 
 T = TypeVar("T")
 _UID = re.compile(rb"\bUID (\d+)")
@@ -25,6 +28,32 @@ _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
 
 def _quote(mailbox: str) -> str:
     return '"' + mailbox.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class _PinnedImap(imaplib.IMAP4):
+    """Plain IMAP to a checked address (`self.host` stays the name)."""
+
+    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
+        self.address = address
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        return socket.create_connection((self.address, self.port), timeout)
+
+
+class _PinnedImapTls(imaplib.IMAP4_SSL):
+    """IMAP over TLS to a checked address; the certificate is verified against the name."""
+
+    def __init__(
+        self, host: str, address: str, port: int, context: ssl.SSLContext, timeout: float
+    ) -> None:
+        self.address = address
+        super().__init__(host, port, ssl_context=context, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        sock = socket.create_connection((self.address, self.port), timeout)
+        wrapped: socket.socket = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+        return wrapped
 
 
 class ImapMailbox:
@@ -40,15 +69,19 @@ class ImapMailbox:
         use_ssl: bool,
         mailbox: str,
         timeout: float,
+        policy: OutboundPolicy,
     ) -> None:
         self.host, self.port, self.use_ssl = host, port, use_ssl
+        self.policy = policy
         self.username, self._password = username, password
         self.mailbox = mailbox
         self.timeout = timeout
         self._conn: imaplib.IMAP4 | None = None
 
     @classmethod
-    def from_credentials(cls, credentials: dict[str, Any], timeout: float) -> ImapMailbox:
+    def from_credentials(
+        cls, credentials: dict[str, Any], timeout: float, policy: OutboundPolicy
+    ) -> ImapMailbox:
         """From an email account's credentials (host, port, username, password, ssl, mailbox)."""
         return cls(
             host=str(credentials["host"]),
@@ -58,17 +91,22 @@ class ImapMailbox:
             use_ssl=as_bool(credentials["ssl"]),
             mailbox=str(credentials.get("mailbox") or "INBOX"),
             timeout=timeout,
+            policy=policy,
         )
 
     def _connect(self) -> imaplib.IMAP4:
         conn: imaplib.IMAP4
+        try:
+            # Again at every connect: the DNS answer may have changed since creation.
+            self.policy.check_tls(self.use_ssl)
+            address = self.policy.address_for(self.host, self.port)
+        except AddressRefused as exc:
+            raise PollError(f"IMAP {self.host[:100]}: refused, {exc}") from None
         if self.use_ssl:
             context = ssl.create_default_context()
-            conn = imaplib.IMAP4_SSL(
-                self.host, self.port, ssl_context=context, timeout=self.timeout
-            )
+            conn = _PinnedImapTls(self.host, address, self.port, context, self.timeout)
         else:
-            conn = imaplib.IMAP4(self.host, self.port, timeout=self.timeout)
+            conn = _PinnedImap(self.host, address, self.port, self.timeout)
         try:
             conn.login(self.username, self._password)
         except imaplib.IMAP4.error:

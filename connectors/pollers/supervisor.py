@@ -38,7 +38,7 @@ class PollerSupervisor:
         self, settings: Settings, db: AsyncDatabase[Document], publisher: Publisher
     ) -> None:
         self.settings = settings
-        self.accounts = AccountStore(db)
+        self.accounts = AccountStore(db, settings)
         self.state = PollState(db)
         self.publisher = publisher
         self.pollers: dict[str, Poller] = {}
@@ -71,7 +71,7 @@ class PollerSupervisor:
         while True:
             try:
                 await self.sync(reread=False)
-            except PyMongoError as exc:
+            except (PyMongoError, HubError) as exc:  # HubError: credentials that do not open
                 log.warning("cannot read the poll-mode accounts or leases", error=str(exc))
             # Renew held leases well before they expire.
             s = self.settings

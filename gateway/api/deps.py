@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gateway.errors import Unauthorized
+from gateway.errors import TooManyRequests, Unauthorized
+from gateway.metrics import RATE_LIMITED
 from gateway.middleware import log_fields
 from gateway.runtime import Runtime
 
@@ -27,8 +28,12 @@ async def current_user(
     """The verified user id of `Authorization: Bearer <jwt>`; 401 otherwise."""
     if credentials is None:
         raise Unauthorized("send Authorization: Bearer <jwt>")
-    identity = get_runtime(request).verifier.verify(credentials.credentials)
+    runtime = get_runtime(request)
+    identity = runtime.verifier.verify(credentials.credentials)
     log_fields(request.scope)["user_id"] = identity.user_id
+    if wait := runtime.rest_limit.acquire(identity.user_id):
+        RATE_LIMITED.labels("rest_user").inc()
+        raise TooManyRequests(f"over {runtime.rest_limit.spec} requests per user", wait)
     return identity.user_id
 
 

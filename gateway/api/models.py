@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from hubcore.accounts import AccountView, Mode
+from hubcore.account_rules import Mode
+from hubcore.accounts import AccountView
 from schemas import Conversation, Message
 from schemas.base import HubModel
 

@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.accounts import Account, AccountStore
 from hubcore.mongo import Document
+from hubcore.settings import Settings
 
 # Email arrives by IMAP polling, which needs a mail server: demo traffic uses the
 # four webhook platforms.
@@ -39,9 +40,11 @@ def _external_id(platform: str, user_id: str) -> str:
     }[platform]
 
 
-async def ensure_demo_accounts(db: AsyncDatabase[Document], users: list[str]) -> list[Account]:
-    """Every demo user's accounts, creating the missing ones."""
-    store = AccountStore(db)
+async def ensure_demo_accounts(
+    db: AsyncDatabase[Document], settings: Settings, users: list[str]
+) -> list[Account]:
+    """Every demo user's accounts, creating the missing ones (checked like any account)."""
+    store = AccountStore(db, settings)
     accounts: list[Account] = []
     for user in users:
         have: dict[str, Account] = {a.platform: a for a in await store.list(user)}

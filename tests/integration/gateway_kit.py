@@ -24,6 +24,7 @@ from hubcore.kafka import Topics, create_producer
 from hubcore.settings import Settings
 from schemas import Message, NewMessage, NewMessageData, Sender, UserEvent
 from schemas.base import utc_now
+from tests.resources import security_env
 
 DEADLINE = 15.0  # seconds any single wait in these tests may take before it fails
 
@@ -90,6 +91,7 @@ def gateway_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:
         "HUB_TOPIC_NAMESPACE": settings.topic_namespace,
         "HUB_TOPIC_PARTITIONS": str(settings.topic_partitions),
         "HUB_JWT_SECRET": settings.jwt_secret.get_secret_value(),
+        **security_env(settings),
         "HUB_HOST": "127.0.0.1",
         "HUB_GATEWAY_PORT": str(port),
         **extra,

@@ -23,7 +23,7 @@ import orjson
 from hub.tokens import mint_token
 from hubcore.settings import Settings
 from tests.integration.gateway_kit import free_port
-from tests.resources import TEST_JWT_SECRET, SessionResources
+from tests.resources import TEST_JWT_SECRET, SessionResources, security_env
 
 START_TIMEOUT = 150.0
 
@@ -113,6 +113,7 @@ def hub_up(resources: SessionResources, workdir: Path) -> Iterator[RunningHub]:
         "HUB_TOPIC_NAMESPACE": isolated.topic_namespace,
         "HUB_TOPIC_PARTITIONS": "3",
         "HUB_JWT_SECRET": TEST_JWT_SECRET,
+        **security_env(isolated),
         "HUB_GATEWAY_PORT": str(free_port()),
         "HUB_CONNECTORS_PORT": str(free_port()),
         "HUB_STREAMS_WEB_PORT": str(free_port()),

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.accounts import AccountStore
 from hubcore.errors import InvalidInput
 from hubcore.mongo import Document
+from hubcore.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 
-async def test_create_get_list_delete(mongo_db: AsyncDatabase[Document]) -> None:
-    store = AccountStore(mongo_db)
+async def test_create_get_list_delete(
+    settings_factory: Callable[..., Settings], mongo_db: AsyncDatabase[Document], settings: Settings
+) -> None:
+    local_mail = settings_factory(
+        mongo_db=settings.mongo_db,
+        outbound_allowed_hosts=["127.0.0.1"],
+        outbound_allow_plaintext=True,
+    )
+    store = AccountStore(mongo_db, local_mail)
     slack = await store.create("alice", "slack", "T1", {"signingSecret": "s3cret"})
     mail = await store.create(
         "alice",
@@ -44,14 +54,18 @@ async def test_create_get_list_delete(mongo_db: AsyncDatabase[Document]) -> None
 @pytest.mark.parametrize(
     ("platform", "credentials", "message"),
     [
-        ("slack", {}, "miss signingSecret"),
-        ("slack", {"signingSecret": "x", "token": "y"}, "do not take token"),
+        ("slack", {}, "signingSecret: is required"),
+        ("slack", {"signingSecret": "x", "token": "y"}, "has keys slack does not take"),
         ("fax", {}, "unknown platform"),
-        ("generic", {"secret": ""}, "empty secret"),
+        ("generic", {"secret": ""}, "secret: must not be empty"),
     ],
 )
 async def test_bad_credentials_are_refused(
-    mongo_db: AsyncDatabase[Document], platform: str, credentials: dict[str, str], message: str
+    settings: Settings,
+    mongo_db: AsyncDatabase[Document],
+    platform: str,
+    credentials: dict[str, str],
+    message: str,
 ) -> None:
     with pytest.raises(InvalidInput, match=message):
-        await AccountStore(mongo_db).create("alice", platform, "ext", credentials)
+        await AccountStore(mongo_db, settings).create("alice", platform, "ext", credentials)

@@ -247,6 +247,7 @@ async def test_accounts_are_per_user_and_never_show_credentials(
             "/api/accounts", json={"platform": "slack", "externalId": "T9", "credentials": {}}
         )
         assert missing.status_code == 422 and "signingSecret" in missing.json()["detail"]
+        assert missing.json()["field"] == "credentials.signingSecret"
         unknown = await alice.post(
             "/api/accounts", json={"platform": "fax", "externalId": "1", "credentials": {}}
         )

@@ -29,7 +29,7 @@ from tests.integration.gateway_kit import (
     running_gateway,
     token,
 )
-from tests.resources import TEST_JWT_SECRET
+from tests.resources import TEST_JWT_ISSUER, TEST_JWT_SECRET
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,8 @@ async def test_ping_pong_and_invalid_frames_keep_the_socket(gw: RunningGateway) 
 
 def _claims(user: str, **extra: object) -> dict[str, object]:
     now = datetime.now(UTC)
-    return {"sub": user, "aud": AUDIENCE, "iat": now, "exp": now + timedelta(minutes=5), **extra}
+    claims = {"sub": user, "aud": AUDIENCE, "iss": TEST_JWT_ISSUER, "iat": now}
+    return {**claims, "exp": now + timedelta(minutes=5), **extra}
 
 
 def _none_token() -> str:
@@ -106,6 +107,12 @@ BAD_TOKENS: dict[str, Callable[[], str | None]] = {
     "wrong_audience": lambda: jwt.encode(_claims("alice", aud="other"), TEST_JWT_SECRET, "HS256"),
     "missing_sub": lambda: jwt.encode(
         {k: v for k, v in _claims("alice").items() if k != "sub"}, TEST_JWT_SECRET, "HS256"
+    ),
+    "missing_issuer": lambda: jwt.encode(
+        {k: v for k, v in _claims("alice").items() if k != "iss"}, TEST_JWT_SECRET, "HS256"
+    ),
+    "over_max_lifetime": lambda: jwt.encode(
+        _claims("alice", exp=datetime.now(UTC) + timedelta(days=400)), TEST_JWT_SECRET, "HS256"
     ),
 }
 

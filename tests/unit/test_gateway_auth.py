@@ -20,20 +20,35 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.auth import TokenVerifier
 from gateway.errors import Unauthorized
+from hub.tokens import mint_token
 from hubcore.settings import Settings, SettingsError
 
 SECRET = "unit-secret-" + "z" * 40
+AUD, ISS = "hub", "https://idp"
 
 
 def _settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"jwt_secret": SECRET, "jwt_leeway": 0, "_env_file": None}
+    values: dict[str, Any] = {
+        "jwt_secret": SECRET,
+        "jwt_leeway": 0,
+        "jwt_audience": AUD,
+        "jwt_issuer": ISS,
+        "_env_file": None,
+    }
     values.update(overrides)
     return Settings(**values)
 
 
 def _claims(**extra: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
-    return {"sub": "alice", "iat": now, "exp": now + timedelta(minutes=5), **extra}
+    return {
+        "sub": "alice",
+        "aud": AUD,
+        "iss": ISS,
+        "iat": now,
+        "exp": now + timedelta(minutes=5),
+        **extra,
+    }
 
 
 def test_valid_hs256_token_gives_the_user_and_expiry() -> None:
@@ -50,7 +65,7 @@ def test_valid_hs256_token_gives_the_user_and_expiry() -> None:
         (jwt.encode(_claims(), SECRET, "HS384"), "algorithm"),
         (jwt.encode(_claims(exp=datetime.now(UTC) - timedelta(seconds=5)), SECRET), "expired"),
         (jwt.encode({"sub": "alice"}, SECRET, "HS256"), "'exp'"),
-        (jwt.encode({"exp": datetime.now(UTC) + timedelta(minutes=1)}, SECRET), "'sub'"),
+        (jwt.encode({k: v for k, v in _claims().items() if k != "sub"}, SECRET), "'sub'"),
         (jwt.encode(_claims(sub=""), SECRET, "HS256"), "subject"),
         ("not.a.token", "invalid"),
     ],
@@ -75,12 +90,49 @@ def test_audience_and_issuer_are_checked_when_configured() -> None:
     with pytest.raises(Unauthorized, match="issuer"):
         verifier.verify(jwt.encode(_claims(aud="hub", iss="https://evil"), SECRET, "HS256"))
     with pytest.raises(Unauthorized):
-        verifier.verify(jwt.encode(_claims(), SECRET, "HS256"))  # no aud at all
+        no_aud = {k: v for k, v in _claims().items() if k != "aud"}
+        verifier.verify(jwt.encode(no_aud, SECRET, "HS256"))
 
 
-def test_unconfigured_audience_accepts_tokens_that_carry_one() -> None:
+def test_unconfigured_audience_accepts_tokens_that_carry_one_in_development() -> None:
     token = jwt.encode(_claims(aud="anything"), SECRET, "HS256")
-    assert TokenVerifier(_settings()).verify(token).user_id == "alice"
+    dev = _settings(jwt_audience=None, jwt_issuer=None, development=True)
+    assert TokenVerifier(dev).verify(token).user_id == "alice"
+
+
+@pytest.mark.parametrize("missing", ["jwt_audience", "jwt_issuer"])
+def test_audience_and_issuer_are_required_outside_development(missing: str) -> None:
+    with pytest.raises(SettingsError, match=f"HUB_{missing.upper()}: is required"):
+        TokenVerifier(_settings(**{missing: None}))
+
+
+@pytest.mark.parametrize("claim", ["aud", "iss", "iat"])
+def test_tokens_without_audience_issuer_or_issued_at_are_refused(claim: str) -> None:
+    claims = _claims()
+    del claims[claim]
+    with pytest.raises(Unauthorized):
+        TokenVerifier(_settings()).verify(jwt.encode(claims, SECRET, "HS256"))
+
+
+def test_tokens_living_longer_than_the_maximum_are_refused() -> None:
+    now = datetime.now(UTC)
+    verifier = TokenVerifier(_settings(jwt_max_lifetime=3600))
+    ok = _claims(iat=now, exp=now + timedelta(seconds=3600))
+    assert verifier.verify(jwt.encode(ok, SECRET, "HS256")).user_id == "alice"
+    # Issued long ago and still valid: a forever token signed with the right key.
+    ancient = _claims(iat=now - timedelta(days=400), exp=now + timedelta(minutes=5))
+    with pytest.raises(Unauthorized, match="lifetime"):
+        verifier.verify(jwt.encode(ancient, SECRET, "HS256"))
+    with pytest.raises(Unauthorized, match="lifetime"):
+        verifier.verify(jwt.encode(_claims(exp=now + timedelta(days=30)), SECRET, "HS256"))
+
+
+def test_minted_tokens_pass_and_over_long_ones_are_not_minted() -> None:
+    settings = _settings(jwt_max_lifetime=3600)
+    token = mint_token(settings, "alice", timedelta(minutes=30))
+    assert TokenVerifier(settings).verify(token).user_id == "alice"
+    with pytest.raises(SettingsError, match="HUB_JWT_MAX_LIFETIME"):
+        mint_token(settings, "alice", timedelta(hours=2))
 
 
 def test_leeway_accepts_a_just_expired_token() -> None:
@@ -96,7 +148,7 @@ def _hs256_signed_with(secret: bytes) -> str:
     signing_input = (
         part(b'{"alg":"HS256","typ":"JWT"}')
         + b"."
-        + part(orjson.dumps({"sub": "alice", "exp": exp}))
+        + part(orjson.dumps({"sub": "alice", "exp": exp, "iat": exp - 300, "aud": AUD, "iss": ISS}))
     )
     signature = hmac.new(secret, signing_input, hashlib.sha256).digest()
     return (signing_input + b"." + part(signature)).decode()

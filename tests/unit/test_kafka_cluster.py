@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hub.provision.kafka import cluster_nodes, cluster_ports
+from hub.provision.kafka import cluster_nodes, cluster_ports, new_cluster_id
 from hub.provision.services import LocalServices
 from hubcore.settings import Settings
 
@@ -58,3 +58,10 @@ def test_services_lists_each_node_of_a_cluster(tmp_path: Path) -> None:
         "127.0.0.1:29094",
         "127.0.0.1:29096",
     ]
+
+
+def test_cluster_ids_never_look_like_an_option() -> None:
+    # One id in 64 would start with "-" and make the storage tool fail at random.
+    ids = [new_cluster_id() for _ in range(2000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids)

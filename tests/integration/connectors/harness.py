@@ -17,7 +17,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from connectors.app import create_app
 from connectors.runtime import Runtime
-from hubcore.accounts import Account, AccountStore, Mode
+from hubcore.account_rules import Mode
+from hubcore.accounts import Account, AccountStore
 from hubcore.kafka import Topics
 from hubcore.mongo import Document
 from hubcore.settings import Settings
@@ -127,7 +128,7 @@ async def running_app(
             settings,
             app,
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://connectors"),
-            AccountStore(db),
+            AccountStore(db, settings),
         )
         if ready:
             await eventually(lambda: harness.runtime.publisher.ready, 30, "producer connected")

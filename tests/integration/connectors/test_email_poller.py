@@ -33,7 +33,9 @@ def dovecot() -> Iterator[Dovecot]:
         yield server
 
 
-async def mail_account(db: AsyncDatabase[Document], server: Dovecot, mailbox: str) -> Account:
+async def mail_account(
+    db: AsyncDatabase[Document], settings: Settings, server: Dovecot, mailbox: str
+) -> Account:
     credentials = {
         "host": "127.0.0.1",
         "port": server.port,
@@ -42,12 +44,20 @@ async def mail_account(db: AsyncDatabase[Document], server: Dovecot, mailbox: st
         "ssl": False,
         "mailbox": mailbox,
     }
-    return await AccountStore(db).create("alice", "email", "alice@example.com", credentials)
+    return await AccountStore(db, settings).create(
+        "alice", "email", "alice@example.com", credentials
+    )
+
+
+# The test's own Dovecot listens on loopback without TLS: the operator settings allowing it.
+LOCAL_DOVECOT_POLICY = {"outbound_allowed_hosts": ["127.0.0.1"], "outbound_allow_plaintext": True}
 
 
 def mail_settings(factory: Callable[..., Settings], base: Settings, **more: Any) -> Settings:
     return factory(
-        **{"mongo_db": base.mongo_db, "poll_interval": 0.2, "email_fetch_batch": 2, **more}
+        **{"mongo_db": base.mongo_db, "poll_interval": 0.2, "email_fetch_batch": 2}
+        | LOCAL_DOVECOT_POLICY
+        | more
     )
 
 
@@ -98,7 +108,7 @@ async def test_restart_mid_mailbox_loses_and_duplicates_nothing(
     s = mail_settings(settings_factory, settings)
     await ensure_topics(s)
     dovecot.append("Restart", *mails(3))
-    account = await mail_account(mongo_db, dovecot, "Restart")
+    account = await mail_account(mongo_db, s, dovecot, "Restart")
 
     # First process: one round (a batch of 2 of the 3 mails), then it is gone.
     async with email_poller(account, s, mongo_db) as polling:
@@ -136,7 +146,7 @@ async def test_uidvalidity_change_rereads_with_the_same_ids(
     s = mail_settings(settings_factory, settings, email_fetch_batch=50)
     await ensure_topics(s)
     dovecot.append("Renumbered", *mails(2))
-    account = await mail_account(mongo_db, dovecot, "Renumbered")
+    account = await mail_account(mongo_db, s, dovecot, "Renumbered")
     async with email_poller(account, s, mongo_db) as polling:
         assert await polling.poll_once() is False
         before = await saved(mongo_db, account)
@@ -164,7 +174,7 @@ async def test_imap_errors_are_retried_not_fatal(
     s = mail_settings(settings_factory, settings)
     # A mailbox that does not exist (a wrong password fails alike, but Dovecot slows
     # down repeated login failures by seconds).
-    account = await mail_account(mongo_db, dovecot, "No such folder")
+    account = await mail_account(mongo_db, s, dovecot, "No such folder")
     publisher = Publisher(s)
     polling = EmailPoller(account, s, publisher, PollState(mongo_db))
     with pytest.raises(PollError, match="cannot open mailbox 'No such folder'"):

@@ -14,11 +14,12 @@ import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hubcore.mongo import Document
+from hubcore.mongo import ACCOUNTS, Document
 from hubcore.settings import Settings
 from tests import platform_payloads as p
 from tests.integration.connectors.harness import eventually, raw_messages
 from tests.local_servers import free_port
+from tests.resources import security_env
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,7 @@ def hub_env(settings: Settings, **extra: str) -> dict[str, str]:
         HUB_TOPIC_NAMESPACE=settings.topic_namespace,
         HUB_TOPIC_PARTITIONS=str(settings.topic_partitions),
         HUB_LOG_FORMAT="json",
+        **security_env(settings),
         **extra,
     )
     return env
@@ -147,6 +149,26 @@ async def test_starts_without_kafka_and_answers_503(
             )
             assert response.status_code == 503
             assert response.json()["error"] == "kafka_unavailable"
+
+
+async def test_cli_needs_the_key_and_rotates_it(
+    settings: Settings, mongo_db: AsyncDatabase[Document], tmp_path: Path
+) -> None:
+    env = hub_env(settings)
+    add = ("accounts", "add", "--user", "erin", "--platform", "generic", "--external-id", "x",
+           "--credential", "secret=s3cret-value")  # fmt: skip
+    no_key = hub({k: v for k, v in env.items() if k != "HUB_CREDENTIALS_KEY"}, tmp_path, *add)
+    assert no_key.returncode == 2 and "HUB_CREDENTIALS_KEY: is required" in no_key.stderr
+    assert hub(env, tmp_path, *add).returncode == 0
+    new_key = hub(env, tmp_path, "accounts", "new-key").stdout.strip()
+    both = {**env, "HUB_CREDENTIALS_KEY": f"{new_key},{env['HUB_CREDENTIALS_KEY']}"}
+    rotated = hub(both, tmp_path, "accounts", "rotate-key")
+    assert rotated.returncode == 0 and rotated.stdout.strip() == "re-sealed 1 accounts"
+    only_new = hub({**env, "HUB_CREDENTIALS_KEY": new_key}, tmp_path, "accounts", "list")
+    assert only_new.returncode == 0 and "secret=***" in only_new.stdout
+    old_only = hub(env, tmp_path, "accounts", "list")
+    assert old_only.returncode == 2 and "do not open" in old_only.stderr
+    assert "s3cret-value" not in str([doc async for doc in mongo_db[ACCOUNTS].find({})])
 
 
 async def _status(client: httpx.AsyncClient, path: str, status: int) -> bool:

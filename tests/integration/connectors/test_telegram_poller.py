@@ -77,7 +77,7 @@ async def test_restart_mid_stream_loses_and_duplicates_nothing(
     async with serving(fake) as api:
         s = poll_settings(settings_factory, settings, api)
         await ensure_topics(s)
-        account = await AccountStore(mongo_db).create(
+        account = await AccountStore(mongo_db, settings).create(
             "alice", "telegram", EXTERNAL_IDS["telegram"], SECRETS["telegram"], "poll"
         )
         async with poller(account, s, mongo_db):
@@ -124,7 +124,7 @@ async def test_offset_does_not_advance_while_kafka_is_down(
             kafka_bootstrap=f"127.0.0.1:{free_port()}",  # nothing listens there
             kafka_request_timeout=0.5,
         )
-        account = await AccountStore(mongo_db).create(
+        account = await AccountStore(mongo_db, settings).create(
             "alice", "telegram", EXTERNAL_IDS["telegram"], SECRETS["telegram"], "poll"
         )
         async with poller(account, s, mongo_db):
@@ -141,7 +141,7 @@ async def test_app_runs_pollers_for_poll_accounts_and_webhook_gives_the_same_id(
     fake.add(update)
     async with serving(fake) as api:
         s = poll_settings(settings_factory, settings, api, connectors_accounts_refresh=0.2)
-        store = AccountStore(mongo_db)
+        store = AccountStore(mongo_db, settings)
         account = await store.create(
             "alice", "telegram", EXTERNAL_IDS["telegram"], SECRETS["telegram"], "poll"
         )

@@ -66,7 +66,7 @@ async def test_one_poller_at_a_time_and_failover_on_kill(
 ) -> None:
     s = settings_factory(mongo_db=settings.mongo_db)
     await ensure_topics(s)
-    account = await AccountStore(mongo_db).create(
+    account = await AccountStore(mongo_db, s).create(
         "alice", "telegram", EXTERNAL_IDS["telegram"], SECRETS["telegram"], "poll"
     )
     key = f"telegram:{account.id}"

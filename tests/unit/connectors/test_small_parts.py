@@ -1,10 +1,10 @@
-"""Edge dedupe, HTML to text, and CLI credential parsing."""
+"""Edge dedupe, HTML to text, and CLI credential pairs."""
 
 from __future__ import annotations
 
 import pytest
 
-from connectors.credentials import as_bool, check_mode, parse_credentials
+from connectors.credentials import parse_pairs
 from connectors.html_text import html_to_text
 from connectors.publisher import RecentKeys
 from hubcore.errors import InvalidInput
@@ -32,46 +32,21 @@ def test_html_to_text() -> None:
     assert html_to_text(html) == "Hello there\n\nFirst line\nsecond & last\n\n- one\n\n- two"
 
 
-def test_email_credentials_are_typed() -> None:
-    creds = parse_credentials(
-        "email",
-        ["host=imap.example.com", "username=a", "password=p=q", "ssl=no", "port=1143"],
-    )
-    assert creds == {
-        "host": "imap.example.com",
-        "username": "a",
-        "password": "p=q",
-        "ssl": False,
-        "port": 1143,
-        "mailbox": "INBOX",
-    }
-    assert parse_credentials("email", ["host=h", "username=a", "password=p"])["port"] == 993
-    assert as_bool("TRUE") and not as_bool("off")
+def test_cli_credentials_are_key_value_pairs() -> None:
+    pairs = ["host=imap.example.com", "password=p=q", "ssl=no"]
+    assert parse_pairs(pairs) == {"host": "imap.example.com", "password": "p=q", "ssl": "no"}
 
 
 @pytest.mark.parametrize(
-    ("platform", "pairs", "message"),
+    ("pairs", "message"),
     [
-        ("slack", ["signingSecret"], "number 1 is not of the form key=value"),
-        ("slack", ["signingSecret=a", "signingSecret=b"], "given twice"),
-        ("slack", [], "miss signingSecret"),
-        ("email", ["host=h", "username=a", "password=p", "port=x"], "port must be a number"),
-        ("email", ["host=h", "username=a", "password=p", "ssl=maybe"], "ssl must be true or false"),
+        (["signingSecret"], "number 1 is not of the form key=value"),
+        (["signingSecret=a", "signingSecret=b"], "given twice"),
     ],
 )
-def test_bad_credentials_say_what_is_wrong(platform: str, pairs: list[str], message: str) -> None:
+def test_bad_pairs_say_what_is_wrong(pairs: list[str], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
-        parse_credentials(platform, pairs)
-
-
-def test_modes() -> None:
-    check_mode("telegram", "poll")
-    check_mode("email", "poll")
-    check_mode("slack", None)
-    with pytest.raises(InvalidInput, match="polled over IMAP"):
-        check_mode("email", "webhook")
-    with pytest.raises(InvalidInput, match="only telegram and email poll"):
-        check_mode("whatsapp", "poll")
+        parse_pairs(pairs)
 
 
 def test_http_client_logs_keep_bot_tokens_out() -> None:

@@ -1,0 +1,105 @@
+"""What an account must look like, per platform: the one check behind REST, CLI and demo.
+
+Credentials are typed per platform (contract: Platform accounts); keys not listed are
+refused, strings must be non-empty, email's port and ssl accept their usual text
+spellings (the CLI types everything as text) and are stored as int and bool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hubcore.errors import InvalidField
+
+Mode = Literal["webhook", "poll"]
+MAX_SECRET_CHARS = 4096
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+@dataclass(frozen=True)
+class PlatformRules:
+    required: tuple[str, ...]
+    modes: tuple[Mode, ...]  # the first is the default
+    optional: tuple[str, ...] = ()
+
+
+RULES: dict[str, PlatformRules] = {
+    "telegram": PlatformRules(("botToken", "webhookSecret"), ("webhook", "poll")),
+    "whatsapp": PlatformRules(("appSecret", "verifyToken"), ("webhook",)),
+    "slack": PlatformRules(("signingSecret",), ("webhook",)),
+    "email": PlatformRules(("host", "username", "password"), ("poll",), ("port", "ssl", "mailbox")),
+    "generic": PlatformRules(("secret",), ("webhook",)),
+}
+
+
+def as_bool(value: Any, name: str = "credentials.ssl") -> bool:
+    """A real bool from a bool or its usual spellings."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    # Never echo the value: a secret pasted into the wrong field would end up in logs.
+    raise InvalidField(name, "must be true or false")
+
+
+def as_port(value: Any, name: str = "credentials.port") -> int:
+    """A TCP port number from an int or its decimal text."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidField(name, "must be a number")
+    try:
+        port = int(value)
+    except ValueError:
+        raise InvalidField(name, "must be a number") from None
+    if not 0 < port < 65536:
+        raise InvalidField(name, "must be between 1 and 65535")
+    return port
+
+
+def _text(platform: str, key: str, value: Any) -> str:
+    name = f"credentials.{key}"
+    if not isinstance(value, str):
+        raise InvalidField(name, f"must be a string for {platform}")
+    if not value.strip():
+        raise InvalidField(name, "must not be empty")
+    if len(value) > MAX_SECRET_CHARS or "\x00" in value:
+        raise InvalidField(name, f"must be at most {MAX_SECRET_CHARS} characters, without NUL")
+    return value
+
+
+def check_account(
+    platform: str, external_id: str, credentials: dict[str, Any], mode: str | None
+) -> tuple[dict[str, Any], Mode]:
+    """Normalized credentials and mode of a new account; `InvalidField` naming the field."""
+    rules = RULES.get(platform)
+    if rules is None:
+        known = ", ".join(RULES)
+        raise InvalidField("platform", f"unknown platform {platform[:32]!r}", fix=f"use {known}")
+    if not external_id or not external_id.strip() or len(external_id) > 512:
+        raise InvalidField("externalId", "must be 1 to 512 characters")
+    if mode is None:
+        chosen: Mode = rules.modes[0]
+    elif mode in rules.modes:
+        chosen = mode
+    else:
+        raise InvalidField("mode", f"{platform} accounts take mode {' or '.join(rules.modes)}")
+    missing = [k for k in rules.required if k not in credentials]
+    if missing:
+        raise InvalidField(f"credentials.{missing[0]}", f"is required for {platform}")
+    allowed = (*rules.required, *rules.optional)
+    if credentials.keys() - set(allowed):
+        # Unknown keys are not named: one may be a secret pasted in the wrong place.
+        raise InvalidField(
+            "credentials", f"has keys {platform} does not take (it takes {', '.join(allowed)})"
+        )
+    clean: dict[str, Any] = {k: _text(platform, k, credentials[k]) for k in rules.required}
+    if platform == "email":
+        ssl = as_bool(credentials.get("ssl", True))
+        clean["ssl"] = ssl
+        clean["port"] = as_port(credentials.get("port", 993 if ssl else 143))
+        clean["mailbox"] = _text(platform, "mailbox", credentials.get("mailbox", "INBOX"))
+    return clean, chosen

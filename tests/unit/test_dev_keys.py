@@ -1,0 +1,20 @@
+"""`hub up` generates development secrets once and keeps them private."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hub.up import dev_credentials_key, dev_jwt_secret
+from hubcore.sealing import CredentialCipher
+from hubcore.settings import Settings
+
+
+def test_dev_credentials_key_is_generated_once_and_private(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, services_dir=tmp_path)
+    key = dev_credentials_key(settings)
+    assert dev_credentials_key(settings) == key
+    assert (tmp_path / "dev-credentials-key").stat().st_mode & 0o077 == 0
+    cipher = CredentialCipher([key])
+    assert cipher.open(cipher.seal({"secret": "s"})) == {"secret": "s"}
+    assert dev_jwt_secret(settings) != key
+    assert (tmp_path / "dev-jwt-secret").stat().st_mode & 0o077 == 0

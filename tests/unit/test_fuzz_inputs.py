@@ -1,0 +1,110 @@
+"""Property tests of the other inputs anyone can send: `/ws` frames and cursors, account
+bodies, outbound hosts and tokens. Each either parses or is refused with the one error
+type its caller maps to a 4xx / close code; nothing else escapes."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from gateway.auth import TokenVerifier
+from gateway.errors import BadRequest, Unauthorized
+from gateway.frames import Cursor
+from hubcore.account_rules import RULES, check_account
+from hubcore.errors import InvalidField
+from hubcore.outbound import AddressRefused, OutboundPolicy
+from hubcore.settings import Settings
+from schemas.ws import CLIENT_FRAME_ADAPTER, Authenticate, Ping
+
+FUZZ = settings(max_examples=200, deadline=1000, database=None)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=15,
+)
+frame_like = st.fixed_dictionaries(
+    {"type": st.sampled_from(["authenticate", "ping", "x", ""]) | st.text(max_size=10)},
+    optional={"token": json_values, "resumeFrom": json_values, "extra": json_values},
+)
+
+
+@FUZZ
+@given(text=st.text(max_size=300) | frame_like.map(json.dumps))
+def test_ws_frames_parse_or_are_invalid(text: str) -> None:
+    try:
+        frame = CLIENT_FRAME_ADAPTER.validate_json(text)
+    except ValidationError:
+        return
+    assert isinstance(frame, Authenticate | Ping)
+
+
+@FUZZ
+@given(text=st.text(max_size=60) | st.from_regex(r"\A\d{1,25}-\d{1,25}\Z"))
+def test_cursors_parse_or_are_bad_requests(text: str) -> None:
+    try:
+        cursor = Cursor.parse(text)
+    except BadRequest:
+        return
+    assert cursor.partition >= 0 and cursor.offset >= 0
+
+
+@FUZZ
+@given(
+    platform=st.sampled_from(sorted(RULES)) | st.text(max_size=10),
+    external_id=st.text(max_size=20),
+    credentials=st.dictionaries(
+        st.sampled_from(sorted({k for r in RULES.values() for k in (*r.required, *r.optional)}))
+        | st.text(max_size=8),
+        json_values,
+        max_size=7,
+    ),
+    mode=st.none() | st.sampled_from(["poll", "webhook"]) | st.text(max_size=8),
+)
+def test_account_bodies_are_checked_or_name_a_field(
+    platform: str, external_id: str, credentials: dict[str, Any], mode: str | None
+) -> None:
+    try:
+        clean, chosen = check_account(platform, external_id, credentials, mode)
+    except InvalidField as exc:
+        assert exc.field
+        return
+    assert chosen in RULES[platform].modes
+    assert all(isinstance(v, str | int | bool) for v in clean.values())
+
+
+@FUZZ
+@given(host=st.text(max_size=80), port=st.integers(min_value=1, max_value=65535))
+def test_outbound_hosts_resolve_publicly_or_are_refused(host: str, port: int) -> None:
+    def resolver(name: str, port: int) -> list[str]:
+        return ["10.0.0.1"] if len(name) % 2 else ["93.184.215.14"]
+
+    policy = OutboundPolicy.from_settings(Settings(_env_file=None), resolver)
+    try:
+        address = policy.address_for(host, port)
+    except AddressRefused:
+        return
+    assert ipaddress.ip_address(address).is_global
+
+
+JWT_SHAPE = r"\A[A-Za-z0-9_-]{2,40}(\.[A-Za-z0-9_-]{0,40}){2}\Z"
+VERIFIER = TokenVerifier(
+    Settings(_env_file=None, jwt_secret="f" * 40, jwt_audience="a", jwt_issuer="i")
+)
+
+
+@FUZZ
+@given(
+    token=st.text(max_size=200)
+    | st.from_regex(r"\A[A-Za-z0-9_-]{2,40}(\.[A-Za-z0-9_-]{0,40}){2}\Z")
+)
+def test_arbitrary_tokens_are_unauthorized(token: str) -> None:
+    with pytest.raises(Unauthorized):
+        VERIFIER.verify(token)

@@ -1,0 +1,44 @@
+"""The connection limiter's answers, as the Socket.IO layer will call them too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.limits import ConnectionLimits, refuse_handshake
+from hubcore.settings import Settings
+
+
+async def _answer(scope: dict[str, Any]) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await refuse_handshake(scope, receive, send, 2.5)
+    return sent
+
+
+async def test_limits_per_ip_and_user() -> None:
+    limits = ConnectionLimits(
+        Settings(_env_file=None, rate_ws_per_ip="2/min", rate_ws_per_user="1/h")
+    )
+    scope = {"client": ("203.0.113.9", 5000)}
+    assert [limits.admit_ip(scope, "socketio") for _ in range(2)] == [0.0, 0.0]
+    assert limits.admit_ip(scope, "socketio") > 0
+    assert limits.admit_ip({"client": ("203.0.113.10", 1)}) == 0.0
+    assert limits.admit_user("alice") == 0.0 and limits.admit_user("alice") > 3000
+
+
+async def test_handshakes_are_refused_with_429_and_retry_after() -> None:
+    for scope, prefix in (
+        ({"type": "http"}, "http."),
+        ({"type": "websocket", "extensions": {"websocket.http.response": {}}}, "websocket.http."),
+    ):
+        start, body = await _answer(scope)
+        assert start["type"] == prefix + "response.start" and start["status"] == 429
+        assert (b"retry-after", b"3") in start["headers"]
+        assert body["type"] == prefix + "response.body" and b"rate_limited" in body["body"]
+    assert await _answer({"type": "websocket"}) == [{"type": "websocket.close", "code": 1013}]

@@ -1,0 +1,46 @@
+"""Token buckets: burst, refill, per key, bounded memory."""
+
+from __future__ import annotations
+
+import pytest
+
+from hubcore.ratelimit import RateLimiter, parse_rate, retry_after
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_burst_then_refill_per_key() -> None:
+    clock = Clock()
+    limiter = RateLimiter("3/min", clock=clock)
+    assert [limiter.acquire("alice") for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = limiter.acquire("alice")
+    assert wait == pytest.approx(20.0)  # one token per 20 s
+    assert retry_after(wait) == "20"
+    assert limiter.acquire("bob") == 0.0  # another key is not affected
+    clock.now += 20.0
+    assert limiter.acquire("alice") == 0.0
+    assert limiter.acquire("alice") > 0
+
+
+def test_rates_parse_and_refuse_nonsense() -> None:
+    assert parse_rate("30/min") == (30.0, 0.5)
+    assert parse_rate("2/s") == (2.0, 2.0)
+    assert retry_after(0.01) == "1"
+    for bad in ("0/s", "5/day", "x/s"):
+        with pytest.raises(ValueError):
+            parse_rate(bad)
+
+
+def test_memory_is_bounded() -> None:
+    clock = Clock()
+    limiter = RateLimiter("1/s", max_keys=100, clock=clock)
+    for n in range(1000):
+        limiter.acquire(f"ip{n}")
+        clock.now += 0.001
+    assert len(limiter._buckets) <= 100
