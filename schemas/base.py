@@ -12,13 +12,17 @@ from pydantic.alias_generators import to_camel
 
 def _to_utc_millis(value: datetime) -> datetime:
     # Milliseconds: what MongoDB stores, so a value reads back equal to what was written.
+    if value.tzinfo is UTC and not value.microsecond % 1000:
+        return value  # already normalized (revalidated into a record): no new object
     value = value.astimezone(UTC)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def format_utc(value: datetime) -> str:
     """ISO 8601 in UTC with millisecond precision and a `Z`, the wire format of every time."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 UtcDatetime = Annotated[
@@ -30,7 +34,8 @@ UtcDatetime = Annotated[
 
 def utc_now() -> datetime:
     """The current time, timezone-aware, at the precision the hub stores."""
-    return _to_utc_millis(datetime.now(UTC))
+    now = datetime.now(UTC)  # already in UTC: no conversion needed
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 class HubModel(BaseModel):
@@ -46,7 +51,8 @@ class HubModel(BaseModel):
 
     def to_json(self) -> bytes:
         """The wire form: UTF-8 JSON with camelCase keys."""
-        return self.model_dump_json(by_alias=True).encode()
+        # The serializer's own bytes: `model_dump_json` would decode them to str first.
+        return self.__pydantic_serializer__.to_json(self, by_alias=True)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict (times as strings) with camelCase keys."""
