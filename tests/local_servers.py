@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiokafka.admin import AIOKafkaAdminClient
+
 from hub.provision.ferretdb import FerretDBServer, build_ferretdb
 from hub.provision.kafka import KafkaServer, cluster_nodes, resolve_jars
 from hub.provision.process import port_open
@@ -136,6 +138,15 @@ class PrivateCluster:
             node.process.stop(timeout=20)
 
 
+async def _brokers(bootstrap: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return len((await admin.describe_cluster())["brokers"])
+    finally:
+        await admin.close()
+
+
 @contextmanager
 def private_cluster(tmp: Path, size: int = 3, timeout: float = 150.0) -> Iterator[PrivateCluster]:
     """`size` nodes (jars as for `private_kafka`), started together; yields once the cluster
@@ -155,6 +166,12 @@ def private_cluster(tmp: Path, size: int = 3, timeout: float = 150.0) -> Iterato
         for node_id in range(1, size + 1):
             cluster.start(node_id)
         wait_writable(cluster.bootstrap, timeout)
+        # Writable once a quorum runs; the topic policy counts brokers: wait for all.
+        deadline = time.monotonic() + timeout
+        while asyncio.run(_brokers(cluster.bootstrap)) < size:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not all {size} Kafka nodes registered in {timeout}s")
+            time.sleep(0.5)
         yield cluster
     finally:
         cluster.stop_all()
