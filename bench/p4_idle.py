@@ -1,4 +1,5 @@
-"""P4: authenticated idle WebSockets one gateway process holds, and its RSS per connection.
+"""P4 (P4s): authenticated idle WebSockets (Socket.IO sockets) of one gateway process, and
+its RSS per connection.
 
 The gateway runs on CPU 0 with a file-descriptor limit of 20,000 (raised in the child
 only); the Node.js clients (CPU 1) open the sockets in waves, authenticate each with a
@@ -39,8 +40,8 @@ def _write_tokens(path: Path, st: Stage) -> Path:
     return path
 
 
-async def run(ctx: Context) -> Result:
-    """Measure P4."""
+async def run(ctx: Context, *, socketio: bool = False) -> Result:
+    """Measure P4 (`/ws`), or P4s (`/socket.io/`, websocket transport)."""
     ensure_node_modules()
     sockets = ctx.size(10_000, 2_000)
     async with stage(ctx.base, "p4") as st, Children(ctx.log_dir) as kids:
@@ -57,12 +58,13 @@ async def run(ctx: Context) -> Result:
         await asyncio.sleep(SETTLE_SECONDS)
         before = rss_kib(gateway.pid)
         tokens = _write_tokens(ctx.log_dir / "p4-tokens.json", st)
+        path = "/socket.io/?EIO=4&transport=websocket" if socketio else "/ws"
         clients = await kids.start(
             "p4-clients",
             clients_argv(
-                f"ws://127.0.0.1:{port}/ws",
+                f"ws://127.0.0.1:{port}{path}",
                 sockets,
-                proto="hub",
+                proto="sio" if socketio else "hub",
                 expect=0,
                 timeout=600,
                 tokens_file=tokens,

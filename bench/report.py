@@ -58,13 +58,34 @@ SCENARIOS: dict[str, Scenario] = {
             lambda r: r["connections"] >= 10_000 and r["rss_per_conn_kib"] <= 30,
         ),
         Scenario(
+            "P4s",
+            "idle authenticated Socket.IO sockets, one gateway",
+            ("connections", "rss_per_conn_kib"),
+            ">= 10,000, <= 30 KiB each",
+            lambda r: r["connections"] >= 10_000 and r["rss_per_conn_kib"] <= 30,
+        ),
+        Scenario(
             "P5",
             "burst frames/s to 5,000 sockets",
             _RATIO,
             "ratio >= 1.0",
             lambda r: r["ratio"] >= 1.0,
         ),
+        Scenario(
+            "P5s",
+            "burst frames/s to 5,000 Socket.IO sockets",
+            _RATIO,
+            "ratio >= 1.0",
+            lambda r: r["ratio"] >= 1.0,
+        ),
         Scenario("P6", "`hub replay` events/s", _RATIO, "ratio >= 2", lambda r: r["ratio"] >= 2),
+        Scenario(
+            "R1",
+            "Socket.IO recovery of 1,000 missed events (reconnect -> last)",
+            ("ms", "events", "recovered", "in_order"),
+            "every event once, in order, recovered",
+            lambda r: r["recovered"] and r["in_order"] and r["events"] == 1000,
+        ),
     )
 }
 
@@ -125,7 +146,9 @@ def _cells(scenario_id: str, r: Mapping[str, Any]) -> tuple[str, str, str]:
             f"Kafka round trip p99 {_n(r['baseline_p99_ms'], 1)} ms",
             "-",
         )
-    if scenario_id == "P4":
+    if scenario_id == "R1":
+        return (f"{_n(r['ms'], 1)} ms, {r['events']} events", "-", "-")
+    if scenario_id in ("P4", "P4s"):
         return (
             f"{_n(r['connections'])} sockets, {_n(r['rss_per_conn_kib'], 1)} KiB each",
             "-",

@@ -25,7 +25,7 @@ Runner = Callable[[Context], Awaitable[dict[str, Result]]]
 
 def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     """(scenario ids measured together, runner) for what was selected, in order."""
-    from bench import p1_webhooks, p3_latency, p4_idle, p5_burst, p26_streams
+    from bench import p1_webhooks, p3_latency, p4_idle, p5_burst, p26_streams, recovery
 
     async def p1(ctx: Context) -> dict[str, Result]:
         return {"P1": await p1_webhooks.run(ctx)}
@@ -39,8 +39,14 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     async def p4(ctx: Context) -> dict[str, Result]:
         return {"P4": await p4_idle.run(ctx)}
 
+    async def p4s(ctx: Context) -> dict[str, Result]:
+        return {"P4s": await p4_idle.run(ctx, socketio=True)}
+
+    async def r1(ctx: Context) -> dict[str, Result]:
+        return {"R1": await recovery.run(ctx)}
+
     async def p5(ctx: Context) -> dict[str, Result]:
-        return {"P5": await p5_burst.run(ctx)}
+        return await p5_burst.run(ctx, ws="P5" in selected, socketio="P5s" in selected)
 
     # P6 replays the history P2 builds, so selecting it runs P2 too.
     table: list[tuple[tuple[str, ...], Runner]] = [
@@ -48,16 +54,23 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
         (("P2", "P6"), p26),
         (("P3",), p3),
         (("P4",), p4),
-        (("P5",), p5),
+        (("P4s",), p4s),
+        (("P5", "P5s"), p5),
+        (("R1",), r1),
     ]
     return [(ids, fn) for ids, fn in table if selected & set(ids)]
 
 
 def parse_only(only: str | None) -> set[str]:
-    """`P1,P3` -> {"P1", "P3"}; None -> all six. Raises `BenchError` on an unknown id."""
+    """`P1,P3` -> {"P1", "P3"}; None -> all. Raises `BenchError` on an unknown id."""
     if not only:
         return set(SCENARIOS)
-    chosen = {part.strip().upper() for part in only.split(",") if part.strip()}
+    by_upper = {scenario_id.upper(): scenario_id for scenario_id in SCENARIOS}
+    chosen = {
+        by_upper.get(part.strip().upper(), part.strip().upper())
+        for part in only.split(",")
+        if part.strip()
+    }
     unknown = sorted(chosen - set(SCENARIOS))
     if unknown:
         raise BenchError(f"unknown scenario {', '.join(unknown)} (known: P1-P6)")
@@ -100,7 +113,8 @@ async def run(
             ok = False
             detail = str(exc) if isinstance(exc, BenchError) else traceback.format_exc()
             say(f"{'/'.join(ids)} failed: {detail}")
-            measured = {i: {"error": str(exc).splitlines()[0][:300]} for i in ids}
+            first_line = (str(exc) or type(exc).__name__).splitlines()[0]
+            measured = {i: {"error": first_line[:300]} for i in ids}
         for scenario_id, result in measured.items():
             if scenario_id in selected:
                 results[scenario_id] = finish(scenario_id, result, at)

@@ -27,7 +27,7 @@ SOCKETIO_PREFIX = "/socket.io"
 
 class GatewayApp:
     """Routes by path before any framework runs: `/ws` to the raw WebSocket handler,
-    `/socket.io/` (after the Origin check) to python-socketio, the rest to FastAPI. The
+    `/socket.io/` (after the Origin check) to the Socket.IO server, the rest to FastAPI. The
     ASGI lifespan starts and stops the `Runtime`."""
 
     def __init__(self, settings: Settings) -> None:

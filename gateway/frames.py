@@ -52,12 +52,18 @@ class Event:
     type: str
     cursor: str
     text: str  # the `/ws` frame
+    sio_text: str  # the Socket.IO frame: `42["<type>",{...data,"cursor"},"<cursor>"]`
     data: dict[str, Any]
     occurred_ts: float  # epoch seconds of occurredAt, for the push-latency histogram
 
     def socketio_payload(self) -> dict[str, Any]:
         """Socket.IO's payload: the event's data plus its cursor (`d.message`, `d.cursor`)."""
         return {**self.data, "cursor": self.cursor}
+
+
+def socketio_event(name: str, *args: Any) -> str:
+    """An Engine.IO message holding a Socket.IO EVENT of the default namespace."""
+    return "42" + orjson.dumps([name, *args]).decode()
 
 
 def decode_event(partition: int, offset: int, key: bytes, value: bytes) -> Event:
@@ -96,7 +102,10 @@ def decode_event(partition: int, offset: int, key: bytes, value: bytes) -> Event
         "data": data,
     }
     text = orjson.dumps(frame).decode()
-    return Event(partition, offset, event_type, cursor, text, data, occurred_ts)
+    # The cursor is also the last argument: socket.io-client >= 4.6 keeps it as the offset
+    # it sends back on reconnect (connection state recovery).
+    sio_text = socketio_event(event_type, {**data, "cursor": cursor}, cursor)
+    return Event(partition, offset, event_type, cursor, text, sio_text, data, occurred_ts)
 
 
 def authenticated_frame(user_id: str, connection_id: str) -> str:

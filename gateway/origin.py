@@ -7,6 +7,8 @@ from typing import Any
 
 import structlog
 
+from gateway.engineio import respond
+
 log = structlog.get_logger("gateway.origin")
 
 
@@ -49,14 +51,4 @@ class OriginPolicy:
             await send({"type": "websocket.close", "code": 1008})  # the server answers 403
             return
         body = b'{"detail":"origin not allowed"}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 403,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await respond(send, 403, body, content_type=b"application/json")

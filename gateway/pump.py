@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from gateway.frames import Event, InvalidEvent, decode_event
+from gateway.frames import InvalidEvent, decode_event
 from gateway.metrics import EVENTS_CONSUMED, EVENTS_INVALID, EVENTS_ROUTED
 from gateway.registry import Registry
 from hubcore.errors import HubError
@@ -20,7 +19,6 @@ from hubcore.settings import Settings
 
 log = structlog.get_logger("gateway.pump")
 
-SioRoute = Callable[[bytes, Event], None]
 _BATCH = 2000
 _RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
@@ -44,11 +42,10 @@ class EventPump:
     which a newly registered connection receives live events; resume reads up to there.
     """
 
-    def __init__(self, settings: Settings, registry: Registry, route_sio: SioRoute) -> None:
+    def __init__(self, settings: Settings, registry: Registry) -> None:
         self._settings = settings
         self._topic = Topics.from_settings(settings).user_events
         self._registry = registry
-        self._route_sio = route_sio
         self._next: dict[int, int] = {}
         self.ready = asyncio.Event()
 
@@ -133,13 +130,12 @@ class EventPump:
 
     def dispatch(self, partition: int, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Route one partition's records; synchronous so registrations see a clean cut."""
-        ws, sio = self._registry.ws, self._registry.sio
+        ws = self._registry.ws
         routed = 0
         for record in records:
             key = record.key
             conns = ws.get(key)
-            in_sio = key in sio
-            if conns is None and not in_sio:
+            if conns is None:
                 continue
             try:
                 event = decode_event(partition, record.offset, key, record.value)
@@ -150,11 +146,8 @@ class EventPump:
                 )
                 continue
             routed += 1
-            if conns is not None:
-                for conn in conns:
-                    conn.deliver(event)
-            if in_sio:
-                self._route_sio(key, event)
+            for conn in conns:
+                conn.deliver(event)
         if records:
             self._next[partition] = records[-1].offset + 1
             EVENTS_CONSUMED.inc(len(records))

@@ -1,4 +1,4 @@
-"""Who listens on this gateway: WebSocket connections and Socket.IO sockets by user key."""
+"""Who listens on this gateway: `/ws` connections and Socket.IO sockets, by user key."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ class Registry:
     """Routing table of the pump, keyed by the record key (the user id as bytes).
 
     Keys are bytes so the pump looks a record up without decoding anything; a user with
-    no listener here costs one dict lookup per record.
+    no listener here costs one dict lookup per record. A Socket.IO socket is a
+    `WsConnection` too (its frames are Socket.IO's), so both kinds share one table.
     """
 
     def __init__(self) -> None:
         self.ws: dict[bytes, list[WsConnection]] = {}
-        self.sio: dict[bytes, int] = {}  # authenticated Socket.IO sockets per user
-        self._listeners: dict[bytes, int] = {}  # both kinds, for the distinct-user count
+        self._listeners: dict[bytes, int] = {}  # connections per user
 
     def add_ws(self, conn: WsConnection) -> None:
         """Route the user's events to `conn` from now on."""
@@ -32,20 +32,6 @@ class Registry:
         if not conns:
             del self.ws[conn.key]
         self._count(conn.key, -1)
-
-    def add_sio(self, key: bytes) -> None:
-        """One more authenticated Socket.IO socket of user `key`."""
-        self.sio[key] = self.sio.get(key, 0) + 1
-        self._count(key, +1)
-
-    def remove_sio(self, key: bytes) -> None:
-        """One Socket.IO socket of user `key` fewer."""
-        if key not in self.sio:
-            return
-        self.sio[key] -= 1
-        if not self.sio[key]:
-            del self.sio[key]
-        self._count(key, -1)
 
     def authenticated_users(self) -> int:
         """Distinct users with at least one authenticated connection here."""

@@ -53,9 +53,11 @@ class Runtime:
         self.registry = Registry()
         self.producer: AIOKafkaProducer | None = None
         self.commands = ReadCommands(self.inbox, lambda: self.producer, self.topics)
-        self.socketio = SocketIOGateway(settings, self.verifier, self.registry)
-        self.pump = EventPump(settings, self.registry, self.socketio.route)
+        self.pump = EventPump(settings, self.registry)
         self.resume = ResumeService(settings)
+        self.socketio = SocketIOGateway(
+            settings, self.verifier, self.registry, self.pump, self.resume, self.limits
+        )
         self.websocket = WebSocketEndpoint(
             settings, self.verifier, self.registry, self.pump, self.resume, self.limits
         )
@@ -65,7 +67,6 @@ class Runtime:
         """Start the background work; returns at once."""
         self._tasks = [
             asyncio.create_task(self.pump.run(), name="gateway-pump"),
-            asyncio.create_task(self.socketio.run_emitter(), name="gateway-sio-emitter"),
             asyncio.create_task(self._start_producer(), name="gateway-producer"),
             asyncio.create_task(self._ensure_indexes(), name="gateway-indexes"),
         ]
@@ -107,21 +108,23 @@ class Runtime:
 
     # --- health -----------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:
-        """The `services` part of `/health`, each with a `status` of `ok` or `down`."""
+        """The `services` part of `/health`: kafka and mongodb `ok` or `down`, the seed's
+        `database` (`connected`/`disconnected`), websocket `active` while serving."""
         kafka, mongodb = await asyncio.gather(self._kafka_health(), self._mongo_health())
         pump_task = self._tasks[0] if self._tasks else None
         if pump_task is None or pump_task.done():
             ws_status = "down"
         elif self.pump.ready.is_set():
-            ws_status = "ok"
+            ws_status = "active"  # the seed's value
         else:
             ws_status = "starting"
         websocket = {
             "status": ws_status,
-            "connections": self.websocket.open_connections + len(self.socketio.sockets),
+            "connections": self.websocket.open_connections + self.socketio.open_sockets,
             "authenticatedUsers": self.registry.authenticated_users(),
         }
-        return {"kafka": kafka, "mongodb": mongodb, "websocket": websocket}
+        database = "connected" if mongodb["status"] == "ok" else "disconnected"
+        return {"kafka": kafka, "mongodb": mongodb, "database": database, "websocket": websocket}
 
     async def _kafka_health(self) -> dict[str, Any]:
         producer = self.producer

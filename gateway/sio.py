@@ -1,164 +1,320 @@
-"""`/socket.io/`: the original service's Socket.IO protocol over python-socketio (ASGI)."""
+"""`/socket.io/`: the original service's Socket.IO v4 protocol on the `/ws` push path.
+
+Engine.IO (gateway/engineio.py) carries the packets; this module speaks Socket.IO's default
+namespace: CONNECT (with an optional `auth: {token}`), the `authenticate` event, then the
+user's events, each queued as the `42[...]` frame the pump encoded once per event.
+Connection state recovery is native: the CONNECT answer carries a `pid`, every event
+carries its cursor as last argument (the client's offset), and a reconnect with both is
+caught up from Kafka (gateway/catchup.py), so it works across gateway processes.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from dataclasses import dataclass
+import time
+import urllib.parse
+from dataclasses import dataclass, field
 from typing import Any
 
-import socketio
+import orjson
 import structlog
 
 from gateway.auth import Identity, TokenVerifier, seconds_left
+from gateway.catchup import CatchUp, begin_catch_up, hand_over, replay
+from gateway.connection import CLOSE_UNAUTHORIZED
+from gateway.engineio import EngineOptions, EngineServer, EngineSession
 from gateway.errors import Unauthorized
-from gateway.frames import Event, error_data
-from gateway.metrics import AUTH_FAILURES, CONNECTIONS, EVENTS_PUSHED
+from gateway.frames import error_data, socketio_event
+from gateway.limits import CLOSE_RATE_LIMITED, ConnectionLimits, refuse_handshake
+from gateway.metrics import AUTH_FAILURES, CONNECTIONS
+from gateway.pump import EventPump
 from gateway.registry import Registry
+from gateway.resume import ResumeService
+from gateway.sio_session import PidSigner, parse_packet
+from hubcore.ratelimit import retry_after
 from hubcore.settings import Settings
 
 log = structlog.get_logger("gateway.sio")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Socket:
-    """What the gateway keeps of one Socket.IO socket."""
+    """What the gateway keeps of one Socket.IO socket (one per Engine.IO session)."""
 
     deadline: asyncio.TimerHandle | None  # auth timeout, then token expiry
+    started: float = field(default_factory=time.monotonic)
+    connected: bool = False  # the CONNECT packet was answered
     identity: Identity | None = None
-
-
-def room_of(key: bytes) -> str:
-    """The room of a user's sockets (prefixed so it never meets a socket id)."""
-    return "user:" + key.decode()
+    pid: str | None = None
+    offset: str | None = None  # the client's last offset, when its pid was accepted
+    recovered: str | None = None
+    tasks: set[asyncio.Task[None]] | None = None  # replays in flight (rare: made on demand)
 
 
 class SocketIOGateway:
-    """Socket.IO server: `authenticate` with `{token}`, then the user's events by name.
+    """Socket.IO server: `authenticate` with `{token}` (or `auth: {token}`), then events."""
 
-    Each event is emitted once to the user's room; python-socketio encodes the packet once
-    for all sockets in it. Events reach the room in topic order through one emitter task.
-    Clients may also pass the token in the connect `auth` payload (Socket.IO v4 style).
-    """
-
-    def __init__(self, settings: Settings, verifier: TokenVerifier, registry: Registry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        verifier: TokenVerifier,
+        registry: Registry,
+        pump: EventPump,
+        resume: ResumeService,
+        limits: ConnectionLimits,
+        *,
+        ping_timeout: float | None = None,
+    ) -> None:
         self.settings = settings
+        self.limits = limits
         self.verifier = verifier
         self.registry = registry
-        self.server = socketio.AsyncServer(
-            async_mode="asgi",
-            # Engine.IO spells "any origin" as the string "*", not a list holding it.
-            cors_allowed_origins="*" if "*" in settings.cors_origins else settings.cors_origins,
-            max_http_buffer_size=settings.ws_max_frame_bytes,
+        self.pump = pump
+        self.resume = resume
+        self.pids = PidSigner(settings)
+        options = EngineOptions(
             ping_interval=settings.ws_ping_interval,
-            logger=False,
-            engineio_logger=False,
+            ping_timeout=ping_timeout if ping_timeout is not None else settings.ws_ping_interval,
+            max_payload=settings.ws_max_frame_bytes,
+            send_queue=settings.ws_send_queue,
         )
-        self.app = socketio.ASGIApp(self.server, socketio_path="socket.io")
-        self.sockets: dict[str, _Socket] = {}
-        self._refusals: set[asyncio.Task[None]] = set()  # held so they are not collected
-        self._out: asyncio.Queue[tuple[bytes, Event]] = asyncio.Queue()
-        self._pushed = EVENTS_PUSHED.labels("socketio")
-        self.server.on("connect", self._on_connect)
-        self.server.on("disconnect", self._on_disconnect)
-        self.server.on("authenticate", self._on_authenticate)
+        self.engine = EngineServer(options, self)
 
-    def route(self, key: bytes, event: Event) -> None:
-        """Queue an event for user `key`'s sockets (called by the pump, never awaits)."""
-        self._out.put_nowait((key, event))
+    @property
+    def open_sockets(self) -> int:
+        """Engine.IO sessions open on this process, authenticated or not."""
+        return len(self.engine.sessions)
 
-    async def run_emitter(self) -> None:
-        """Emit queued events in order until cancelled."""
-        while True:
-            key, event = await self._out.get()
-            sockets = self.registry.sio.get(key, 0)
-            if not sockets:
-                continue
-            try:
-                await self.server.emit(event.type, event.socketio_payload(), room=room_of(key))
-                self._pushed.inc(sockets)
-            except Exception:
-                log.exception("sio_emit_failed", event_type=event.type)
+    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """ASGI handler of `/socket.io/` (the Origin was checked by the caller); a new
+        session (a request without `sid`) counts against the per-IP connection limit."""
+        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if "sid" not in query and (wait := self.limits.admit_ip(scope, "socketio")):
+            await refuse_handshake(scope, receive, send, wait)
+            return
+        await self.engine(scope, receive, send, _cors_headers(scope), query)
 
     async def close(self) -> None:
         """Disconnect every socket (server shutdown)."""
-        for socket in self.sockets.values():
-            if socket.deadline is not None:
-                socket.deadline.cancel()
-        with contextlib.suppress(Exception):
-            await self.server.shutdown()
+        await self.engine.close_all()
 
-    # --- handlers ---------------------------------------------------------------------
-    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        loop = asyncio.get_running_loop()
+    # --- Engine.IO events ---------------------------------------------------------------
+    def on_open(self, session: EngineSession) -> None:
         timeout = self.settings.ws_auth_timeout
-        deadline = loop.call_later(
-            timeout, self._spawn_refuse, sid, "timeout", f"no authenticate within {timeout:g} s"
+        deadline = asyncio.get_running_loop().call_later(
+            timeout, self._refuse, session, "timeout", f"no authenticate within {timeout:g} s"
         )
-        self.sockets[sid] = _Socket(deadline)
+        session.state = _Socket(deadline)
         CONNECTIONS.labels("socketio").inc()
-        if isinstance(auth, dict) and "token" in auth:
-            await self._on_authenticate(sid, auth)
 
-    async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
-        socket = self.sockets.pop(sid, None)
-        if socket is None:
-            return
+    def on_close(self, session: EngineSession, reason: str) -> None:
+        socket: _Socket = session.state
         CONNECTIONS.labels("socketio").dec()
         if socket.deadline is not None:
             socket.deadline.cancel()
-        if socket.identity is not None:
-            self.registry.remove_sio(socket.identity.user_id.encode())
+        for task in socket.tasks or ():
+            task.cancel()
+        self.registry.remove_ws(session.conn)
         log.info(
             "sio_connection",
-            connection_id=sid,
+            connection_id=session.conn.id,
             user_id=socket.identity.user_id if socket.identity else None,
-            reason=str(reason),
+            transport="websocket" if session.websocket else "polling",
+            reason=reason,
+            events_sent=session.conn.frames_sent,
+            recovered=socket.recovered,
+            duration_ms=round((time.monotonic() - socket.started) * 1000),
         )
 
-    async def _on_authenticate(self, sid: str, data: Any = None) -> None:
-        socket = self.sockets.get(sid)
-        if socket is None:
+    def on_message(self, session: EngineSession, data: str) -> None:
+        packet = parse_packet(data)
+        if packet is None:
+            session.close("parse error")
             return
-        token = data.get("token") if isinstance(data, dict) else None
+        kind, namespace, payload = packet
+        socket: _Socket = session.state
+        if namespace != "/":
+            session.send("44" + namespace + "," + _json({"message": "Invalid namespace"}))
+        elif kind == "0" and not socket.connected:
+            self._on_connect(session, socket, payload if isinstance(payload, dict) else {})
+        elif kind == "1":
+            session.close("client namespace disconnect")
+        elif kind == "2" and not (isinstance(payload, list) and payload):
+            session.close("parse error")  # an EVENT is a non-empty array
+        elif kind == "2" and socket.connected and payload[0] == "authenticate":
+            arg = payload[1] if len(payload) > 1 else None
+            self._authenticate(session, socket, arg if isinstance(arg, dict) else {})
+
+    # --- handshake ----------------------------------------------------------------------
+    def _on_connect(self, session: EngineSession, socket: _Socket, auth: dict[str, Any]) -> None:
+        socket.connected = True
+        pid, offset, token = auth.get("pid"), auth.get("offset"), auth.get("token")
+        if not isinstance(token, str):
+            # The seed's handshake: the user is known at `authenticate`. An anonymous pid
+            # is taken on trust here; the offset is checked against the user there.
+            if isinstance(pid, str) and isinstance(offset, str) and self.pids.valid(pid, None):
+                socket.pid, socket.offset = pid, offset
+            else:
+                socket.pid = self.pids.issue(None)
+            self._answer_connect(session, socket)
+            return
+        identity = self._verify(socket, token)
+        if not isinstance(identity, Identity):
+            self._answer_connect(session, socket, self.pids.issue(None))
+            self._refuse(session, *identity)
+            return
+        user = identity.user_id
+        if isinstance(pid, str) and isinstance(offset, str) and self.pids.valid(pid, user):
+            socket.pid, socket.offset = pid, offset
+            self._start(session, socket, identity, offset, answer_connect=True)
+        else:
+            socket.pid = self.pids.issue(user)
+            self._answer_connect(session, socket)
+            self._start(session, socket, identity, None)
+
+    def _answer_connect(
+        self, session: EngineSession, socket: _Socket, pid: str | None = None
+    ) -> None:
+        session.send("40" + _json({"sid": session.conn.id, "pid": pid or socket.pid}))
+
+    def _authenticate(self, session: EngineSession, socket: _Socket, arg: dict[str, Any]) -> None:
+        token = arg.get("token")
         if not isinstance(token, str) or not token:
-            await self._refuse(sid, "protocol", 'emit authenticate with {"token": "<jwt>"}')
+            self._refuse(session, "protocol", 'emit authenticate with {"token": "<jwt>"}')
             return
+        identity = self._verify(socket, token)
+        if not isinstance(identity, Identity):
+            self._refuse(session, *identity)
+            return
+        resume_from = arg.get("resumeFrom")
+        cursor = resume_from if isinstance(resume_from, str) else socket.offset
+        self._start(session, socket, identity, cursor, explicit=isinstance(resume_from, str))
+
+    def _verify(self, socket: _Socket, token: str) -> Identity | tuple[str, str]:
+        """The token's identity, or why it is refused: (reason, message)."""
         try:
             identity = self.verifier.verify(token)
         except Unauthorized as exc:
-            await self._refuse(sid, "token", exc.message)
-            return
+            return "token", exc.message
+        if socket.identity is not None and socket.identity.user_id != identity.user_id:
+            return "token", "a connection cannot change its user"
+        return identity
+
+    def _start(
+        self,
+        session: EngineSession,
+        socket: _Socket,
+        identity: Identity,
+        cursor: str | None,
+        *,
+        answer_connect: bool = False,
+        explicit: bool = False,
+    ) -> None:
+        """Authenticated: schedule the expiry, then go live (caught up from `cursor`)."""
         first = socket.identity is None
-        if not first and socket.identity and socket.identity.user_id != identity.user_id:
-            await self._refuse(sid, "token", "a connection cannot change its user")
-            return
         socket.identity = identity
         if socket.deadline is not None:
             socket.deadline.cancel()
         socket.deadline = asyncio.get_running_loop().call_later(
             max(0.0, seconds_left(identity)),
-            self._spawn_refuse,
-            sid,
+            self._refuse,
+            session,
             "expired",
             "the token expired; reconnect with a fresh one",
         )
-        await self.server.emit(
-            "authenticated", {"userId": identity.user_id, "connectionId": sid}, to=sid
+        authenticated = socketio_event(
+            "authenticated", {"userId": identity.user_id, "connectionId": session.conn.id}
         )
-        if first:
-            key = identity.user_id.encode()
-            await self.server.enter_room(sid, room_of(key))
-            self.registry.add_sio(key)
+        conn = session.conn
+        if not first:
+            session.send(authenticated)
+            return
+        if wait := self.limits.admit_user(identity.user_id, "socketio"):
+            message = f"too many connections of this user; retry after {retry_after(wait)} s"
+            self._refuse(session, "rate_limited", message, code=CLOSE_RATE_LIMITED)
+            return
+        conn.bind(identity.user_id)
+        if cursor is None:
+            session.send(authenticated)
+            self.registry.add_ws(conn)
+            return
+        begun = begin_catch_up(conn, self.registry, self.pump, cursor)
+        if not isinstance(begun, CatchUp):
+            self._recovery_failed(session, socket, begun, answer_connect, explicit)
+            session.send(authenticated)
+            return
+        task = asyncio.create_task(
+            self._recover(session, socket, begun, authenticated, answer_connect, explicit)
+        )
+        if socket.tasks is None:
+            socket.tasks = set()
+        socket.tasks.add(task)
+        task.add_done_callback(socket.tasks.discard)
 
-    def _spawn_refuse(self, sid: str, reason: str, message: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._refuse(sid, reason, message))
-        self._refusals.add(task)
-        task.add_done_callback(self._refusals.discard)
+    async def _recover(
+        self,
+        session: EngineSession,
+        socket: _Socket,
+        catch_up: CatchUp,
+        authenticated: str,
+        answer_connect: bool,
+        explicit: bool,
+    ) -> None:
+        outcome = await replay(session.conn, self.resume, catch_up)
+        if outcome.error is None:
+            if answer_connect:  # the same pid: `socket.recovered` is true on the client
+                self._answer_connect(session, socket)
+            socket.recovered = f"{len(outcome.events)} events"
+        else:
+            self._recovery_failed(session, socket, outcome.error, answer_connect, explicit)
+        session.send(authenticated)
+        await hand_over(session.conn, catch_up, outcome)
 
-    async def _refuse(self, sid: str, reason: str, message: str) -> None:
-        AUTH_FAILURES.labels("socketio", reason).inc()
-        code = "token_expired" if reason == "expired" else "unauthorized"
-        with contextlib.suppress(Exception):
-            await self.server.emit("error", error_data(code, message), to=sid)
-        await self.server.disconnect(sid)
+    def _recovery_failed(
+        self,
+        session: EngineSession,
+        socket: _Socket,
+        error: tuple[str, str],
+        answer_connect: bool,
+        explicit: bool,
+    ) -> None:
+        socket.recovered = error[0]
+        if answer_connect:  # a new pid: the client sees a fresh session
+            socket.pid = self.pids.issue(socket.identity.user_id if socket.identity else None)
+            self._answer_connect(session, socket)
+        if explicit:
+            session.send(socketio_event("error", error_data(*error)))
+
+    # --- refusals -----------------------------------------------------------------------
+    def _refuse(
+        self, session: EngineSession, reason: str, message: str, code: int = CLOSE_UNAUTHORIZED
+    ) -> None:
+        """`error` with {code, message}, then a Socket.IO and an Engine.IO disconnect."""
+        if session.closed:
+            return
+        if reason == "rate_limited":  # counted by the limiter's own metric
+            error = "rate_limited"
+        else:
+            AUTH_FAILURES.labels("socketio", reason).inc()
+            error = "token_expired" if reason == "expired" else "unauthorized"
+        session.send(socketio_event("error", error_data(error, message)))
+        session.send("41")
+        session.close(error, code, flush=True)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _cors_headers(scope: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+    """Long-polling from a browser page of an allowed origin is a cross-origin XHR."""
+    for name, value in scope.get("headers", ()):
+        if name == b"origin":
+            return [
+                (b"access-control-allow-origin", value),
+                (b"access-control-allow-credentials", b"true"),
+                (b"access-control-allow-methods", b"GET, POST"),
+                (b"access-control-allow-headers", b"content-type"),
+                (b"vary", b"Origin"),
+            ]
+    return []

@@ -11,20 +11,21 @@ import structlog
 from pydantic import ValidationError
 
 from gateway.auth import Identity, TokenVerifier, seconds_left
+from gateway.catchup import CatchUp, begin_catch_up, hand_over, replay
 from gateway.connection import (
     CLOSE_TOO_BIG,
     CLOSE_UNAUTHORIZED,
     AsgiSend,
     WsConnection,
 )
-from gateway.errors import BadRequest, Unauthorized
-from gateway.frames import PONG_FRAME, Cursor, authenticated_frame, error_frame
+from gateway.errors import Unauthorized
+from gateway.frames import PONG_FRAME, authenticated_frame, error_frame
 from gateway.limits import CLOSE_RATE_LIMITED, ConnectionLimits, refuse_handshake
-from gateway.metrics import AUTH_FAILURES, CONNECTIONS, RESUMES
+from gateway.metrics import AUTH_FAILURES, CONNECTIONS
 from gateway.origin import OriginPolicy
 from gateway.pump import EventPump
 from gateway.registry import Registry
-from gateway.resume import INVALID, UNAVAILABLE, ResumeService
+from gateway.resume import ResumeService
 from hubcore.ratelimit import retry_after
 from hubcore.settings import Settings
 from schemas.ws import CLIENT_FRAME_ADAPTER, Authenticate, Ping
@@ -227,44 +228,21 @@ class _Session:
 
     # --- resume -----------------------------------------------------------------------
     def _begin_resume(self, text: str) -> None:
-        """Register for live events and fix where they begin, in one step (no await)."""
         registry, pump = self.endpoint.registry, self.endpoint.pump
-        try:
-            cursor = Cursor.parse(text)
-        except BadRequest as exc:
-            self._resume_failed(INVALID, exc.message, count=True)
-            registry.add_ws(self.conn)
-            return
-        live_from = pump.position(cursor.partition)
-        if live_from is None:
-            if pump.ready.is_set():
-                self._resume_failed(
-                    INVALID, "cursor names no partition of the event topic", count=True
-                )
-            else:
-                self._resume_failed(
-                    UNAVAILABLE, "the event stream is not connected yet", count=True
-                )
-            registry.add_ws(self.conn)
-            return
-        self.conn.start_replay()
-        registry.add_ws(self.conn)
-        self._tasks.append(asyncio.create_task(self._replay(cursor, live_from)))
+        begun = begin_catch_up(self.conn, registry, pump, text)
+        if isinstance(begun, CatchUp):
+            self._tasks.append(asyncio.create_task(self._replay(begun)))
+        else:
+            self._resume_failed(*begun)
 
-    async def _replay(self, cursor: Cursor, live_from: int) -> None:
-        outcome = await self.endpoint.resume.replay(self.conn.key, cursor, live_from)
-        floor: tuple[int, int] | None = None
+    async def _replay(self, catch_up: CatchUp) -> None:
+        outcome = await replay(self.conn, self.endpoint.resume, catch_up)
         if outcome.error is not None:
             self._resume_failed(*outcome.error)
         else:
-            for event in outcome.events:
-                await self.conn.put(event)
-            floor = (cursor.partition, max(cursor.offset, live_from - 1))
             self.resumed = f"{len(outcome.events)} events"
-        await self.conn.finish_replay(floor)
+        await hand_over(self.conn, catch_up, outcome)
 
-    def _resume_failed(self, code: str, message: str, *, count: bool = False) -> None:
-        if count:  # failures of the resume service count themselves
-            RESUMES.labels(code).inc()
+    def _resume_failed(self, code: str, message: str) -> None:
         self.resumed = code
         self.conn.control(error_frame(code, message))

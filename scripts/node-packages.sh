@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Node.js packages the tests run (tests/node: AsyncAPI's parser), installed from the
+# Node.js packages the tests run (tests/node: AsyncAPI's parser, socket.io-client for the
+# gateway's Socket.IO tests), installed from the
 # committed lock with `npm ci`; skipped when node_modules is newer than the lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # System packages the test suite needs beyond Python: Dovecot (a real IMAP server for the
-# email poller's tests) and Chromium (the inbox page's browser test, driven by Playwright). Idempotent: installs only what is missing. Needs root (CI is root);
+# email poller's tests), Chromium (the inbox page's browser test, driven by Playwright),
+# nginx (deploy/nginx.conf's sticky `/socket.io/` routing in front of two gateways) and
+# Node.js with npm. Idempotent: installs only what is missing. Needs root (CI is root);
 # without root and with the package missing it says what to run and exits non-zero.
 set -euo pipefail
 
@@ -15,7 +17,9 @@ installed() {
 missing=()
 installed dovecot-imapd dovecot || missing+=(dovecot-imapd)
 installed chromium chromium || missing+=(chromium)
-# Node.js runs AsyncAPI's own parser in the tests (scripts/node-packages.sh installs it).
+installed nginx-light nginx || installed nginx nginx || missing+=(nginx-light)
+# Node.js runs AsyncAPI's own parser and the real socket.io-client in the tests
+# (scripts/node-packages.sh installs them).
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
@@ -26,7 +30,7 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     exit 1
 fi
 
-# The tests start their own unprivileged Dovecot on a free loopback port; keep the package's
+# The tests start their own unprivileged Dovecot and nginx on free loopback ports; keep the package's
 # own system service from starting (policy-rc.d exit 101 = "action forbidden").
 policy=/usr/sbin/policy-rc.d
 own_policy=0

@@ -328,3 +328,54 @@ def _dovecot(binary: str, home: Path) -> Iterator[Dovecot]:
         yield Dovecot(port, user, password)
     finally:
         stop_process(proc, 10)
+
+
+# --- nginx with deploy/nginx.conf -----------------------------------------------------
+DEPLOY_NGINX_CONF = Path(__file__).resolve().parents[1] / "deploy" / "nginx.conf"
+
+
+def render_nginx_conf(home: Path, listen: int, upstreams: list[int]) -> str:
+    """deploy/nginx.conf for a loopback test: its routing rules as they are, with the
+    upstreams' `gateway:8000` replaced by `upstreams`, files kept under `home`."""
+    conf = DEPLOY_NGINX_CONF.read_text()
+    servers = "".join(f"server 127.0.0.1:{port}; " for port in upstreams)
+    assert conf.count("server gateway:8000 resolve;  # gateways") == 2, "deploy/nginx.conf moved"
+    conf = conf.replace("server gateway:8000 resolve;  # gateways", servers)
+    conf = conf.replace("resolver 127.0.0.11 valid=10s;", "")
+    conf = conf.replace("listen 8000;", f"listen 127.0.0.1:{listen};")
+    files = (
+        f"client_body_temp_path {home}/body; proxy_temp_path {home}/proxy; "
+        f"fastcgi_temp_path {home}/fcgi; uwsgi_temp_path {home}/uwsgi; "
+        f"scgi_temp_path {home}/scgi; access_log off;"
+    )
+    conf = conf.replace("http {", "http {\n  " + files, 1)
+    return f"pid {home}/nginx.pid;\nerror_log {home}/error.log;\ndaemon off;\n" + conf
+
+
+@contextmanager
+def nginx_proxy(upstreams: list[int]) -> Iterator[int]:
+    """nginx (Debian's, installed by scripts/system-packages.sh) on a free loopback port
+    serving deploy/nginx.conf in front of `upstreams`; yields its port."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).exists():
+        raise RuntimeError("nginx is missing: run scripts/system-packages.sh (as root)")
+    home = Path(tempfile.mkdtemp(prefix="hub-nginx-"))
+    port = free_port()
+    (home / "nginx.conf").write_text(render_nginx_conf(home, port, upstreams))
+    process = subprocess.Popen(
+        [binary, "-p", str(home), "-c", str(home / "nginx.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not port_open("127.0.0.1", port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"nginx did not start: {process.stderr and process.stderr.read()!r}"
+                )
+            time.sleep(0.05)
+        yield port
+    finally:
+        stop_process(process, 10)
+        shutil.rmtree(home, ignore_errors=True)

@@ -30,11 +30,18 @@ function finish(reason) {
 }
 function authed() { if (++ready === n) console.log(JSON.stringify({ ready, failed })); }
 
-function open(i) {
+// A handshake reset in the opening burst (a full accept queue on a loaded machine) is
+// retried a few times: P4 measures idle sockets, not how a burst of connects is absorbed.
+function open(i, attempt = 0) {
   const token = tokens[i % tokens.length];
   const ws = new WebSocket(url, { perMessageDeflate: false });
   sockets.push(ws);
-  ws.on("error", () => { failed++; });
+  let opened = false;
+  ws.on("open", () => { opened = true; });
+  ws.on("error", () => {
+    if (!opened && attempt < 5) setTimeout(() => open(i, attempt + 1), 250 * (attempt + 1));
+    else failed++;
+  });
   if (proto === "hub") {
     ws.on("open", () => ws.send(JSON.stringify({ type: "authenticate", token })));
     ws.on("message", (data) => {

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
+import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Iterable
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +22,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from gateway.app import GatewayApp
+from gateway.connection import WsConnection
+from gateway.pump import EventPump
 from gateway.server import build_server, serve
 from hub.tokens import mint_token
 from hubcore.kafka import Topics, create_producer
@@ -124,6 +130,34 @@ def new_message(user_id: str, n: int, conversation_id: str = "conv_test") -> New
     )
 
 
+def big_message(user_id: str, n: int) -> NewMessage:
+    """A `new_message` event of about 30 kB (fills socket buffers fast)."""
+    event = new_message(user_id, n)
+    message = event.data.message.model_copy(update={"text": "x" * 30_000})
+    return event.model_copy(update={"data": NewMessageData(message=message)})
+
+
+def dispatched(pump: EventPump, cursor: str) -> Callable[[], bool]:
+    """True once the gateway's pump has routed the event at `cursor`."""
+    partition, offset = map(int, cursor.split("-"))
+    return lambda: (pump.position(partition) or 0) > offset
+
+
+async def flood_until_closed(
+    settings: Settings, pump: EventPump, conn: WsConnection, user_id: str
+) -> int:
+    """Produce big events of `user_id` in rounds of 50 (1.5 MB) until the gateway closes
+    `conn` (kernel buffers vary), at most 20 rounds; how many were produced."""
+    sent = 0
+    for _ in range(20):
+        cursors = await produce(settings, [big_message(user_id, n) for n in range(sent, sent + 50)])
+        sent += 50
+        await eventually(dispatched(pump, cursors[-1]), "the pump to dispatch")
+        if conn.close_code is not None:
+            break
+    return sent
+
+
 async def produce(settings: Settings, events: Iterable[UserEvent]) -> list[str]:
     """Put user events on the user-events topic, keyed by user; their cursors, in order."""
     producer = create_producer(settings)
@@ -199,8 +233,133 @@ async def eventually(predicate: Callable[[], bool], what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def wait_healthy(address: GatewayAddress, log: Path) -> None:
-    """Wait until a gateway process answers /health with 200 (its consumer is positioned)."""
+def ids(frames: list[dict[str, Any]]) -> list[str]:
+    """The event ids of frames, in order."""
+    return [frame["id"] for frame in frames]
+
+
+# --- the real npm socket.io-client (tests/node/sio_driver.mjs) -------------------------
+JS_DIR = Path(__file__).resolve().parents[1] / "node"
+
+
+def require_socketio_client() -> None:
+    """Fail clearly when tests/node's packages are not installed."""
+    if shutil.which("node") is None or not (JS_DIR / "node_modules" / "socket.io-client").is_dir():
+        raise AssertionError("socket.io-client is not installed: run scripts/node-packages.sh")
+
+
+class SioClient:
+    """One socket.io-client in a node child process; what it sees arrives as dicts."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.seen: list[dict[str, Any]] = []
+
+    async def send(self, **command: Any) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(orjson.dumps(command) + b"\n")
+        await self.process.stdin.drain()
+
+    async def next(self, timeout: float = DEADLINE) -> dict[str, Any]:
+        """The next thing the client saw (a `driver_error` fails the test)."""
+        assert self.process.stdout is not None
+        async with asyncio.timeout(timeout):
+            line = await self.process.stdout.readline()
+        assert line, "the socket.io-client driver exited"
+        seen: dict[str, Any] = orjson.loads(line)
+        assert seen["ev"] != "driver_error", seen
+        self.seen.append(seen)
+        return seen
+
+    async def until(
+        self, ev: str, timeout: float = DEADLINE
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Read until an `ev`; it and what came before it."""
+        before: list[dict[str, Any]] = []
+        try:
+            async with asyncio.timeout(timeout):
+                while (seen := await self.next())["ev"] != ev:
+                    before.append(seen)
+        except TimeoutError:
+            raise AssertionError(f"no {ev!r}; the client saw {self.seen}") from None
+        return seen, before
+
+    async def events(self, count: int, name: str = "new_message") -> list[dict[str, Any]]:
+        """The next `count` events called `name`, skipping transport notices."""
+        found: list[dict[str, Any]] = []
+        while len(found) < count:
+            seen = await self.next()
+            if seen["ev"] == name:
+                found.append(seen)
+            else:
+                assert seen["ev"] in ("upgrade", "connect", "authenticated"), seen
+        return found
+
+
+@contextlib.asynccontextmanager
+async def sio_client(url: str, **connect: Any) -> AsyncIterator[SioClient]:
+    """socket.io-client connected to `url` with `connect` options (see sio_driver.mjs)."""
+    require_socketio_client()
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(JS_DIR / "sio_driver.mjs"),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    client = SioClient(process)
+    try:
+        await client.send(op="connect", url=url, **connect)
+        yield client
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+def event_ids(seen: list[dict[str, Any]]) -> list[str]:
+    """The message ids of `new_message` events a SioClient saw, in order."""
+    return [s["data"]["message"]["id"] for s in seen if s["ev"] == "new_message"]
+
+
+# --- `hub gateway` child processes ---------------------------------------------------------
+@dataclass(frozen=True)
+class ChildGateway(GatewayAddress):
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies with its sockets open, as in a crash."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def gateway_process(settings: Settings, log: Path, **env: str) -> Iterator[ChildGateway]:
+    """`hub gateway` as a child process on a free port; stopped with SIGTERM (and checked
+    to shut down cleanly) unless the test killed it."""
+    port = free_port()
+    environ = gateway_env(settings, port, HUB_LOG_FORMAT="json", **env)
+    hub = Path(sys.executable).with_name("hub")
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(hub), "gateway"], env=environ, stdout=out, stderr=out)
+    child = ChildGateway(port, process, log)
+    try:
+        yield child
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+            # uvicorn shuts down gracefully, then re-raises the signal it caught.
+            assert process.returncode in (0, -signal.SIGTERM), log.read_text()[-2000:]
+            assert "Application shutdown complete" in log.read_text()
+
+
+async def healthy(address: GatewayAddress, log: Path) -> None:
+    """Wait until the process answers /health with 200 (its consumer is positioned)."""
     async with httpx.AsyncClient(base_url=address.base_url, timeout=2) as client:
         for _ in range(int(DEADLINE * 2 / 0.25)):
             try:
@@ -212,6 +371,14 @@ async def wait_healthy(address: GatewayAddress, log: Path) -> None:
     raise AssertionError(f"gateway on :{address.port} never became healthy; see {log}")
 
 
-def ids(frames: list[dict[str, Any]]) -> list[str]:
-    """The event ids of frames, in order."""
-    return [frame["id"] for frame in frames]
+@contextlib.asynccontextmanager
+async def two_gateway_processes(
+    settings: Settings, logs: Path
+) -> AsyncIterator[tuple[ChildGateway, ChildGateway]]:
+    """Two healthy `hub gateway` processes of the same settings (logs in `logs`)."""
+    with (
+        gateway_process(settings, logs / "gw1.log") as gw1,
+        gateway_process(settings, logs / "gw2.log") as gw2,
+    ):
+        await asyncio.gather(healthy(gw1, gw1.log), healthy(gw2, gw2.log))
+        yield gw1, gw2

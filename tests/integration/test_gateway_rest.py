@@ -271,11 +271,12 @@ async def test_health_has_the_contract_shape(gw: RunningGateway) -> None:
     body = answer.json()
     assert set(body) == {"status", "timestamp", "services"}
     assert body["status"] == "ok" and body["timestamp"].endswith("Z")
-    assert set(body["services"]) == {"kafka", "mongodb", "websocket"}
+    assert set(body["services"]) == {"kafka", "mongodb", "database", "websocket"}
     assert body["services"]["kafka"]["status"] == "ok"
     assert body["services"]["mongodb"]["status"] == "ok"
+    assert body["services"]["database"] == "connected"  # the seed's field and values
     assert body["services"]["websocket"] == {
-        "status": "ok",
+        "status": "active",
         "connections": 0,
         "authenticatedUsers": 0,
     }

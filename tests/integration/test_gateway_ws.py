@@ -13,12 +13,11 @@ import orjson
 import pytest
 import websockets
 
-from gateway.pump import EventPump
 from hubcore.settings import Settings
-from schemas import NewMessage, NewMessageData
 from tests.integration.gateway_kit import (
     RunningGateway,
     eventually,
+    flood_until_closed,
     frames_until_closed,
     ids,
     new_message,
@@ -199,25 +198,8 @@ async def test_slow_reader_is_closed_with_4408(
         registry, pump = gw.app.runtime.registry, gw.app.runtime.pump
         await eventually(lambda: b"alice" in registry.ws, "alice to authenticate")
         conn = registry.ws[b"alice"][0]
-        sent = 0
-        for _ in range(20):  # rounds of 1.5 MB until the bound trips (kernel buffers vary)
-            cursors = await produce(s, [_big(n) for n in range(sent, sent + 50)])
-            sent += 50
-            await eventually(_dispatched(pump, cursors[-1]), "the pump to dispatch")
-            if conn.close_code is not None:
-                break
+        sent = await flood_until_closed(s, pump, conn, "alice")
         assert conn.close_code == 4408
         frames, code = await frames_until_closed(ws)
         assert code == 4408
         assert 0 < len(frames) < sent  # what fit in the buffers, then the close
-
-
-def _dispatched(pump: EventPump, cursor: str) -> Callable[[], bool]:
-    partition, offset = map(int, cursor.split("-"))
-    return lambda: (pump.position(partition) or 0) > offset
-
-
-def _big(n: int) -> NewMessage:
-    event = new_message("alice", n)
-    message = event.data.message.model_copy(update={"text": "x" * 30_000})
-    return event.model_copy(update={"data": NewMessageData(message=message)})

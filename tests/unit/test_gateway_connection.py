@@ -112,18 +112,15 @@ async def test_error_frame_goes_out_before_the_close() -> None:
 
 def test_registry_counts_distinct_users_over_both_transports() -> None:
     registry = Registry()
-    a1, a2 = WsConnection(Socket().send, 8), WsConnection(Socket().send, 8)
-    a1.bind("alice")
-    a2.bind("alice")
-    registry.add_ws(a1)
-    registry.add_ws(a2)
-    registry.add_sio(b"alice")
-    registry.add_sio(b"bob")
+    a1, a2 = WsConnection(Socket().send, 8), WsConnection(None, 8, socketio=True)
+    b1 = WsConnection(None, 8, socketio=True)
+    for conn, user in ((a1, "alice"), (a2, "alice"), (b1, "bob")):
+        conn.bind(user)
+        registry.add_ws(conn)
     assert registry.authenticated_users() == 2
     registry.remove_ws(a1)
     registry.remove_ws(a2)
     registry.remove_ws(a2)  # twice is harmless
-    assert registry.authenticated_users() == 2 and b"alice" not in registry.ws
-    registry.remove_sio(b"alice")
-    registry.remove_sio(b"bob")
+    assert registry.authenticated_users() == 1 and b"alice" not in registry.ws
+    registry.remove_ws(b1)
     assert registry.authenticated_users() == 0

@@ -31,6 +31,9 @@ def test_frame_drops_schema_and_user_and_carries_the_cursor() -> None:
     assert frame["type"] == "unread_count_update" and frame["cursor"] == "2-41"
     assert frame["data"]["unreadCounts"]["byPlatform"] == {"slack": 2}
     assert event.socketio_payload() == {**frame["data"], "cursor": "2-41"}
+    # Socket.IO: one EVENT packet, the cursor also last (the client's recovery offset).
+    assert event.sio_text.startswith("42")
+    assert orjson.loads(event.sio_text[2:]) == [frame["type"], event.socketio_payload(), "2-41"]
     assert event.occurred_ts == pytest.approx(datetime.now(UTC).timestamp(), abs=60)
 
 

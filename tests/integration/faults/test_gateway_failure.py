@@ -4,12 +4,6 @@ clients reconnect to the other with their cursors, miss nothing and get nothing 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -20,15 +14,12 @@ from hubcore.kafka import ensure_topics
 from hubcore.settings import Settings
 from tests.integration.gateway_kit import (
     GatewayAddress,
-    free_port,
-    gateway_env,
     new_message,
     open_ws,
     produce,
     token,
-    wait_healthy,
+    two_gateway_processes,
 )
-from tests.local_servers import stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
@@ -36,24 +27,6 @@ USERS = 20
 ROUNDS = 30  # one event per user per round
 KILL_AFTER = 10  # rounds
 ROUND_PAUSE = 0.1
-
-
-@contextmanager
-def gateway(
-    settings: Settings, log: Path
-) -> Iterator[tuple[GatewayAddress, subprocess.Popen[bytes]]]:
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hub", "gateway"],
-            env=gateway_env(settings, port, HUB_LOG_FORMAT="json"),
-            stdout=out,
-            stderr=out,
-        )
-    try:
-        yield GatewayAddress(port), proc
-    finally:
-        stop_process(proc)
 
 
 class Client:
@@ -95,13 +68,7 @@ async def test_killed_gateway_clients_resume_on_the_other(
 ) -> None:
     await ensure_topics(settings)
     users = [f"user{n}" for n in range(USERS)]
-    with (
-        gateway(settings, tmp_path / "gw1.log") as (gw1, proc1),
-        gateway(settings, tmp_path / "gw2.log") as (gw2, _),
-    ):
-        await asyncio.gather(
-            wait_healthy(gw1, tmp_path / "gw1.log"), wait_healthy(gw2, tmp_path / "gw2.log")
-        )
+    async with two_gateway_processes(settings, tmp_path) as (gw1, gw2):
         on_1 = [Client(settings, u) for u in users]
         on_2 = [Client(settings, u) for u in users]
         runs = [asyncio.create_task(c.run(gw1, gw2, ROUNDS)) for c in on_1]
@@ -114,7 +81,7 @@ async def test_killed_gateway_clients_resume_on_the_other(
             for event in events:
                 expected[event.user_id].append(event.id)
             if n == KILL_AFTER:
-                os.kill(proc1.pid, signal.SIGKILL)
+                gw1.kill()
             await asyncio.sleep(ROUND_PAUSE)
         await asyncio.gather(*runs)
 

@@ -1,0 +1,76 @@
+"""Socket.IO v5 packets (the part this server reads) and the recovery session ids (`pid`)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+import orjson
+
+from hubcore.settings import Settings
+
+PACKET_TYPES = frozenset("0123456")
+
+
+def parse_packet(data: str) -> tuple[str, str, Any] | None:
+    """(type, namespace, payload) of a Socket.IO packet; None when it is not one.
+
+    Wire format: `<type>[<attachments>-][<namespace>,][<ack id>][<JSON>]`. Binary
+    packets (5, 6) are refused by the caller's checks since nothing here takes binary.
+    """
+    if not data or data[0] not in PACKET_TYPES:
+        return None
+    kind, rest = data[0], data[1:]
+    namespace = "/"
+    if rest.startswith("/"):
+        namespace, comma, rest = rest.partition(",")
+        if not comma:
+            rest = ""
+    i = 0
+    while i < len(rest) and rest[i].isdigit():  # an ack id: this server sends no acks
+        i += 1
+    rest = rest[i:]
+    if not rest:
+        return kind, namespace, None
+    try:
+        payload = orjson.loads(rest)
+    except orjson.JSONDecodeError:
+        return None
+    return kind, namespace, payload
+
+
+class PidSigner:
+    """Recovery session ids bound to a user: `<random>.<HMAC(random | user)>`.
+
+    The key is the JWT secret, shared by every gateway process, so a pid issued by one is
+    checked by another; with public-key tokens each process has its own key and a pid
+    from another process starts a fresh session. A pid issued before the user was known
+    (the seed's `authenticate` after connect) is signed for the empty user; its offset
+    is checked against the user when it is replayed.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        secret = settings.jwt_secret
+        base = secret.get_secret_value().encode() if secret is not None else secrets.token_bytes(32)
+        self._key = hashlib.sha256(b"hub socket.io pid\x00" + base).digest()
+
+    def issue(self, user_id: str | None) -> str:
+        """A new pid for `user_id` (None: not known yet)."""
+        nonce = secrets.token_urlsafe(12)
+        return f"{nonce}.{self._sign(nonce, user_id)}"
+
+    def valid(self, pid: str, user_id: str | None) -> bool:
+        """True when `pid` was issued for `user_id`, or for nobody yet (anonymous)."""
+        nonce, dot, signature = pid.partition(".")
+        if not dot or len(pid) > 100:
+            return False
+        candidates = [None] if user_id is None else [user_id, None]
+        return any(hmac.compare_digest(signature, self._sign(nonce, user)) for user in candidates)
+
+    def _sign(self, nonce: str, user_id: str | None) -> str:
+        message = f"{nonce}|{user_id or ''}".encode()
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:18]).decode()

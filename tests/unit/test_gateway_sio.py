@@ -1,0 +1,64 @@
+"""Socket.IO packets, recovery pids and the long-polling outbox (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.connection import WsConnection
+from gateway.frames import decode_event
+from gateway.sio_session import PidSigner, parse_packet
+from hubcore.settings import Settings
+from tests.integration.gateway_kit import new_message
+
+
+@pytest.mark.parametrize(
+    ("data", "parsed"),
+    [
+        ("0", ("0", "/", None)),
+        ('0{"token":"t"}', ("0", "/", {"token": "t"})),
+        ('0/custom,{"a":1}', ("0", "/custom", {"a": 1})),
+        ("1", ("1", "/", None)),
+        ('2["authenticate",{"token":"t"}]', ("2", "/", ["authenticate", {"token": "t"}])),
+        ('212["authenticate",{}]', ("2", "/", ["authenticate", {}])),  # with an ack id
+        ('2/admin,3["x"]', ("2", "/admin", ["x"])),
+    ],
+)
+def test_packets_are_parsed(data: str, parsed: tuple[str, str, object]) -> None:
+    assert parse_packet(data) == parsed
+
+
+@pytest.mark.parametrize("data", ["", "9", "2[not json", "x{}"])
+def test_malformed_packets_are_none(data: str) -> None:
+    assert parse_packet(data) is None
+
+
+def test_pids_are_bound_to_their_user_and_shared_by_processes() -> None:
+    settings = Settings(jwt_secret="s" * 40)
+    signer, other_process = PidSigner(settings), PidSigner(settings)
+    alice = signer.issue("alice")
+    assert other_process.valid(alice, "alice")
+    assert not other_process.valid(alice, "bob")  # a foreign pid is refused
+    assert not other_process.valid(alice, None)
+    anonymous = signer.issue(None)  # issued before `authenticate`
+    assert other_process.valid(anonymous, None) and other_process.valid(anonymous, "bob")
+    assert not PidSigner(Settings(jwt_secret="t" * 40)).valid(alice, "alice")
+    for forged in ("", "nodot", alice.split(".")[0] + ".AAAA", "x" * 200):
+        assert not signer.valid(forged, "alice")
+
+
+async def test_polling_takes_everything_queued_then_the_close() -> None:
+    conn = WsConnection(None, 8, socketio=True)
+    conn.bind("alice")
+    waiting = asyncio.create_task(conn.take())
+    await asyncio.sleep(0)
+    assert not waiting.done()  # a poll waits for something to send
+    event = decode_event(0, 7, b"alice", new_message("alice", 1).to_json())
+    conn.deliver(event)
+    conn.control("2")
+    assert await asyncio.wait_for(waiting, 5) == ([event.sio_text, "2"], False)
+    assert conn.frames_sent == 1
+    conn.control('42["error",{}]')
+    conn.close(4401, "unauthorized")
+    assert await conn.take() == (['42["error",{}]'], True)
