@@ -1,1 +1,1 @@
-"""`hub bench`: the hub's performance scenarios P1-P6, each against a baseline in the same run."""
+"""`hub bench`: the hub's performance scenarios, each against a baseline in the same run."""

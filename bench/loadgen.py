@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=0)
     p = modes.add_parser("e2e", help="webhooks at a fixed rate, timed to their frames (P3)")
     p.add_argument("--spec", required=True, help="JSON file: connectors, ws_url, accounts")
+    p.add_argument("--run-id", default="p3", help="makes the message ids of this run unique")
     p.add_argument("--rate", type=float, required=True)
     p.add_argument("--duration", type=float, required=True)
     p.add_argument("--warmup", type=float, default=0)
@@ -68,6 +69,7 @@ def _job(args: argparse.Namespace) -> Coroutine[Any, Any, dict[str, Any]]:
             args.rate,
             args.duration,
             args.warmup,
+            run_id=args.run_id,
         )
     if args.mode == "kafka-rtt":
         from bench import load_kafka

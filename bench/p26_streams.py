@@ -2,9 +2,11 @@
 
 P2 puts a backlog of raw messages (spread round-robin over many users, a few chats
 each) on a fresh raw-messages topic, then starts one worker on CPU 0 and times, from its
-own batch log lines, the window from the start of its first batch to the end of its
-last: everything in between (fetch, store writes, table and changelog, user events) is
-what a sustained stream costs. The baseline (the issue's) bulk-upserts the worker's
+own log lines, the window from the start of its first batch to the end of its projection
+sink's last write: a message counts as processed once its projections are written, not
+when its event left. Everything in between (fetch, store writes, table and changelog,
+user events, projections) is what a sustained stream costs. The sink's documents written
+per message are reported beside. The baseline (the issue's) bulk-upserts the worker's
 message documents for the same records, in the worker's batch size, with the same
 client, on the same core, into a collection with the same indexes; their bulk-insert
 rate, the store's fastest write and how the worker stores messages, is reported beside.
@@ -51,17 +53,24 @@ async def _produce(st: Stage, messages: int, users: int) -> None:
 
 
 def batch_window(log: Path) -> tuple[int, float, float]:
-    """(records, seconds from the first batch's start to the last's end, seconds busy in
-    batches) from the worker's JSON `batch` log lines."""
+    """(records, seconds from the first batch's start to the end of the last batch or
+    projection write, whichever is later, seconds busy in batches) from the worker's JSON
+    `batch` and `projections` log lines."""
     batches = []
+    last_end = 0.0
     for line in log.read_text(errors="replace").splitlines():
-        if line.startswith("{") and '"event": "batch"' in line:
+        if not line.startswith("{"):
+            continue
+        if '"event": "batch"' in line:
             batches.append(orjson.loads(line))
+        if '"event": "batch"' in line or '"event": "projections"' in line:
+            at = datetime.fromisoformat(orjson.loads(line)["timestamp"]).timestamp()
+            last_end = max(last_end, at)
     if not batches:
         raise BenchError(f"no batch lines in {log}")
-    ends = [datetime.fromisoformat(b["timestamp"]).timestamp() for b in batches]
+    first_end = datetime.fromisoformat(batches[0]["timestamp"]).timestamp()
     busy = [float(b["ms"]) / 1000 for b in batches]
-    window = ends[-1] - (ends[0] - busy[0])
+    window = last_end - (first_end - busy[0])
     return sum(int(b["records"]) for b in batches), window, sum(busy)
 
 
@@ -85,12 +94,24 @@ async def _live(kids: Children, st: Stage, ctx: Context, messages: int) -> dict[
         if time.monotonic() > deadline:
             raise BenchError(f"the worker did not process {messages} records in time")
         await asyncio.sleep(0.5)
+    # Processed = projected: wait for the sink to catch up.
+    while await metric(url, "hub_streams_sink_lag_now_seconds") > 0:
+        worker.check_alive()
+        if time.monotonic() > deadline:
+            raise BenchError("the projection sink did not catch up in time")
+        await asyncio.sleep(0.2)
     events = await metric(url, 'hub_streams_user_events_total{type="new_message"}')
+    documents = await metric(url, "hub_streams_sink_documents_total")
     await kids.stop(worker)
     records, window, busy = batch_window(worker.log)
     if records != messages or events < messages:
         raise BenchError(f"worker processed {records} records, emitted {events:.0f} messages")
-    return {"per_s": rate(records, window), "seconds": window, "busy": busy}
+    return {
+        "per_s": rate(records, window),
+        "seconds": window,
+        "busy": busy,
+        "sink_documents_per_message": round(documents / records, 3),
+    }
 
 
 async def _replay(kids: Children, st: Stage) -> dict[str, float]:
@@ -156,6 +177,7 @@ async def run(ctx: Context, *, replay: bool) -> dict[str, Result]:
                 insert_baseline=store["insert_per_s"],
                 ratio_vs_insert=ratio(live["per_s"], store["insert_per_s"]),
                 seconds=round(live["seconds"], 2),
+                sink_documents_per_message=live["sink_documents_per_message"],
                 busy_seconds=round(live["busy"], 2),
                 baseline_seconds=store["upsert_seconds"],
                 **shape,

@@ -1,30 +1,49 @@
-"""P3: webhook -> WebSocket frame latency at 200 msg/s through the whole hub, vs Kafka's hop.
+"""P3: webhook -> WebSocket frame latency at 10, 200 and 1,000 msg/s through the whole hub,
+vs Kafka's hop, and the projection sink's lag.
 
 Connectors, one streams worker and a gateway run as the hub runs (separate processes,
 not pinned: at this load latency, not throughput, is measured, and one core for three
 processes would only add queueing). The load generator holds one WebSocket per user
 and sends signed webhooks at a fixed rate (open loop) round-robin over 20 users; each
 message's latency is from just before its POST to the arrival of its `new_message`
-frame. The first seconds warm up and are not counted. The baseline is the round trip
-of a record of the same size produced and consumed through the same broker with the
-hub's producer settings, at the same rate.
+frame. The first seconds warm up and are not counted. The rates run one after the other
+against the same processes (each with its own message ids); 200 msg/s is the headline.
+The sink's lag is the p99 of the worker's `hub_streams_sink_lag_seconds` histogram over
+each rate's run (a bucket's upper bound). The baseline is the round trip of a record of
+the same size produced and consumed through the same broker with the hub's producer
+settings, at 200 msg/s.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bench.context import Context
-from bench.procs import BenchError, Children, free_port, python_argv, wait_http, wait_log
+from bench.procs import (
+    BenchError,
+    Child,
+    Children,
+    free_port,
+    histogram,
+    python_argv,
+    wait_http,
+    wait_log,
+)
 from bench.report import Result
-from bench.stage import WEBHOOK_SECRET, stage
+from bench.stage import WEBHOOK_SECRET, Stage, stage
+from bench.stats import histogram_quantile
 from hubcore.kafka import ensure_topics
 
 RATE = 200.0
+RATES = (10.0, RATE, 1000.0)
 USERS = 20
+SINK_LAG = "hub_streams_sink_lag_seconds"
 
 
 def _write_spec(path: Path, spec: dict[str, Any]) -> Path:
@@ -32,62 +51,114 @@ def _write_spec(path: Path, spec: dict[str, Any]) -> Path:
     return path
 
 
-async def run(ctx: Context) -> Result:
-    """Measure P3."""
-    duration = ctx.size(60.0, 10.0)
-    warmup = ctx.size(5.0, 2.0)
-    async with stage(ctx.base, "p3") as st, Children(ctx.log_dir) as kids:
-        users = [f"user{i:02d}" for i in range(USERS)]
-        accounts = await st.generic_accounts(users)
-        rtt_topic = f"{st.settings.topic_namespace}.rtt"
-        await ensure_topics(st.settings, {rtt_topic: {}})
-        gw_port, conn_port = free_port(), free_port()
-        streams = await kids.start(
-            "p3-streams",
-            python_argv("hub", "streams"),
-            env=st.env(
-                HUB_STREAMS_WEB_PORT=str(free_port()),
-                HUB_DATA_DIR=str(ctx.log_dir / "p3-data"),
-            ),
+@dataclass(frozen=True, slots=True)
+class RunningHub:
+    """Connectors, one streams worker and a gateway of a stage, and the load spec for them."""
+
+    spec: Path
+    metrics_url: str
+    servers: tuple[Child, ...]
+
+
+@contextlib.asynccontextmanager
+async def running_hub(
+    ctx: Context, st: Stage, kids: Children, name: str
+) -> AsyncIterator[RunningHub]:
+    """Start the three servers as the hub runs them (unpinned); stop them at the end."""
+    users = [f"user{i:02d}" for i in range(USERS)]
+    accounts = await st.generic_accounts(users)
+    gw_port, conn_port, web_port = free_port(), free_port(), free_port()
+    streams = await kids.start(
+        f"{name}-streams",
+        python_argv("hub", "streams"),
+        env=st.env(
+            HUB_STREAMS_WEB_PORT=str(web_port),
+            HUB_DATA_DIR=str(ctx.log_dir / f"{name}-data"),
+        ),
+    )
+    gateway = await kids.start(
+        f"{name}-gateway",
+        python_argv("hub", "gateway"),
+        env=st.env(HUB_GATEWAY_PORT=str(gw_port)),
+    )
+    connectors = await kids.start(
+        f"{name}-connectors",
+        python_argv("hub", "connectors"),
+        env=st.env(HUB_CONNECTORS_PORT=str(conn_port), HUB_CONNECTORS_POLLERS="false"),
+    )
+    await wait_log(streams, "Worker]: Ready", timeout=120)
+    await wait_http(f"http://127.0.0.1:{gw_port}/health", gateway)
+    await wait_http(f"http://127.0.0.1:{conn_port}/health", connectors)
+    spec = _write_spec(
+        ctx.log_dir / f"{name}-spec.json",
+        {
+            "connectors": f"http://127.0.0.1:{conn_port}",
+            "ws_url": f"ws://127.0.0.1:{gw_port}/ws",
+            "secret": WEBHOOK_SECRET,
+            "accounts": [{"id": a.id, "token": st.token(a.user_id)} for a in accounts],
+        },
+    )
+    try:
+        yield RunningHub(
+            spec, f"http://127.0.0.1:{web_port}/metrics", (streams, gateway, connectors)
         )
-        gateway = await kids.start(
-            "p3-gateway", python_argv("hub", "gateway"), env=st.env(HUB_GATEWAY_PORT=str(gw_port))
-        )
-        connectors = await kids.start(
-            "p3-connectors",
-            python_argv("hub", "connectors"),
-            env=st.env(HUB_CONNECTORS_PORT=str(conn_port), HUB_CONNECTORS_POLLERS="false"),
-        )
-        await wait_log(streams, "Worker]: Ready", timeout=120)
-        await wait_http(f"http://127.0.0.1:{gw_port}/health", gateway)
-        await wait_http(f"http://127.0.0.1:{conn_port}/health", connectors)
-        spec = _write_spec(
-            ctx.log_dir / "p3-spec.json",
-            {
-                "connectors": f"http://127.0.0.1:{conn_port}",
-                "ws_url": f"ws://127.0.0.1:{gw_port}/ws",
-                "secret": WEBHOOK_SECRET,
-                "accounts": [{"id": a.id, "token": st.token(a.user_id)} for a in accounts],
-            },
-        )
-        e2e = await kids.run_json(
-            "p3-load",
-            python_argv(
-                "bench.loadgen",
-                "e2e",
-                "--spec",
-                str(spec),
-                "--rate",
-                str(RATE),
-                "--duration",
-                str(duration),
-                "--warmup",
-                str(warmup),
-            ),
-            timeout=duration + warmup + 120,
-        )
+    finally:
         for child in (connectors, gateway, streams):
             await kids.stop(child)
+
+
+async def open_loop(
+    kids: Children, hub: RunningHub, name: str, rate: float, duration: float, warmup: float
+) -> dict[str, Any]:
+    """One open-loop run of webhooks at `rate` (its own message ids); the loadgen's result
+    with the sink's lag p99 (ms) over the run added."""
+    lag_before = await histogram(hub.metrics_url, SINK_LAG)
+    e2e = await kids.run_json(
+        f"{name}-load-{rate:g}",
+        python_argv(
+            "bench.loadgen",
+            "e2e",
+            "--spec",
+            str(hub.spec),
+            "--run-id",
+            f"{name}r{rate:g}",
+            "--rate",
+            str(rate),
+            "--duration",
+            str(duration),
+            "--warmup",
+            str(warmup),
+        ),
+        timeout=duration + warmup + 120,
+    )
+    lag = histogram_quantile(lag_before, await histogram(hub.metrics_url, SINK_LAG), 0.99)
+    e2e["sink_lag_p99_ms"] = None if lag is None else round(lag * 1000, 1)
+    return e2e
+
+
+def _row(e2e: dict[str, Any]) -> dict[str, Any]:
+    if "error" in e2e:
+        return {"error": e2e["error"]}
+    keys = ("p50_ms", "p99_ms", "max_ms", "sink_lag_p99_ms", "lost", "errors")
+    return {"messages": e2e["delivered"], **{k: e2e.get(k) for k in keys}}
+
+
+async def run(ctx: Context) -> Result:
+    """Measure P3."""
+    warmup = ctx.size(5.0, 2.0)
+    async with stage(ctx.base, "p3") as st, Children(ctx.log_dir) as kids:
+        rtt_topic = f"{st.settings.topic_namespace}.rtt"
+        await ensure_topics(st.settings, {rtt_topic: {}})
+        by_rate = {}
+        async with running_hub(ctx, st, kids, "p3") as hub:
+            for rate in RATES:
+                duration = ctx.size(60.0, 10.0) if rate == RATE else ctx.size(30.0, 6.0)
+                try:
+                    by_rate[rate] = await open_loop(kids, hub, "p3", rate, duration, warmup)
+                except BenchError as exc:
+                    if rate == RATE:
+                        raise
+                    by_rate[rate] = {"error": str(exc)[:300]}
         rtt = await kids.run_json(
             "p3-kafka-rtt",
             python_argv(
@@ -106,6 +177,7 @@ async def run(ctx: Context) -> Result:
             ),
             timeout=180,
         )
+    e2e = by_rate[RATE]
     if e2e["lost"] or e2e["errors"]:
         raise BenchError(f"{e2e['lost']} messages never arrived; errors {e2e['errors']}")
     return {
@@ -114,9 +186,11 @@ async def run(ctx: Context) -> Result:
         "baseline_p99_ms": rtt["p99_ms"],
         "max_ms": e2e["max_ms"],
         "baseline_p50_ms": rtt["p50_ms"],
+        "sink_lag_p99_ms": e2e["sink_lag_p99_ms"],
         "messages": e2e["delivered"],
         "rate": RATE,
-        "seconds": duration,
+        "rates": {f"{rate:g}": _row(result) for rate, result in by_rate.items()},
+        "seconds": e2e["seconds"],
         "users": USERS,
         "webhook_answer_p50_ms": e2e["webhook_answer"]["p50_ms"],
         "webhook_answer_p99_ms": e2e["webhook_answer"]["p99_ms"],

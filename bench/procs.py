@@ -250,3 +250,16 @@ async def metric(url: str, sample: str) -> float:
         if name == sample:
             return float(value)
     return 0.0
+
+
+async def histogram(url: str, name: str) -> dict[float, float]:
+    """The cumulative buckets (`le` -> count) of the Prometheus histogram `name` at `url`."""
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        text = (await http.get(url)).text
+    prefix = f'{name}_bucket{{le="'
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            le, _, value = line.removeprefix(prefix).partition('"} ')
+            out[float(le)] = float(value)
+    return out

@@ -1,9 +1,11 @@
 """The results document (`bench/results/latest.json`) and the markdown table printed from it.
 
 Format (issue 7): `{"machine": {...}, "scenarios": {"P1": {...}, ...}}`, where P1, P2, P5
-and P6 hold `value`, `baseline`, `ratio`; P3 `p50_ms`, `p99_ms`, `baseline_p99_ms`; P4
-`connections`, `rss_per_conn_kib`. Every scenario also carries `target`, `met`,
-`measured_at` and scenario-specific detail; a scenario that failed holds `error` instead.
+and P6 hold `value`, `baseline`, `ratio`; P3 `p50_ms`, `p99_ms`, `baseline_p99_ms` (and
+`rates`: the same at 10, 200 and 1,000 msg/s); P4 `connections`, `rss_per_conn_kib`; P7
+`knee_msg_per_s`, `limit_process`, `cpu_us_per_message` (issue 11). Every scenario also
+carries `target`, `met`, `measured_at` and scenario-specific detail; a scenario that
+failed holds `error` instead.
 """
 
 from __future__ import annotations
@@ -80,6 +82,13 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario("P6", "`hub replay` events/s", _RATIO, "ratio >= 2", lambda r: r["ratio"] >= 2),
         Scenario(
+            "P7",
+            "highest webhook -> WebSocket rate with p99 <= 1 s",
+            ("knee_msg_per_s", "limit_process", "cpu_us_per_message"),
+            "report the knee",
+            lambda r: r["knee_msg_per_s"] > 0,
+        ),
+        Scenario(
             "R1",
             "Socket.IO recovery of 1,000 missed events (reconnect -> last)",
             ("ms", "events", "recovered", "in_order"),
@@ -144,6 +153,13 @@ def _cells(scenario_id: str, r: Mapping[str, Any]) -> tuple[str, str, str]:
         return (
             f"p50 {_n(r['p50_ms'], 1)} ms, p99 {_n(r['p99_ms'], 1)} ms",
             f"Kafka round trip p99 {_n(r['baseline_p99_ms'], 1)} ms",
+            "-",
+        )
+    if scenario_id == "P7":
+        cpu = ", ".join(f"{k} {v} us" for k, v in sorted(r["cpu_us_per_message"].items()))
+        return (
+            f"{_n(r['knee_msg_per_s'])} msg/s (limit: {r['limit_process']})",
+            f"CPU per message: {cpu or '-'}",
             "-",
         )
     if scenario_id == "R1":

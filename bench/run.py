@@ -25,7 +25,7 @@ Runner = Callable[[Context], Awaitable[dict[str, Result]]]
 
 def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     """(scenario ids measured together, runner) for what was selected, in order."""
-    from bench import p1_webhooks, p3_latency, p4_idle, p5_burst, p26_streams, recovery
+    from bench import p1_webhooks, p3_latency, p4_idle, p5_burst, p7_ramp, p26_streams, recovery
 
     async def p1(ctx: Context) -> dict[str, Result]:
         return {"P1": await p1_webhooks.run(ctx)}
@@ -48,6 +48,9 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     async def p5(ctx: Context) -> dict[str, Result]:
         return await p5_burst.run(ctx, ws="P5" in selected, socketio="P5s" in selected)
 
+    async def p7(ctx: Context) -> dict[str, Result]:
+        return {"P7": await p7_ramp.run(ctx)}
+
     # P6 replays the history P2 builds, so selecting it runs P2 too.
     table: list[tuple[tuple[str, ...], Runner]] = [
         (("P1",), p1),
@@ -57,6 +60,7 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
         (("P4s",), p4s),
         (("P5", "P5s"), p5),
         (("R1",), r1),
+        (("P7",), p7),
     ]
     return [(ids, fn) for ids, fn in table if selected & set(ids)]
 
@@ -73,7 +77,7 @@ def parse_only(only: str | None) -> set[str]:
     }
     unknown = sorted(chosen - set(SCENARIOS))
     if unknown:
-        raise BenchError(f"unknown scenario {', '.join(unknown)} (known: P1-P6)")
+        raise BenchError(f"unknown scenario {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")
     return chosen
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -61,3 +61,22 @@ def rate(count: float, seconds: float) -> float:
 def ratio(value: float, baseline: float) -> float:
     """value / baseline rounded to 3 places; 0 when the baseline is 0 (nothing to compare)."""
     return round(value / baseline, 3) if baseline > 0 else 0.0
+
+
+def histogram_quantile(
+    before: Mapping[float, float], after: Mapping[float, float], q: float
+) -> float | None:
+    """The upper bound of the bucket holding the `q`-quantile of what a Prometheus histogram
+    observed between two snapshots of its cumulative buckets (`le` -> count; the last is
+    +Inf); None when it observed nothing."""
+    bounds = sorted(after)
+    if not bounds:
+        return None
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if counts[-1] <= 0:
+        return None
+    rank = q * counts[-1]
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= rank:
+            return bound
+    return bounds[-1]

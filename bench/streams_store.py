@@ -93,9 +93,7 @@ async def recovery(store: str, updates: int, users: int) -> dict[str, float]:
         mongo_db="bench_" + uuid.uuid4().hex[:8],
     )
     await ensure_topics(settings, {changelog_topic(settings): {"cleanup.policy": "compact"}})
-    value = orjson.dumps(
-        {"total": 3, "byPlatform": {"telegram": 3}, "byConversation": {"c": 3}, "applied": {}}
-    )
+    value = orjson.dumps({"total": 3, "byPlatform": {"telegram": 3}, "applied": {}})
     await produce(
         settings,
         changelog_topic(settings),

@@ -102,7 +102,12 @@ class Inbox:
 
     async def unread(self, user_id: str) -> UnreadCounts:
         """The caller's unread counts (zero when nothing was ever counted)."""
-        return unread_from_doc(await self.unread_counts.find_one({"_id": user_id}))
+        doc = await self.unread_counts.find_one({"_id": user_id})
+        cursor = self.conversations.find(
+            {"userId": user_id, "unreadCount": {"$gt": 0}}, projection={"unreadCount": 1}
+        )
+        counts = {str(d["_id"]): int(d["unreadCount"]) async for d in cursor}
+        return unread_from_doc(doc, counts)
 
     async def unread_in_conversation(self, user_id: str, conversation_id: str) -> list[str]:
         """Ids of the caller's unread messages in one conversation, oldest first."""

@@ -469,8 +469,9 @@ def bench(
     ] = None,
     quick: Annotated[bool, typer.Option(help="Smoke run: smaller sizes, shorter runs.")] = False,
 ) -> None:
-    """Run the performance scenarios P1-P6, each against its baseline in the same run;
-    write bench/results/latest.json and print the table (see README, Performance)."""
+    """Run the performance scenarios (P1-P7, P4s, P5s, R1), each against its baseline in
+    the same run; write bench/results/latest.json and print the table (see README,
+    Performance)."""
     import asyncio
     import sys
 

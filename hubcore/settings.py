@@ -157,7 +157,6 @@ class Settings(BaseSettings):
     # --- streams --------------------------------------------------------------------
     streams_store: Literal["memory", "rocksdb"] = "memory"
     streams_batch_size: int = Field(default=500, ge=1)
-    streams_batch_within: float = Field(default=0.05, gt=0)
     # Seconds before the group gives a silent (crashed) worker's partitions to another.
     streams_session_timeout: float = Field(default=10.0, ge=6, le=300)
     data_dir: Path = Path(".hub/data")

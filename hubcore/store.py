@@ -6,15 +6,19 @@ messages       {_id: message id, userId, platform, accountId, conversationId,
                 readBy: origin of the command that marked it read (absent while unread)}
 conversations  {_id: conversation id, userId, platform, accountId, title,
                 lastMessage: message document fields (without _id/origin/readBy) | null,
-                lastMessageAt, unreadCount, updatedAt}
-unread         {_id: user id, total, byPlatform: {platform: n}, byConversation: {id: n}}
+                lastMessageAt, unreadCount, updatedAt, version}
+unread         {_id: user id, total, byPlatform: {platform: n}, version}
+
+`version` only grows: a projection write never replaces a newer version (streams). The
+per-conversation counts live in `conversations.unreadCount` only, so no document grows
+with a user's number of conversations.
 
 Times are BSON dates (UTC, millisecond precision, what `schemas.base.UtcDatetime` keeps).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from hubcore.mongo import Document
 from schemas import Conversation, Message, RawMessage, UnreadCounts
@@ -74,11 +78,13 @@ def conversation_from_doc(doc: Document) -> Conversation:
     )
 
 
-def unread_from_doc(doc: Document | None) -> UnreadCounts:
-    """A user's unread counts from the `unread` collection (zero when absent)."""
+def unread_from_doc(doc: Document | None, by_conversation: Mapping[str, int]) -> UnreadCounts:
+    """A user's unread counts from its `unread` document (zero when absent) and its
+    conversations' `unreadCount`s."""
     if not doc:
-        return UnreadCounts(total=0)
-    by_conversation: dict[str, Any] = doc.get("byConversation", {})
+        return UnreadCounts(
+            total=0, by_conversation={k: v for k, v in by_conversation.items() if v}
+        )
     return UnreadCounts(
         total=int(doc.get("total", 0)),
         by_platform={k: int(v) for k, v in doc.get("byPlatform", {}).items() if v},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from hubcore.mongo import Document
@@ -20,7 +20,7 @@ from schemas import (
     event_id,
 )
 from streams.records import CommandInput
-from streams.state import UnreadState
+from streams.state import UserState
 
 
 def new_message(user_id: str, message: Message) -> NewMessage:
@@ -33,12 +33,11 @@ def new_message(user_id: str, message: Message) -> NewMessage:
     )
 
 
-def conversation_update(
-    user_id: str, doc: Document, cause_message_id: str, occurred_at: datetime
-) -> ConversationUpdate:
-    """`conversation_update` with the conversation as stored after the batch."""
+def conversation_update(user_id: str, doc: Document, occurred_at: datetime) -> ConversationUpdate:
+    """`conversation_update` with the conversation's state after the batch (its projected
+    document); the id comes from the conversation's version, so a redo repeats it."""
     return ConversationUpdate(
-        id=event_id("conversation_update", str(doc["_id"]), cause_message_id),
+        id=event_id("conversation_update", str(doc["_id"]), str(doc["version"])),
         user_id=user_id,
         occurred_at=occurred_at,
         data=ConversationUpdateData(conversation=conversation_from_doc(doc)),
@@ -66,12 +65,13 @@ def status_updates(
 
 def unread_count_update(
     user_id: str,
-    state: UnreadState,
-    changed: Iterable[str],
+    state: UserState,
+    changed: Mapping[str, int],
     cause_origin: str,
     occurred_at: datetime,
 ) -> UnreadCountUpdate:
-    """`unread_count_update`: totals, per platform, and the conversations that changed."""
+    """`unread_count_update`: totals, per platform, and the conversations that changed
+    (`changed`: id -> its count)."""
     return UnreadCountUpdate(
         id=event_id("unread_count_update", user_id, cause_origin),
         user_id=user_id,

@@ -30,7 +30,7 @@ BATCH_RETRIES = Counter(
 )
 BATCH_PHASE_SECONDS = Histogram(
     "hub_streams_batch_phase_seconds",
-    "Wall time of each phase of a batch (store, table, projections, events).",
+    "Wall time of each phase of a batch (store, table, events).",
     ["phase"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
@@ -41,6 +41,20 @@ CONSUMER_LAG = Gauge(
 )
 PROJECTION_DELAY = Histogram(
     "hub_streams_projection_delay_seconds",
-    "From a batch's oldest record reaching Kafka to the batch being in the store and sent on.",
+    "From a batch's oldest record reaching Kafka to its messages stored and events sent.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+SINK_DOCUMENTS = Counter(
+    "hub_streams_sink_documents_total", "Projection documents written by the sink."
+)
+SINK_LAG = Histogram(
+    "hub_streams_sink_lag_seconds",
+    "Age of the oldest change in each projection write, when written.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+SINK_LAG_NOW = Gauge(
+    "hub_streams_sink_lag_now_seconds", "Age of the oldest unwritten projection change."
+)
+SINK_RETRIES = Counter(
+    "hub_streams_sink_retries_total", "Projection writes retried after a store failure."
 )

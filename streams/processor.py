@@ -1,10 +1,12 @@
-"""One batch of source records in, idempotent store writes, table update and user events out.
+"""One batch of source records in: idempotent message writes, table update, user events out.
 
 Write order (see README, "Streams"): messages and read marks into the store first (their
-`origin`/`readBy` fields remember which record caused them), then the table state with its
-watermarks (awaited until durable), then absolute counts and conversations into the store,
-then the user events and dead letters. The caller acknowledges the records afterwards.
-Any crash in between is repaired by processing the same records again.
+`origin`/`readBy` fields remember which record caused them), then the table states with
+their watermarks (awaited until durable), then the user events and dead letters, carrying
+absolute state from the table. The projections (`conversations`, `unread`) the batch
+changed are returned for the projection sink, which writes them beside the batch loop;
+the caller acknowledges the records once they are written. Any crash in between is
+repaired by processing the same records again.
 """
 
 from __future__ import annotations
@@ -21,23 +23,16 @@ from hubcore.mongo import Document
 from schemas.base import Record
 from streams import events
 from streams.projection import (
-    NewestMessage,
-    find_conversations,
+    Projections,
+    UnreadUpdate,
+    conversation_document,
     find_messages,
     insert_messages,
     mark_read,
-    write_projections,
 )
-from streams.records import (
-    CommandInput,
-    Poison,
-    RawInput,
-    SourceRecord,
-    decode_batch,
-    highest_offsets,
-)
+from streams.records import CommandInput, Poison, RawInput, SourceRecord, decode_batch
 from streams.sinks import RecordSink
-from streams.state import StateStore, UnreadState
+from streams.state import ConversationState, StateStore, UserState
 
 
 @dataclass(slots=True)
@@ -52,22 +47,35 @@ class BatchOutcome:
     users: int = 0
     events: dict[str, int] = field(default_factory=dict)
     dead_letters: list[Poison] = field(default_factory=list)
-    # Milliseconds per phase of the write order: store, table, projections, events.
+    # Milliseconds per phase of the write order: store, table, events.
     phases: dict[str, float] = field(default_factory=dict)
+    projections: Projections = field(default_factory=Projections)
+
+    def merge(self, later: BatchOutcome) -> None:
+        """Add the outcome of the batch's later part (bisection)."""
+        for name in ("records", "raws", "commands", "stored", "read", "users"):
+            setattr(self, name, getattr(self, name) + getattr(later, name))
+        for kind, n in later.events.items():
+            self.events[kind] = self.events.get(kind, 0) + n
+        self.dead_letters.extend(later.dead_letters)
+        self.phases.update(later.phases)
+        self.projections.merge(later.projections)
 
 
 @dataclass(slots=True)
 class _UserWork:
     """One user's part of a batch."""
 
-    records: list[SourceRecord] = field(default_factory=list)
     inserted: list[RawInput] = field(default_factory=list)
     commands: list[tuple[CommandInput, list[Document]]] = field(default_factory=list)
 
-    @property
-    def effective(self) -> bool:
-        """True when the batch stored a message or changed a status for this user."""
-        return bool(self.inserted) or any(docs for _, docs in self.commands)
+
+@dataclass(slots=True)
+class _UserResult:
+    """One user's states after a batch: totals, and the conversations it touched."""
+
+    state: UserState
+    conversations: dict[str, ConversationState]
 
 
 class _PhaseClock:
@@ -115,59 +123,55 @@ class BatchProcessor:
         status = await self._store_messages(decoded.raws, work)
         transitions = await mark_read(self.db, decoded.commands)
         for command in decoded.commands:
-            user = work.setdefault(command.command.user_id, _UserWork())
-            user.records.append(command.record)
             docs = transitions.get(command.record.origin, [])
-            user.commands.append((command, docs))
+            work.setdefault(command.command.user_id, _UserWork()).commands.append((command, docs))
             for doc in docs:
                 status[str(doc["_id"])] = "read"
         clock.lap("store")
-        states = self._update_states(work)
+        results = {
+            user_id: self._apply(user_id, user, status)
+            for user_id, user in work.items()
+            if user.inserted or any(docs for _, docs in user.commands)
+        }
         await self.store.flush()
         clock.lap("table")
         outcome.stored = sum(len(w.inserted) for w in work.values())
         outcome.read = sum(len(docs) for docs in transitions.values())
-        outcome.users = len(states)
-
-        newest: dict[str, NewestMessage] = {}
-        read: dict[str, list[str]] = {}
-        owners: dict[str, str] = {}
-        for user_id, user in work.items():
-            for raw in user.inserted:
-                candidate = NewestMessage(raw, status[raw.message.id])
-                conv = raw.message.conversation_id
-                owners[conv] = user_id
-                if conv not in newest or candidate.order > newest[conv].order:
-                    newest[conv] = candidate
-            for _, docs in user.commands:
-                for doc in docs:
-                    conv = str(doc["conversationId"])
-                    owners[conv] = user_id
-                    read.setdefault(conv, []).append(str(doc["_id"]))
-        await write_projections(
-            self.db, newest=newest, read=read, states=states, conversation_users=owners
-        )
-        clock.lap("projections")
-        if self.emit_events and states:
-            await self._emit(work, states, newest, status, outcome)
+        outcome.users = len(results)
+        for user_id, result in results.items():
+            outcome.projections.unread[user_id] = UnreadUpdate.of(user_id, result.state)
+            for conv_id, conv in result.conversations.items():
+                if conv.last is not None:
+                    doc = conversation_document(user_id, conv_id, conv)
+                    outcome.projections.conversations[conv_id] = doc
+        if self.emit_events:
+            await self._emit(work, results, status, outcome)
         for poison in decoded.poison:
-            await self.sink.send(
-                self.topics.dead_letter,
-                poison.record.key,
-                poison.dead_letter().to_json(),
-                poison.headers(),
-            )
+            await self._send_dead_letter(poison)
         await self.sink.flush()
         clock.lap("events")
         return outcome
 
+    async def dead_letter(self, poison: Poison) -> None:
+        """Send one dead letter and wait for it."""
+        await self._send_dead_letter(poison)
+        await self.sink.flush()
+
+    async def _send_dead_letter(self, poison: Poison) -> None:
+        await self.sink.send(
+            self.topics.dead_letter,
+            poison.record.key,
+            poison.dead_letter().to_json(),
+            poison.headers(),
+        )
+
     async def _store_messages(
         self, raws: Sequence[RawInput], work: dict[str, _UserWork]
     ) -> dict[str, str]:
-        """Upsert messages; fill each user's `inserted`; return id -> current status."""
+        """Insert messages; fill each user's `inserted`; return id -> current status."""
         firsts: dict[str, RawInput] = {}
         for raw in raws:
-            work.setdefault(raw.message.user_id, _UserWork()).records.append(raw.record)
+            work.setdefault(raw.message.user_id, _UserWork())
             # The first record of an id is the one whose origin an insert would carry.
             firsts.setdefault(raw.message.id, raw)
         inserted = await insert_messages(self.db, list(firsts.values()))
@@ -185,72 +189,94 @@ class BatchProcessor:
             work[raw.message.user_id].inserted.append(raw)
         return status
 
-    def _update_states(self, work: dict[str, _UserWork]) -> dict[str, UnreadState]:
-        """Apply each user's effects above its watermarks and put the states.
+    def _apply(self, user_id: str, user: _UserWork, status: dict[str, str]) -> _UserResult:
+        """Apply a user's effects to its values above their watermarks, and put them.
 
         Synchronous on purpose: no other coroutine can touch a state between get and put.
-        Every user with an effect is put, even when all of it was counted before, so that
-        a retry after a failed changelog write sends the state again.
+        Every touched value is put, even when all of it was applied before, so that a
+        retry after a failed changelog write sends it again.
         """
-        states: dict[str, UnreadState] = {}
-        for user_id, user in work.items():
-            if not user.effective:
+        state = self.store.get_user(user_id)
+        convs: dict[str, ConversationState] = {}
+
+        def conversation(conv_id: str) -> ConversationState:
+            if conv_id not in convs:
+                convs[conv_id] = self.store.get_conversation(user_id, conv_id)
+            return convs[conv_id]
+
+        for raw in user.inserted:
+            record, msg = raw.record, raw.message
+            if state.applies(record):
+                state.add(msg.platform, +1)
+                state.mark_applied(record)
+            conv = conversation(msg.conversation_id)
+            if conv.applies(record):
+                conv.unread += 1
+                read = status[msg.id] == "read"
+                conv.advance(msg.to_message("read" if read else "unread"), msg.conversation_title)
+                conv.mark_applied(record)
+        for command, docs in user.commands:
+            if not docs:
                 continue
-            state = self.store.get(user_id)
-            for raw in user.inserted:
-                if state.applies(raw.record):
-                    state.add(raw.message.platform, raw.message.conversation_id, +1)
-            for command, docs in user.commands:
-                if state.applies(command.record):
-                    for doc in docs:
-                        state.add(str(doc["platform"]), str(doc["conversationId"]), -1)
-            state.mark_applied(highest_offsets(user.records))
-            self.store.put(user_id, state)
-            states[user_id] = state
-        return states
+            record = command.record
+            if state.applies(record):
+                for doc in docs:
+                    state.add(str(doc["platform"]), -1)
+                state.mark_applied(record)
+            by_conversation: dict[str, list[str]] = {}
+            for doc in docs:
+                by_conversation.setdefault(str(doc["conversationId"]), []).append(str(doc["_id"]))
+            for conv_id, ids in by_conversation.items():
+                conv = conversation(conv_id)
+                if conv.applies(record):
+                    conv.mark_read(ids)
+                    conv.mark_applied(record)
+        self.store.put_user(user_id, state)
+        for conv_id, conv in convs.items():
+            self.store.put_conversation(user_id, conv_id, conv)
+        return _UserResult(state, convs)
 
     async def _emit(
         self,
         work: dict[str, _UserWork],
-        states: dict[str, UnreadState],
-        newest: dict[str, NewestMessage],
+        results: dict[str, _UserResult],
         status: dict[str, str],
         outcome: BatchOutcome,
     ) -> None:
-        conversations = await find_conversations(self.db, newest)
+        """The users' events, with absolute state from the table, in causal order."""
         topic = self.topics.user_events
-        for user_id, state in states.items():
+        for user_id, result in results.items():
             user = work[user_id]
-            key = user_id.encode()
             out: list[Record] = []
-            changed: set[str] = set()
             causes: list[str] = []
-            times: list[datetime] = []
+            times: dict[str, datetime] = {}
             for raw in user.inserted:
-                read_now = status[raw.message.id] == "read"
-                message = raw.message.to_message(status="read" if read_now else "unread")
+                message = raw.message.to_message(status=status[raw.message.id])  # type: ignore[arg-type]
                 out.append(events.new_message(user_id, message))
-                changed.add(raw.message.conversation_id)
                 causes.append(raw.record.origin)
-                times.append(raw.message.received_at)
+                conv_id = raw.message.conversation_id
+                times[conv_id] = max(
+                    times.get(conv_id, raw.message.received_at), raw.message.received_at
+                )
             for command, docs in user.commands:
                 if docs:
                     out.extend(events.status_updates(command, docs))
-                    changed.update(str(d["conversationId"]) for d in docs)
                     causes.append(command.record.origin)
-                    times.append(command.command.issued_at)
-            for conv in sorted({r.message.conversation_id for r in user.inserted}):
-                doc = conversations.get(conv)
-                if doc is not None:
-                    cause = newest[conv].raw.message
-                    out.append(
-                        events.conversation_update(user_id, doc, cause.id, cause.received_at)
-                    )
+                    at = command.command.issued_at
+                    for doc in docs:
+                        conv_id = str(doc["conversationId"])
+                        times[conv_id] = max(times.get(conv_id, at), at)
+            for conv_id in sorted(result.conversations):
+                projected = outcome.projections.conversations.get(conv_id)
+                if projected is not None:
+                    out.append(events.conversation_update(user_id, projected, times[conv_id]))
+            counts = {c: conv.count for c, conv in result.conversations.items()}
             out.append(
                 events.unread_count_update(
-                    user_id, state, changed, "|".join(sorted(causes)), max(times)
+                    user_id, result.state, counts, "|".join(sorted(causes)), max(times.values())
                 )
             )
+            key = user_id.encode()
             for event in out:
                 await self.sink.send(topic, key, event.to_json())
                 kind = str(getattr(event, "type", "event"))

@@ -1,11 +1,10 @@
-"""The MongoDB side of a batch: idempotent bulk writes in the layout of `hubcore.store`."""
+"""The MongoDB side: idempotent message writes of a batch, and versioned projections."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import UpdateMany, UpdateOne
@@ -14,11 +13,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from hubcore.mongo import CONVERSATIONS, MESSAGES, UNREAD, Document, bulk_write_chunked
-from hubcore.store import last_message_value, message_doc
+from hubcore.store import message_doc
 from streams.records import CommandInput, RawInput
-from streams.state import UnreadState
+from streams.state import ConversationState, UserState
 
 DUPLICATE_KEY = 11000
+# Ids per `$in` lookup (the patched FerretDB pushes down `$in` lists of up to 1,000).
+ID_CHUNK = 1000
 
 # What the batch logic needs to know of an existing message.
 _MESSAGE_FIELDS = {"_id": 1, "origin": 1, "status": 1, "readBy": 1, "userId": 1}
@@ -97,163 +98,120 @@ async def mark_read(
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class NewestMessage:
-    """The newest new message of a conversation in a batch, with its current status."""
-
-    raw: RawInput
-    status: str
-
-    @property
-    def order(self) -> tuple[datetime, str]:
-        # Ties on sentAt are broken by id so every batch split picks the same message.
-        return (self.raw.message.sent_at, self.raw.message.id)
-
-
-def _last_message(newest: NewestMessage) -> Document:
-    last = last_message_value(message_doc(newest.raw.message, newest.raw.record.origin))
-    last["status"] = newest.status
-    return last
-
-
-def _new_conversation(newest: NewestMessage, unread: int) -> Document:
-    """The document of a conversation first seen with this message."""
-    msg = newest.raw.message
+def conversation_document(user_id: str, conversation_id: str, state: ConversationState) -> Document:
+    """The `conversations` document of a conversation state (with its version)."""
+    last = state.last.model_dump(by_alias=True) if state.last else None
+    at = state.last.sent_at if state.last else None
     return {
-        "_id": msg.conversation_id,
-        "userId": msg.user_id,
-        "platform": msg.platform,
-        "accountId": msg.account_id,
-        "title": msg.conversation_title,
-        "lastMessage": _last_message(newest),
-        "lastMessageAt": msg.sent_at,
-        "updatedAt": msg.sent_at,
-        "unreadCount": unread,
-    }
-
-
-def _advance_op(newest: NewestMessage, extra: Mapping[str, Any]) -> UpdateOne:
-    """Make this message the last one, and `$set` `extra`, only if it is newer than the
-    stored last message, so the order in which batches (or a replay) deliver messages
-    does not change the outcome."""
-    msg = newest.raw.message
-    at = msg.sent_at
-    newer: dict[str, Any] = {
-        "lastMessage": _last_message(newest),
+        "_id": conversation_id,
+        "userId": user_id,
+        "platform": state.platform,
+        "accountId": state.account_id,
+        "title": state.title,
+        "lastMessage": last,
         "lastMessageAt": at,
         "updatedAt": at,
-        **extra,
+        "unreadCount": state.count,
+        "version": state.version,
     }
-    if msg.conversation_title is not None:
-        newer["title"] = msg.conversation_title
-    return UpdateOne(
-        {
-            "_id": msg.conversation_id,
-            "$or": [
-                {"lastMessageAt": {"$lt": at}},
-                {"lastMessageAt": at, "lastMessage.id": {"$lt": msg.id}},
-            ],
-        },
-        {"$set": newer},
-    )
 
 
-def _is_newer(candidate: NewestMessage, stored: Document) -> bool:
-    """True when `candidate` should replace the stored conversation's last message."""
-    at = stored.get("lastMessageAt")
-    if at is None:
-        return True  # the guarded advance decides
-    return candidate.order > (at, str((stored.get("lastMessage") or {}).get("id", "")))
+@dataclass(frozen=True, slots=True)
+class UnreadUpdate:
+    """A user's `unread` document: totals only (the per-conversation counts are the
+    conversations' `unreadCount`; a document listing them all would grow with the user's
+    conversations, and FerretDB rewrites a whole document on every update)."""
+
+    user_id: str
+    version: int
+    total: int
+    by_platform: dict[str, int]
+
+    @classmethod
+    def of(cls, user_id: str, state: UserState) -> UnreadUpdate:
+        """The document of a user's state."""
+        view = state.counts({})
+        return cls(user_id, state.version, view.total, view.by_platform)
+
+    def document(self) -> Document:
+        """The whole document."""
+        return {
+            "_id": self.user_id,
+            "total": self.total,
+            "byPlatform": self.by_platform,
+            "version": self.version,
+        }
 
 
-def _count_op(conv_id: str, unread: int) -> UpdateOne:
-    return UpdateOne({"_id": conv_id}, {"$set": {"unreadCount": unread}})
+def _older_than(doc_id: str, version: int) -> dict[str, Any]:
+    # A document written before versions existed counts as older than any.
+    return {
+        "_id": doc_id,
+        "$or": [{"version": {"$lt": version}}, {"version": {"$exists": False}}],
+    }
 
 
-async def _write_conversations(
-    db: AsyncDatabase[Document], newest: Mapping[str, NewestMessage], counts: Mapping[str, int]
-) -> None:
-    """Write every touched conversation (`counts`: id -> its unread count): new ones in one
-    insert command, the others with one statement each (FerretDB commits every rewritten
-    document on its own, while an insert command is one commit).
-
-    The stored last messages are read first to choose between insert, advance and count
-    only. Should another writer get in between (a partition hand-over), the statements of
-    the unconditional form follow: the advance and count for a conversation that existed
-    after all, and the count for one whose advance no longer applied.
-    """
-    stored = await find_conversations(db, newest, {"lastMessageAt": 1, "lastMessage.id": 1})
-    ops: list[UpdateOne] = []
-    creates: list[Document] = []
-    advances: list[str] = []
-    for conv_id, unread in counts.items():
-        candidate = newest.get(conv_id)
-        doc = stored.get(conv_id)
-        if candidate is None:
-            ops.append(_count_op(conv_id, unread))
-        elif doc is None:
-            creates.append(_new_conversation(candidate, unread))
-        elif _is_newer(candidate, doc):
-            advances.append(conv_id)
-            ops.append(_advance_op(candidate, {"unreadCount": unread}))
-        else:
-            ops.append(_count_op(conv_id, unread))
-    inserted = await _insert_missing(db[CONVERSATIONS], creates)
-    outcome = await bulk_write_chunked(db[CONVERSATIONS], ops)
-    again: list[UpdateOne] = []
-    for doc in creates:
-        conv_id = str(doc["_id"])
-        if conv_id not in inserted:
-            again += [_advance_op(newest[conv_id], {}), _count_op(conv_id, counts[conv_id])]
-    if outcome.matched < len(ops):
-        again.extend(_count_op(c, counts[c]) for c in advances)
-    if again:
-        await bulk_write_chunked(db[CONVERSATIONS], again)
+async def _write_versioned(
+    collection: AsyncCollection[Document], docs: Mapping[str, Document]
+) -> int:
+    """Insert the documents not stored yet (one insert command: FerretDB commits it once),
+    and replace the fields of the others whose stored version is older, one guarded
+    statement each. Returns the documents written. A statement whose guard fails (another
+    writer got in between with a newer version) leaves the newer document: the point."""
+    if not docs:
+        return 0
+    ids = list(docs)
+    stored: dict[str, int] = {}
+    for start in range(0, len(ids), ID_CHUNK):
+        cursor = collection.find({"_id": {"$in": ids[start : start + ID_CHUNK]}}, {"version": 1})
+        stored.update({str(d["_id"]): int(d.get("version", -1)) async for d in cursor})
+    creates = [doc for doc_id, doc in docs.items() if doc_id not in stored]
+    inserted = await _insert_missing(collection, creates)
+    ops = [
+        UpdateOne(
+            _older_than(doc_id, int(doc["version"])),
+            {"$set": {k: v for k, v in doc.items() if k != "_id"}},
+        )
+        for doc_id, doc in docs.items()
+        if doc_id not in inserted and stored.get(doc_id, -1) < int(doc["version"])
+    ]
+    await bulk_write_chunked(collection, ops)
+    return len(inserted) + len(ops)
 
 
 async def write_projections(
     db: AsyncDatabase[Document],
-    *,
-    newest: Mapping[str, NewestMessage],
-    read: Mapping[str, Sequence[str]],
-    states: Mapping[str, UnreadState],
-    conversation_users: Mapping[str, str],
-) -> None:
-    """Write conversations and unread documents from the updated states (absolute values).
-
-    `newest`: conversation id -> its newest new message; `read`: conversation id -> the ids
-    marked read in it; `conversation_users`: conversation id -> user id of every touched
-    conversation; `states`: the users' states after this batch.
-    """
-    counts = {
-        conv_id: states[user_id].conversation_count(conv_id)
-        for conv_id, user_id in conversation_users.items()
-    }
-    read_ops = [
-        UpdateOne(
-            {"_id": conv_id, "lastMessage.id": {"$in": list(ids)}},
-            {"$set": {"lastMessage.status": "read"}},
-        )
-        for conv_id, ids in read.items()
-        if ids and conv_id in counts
-    ]
-    unread_ops = [
-        UpdateOne({"_id": user_id}, {"$set": state.unread_document()}, upsert=True)
-        for user_id, state in states.items()
-    ]
-    await asyncio.gather(
-        _write_conversations(db, newest, counts),
-        bulk_write_chunked(db[UNREAD], unread_ops),
+    conversations: Mapping[str, Document],
+    unread: Mapping[str, UnreadUpdate],
+) -> int:
+    """Write conversation documents and unread documents, each guarded by its version so
+    that an older state (a stale worker, a redelivery) never overwrites a newer one.
+    Returns the documents written."""
+    written = await asyncio.gather(
+        _write_versioned(db[CONVERSATIONS], conversations),
+        _write_versioned(db[UNREAD], {user_id: u.document() for user_id, u in unread.items()}),
     )
-    await bulk_write_chunked(db[CONVERSATIONS], read_ops)
+    return sum(written)
 
 
-async def find_conversations(
-    db: AsyncDatabase[Document], ids: Iterable[str], fields: Mapping[str, int] | None = None
-) -> dict[str, Document]:
-    """Conversation id -> its stored document (only `fields`, when given)."""
-    wanted = list(ids)
-    if not wanted:
-        return {}
-    cursor = db[CONVERSATIONS].find({"_id": {"$in": wanted}}, fields)
-    return {str(doc["_id"]): doc async for doc in cursor}
+@dataclass(slots=True)
+class Projections:
+    """The store documents a batch changed, for the projection sink: conversation documents
+    by id, unread updates by user id. Newer ones fold over older ones."""
+
+    conversations: dict[str, Document] = field(default_factory=dict)
+    unread: dict[str, UnreadUpdate] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.conversations) + len(self.unread)
+
+    def merge(self, newer: Projections) -> None:
+        """Fold the documents of a later batch in."""
+        for conv_id, doc in newer.conversations.items():
+            old = self.conversations.get(conv_id)
+            if old is None or int(doc["version"]) >= int(old["version"]):
+                self.conversations[conv_id] = doc
+        for user_id, update in newer.unread.items():
+            old_update = self.unread.get(user_id)
+            if old_update is None or update.version >= old_update.version:
+                self.unread[user_id] = update

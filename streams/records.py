@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import orjson
@@ -161,13 +161,4 @@ def decode_batch(records: Iterable[SourceRecord], topics: Topics) -> Decoded:
             out.raws.append(item)
         else:
             out.commands.append(item)
-    return out
-
-
-def highest_offsets(records: Sequence[SourceRecord]) -> dict[str, int]:
-    """`<topic>:<partition>` -> the highest offset among `records`."""
-    out: dict[str, int] = {}
-    for record in records:
-        if record.offset > out.get(record.source, -1):
-            out[record.source] = record.offset
     return out

@@ -2,9 +2,11 @@
 
 Phases: every raw message first, then every command, each read from the beginning up to
 the end offsets captured at the start, through the same `BatchProcessor` as live
-processing, with an in-memory table and no user events. Commands carry the explicit ids of
-messages that existed when they were issued, so applying all messages first reaches the
-state live processing reached, whatever the live interleaving of the two topics was.
+processing, with an in-memory table and no user events; then the projections are written
+once, from the final table state (the versions are those live processing reaches).
+Commands carry the explicit ids of messages that existed when they were issued, so
+applying all messages first reaches the state live processing reached, whatever the live
+interleaving of the two topics was.
 
 Into the live database, the projections are built in staging collections (`messages__replay`
 ...) and renamed into place only once complete: until then the previous state stays
@@ -28,15 +30,22 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.kafka import Topics, create_producer, ensure_topics
-from hubcore.mongo import DERIVED_COLLECTIONS, MESSAGES, Document, create_client, ensure_indexes
+from hubcore.mongo import (
+    DERIVED_COLLECTIONS,
+    MESSAGES,
+    Document,
+    create_client,
+    ensure_indexes,
+)
 from hubcore.settings import Settings
 from streams.errors import ReplayRefused
 from streams.processor import BatchProcessor
+from streams.projection import UnreadUpdate, conversation_document, write_projections
 from streams.records import SourceRecord
 from streams.retry import BatchRunner
 from streams.sinks import DiscardSink
 from streams.staging import STAGED, Staged, switch
-from streams.state import MemoryStateStore
+from streams.state import MemoryStateStore, conversation_key
 from streams.topology import (
     check_copartitioned,
     commit_group_offsets,
@@ -69,6 +78,19 @@ class ReplaySummary:
 
 
 Progress = Callable[[int], None]
+
+
+def final_projections(
+    store: MemoryStateStore,
+) -> tuple[dict[str, Document], dict[str, UnreadUpdate]]:
+    """Every conversation document and unread document of a rebuilt table."""
+    conversations = {
+        conv_id: conversation_document(user_id, conv_id, conv)
+        for (user_id, conv_id), conv in store.conversations.items()
+        if conv.last is not None
+    }
+    unread = {user_id: UnreadUpdate.of(user_id, state) for user_id, state in store.users.items()}
+    return conversations, unread
 
 
 def _consumer(settings: Settings) -> AIOKafkaConsumer:
@@ -167,6 +189,7 @@ class Replay:
                 for topic in sources:
                     ranges = {tp: (begin[tp], end[tp]) for tp in end if tp.topic == topic}
                     await self._phase(runner, ranges, summary)
+                await write_projections(db, *final_projections(store))
             except BaseException:
                 if self.live:
                     for name in DERIVED_COLLECTIONS:
@@ -176,7 +199,7 @@ class Replay:
                 await switch(client, live)
         finally:
             await client.close()
-        summary.users = len(store.states)
+        summary.users = len(store.users)
         if self.live:
             await self._hand_over(store, end)
             summary.table_written = True
@@ -231,11 +254,13 @@ class Replay:
         producer = create_producer(settings)
         await producer.start()
         try:
+            values = {u.encode(): s.to_value() for u, s in store.users.items()}
+            for (user_id, conv_id), conv in store.conversations.items():
+                values[conversation_key(user_id, conv_id)] = conv.to_value()
             futures = []
-            for user_id, state in sorted(store.states.items()):
-                value = orjson.dumps(state.to_value())
-                futures.append(await producer.send(topic, value=value, key=user_id.encode()))
-            for key in sorted(old_keys - {u.encode() for u in store.states}):
+            for key, value in sorted(values.items()):
+                futures.append(await producer.send(topic, value=orjson.dumps(value), key=key))
+            for key in sorted(old_keys - set(values)):
                 futures.append(await producer.send(topic, value=None, key=key))
             for fut in futures:
                 await fut

@@ -1,4 +1,9 @@
-"""A user's unread counts with the source watermarks that make applying them idempotent."""
+"""The table's values: per user totals, per (user, conversation) the conversation's state.
+
+Each value carries the source watermarks that make applying a record to it idempotent, and
+a version derived from them. No value grows with a user's number of conversations: a user
+with 50,000 conversations has 50,001 small values, not one large one.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from schemas import UnreadCounts
+from schemas import Message, UnreadCounts
 from streams.records import SourceRecord
+
+# Separates the user id from the conversation id in a conversation's table key. The user
+# part alone decides the key's partition (`streams.table.TableStateStore`).
+KEY_SEPARATOR = b"\x00"
+
+
+def conversation_key(user_id: str, conversation_id: str) -> bytes:
+    """The table key of one conversation of a user."""
+    return user_id.encode() + KEY_SEPARATOR + conversation_id.encode()
+
+
+def user_part(key: bytes) -> bytes:
+    """The user id's bytes of any table key (= the source records' key)."""
+    return key.partition(KEY_SEPARATOR)[0]
 
 
 def _bump(counts: dict[str, int], key: str, delta: int) -> None:
@@ -21,94 +40,145 @@ def _bump(counts: dict[str, int], key: str, delta: int) -> None:
 
 
 @dataclass(slots=True)
-class UnreadState:
-    """The table value of one user.
+class Watermarked:
+    """`applied` maps `<topic>:<partition>` to the highest source offset whose effect is in
+    the value. It is written in the same table update as the effect, so after a crash a
+    record at or below it is known to be applied already, and one above it is not. Only
+    records with an effect on the value raise it, so live processing and a replay (which
+    cut batches differently) reach the same watermarks."""
 
-    `applied` maps `<topic>:<partition>` to the highest source offset whose effect is in
-    the counts. It is written in the same table update as the counts, so after a crash a
-    record at or below it is known to be counted already, and one above it is not.
-    Counts may dip below zero for a moment while a crash is being recovered (a read
-    command re-applied before the message's insert); views clamp them at zero.
-    """
-
-    total: int = 0
-    by_platform: dict[str, int] = field(default_factory=dict)
-    by_conversation: dict[str, int] = field(default_factory=dict)
     applied: dict[str, int] = field(default_factory=dict)
 
     def applies(self, record: SourceRecord) -> bool:
-        """True when `record`'s effect is not in the counts yet."""
+        """True when `record`'s effect is not in the value yet."""
         return record.offset > self.applied.get(record.source, -1)
 
-    def add(self, platform: str, conversation_id: str, delta: int) -> None:
-        """Count `delta` more (or, negative, fewer) unread messages in a conversation."""
+    def mark_applied(self, record: SourceRecord) -> None:
+        """Raise the watermark of `record`'s source to it (never lowers one)."""
+        if record.offset > self.applied.get(record.source, -1):
+            self.applied[record.source] = record.offset
+
+    @property
+    def version(self) -> int:
+        """Grows with every applied record and never shrinks: the projections' version."""
+        return sum(offset + 1 for offset in self.applied.values())
+
+
+@dataclass(slots=True)
+class UserState(Watermarked):
+    """A user's unread totals. Counts may dip below zero for a moment while a crash is being
+    recovered (a read command re-applied before the message's insert); views clamp them."""
+
+    total: int = 0
+    by_platform: dict[str, int] = field(default_factory=dict)
+
+    def add(self, platform: str, delta: int) -> None:
+        """Count `delta` more (or, negative, fewer) unread messages."""
         self.total += delta
         _bump(self.by_platform, platform, delta)
-        _bump(self.by_conversation, conversation_id, delta)
 
-    def mark_applied(self, offsets: Mapping[str, int]) -> None:
-        """Raise the watermarks to `offsets` (never lowers one)."""
-        for source, offset in offsets.items():
-            if offset > self.applied.get(source, -1):
-                self.applied[source] = offset
-
-    def conversation_count(self, conversation_id: str) -> int:
-        """Unread messages of one conversation, never negative."""
-        return max(0, self.by_conversation.get(conversation_id, 0))
-
-    def counts(self, changed: Iterable[str] | None = None) -> UnreadCounts:
-        """The client view: totals, per platform, and the conversations in `changed`
-        (all non-zero ones when None)."""
-        if changed is None:
-            by_conversation = {k: v for k, v in self.by_conversation.items() if v > 0}
-        else:
-            by_conversation = {k: self.conversation_count(k) for k in sorted(changed)}
+    def counts(self, conversations: Mapping[str, int]) -> UnreadCounts:
+        """The client view with `conversations` (id -> count) as `byConversation`."""
         return UnreadCounts(
             total=max(0, self.total),
             by_platform={k: v for k, v in sorted(self.by_platform.items()) if v > 0},
-            by_conversation=by_conversation,
+            by_conversation={k: max(0, v) for k, v in sorted(conversations.items())},
         )
-
-    def unread_document(self) -> dict[str, Any]:
-        """The fields of this user's `unread` document (see `hubcore.store`)."""
-        view = self.counts()
-        return {
-            "total": view.total,
-            "byPlatform": view.by_platform,
-            "byConversation": dict(sorted(view.by_conversation.items())),
-        }
 
     def to_value(self) -> dict[str, Any]:
         """The JSON table value."""
-        return {
-            "total": self.total,
-            "byPlatform": self.by_platform,
-            "byConversation": self.by_conversation,
-            "applied": self.applied,
-        }
+        return {"total": self.total, "byPlatform": self.by_platform, "applied": self.applied}
 
     @classmethod
-    def from_value(cls, value: Mapping[str, Any] | None) -> UnreadState:
+    def from_value(cls, value: Mapping[str, Any] | None) -> UserState:
         """Parse a table value (None: a user not seen yet)."""
         if not value:
             return cls()
         return cls(
             total=int(value.get("total", 0)),
             by_platform={str(k): int(v) for k, v in value.get("byPlatform", {}).items()},
-            by_conversation={str(k): int(v) for k, v in value.get("byConversation", {}).items()},
+            applied={str(k): int(v) for k, v in value.get("applied", {}).items()},
+        )
+
+
+@dataclass(slots=True)
+class ConversationState(Watermarked):
+    """One conversation as clients see it: its unread count and its newest message."""
+
+    unread: int = 0
+    platform: str = ""
+    account_id: str = ""
+    title: str | None = None
+    last: Message | None = None
+
+    @property
+    def count(self) -> int:
+        """Unread messages, never negative."""
+        return max(0, self.unread)
+
+    def advance(self, message: Message, title: str | None) -> None:
+        """Make `message` the newest one if it is newer (by `sentAt`, then id), so the order
+        in which records arrive within a partition alone decides the outcome."""
+        if not self.platform:
+            self.platform, self.account_id, self.title = message.platform, message.account_id, title
+        if self.last is None or (message.sent_at, message.id) > (self.last.sent_at, self.last.id):
+            self.last = message
+            if title is not None:
+                self.title = title
+
+    def mark_read(self, message_ids: Iterable[str]) -> None:
+        """One fewer unread per id; the newest message's status follows."""
+        ids = list(message_ids)
+        self.unread -= len(ids)
+        if self.last is not None and self.last.id in ids:
+            self.last = self.last.model_copy(update={"status": "read"})
+
+    def to_value(self) -> dict[str, Any]:
+        """The JSON table value."""
+        return {
+            "unread": self.unread,
+            "platform": self.platform,
+            "accountId": self.account_id,
+            "title": self.title,
+            "last": self.last.model_dump(mode="json", by_alias=True) if self.last else None,
+            "applied": self.applied,
+        }
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any] | None) -> ConversationState:
+        """Parse a table value (None: a conversation not seen yet)."""
+        if not value:
+            return cls()
+        last = value.get("last")
+        return cls(
+            unread=int(value.get("unread", 0)),
+            platform=str(value.get("platform", "")),
+            account_id=str(value.get("accountId", "")),
+            title=value.get("title"),
+            last=Message.model_validate(last) if last else None,
             applied={str(k): int(v) for k, v in value.get("applied", {}).items()},
         )
 
 
 class StateStore(Protocol):
-    """Where user states live: a Faust table when live, a dict during a replay."""
+    """Where states live: a Faust table when live, dicts during a replay."""
 
-    def get(self, user_id: str) -> UnreadState:
+    def get_user(self, user_id: str) -> UserState:
         """The state of `user_id` (empty when unknown)."""
         ...
 
-    def put(self, user_id: str, state: UnreadState) -> None:
+    def put_user(self, user_id: str, state: UserState) -> None:
         """Replace the state of `user_id`."""
+        ...
+
+    def get_conversation(self, user_id: str, conversation_id: str) -> ConversationState:
+        """The state of one conversation of `user_id` (empty when unknown)."""
+        ...
+
+    def put_conversation(
+        self, user_id: str, conversation_id: str, state: ConversationState
+    ) -> None:
+        """Replace the state of one conversation."""
         ...
 
     async def flush(self) -> None:
@@ -117,19 +187,32 @@ class StateStore(Protocol):
 
 
 class MemoryStateStore:
-    """A plain dict of states: unit tests and `hub replay`."""
+    """Plain dicts of states: unit tests and `hub replay`. Hands out copies, since callers
+    mutate a state before putting it."""
 
     def __init__(self) -> None:
-        self.states: dict[str, UnreadState] = {}
+        self.users: dict[str, UserState] = {}
+        self.conversations: dict[tuple[str, str], ConversationState] = {}
 
-    def get(self, user_id: str) -> UnreadState:
-        """The state of `user_id` (a copy: callers mutate it before `put`)."""
-        found = self.states.get(user_id)
-        return UnreadState.from_value(found.to_value()) if found else UnreadState()
+    def get_user(self, user_id: str) -> UserState:
+        """A copy of the state of `user_id`."""
+        found = self.users.get(user_id)
+        return UserState.from_value(found.to_value()) if found else UserState()
 
-    def put(self, user_id: str, state: UnreadState) -> None:
+    def put_user(self, user_id: str, state: UserState) -> None:
         """Replace the state of `user_id`."""
-        self.states[user_id] = state
+        self.users[user_id] = state
+
+    def get_conversation(self, user_id: str, conversation_id: str) -> ConversationState:
+        """A copy of the state of one conversation."""
+        found = self.conversations.get((user_id, conversation_id))
+        return ConversationState.from_value(found.to_value()) if found else ConversationState()
+
+    def put_conversation(
+        self, user_id: str, conversation_id: str, state: ConversationState
+    ) -> None:
+        """Replace the state of one conversation."""
+        self.conversations[(user_id, conversation_id)] = state
 
     async def flush(self) -> None:
         """Nothing to wait for in memory."""

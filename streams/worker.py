@@ -3,40 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import time
-import weakref
-from dataclasses import dataclass
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import faust
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
-from faust.streams import Stream, _current_event
-from faust.tables.table import Table
-from faust.types import StreamT
+from faust.types import EventT, StreamT
 from faust.types.transports import TransportT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import ASCENDING, AsyncMongoClient
 
+from hubcore.health import record_health
 from hubcore.kafka import Topics, create_producer, ensure_topics
 from hubcore.logging import configure_logging
 from hubcore.mongo import MESSAGES, Document, create_client, database, ensure_indexes
 from hubcore.settings import Settings
 from streams import metrics
+from streams.batching import take_ready
 from streams.consumer import StreamsTransport
 from streams.processor import BatchOutcome, BatchProcessor
+from streams.projector import ProjectionSink
 from streams.records import SourceRecord
 from streams.recovery import StreamsTableManager
 from streams.retry import BatchRunner
 from streams.sinks import KafkaSink
-from streams.state import UnreadState
+from streams.table import TableStateStore, UnreadTable
 from streams.topology import check_copartitioned
 
 log = structlog.get_logger("streams")
 
 TABLE_NAME = "unread"
+# Seconds a batch or projection write may keep failing before /health says degraded.
+DEGRADED_AFTER = 30.0
+# Seconds a stopping worker waits for the projection sink to catch up.
+SHUTDOWN_DRAIN = 5.0
 
 
 def app_id(settings: Settings) -> str:
@@ -49,90 +55,14 @@ def changelog_topic(settings: Settings) -> str:
     return f"{app_id(settings)}-{TABLE_NAME}-changelog"
 
 
-def key_partition(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2) gives `key`: the source
-    records', the changelog's and the table store's partition of a user."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-class UnreadTable(Table[bytes, Any]):
-    """A Faust table that hands out the futures of its changelog writes.
-
-    Faust acknowledges source offsets after `producer.flush()`, and its buffer flush gives
-    up after 0.1 s without progress, so a commit may overtake a changelog write. The agent
-    awaits these futures before acknowledging, which closes that window.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._pending: list[asyncio.Future[Any]] = []
-
-    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
-        """Send as Faust does, remembering the future."""
-        fut = super().send_changelog(*args, **kwargs)
-        self._pending.append(fut)
-        return fut
-
-    async def wait_changelog(self) -> None:
-        """Return when every changelog write so far is acknowledged by the broker."""
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
-
-
-@dataclass(frozen=True, slots=True)
-class _PartitionMessage:
-    partition: int
-
-
-class _PartitionEvent:
-    """Stands in for the current event: all Faust's RocksDB store reads of it."""
-
-    __slots__ = ("__weakref__", "message")
-
-    def __init__(self, partition: int) -> None:
-        self.message = _PartitionMessage(partition)
-
-
-class TableStateStore:
-    """`StateStore` over the Faust table, keyed by the user id's bytes (= the source key)."""
-
-    def __init__(self, table: UnreadTable, partitions: int, *, file_by_event: bool) -> None:
-        self.table = table
-        self.partitions = partitions
-        self.file_by_event = file_by_event
-
-    def get(self, user_id: str) -> UnreadState:
-        """The user's state from the table."""
-        return UnreadState.from_value(self.table.get(user_id.encode()))
-
-    def put(self, user_id: str, state: UnreadState) -> None:
-        """Write the state; Faust sends it to the changelog."""
-        key = user_id.encode()
-        if not self.file_by_event:
-            self.table[key] = state.to_value()
-            return
-        # Faust's RocksDB store files a key under the *current event's* partition (it
-        # ignores `use_partitioner`), and a batch spans partitions: make the current
-        # event one of the key's own partition, as the changelog partitioner computes it.
-        marker = _PartitionEvent(key_partition(key, self.partitions))
-        token = _current_event.set(weakref.ref(marker))  # type: ignore[arg-type]
-        try:
-            self.table[key] = state.to_value()
-        finally:
-            _current_event.reset(token)
-
-    async def flush(self) -> None:
-        """Wait for the changelog."""
-        await self.table.wait_changelog()
-
-
 class StreamsApp(faust.App):
     """Faust app that also owns the store client and the event producer."""
 
     hub_settings: Settings
     unread_table: UnreadTable
     runner: BatchRunner
+    projector: ProjectionSink
+    _projector_task: asyncio.Task[None] | None = None
     _hub_mongo: AsyncMongoClient[Document] | None = None
     _hub_producer: AIOKafkaProducer | None = None
 
@@ -153,20 +83,62 @@ class StreamsApp(faust.App):
         db = database(self._hub_mongo, settings)
         await ensure_indexes(db)
         await db[MESSAGES].create_index([("readBy", ASCENDING)])
-        self._hub_producer = create_producer(settings)
+        # No linger: a batch sends all its events and then awaits their acks, so waiting
+        # for more to come only delays them.
+        self._hub_producer = create_producer(settings, linger_ms=0)
         await self._hub_producer.start()
         store = TableStateStore(
             self.unread_table,
             settings.topic_partitions,
             file_by_event=settings.streams_store == "rocksdb",
+            producer=self._hub_producer,
+            changelog=changelog_topic(settings),
         )
         sink = KafkaSink(self._hub_producer)
         processor = BatchProcessor(db, store, sink, Topics.from_settings(settings))
         self.runner = BatchRunner(processor)
+        self.projector = ProjectionSink(db)
+        metrics.SINK_LAG_NOW.set_function(self.projector.lag)
+        self._projector_task = asyncio.ensure_future(self.projector.run())
+        # SIGUSR2 holds, and on the next one resumes, the store's projection writes (store
+        # maintenance; tests): events keep flowing, records stay unacknowledged meanwhile.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, self.toggle_sink)
+
+    def toggle_sink(self) -> None:
+        """Pause the projection sink, or resume it when paused."""
+        if self.projector.paused:
+            self.projector.resume()
+            log.warning("projection sink resumed")
+        else:
+            self.projector.pause()
+            log.warning("projection sink paused")
+
+    def health(self) -> dict[str, Any]:
+        """`/health`: degraded while a batch or a projection write has failed for > 30 s."""
+        retrying = max(self.runner.retrying_for(), self.projector.retrying_for())
+        lag = self.projector.lag()
+        ok = record_health(
+            "streams",
+            {
+                "batches": self.runner.retrying_for() <= DEGRADED_AFTER,
+                "projections": self.projector.retrying_for() <= DEGRADED_AFTER,
+            },
+        )
+        return {
+            "status": "ok" if ok else "degraded",
+            "sinkLagSeconds": round(lag, 3),
+            "sinkPaused": self.projector.paused,
+            "retryingSeconds": round(retrying, 1),
+        }
 
     async def on_shutdown(self) -> None:
         """Close the clients after the agents have stopped."""
         await super().on_shutdown()
+        if self._projector_task is not None:
+            # Written projections let their records be acknowledged; the rest is redone.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.projector.drain(), SHUTDOWN_DRAIN)
+            self._projector_task.cancel()
         if self._hub_producer is not None:
             await self._hub_producer.stop()
         if self._hub_mongo is not None:
@@ -228,6 +200,11 @@ def _log_batch(outcome: BatchOutcome, seconds: float, partitions: list[str]) -> 
     )
 
 
+def _ack(app: StreamsApp, events: Sequence[EventT[Any]]) -> None:
+    for event in events:
+        event.message.ack(app.consumer)
+
+
 def create_app(settings: Settings) -> StreamsApp:
     """The streams Faust app for `settings` (ids and topics derive from the namespace)."""
     topics = Topics.from_settings(settings)
@@ -277,10 +254,7 @@ def create_app(settings: Settings) -> StreamsApp:
     @app.agent(source, name="process")
     async def process(stream: StreamT[bytes]) -> None:
         """Process raw messages and commands in batches; acknowledge only what succeeded."""
-        batches = cast(Stream[bytes], stream).take_events(
-            settings.streams_batch_size, settings.streams_batch_within
-        )
-        async for events in batches:
+        async for events in take_ready(stream, settings.streams_batch_size):
             # Faust acks a `take` batch in a `finally`, even when processing failed or was
             # cancelled; one extra reference per message keeps the offsets uncommitted
             # until the batch is really done.
@@ -295,12 +269,20 @@ def create_app(settings: Settings) -> StreamsApp:
             partitions = sorted({r.source for r in records})
             _log_batch(outcome, time.perf_counter() - started, partitions)
             _observe_positions(app, [event.message for event in events])
-            for event in events:
-                event.message.ack(app.consumer)
+            # The events are out; the records are acknowledged once the sink has written
+            # the batch's projections, which the next batch does not wait for.
+            app.projector.offer(outcome.projections, partial(_ack, app, events))
+
+    @app.page("/health")
+    async def health_page(view: Any, request: Any) -> Any:
+        """Liveness and the projection sink's lag."""
+        body = app.health()
+        return view.json(body, status=200 if body["status"] == "ok" else 503)
 
     @app.page("/metrics")
     async def metrics_page(view: Any, request: Any) -> Any:
         """Prometheus text exposition."""
+        app.health()  # hub_healthy as of this scrape
         # aiohttp refuses a charset in `content_type`; a header carries it unchanged.
         return view.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 

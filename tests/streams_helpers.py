@@ -124,6 +124,36 @@ async def ground_truth(db: AsyncDatabase[Document], user: str) -> dict[str, int]
     return {str(d["_id"]): int(d["n"]) async for d in cursor}
 
 
+async def assert_counts_are_ground_truth(
+    db: AsyncDatabase[Document], expected: dict[str, dict[str, int]]
+) -> None:
+    """Once the projections settle, `unread` and `conversations` equal `expected` (user ->
+    conversation -> unread messages), which must equal the store's own count."""
+
+    async def settled() -> bool:
+        docs = {d["_id"]: d async for d in db["unread"].find({})}
+        for user, convs in expected.items():
+            total = docs.get(user, {}).get("total")
+            if total != sum(convs.values()) or await projected_unread(db, user) != convs:
+                return False
+        return True
+
+    await wait_for(settled, timeout=90, what="unread documents to settle")
+    for user, convs in expected.items():
+        truth = await ground_truth(db, user)
+        assert truth == convs
+        unread = await db["unread"].find_one({"_id": user})
+        assert unread is not None
+        assert unread["total"] == sum(truth.values())
+        assert await projected_unread(db, user) == truth
+
+
+async def projected_unread(db: AsyncDatabase[Document], user: str) -> dict[str, int]:
+    """Conversation id -> its projected `unreadCount`, for the user's unread conversations."""
+    cursor = db["conversations"].find({"userId": user, "unreadCount": {"$gt": 0}})
+    return {str(d["_id"]): int(d["unreadCount"]) async for d in cursor}
+
+
 def free_port() -> int:
     import socket
 

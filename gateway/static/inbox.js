@@ -75,10 +75,24 @@ async function openConversation(id) {
   }
 }
 
+// Delivery is at least once: a redone batch or a resumed socket repeats events with the
+// same id. Each carries absolute state, so applying one twice is harmless except for
+// appending a message twice; the ids seen lately are remembered and repeats skipped.
+const SEEN_MAX = 2000;
+const seen = new Set();
+function firstTime(id) {
+  if (seen.has(id)) return false;
+  seen.add(id);
+  if (seen.size > SEEN_MAX) seen.delete(seen.values().next().value);
+  return true;
+}
+
 function applyEvent(ev) {
+  if (ev.id && !firstTime(ev.id)) return;
   const d = ev.data;
   if (ev.type === "new_message") {
-    if (d.message.conversationId === state.selected) $("#thread").append(messageNode(d.message));
+    const shown = document.querySelector(`.msg[data-message-id="${CSS.escape(d.message.id)}"]`);
+    if (d.message.conversationId === state.selected && !shown) $("#thread").append(messageNode(d.message));
   } else if (ev.type === "conversation_update") {
     state.conversations.set(d.conversation.id, d.conversation);
     renderConversations();

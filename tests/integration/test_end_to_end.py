@@ -15,6 +15,7 @@ import websockets
 
 from tests.integration.hub_process import RunningHub, hub_up
 from tests.resources import SessionResources
+from tests.streams_helpers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 WAIT = 90.0  # the first records wait for Faust's consumer group to form
@@ -99,8 +100,11 @@ async def test_webhook_reaches_the_socket_and_mark_read_clears_it(hub: RunningHu
                 "status": "read",
             }
 
-            unread = (await api.get("/api/unread")).json()
-            assert unread["total"] == 0
+            # REST reads the projections, which may trail the events by the sink's lag.
+            async def cleared() -> bool:
+                return bool((await api.get("/api/unread")).json()["total"] == 0)
+
+            await wait_for(cleared, timeout=WAIT, what="REST's unread total 0")
             msgs = (await api.get(f"/api/conversations/{conversation}/messages")).json()
             assert [(m["id"], m["status"]) for m in msgs["messages"]] == [(message_id, "read")]
 

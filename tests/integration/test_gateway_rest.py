@@ -99,13 +99,11 @@ async def _seed(db: AsyncDatabase[Document]) -> None:
                 "_id": "alice",
                 "total": 3,
                 "byPlatform": {"generic": 3},
-                "byConversation": {"a_generic": 2, "a_old": 1},
             },
             {
                 "_id": "bob",
                 "total": 1,
                 "byPlatform": {"generic": 1},
-                "byConversation": {"b_conv": 1},
             },
         ]
     )

@@ -9,8 +9,11 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from hubcore.kafka import Topics
+from schemas import parse_user_event
 from tests.integration.hub_process import RunningHub, hub_up
 from tests.resources import SessionResources
+from tests.streams_helpers import consume_all, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -90,3 +93,33 @@ async def test_page_without_token_asks_for_one(hub: RunningHub, browser: Browser
     await page.goto(hub.gateway + "/")
     await expect(page.locator("#login")).to_be_visible()
     await expect(page.locator("#app")).to_be_hidden()
+
+
+async def test_a_repeated_event_is_shown_once(hub: RunningHub, browser: Browser) -> None:
+    user = "page-dora"
+    account, secret = await asyncio.to_thread(hub.create_generic_account, user)
+    tab = await _open(browser, hub, user)
+    first = await asyncio.to_thread(
+        hub.send_generic, account, secret, conversationId="c-9", text="First one"
+    )
+    assert first.status_code == 200, first.text
+    await tab.locator("#conversations li", has_text="First one").click(timeout=WAIT_MS)
+    await expect(tab.locator("#thread .msg")).to_have_count(1, timeout=WAIT_MS)
+
+    # Redone work repeats an event with its id (at-least-once delivery): deliver it again.
+    topic = Topics.from_settings(hub.settings).user_events
+    records = await consume_all(hub.settings, topic, want=10_000, timeout=3)
+    (repeat,) = [
+        r
+        for r in records
+        if r.key == user.encode() and parse_user_event(r.value).type == "new_message"
+    ]
+    await produce(hub.settings, topic, [(repeat.key, repeat.value)])
+    second = await asyncio.to_thread(
+        hub.send_generic, account, secret, conversationId="c-9", text="Second one"
+    )
+    assert second.status_code == 200, second.text
+    await expect(tab.locator("#thread .msg", has_text="Second one")).to_have_count(
+        1, timeout=WAIT_MS
+    )
+    await expect(tab.locator("#thread .msg")).to_have_count(2)

@@ -21,7 +21,7 @@ from tests.resources import SessionResources
 from tests.streams_helpers import (
     ROOT,
     Worker,
-    ground_truth,
+    assert_counts_are_ground_truth,
     mark_read,
     produce,
     raw_message,
@@ -105,24 +105,7 @@ async def _kill_mid_way(s: Scenario, query: Document, total: int) -> list[int]:
 
 
 async def _assert_counts_are_ground_truth(s: Scenario) -> None:
-    expected = s.expected_unread()
-
-    async def settled() -> bool:
-        docs = {d["_id"]: d async for d in s.db["unread"].find({})}
-        return all(
-            docs.get(user, {}).get("byConversation") == convs for user, convs in expected.items()
-        )
-
-    await wait_for(settled, timeout=60, what="unread documents to settle")
-    for user, convs in expected.items():
-        truth = await ground_truth(s.db, user)
-        assert truth == convs
-        unread = await s.db["unread"].find_one({"_id": user})
-        assert unread is not None
-        assert unread["total"] == sum(truth.values())
-        assert unread["byConversation"] == truth
-        async for conv in s.db["conversations"].find({"userId": user}):
-            assert conv["unreadCount"] == truth.get(conv["_id"], 0)
+    await assert_counts_are_ground_truth(s.db, s.expected_unread())
 
 
 async def test_crash_mid_batch_counts_equal_ground_truth(scenario: Scenario) -> None:

@@ -1,4 +1,5 @@
-"""Conversation projections in the real store: one statement per conversation, any order."""
+"""Projections in the real store: any batch order reaches the same documents, and a version
+guard keeps an older state from overwriting a newer one."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.kafka import Topics
-from hubcore.mongo import CONVERSATIONS, Document
+from hubcore.mongo import CONVERSATIONS, UNREAD, Document
 from schemas import RawMessage
 from streams import projection
 from streams.processor import BatchProcessor
+from streams.projection import Projections, write_projections
 from streams.records import SourceRecord
 from streams.sinks import DiscardSink
 from streams.state import MemoryStateStore
@@ -38,13 +40,26 @@ async def _conversations(db: AsyncDatabase[Document]) -> dict[str, dict[str, Any
             "at": d["lastMessageAt"],
             "unread": d["unreadCount"],
             "title": d["title"],
+            "version": d["version"],
         }
         for d in docs
     }
 
 
+def _without_versions(convs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {c: {k: v for k, v in doc.items() if k != "version"} for c, doc in convs.items()}
+
+
 def _processor(db: AsyncDatabase[Document]) -> BatchProcessor:
     return BatchProcessor(db, MemoryStateStore(), DiscardSink(), TOPICS, emit_events=False)
+
+
+async def _run(processor: BatchProcessor, records: list[SourceRecord]) -> Projections:
+    """Process a batch and write its projections, as the worker's sink would."""
+    outcome = await processor.process(records)
+    projections = outcome.projections
+    await write_projections(processor.db, projections.conversations, projections.unread)
+    return projections
 
 
 async def test_batches_in_any_order_reach_the_same_conversations(
@@ -53,15 +68,17 @@ async def test_batches_in_any_order_reach_the_same_conversations(
     raws = [raw_message(f"u{n % 3}", n, chat=f"chat-{n % 2}") for n in range(12)]
     forward = _processor(mongo_db)
     for start in range(0, 12, 4):
-        await forward.process(_records(raws[start : start + 4], start))
+        await _run(forward, _records(raws[start : start + 4], start))
     backward_db = mongo_client[mongo_db.name + "_b"]
     try:
         backward = _processor(backward_db)
         # The newest messages arrive first (offsets still grow in arrival order).
         for offset, start in enumerate((8, 4, 0)):
-            await backward.process(_records(raws[start : start + 4], offset * 4))
+            await _run(backward, _records(raws[start : start + 4], offset * 4))
         expected = await _conversations(mongo_db)
-        assert await _conversations(backward_db) == expected
+        # Versions follow the offsets, which differ; the conversations do not.
+        got = await _conversations(backward_db)
+        assert _without_versions(got) == _without_versions(expected)
     finally:
         await mongo_client.drop_database(backward_db.name)
     newest = {r.conversation_id: r for r in raws}  # the last of each conversation wins
@@ -69,37 +86,35 @@ async def test_batches_in_any_order_reach_the_same_conversations(
     assert all(v["unread"] == 2 for v in expected.values())  # 12 messages, 6 conversations
 
 
-async def test_conversation_written_between_read_and_write(
-    mongo_db: AsyncDatabase[Document], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    older, newer = raw_message("u1", 1), raw_message("u1", 2)
+async def test_older_version_never_overwrites_newer(mongo_db: AsyncDatabase[Document]) -> None:
     processor = _processor(mongo_db)
-    await processor.process(_records([older]))
-
-    # Another writer's document appears after the read: the batch saw no conversation.
-    async def nothing_stored(*args: Any, **kwargs: Any) -> dict[str, Document]:
-        return {}
-
-    monkeypatch.setattr(projection, "find_conversations", nothing_stored)
-    await processor.process(_records([newer], 1))
+    first = await processor.process(_records([raw_message("u1", 1)]))
+    second = await processor.process(_records([raw_message("u1", 2)], 1))
+    newer, older = second.projections, first.projections
+    assert await write_projections(mongo_db, newer.conversations, newer.unread) == 2
+    # A stale worker, a redelivery or a slow sink writes the older state afterwards.
+    assert await write_projections(mongo_db, older.conversations, older.unread) == 0
+    # Even a statement that got past the version lookup is refused by its guard.
+    for update in older.unread.values():
+        guard = projection._older_than(update.user_id, update.version)
+        await mongo_db[UNREAD].update_one(guard, {"$set": {"total": 1}})
+    for conv_id, doc in older.conversations.items():
+        guard = projection._older_than(conv_id, doc["version"])
+        await mongo_db[CONVERSATIONS].update_one(guard, {"$set": {"unreadCount": 1}})
     (conv,) = (await _conversations(mongo_db)).values()
-    assert (conv["last"], conv["unread"]) == (newer.id, 2)
+    assert (conv["unread"], conv["version"]) == (2, 2)
+    unread = await mongo_db[UNREAD].find_one({"_id": "u1"})
+    assert unread is not None
+    assert (unread["total"], unread["version"]) == (2, 2)
 
 
-async def test_advance_overtaken_still_writes_the_count(
-    mongo_db: AsyncDatabase[Document], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first, second, third = (raw_message("u1", n) for n in (1, 2, 3))
-    processor = _processor(mongo_db)
-    await processor.process(_records([first]))
-    stale = await projection.find_conversations(mongo_db, [first.conversation_id])
-    # Another writer advances to `third` after this batch read the stored `first`.
-    await _processor(mongo_db).process(_records([third], 2))
-
-    async def stale_read(*args: Any, **kwargs: Any) -> dict[str, Document]:
-        return stale
-
-    monkeypatch.setattr(projection, "find_conversations", stale_read)
-    await processor.process(_records([second], 1))
+async def test_document_without_version_is_replaced(mongo_db: AsyncDatabase[Document]) -> None:
+    raw = raw_message("u1", 1)
+    legacy = {"_id": raw.conversation_id, "userId": "u1", "unreadCount": 7}
+    await mongo_db[CONVERSATIONS].insert_one(legacy)
+    await mongo_db[UNREAD].insert_one({"_id": "u1", "total": 7})
+    await _run(_processor(mongo_db), _records([raw]))
     (conv,) = (await _conversations(mongo_db)).values()
-    assert (conv["last"], conv["unread"]) == (third.id, 2)
+    assert (conv["unread"], conv["version"]) == (1, 1)
+    unread = await mongo_db[UNREAD].find_one({"_id": "u1"})
+    assert unread is not None and unread["total"] == 1 and unread["version"] == 1

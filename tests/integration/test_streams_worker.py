@@ -3,56 +3,26 @@ poison records and the events they cause."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hubcore.kafka import Topics, create_producer, ensure_topics
-from hubcore.mongo import Document, create_client
+from hubcore.kafka import Topics, create_producer
+from hubcore.mongo import Document
 from hubcore.settings import Settings
 from schemas import DeadLetter, event_id, parse_user_event
-from tests.resources import SessionResources
 from tests.streams_helpers import (
-    Worker,
     consume_all,
     mark_read,
     produce,
+    projected_unread,
     raw_message,
     wait_for,
-    wait_ready,
-    worker_env,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def module_settings(resources: SessionResources) -> Settings:
-    """One namespace and database for this module's worker; each test has its own users."""
-    return resources.settings()
-
-
-@pytest.fixture(scope="module")
-def worker(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    tmp: Path = tmp_path_factory.mktemp("streams")
-    proc = Worker(worker_env(module_settings, tmp), tmp / "worker.log")
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-async def db(module_settings: Settings, worker: Worker) -> AsyncIterator[AsyncDatabase[Document]]:
-    await ensure_topics(module_settings)
-    await wait_ready(worker)
-    client = create_client(module_settings.mongo_url)
-    yield client[module_settings.mongo_db]
-    await client.drop_database(module_settings.mongo_db)
-    await client.close()
 
 
 async def _unread(db: AsyncDatabase[Document], user: str) -> Document | None:
@@ -93,7 +63,7 @@ async def test_one_message(module_settings: Settings, db: AsyncDatabase[Document
     assert conv["lastMessage"]["id"] == raw.id
     unread = await _unread(db, "one-user")
     assert unread is not None
-    assert unread["byConversation"] == {raw.conversation_id: 1}
+    assert await projected_unread(db, "one-user") == {raw.conversation_id: 1}
     assert unread["byPlatform"] == {"telegram": 1}
 
     got = await _events_of(module_settings, "one-user", 3)
@@ -136,7 +106,10 @@ async def test_repeats_store_once_count_once(
     unread = await _unread(db, "rep-user")
     assert unread is not None
     assert unread["total"] == 2
-    assert unread["byConversation"] == {raw.conversation_id: 1, sentinel.conversation_id: 1}
+    assert await projected_unread(db, "rep-user") == {
+        raw.conversation_id: 1,
+        sentinel.conversation_id: 1,
+    }
     got = await _events_of(module_settings, "rep-user", 4)
     new_ids = [e.data.message.id for e in got if e.type == "new_message"]
     assert sorted(new_ids) == sorted([raw.id, sentinel.id])

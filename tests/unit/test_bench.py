@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -9,11 +10,12 @@ import pytest
 
 from bench.arrivals import Arrivals
 from bench.p5_burst import burst_result
+from bench.p7_ramp import cpu_seconds, knee, limit_process
 from bench.p26_streams import batch_window
 from bench.procs import BenchError
 from bench.report import SCENARIOS, document, finish, markdown_table, ratio_result
 from bench.run import parse_only, write_results
-from bench.stats import Latency, percentile, ratio
+from bench.stats import Latency, histogram_quantile, percentile, ratio
 
 AT = "2026-11-25T12:00:00+00:00"
 
@@ -153,8 +155,8 @@ def test_parse_only() -> None:
     assert parse_only(None) == set(SCENARIOS)
     assert parse_only(" p1, P3 ,") == {"P1", "P3"}
     assert parse_only("p5s,P4S") == {"P5s", "P4s"}
-    with pytest.raises(BenchError, match="unknown scenario P7"):
-        parse_only("P1,P7")
+    with pytest.raises(BenchError, match="unknown scenario P8"):
+        parse_only("P1,P8")
 
 
 def _batch(records: int, ms: float, time: str) -> str:
@@ -174,6 +176,11 @@ def test_batch_window_from_worker_log_lines(tmp_path: Path) -> None:
     log.write_text("\n".join(lines) + "\n")
     records, window, busy = batch_window(log)
     assert (records, window, busy) == (150, 2.0, 0.75)  # 12:00:00.5 to 12:00:02.5
+    # The projections of the last batch are written later: the window ends there.
+    sink = {"event": "projections", "timestamp": "2026-11-25T12:00:03.000000Z"}
+    lines.append(orjson.dumps(sink, option=orjson.OPT_SORT_KEYS).decode().replace('":', '": '))
+    log.write_text("\n".join(lines) + "\n")
+    assert batch_window(log) == (150, 2.5, 0.75)
     log.write_text("nothing\n")
     with pytest.raises(BenchError):
         batch_window(log)
@@ -191,6 +198,34 @@ async def test_arrivals_latencies_skip_warmup_and_missing() -> None:
     times.arrive(0, 1.0)
     times.arrive(2, 3.0)
     await times.drain(5)  # all arrived: returns at once
+
+
+def test_histogram_quantile_between_snapshots() -> None:
+    inf = float("inf")
+    before = {0.01: 5.0, 0.1: 5.0, 1.0: 5.0, inf: 5.0}
+    after = {0.01: 5.0, 0.1: 95.0, 1.0: 104.0, inf: 105.0}  # 100 observed in between
+    assert histogram_quantile(before, after, 0.5) == 0.1
+    assert histogram_quantile(before, after, 0.99) == 1.0
+    assert histogram_quantile(before, after, 1.0) == inf
+    assert histogram_quantile(after, after, 0.99) is None
+    assert histogram_quantile({}, {}, 0.5) is None
+
+
+def test_p7_knee_limit_and_cpu() -> None:
+    steps = [
+        {"rate": 100.0, "p99_ms": 40.0, "lost": 0, "core_share": {"streams": 0.2}},
+        {"rate": 200.0, "p99_ms": 900.0, "lost": 0, "core_share": {"streams": 0.5}},
+        {"rate": 400.0, "p99_ms": 1500.0, "lost": 0, "core_share": {"streams": 0.99, "gw": 0.3}},
+        {"rate": 700.0, "p99_ms": 20.0, "lost": 0, "core_share": {}},  # after a break: ignored
+    ]
+    assert knee(steps) == 200.0
+    assert knee([{"rate": 100.0, "p99_ms": 10.0, "lost": 3}]) == 0.0
+    assert limit_process(steps[2]) == "streams"
+    # /proc/<pid>/stat: a command with spaces and parentheses, utime 250, stime 50 ticks.
+    stat = "42 (hub (streams) x) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0"
+    assert cpu_seconds(stat) == 300 / os.sysconf("SC_CLK_TCK")
+    result = {"knee_msg_per_s": 200.0, "limit_process": "streams", "cpu_us_per_message": {}}
+    assert finish("P7", result, AT)["met"] is True
 
 
 def test_burst_result_takes_each_side_s_best_round() -> None:

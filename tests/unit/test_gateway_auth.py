@@ -8,6 +8,7 @@ import hmac
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,21 +59,25 @@ def test_valid_hs256_token_gives_the_user_and_expiry() -> None:
     assert identity.expires_at == int(claims["exp"].timestamp())
 
 
+# Tokens are made when the test runs, not at collection: a long suite outlives their `exp`.
 @pytest.mark.parametrize(
-    ("token", "reason"),
+    ("make_token", "reason"),
     [
-        (jwt.encode(_claims(), "other-secret-" + "q" * 40, "HS256"), "signature"),
-        (jwt.encode(_claims(), SECRET, "HS384"), "algorithm"),
-        (jwt.encode(_claims(exp=datetime.now(UTC) - timedelta(seconds=5)), SECRET), "expired"),
-        (jwt.encode({"sub": "alice"}, SECRET, "HS256"), "'exp'"),
-        (jwt.encode({k: v for k, v in _claims().items() if k != "sub"}, SECRET), "'sub'"),
-        (jwt.encode(_claims(sub=""), SECRET, "HS256"), "subject"),
-        ("not.a.token", "invalid"),
+        (lambda: jwt.encode(_claims(), "other-secret-" + "q" * 40, "HS256"), "signature"),
+        (lambda: jwt.encode(_claims(), SECRET, "HS384"), "algorithm"),
+        (
+            lambda: jwt.encode(_claims(exp=datetime.now(UTC) - timedelta(seconds=5)), SECRET),
+            "expired",
+        ),
+        (lambda: jwt.encode({"sub": "alice"}, SECRET, "HS256"), "'exp'"),
+        (lambda: jwt.encode({k: v for k, v in _claims().items() if k != "sub"}, SECRET), "'sub'"),
+        (lambda: jwt.encode(_claims(sub=""), SECRET, "HS256"), "subject"),
+        (lambda: "not.a.token", "invalid"),
     ],
 )
-def test_refused_tokens_name_the_reason(token: str, reason: str) -> None:
+def test_refused_tokens_name_the_reason(make_token: Callable[[], str], reason: str) -> None:
     with pytest.raises(Unauthorized, match=reason):
-        TokenVerifier(_settings()).verify(token)
+        TokenVerifier(_settings()).verify(make_token())
 
 
 def test_alg_none_is_refused_even_when_unsigned() -> None:

@@ -41,12 +41,7 @@ def test_conversation_from_doc() -> None:
 
 def test_unread_from_doc_drops_zeros() -> None:
     counts = unread_from_doc(
-        {
-            "_id": "u",
-            "total": 1,
-            "byPlatform": {"slack": 1, "email": 0},
-            "byConversation": {"c1": 1, "c2": 0},
-        }
+        {"_id": "u", "total": 1, "byPlatform": {"slack": 1, "email": 0}}, {"c1": 1, "c2": 0}
     )
     assert counts.by_platform == {"slack": 1} and counts.by_conversation == {"c1": 1}
-    assert unread_from_doc(None).total == 0
+    assert unread_from_doc(None, {}).total == 0

@@ -16,11 +16,17 @@ from streams.records import (
     SourceRecord,
     decode_batch,
     decode_record,
-    highest_offsets,
 )
 from streams.retry import is_retriable
-from streams.state import MemoryStateStore, UnreadState
+from streams.state import (
+    ConversationState,
+    MemoryStateStore,
+    UserState,
+    conversation_key,
+    user_part,
+)
 from streams.statehash import canonical
+from streams.table import key_partition
 from tests.streams_helpers import mark_read, raw_message
 
 TOPICS = Topics("ns")
@@ -86,50 +92,78 @@ def test_batch_splits_and_dead_letter_keeps_origin() -> None:
     assert letter.payload_encoding == "base64"  # not UTF-8: kept recoverable
     headers = dict(poison.headers())
     assert headers["hub-source-offset"] == b"6" and headers["hub-source-partition"] == b"2"
-    assert highest_offsets(records) == {f"{TOPICS.raw_messages}:2": 6}
 
 
-def test_state_counts_and_watermark() -> None:
-    state = UnreadState()
+def test_user_state_counts_and_watermark() -> None:
+    state = UserState()
     rec = _record(b"", offset=10)
-    assert state.applies(rec)
-    state.add("telegram", "c1", +1)
-    state.add("slack", "c2", +1)
-    state.mark_applied({rec.source: 10})
+    assert state.applies(rec) and state.version == 0
+    state.add("telegram", +1)
+    state.add("slack", +1)
+    state.mark_applied(rec)
     assert not state.applies(rec)  # at the watermark: counted already
     assert state.applies(_record(b"", offset=11))
-    state.mark_applied({rec.source: 3})  # never lowers
-    assert state.applied[rec.source] == 10
-    state.add("slack", "c2", -1)
+    state.mark_applied(_record(b"", offset=3))  # never lowers
+    assert state.applied[rec.source] == 10 and state.version == 11
+    state.add("slack", -1)
     # Zero entries vanish, so different paths to the same numbers give equal values.
     assert state.to_value() == {
         "total": 1,
         "byPlatform": {"telegram": 1},
-        "byConversation": {"c1": 1},
         "applied": {rec.source: 10},
     }
-    view = state.counts(["c2", "c1"])
+    view = state.counts({"c2": 0, "c1": 1})
     assert view.by_conversation == {"c1": 1, "c2": 0}
-    assert UnreadState.from_value(state.to_value()) == state
+    assert UserState.from_value(state.to_value()) == state
+
+
+def _last_status(conv: ConversationState) -> str:
+    assert conv.last is not None
+    return conv.last.status
+
+
+def test_conversation_state_advances_only_to_newer_messages() -> None:
+    older, newer = raw_message("u1", 1).to_message(), raw_message("u1", 2).to_message()
+    conv = ConversationState()
+    conv.advance(newer, "Chat")
+    conv.advance(older, "Old title")  # arrives late: changes nothing
+    assert conv.last == newer and conv.title == "Chat"
+    conv.unread = 2
+    conv.mark_read([older.id])
+    assert (conv.count, _last_status(conv)) == (1, "unread")
+    conv.mark_read([newer.id])
+    assert (conv.count, _last_status(conv)) == (0, "read")
+    conv.mark_applied(_record(b"", offset=4))
+    assert ConversationState.from_value(conv.to_value()) == conv
 
 
 def test_transient_negative_counts_are_clamped_in_views() -> None:
-    state = UnreadState()
-    state.add("telegram", "c1", -1)  # a read re-applied before its message's insert
-    assert state.counts().total == 0
-    assert state.conversation_count("c1") == 0
-    assert state.unread_document() == {"total": 0, "byPlatform": {}, "byConversation": {}}
-    state.add("telegram", "c1", +1)
-    assert state.to_value()["total"] == 0 and state.to_value()["byConversation"] == {}
+    state = UserState()
+    state.add("telegram", -1)  # a read re-applied before its message's insert
+    assert state.counts({"c1": -1}).total == 0
+    assert state.counts({"c1": -1}).by_conversation == {"c1": 0}
+    conv = ConversationState(unread=-1)
+    assert conv.count == 0
 
 
 def test_memory_store_hands_out_copies() -> None:
     store = MemoryStateStore()
-    state = store.get("u1")
-    state.add("telegram", "c1", 1)
-    assert store.get("u1").total == 0  # not put yet
-    store.put("u1", state)
-    assert store.get("u1").total == 1
+    state = store.get_user("u1")
+    state.add("telegram", 1)
+    assert store.get_user("u1").total == 0  # not put yet
+    store.put_user("u1", state)
+    assert store.get_user("u1").total == 1
+    conv = store.get_conversation("u1", "c1")
+    conv.unread = 3
+    assert store.get_conversation("u1", "c1").unread == 0
+    store.put_conversation("u1", "c1", conv)
+    assert store.get_conversation("u1", "c1").unread == 3
+
+
+def test_conversation_keys_share_their_users_partition() -> None:
+    key = conversation_key("u1", "conv_1")
+    assert user_part(key) == b"u1" and user_part(b"u1") == b"u1"
+    assert key_partition(user_part(key), 12) == key_partition(b"u1", 12)
 
 
 def test_canonical_json_is_order_and_type_stable() -> None:

@@ -1,0 +1,104 @@
+"""P7: the highest sustained webhook -> WebSocket rate with everything on this machine.
+
+The same servers as P3 (connectors, one streams worker, a gateway, unpinned), then open
+loops at growing rates, one step after the other, each with its own message ids, until a
+step's p99 exceeds 1 s or a message never arrives (or the steps run out): the knee is the
+last rate that held. Each step is bounded (`STEP_SECONDS` after a short warm-up), so the
+whole scenario takes a few minutes at most. Per step and server process, the CPU it used
+(utime + stime from /proc) per message sent and its share of one core: at the first step
+that breaks, the process nearest a full core is the limit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.context import Context
+from bench.p3_latency import RunningHub, open_loop, running_hub
+from bench.procs import Children
+from bench.report import Result
+from bench.stage import stage
+
+STEPS = (100.0, 200.0, 400.0, 700.0, 1000.0, 1400.0, 2000.0, 2800.0)
+LIMIT_MS = 1000.0
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(stat: str) -> float:
+    """utime + stime of a `/proc/<pid>/stat` line, in seconds."""
+    fields = stat.rpartition(")")[2].split()
+    # After the command: state is field 3; utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _cpu(pid: int) -> float:
+    return cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
+
+
+def holds(step: Mapping[str, Any]) -> bool:
+    """True when a step kept its p99 within the limit and lost nothing."""
+    p99 = step.get("p99_ms")
+    return p99 is not None and p99 <= LIMIT_MS and not step.get("lost")
+
+
+def knee(steps: Sequence[Mapping[str, Any]]) -> float:
+    """The highest rate of the steps that held, before the first that did not (0: none)."""
+    best = 0.0
+    for step in steps:
+        if not holds(step):
+            break
+        best = float(step["rate"])
+    return best
+
+
+def limit_process(step: Mapping[str, Any]) -> str:
+    """The server that used the most of a core during `step`."""
+    shares: Mapping[str, float] = step["core_share"]
+    return max(shares, key=lambda name: shares[name])
+
+
+async def _step(
+    kids: Children, hub: RunningHub, rate: float, seconds: float, warmup: float
+) -> dict[str, Any]:
+    before = {c.name: _cpu(c.pid) for c in hub.servers}
+    started = time.monotonic()
+    e2e = await open_loop(kids, hub, "p7", rate, seconds, warmup)
+    wall = time.monotonic() - started
+    used = {c.name: _cpu(c.pid) - before[c.name] for c in hub.servers}
+    sent = rate * (seconds + warmup)
+    return {
+        "rate": rate,
+        "p50_ms": e2e.get("p50_ms"),
+        "p99_ms": e2e.get("p99_ms"),
+        "lost": e2e["lost"],
+        "sink_lag_p99_ms": e2e["sink_lag_p99_ms"],
+        "cpu_us_per_message": {n: round(u / sent * 1e6) for n, u in used.items()},
+        "core_share": {n: round(u / wall, 2) for n, u in used.items()},
+    }
+
+
+async def run(ctx: Context) -> Result:
+    """Measure P7."""
+    step_seconds = ctx.size(20.0, 5.0)
+    warmup = ctx.size(3.0, 1.0)
+    steps: list[dict[str, Any]] = []
+    async with stage(ctx.base, "p7") as st, Children(ctx.log_dir) as kids:
+        hub_up = running_hub(ctx, st, kids, "p7")
+        async with hub_up as hub:
+            for rate in STEPS[: ctx.size(len(STEPS), 4)]:
+                steps.append(await _step(kids, hub, rate, step_seconds, warmup))
+                if not holds(steps[-1]):
+                    break
+    at_knee = [s for s in steps if s["rate"] == knee(steps)]
+    return {
+        "knee_msg_per_s": knee(steps),
+        "limit_process": limit_process(steps[-1]),
+        "cpu_us_per_message": at_knee[0]["cpu_us_per_message"] if at_knee else {},
+        "step_seconds": step_seconds,
+        "limit_ms": LIMIT_MS,
+        "steps": steps,
+    }

@@ -1,0 +1,123 @@
+"""The projection sink: writes the `conversations` and `unread` documents beside the batch loop.
+
+The batch loop offers each batch's changed documents (absolute state from the table, with
+versions) and a callback that acknowledges the batch's source records. While one write is
+in flight, later offers fold into the next one, so many changes to a document become one
+write, and the store's bulk write carries them in chunks. A store outage is retried with
+backoff for as long as it lasts: the records stay unacknowledged, so a crash meanwhile
+redelivers them and the redo offers the same documents again. Nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hubcore.mongo import Document
+from streams import metrics
+from streams.projection import Projections, write_projections
+
+log = structlog.get_logger("streams.projector")
+
+Done = Callable[[], None]
+
+
+class ProjectionSink:
+    """Coalesces offered projections and writes them, one bulk write at a time."""
+
+    def __init__(self, db: AsyncDatabase[Document], *, max_backoff: float = 5.0) -> None:
+        self.db = db
+        self.max_backoff = max_backoff
+        self._pending = Projections()
+        self._done: list[Done] = []
+        self._pending_since: float | None = None
+        self._inflight_since: float | None = None
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self.retrying_since: float | None = None
+        self.written = 0
+
+    def offer(self, projections: Projections, done: Done) -> None:
+        """Queue a batch's documents; `done` runs once they are written."""
+        self._pending.merge(projections)
+        self._done.append(done)
+        if self._pending_since is None:
+            self._pending_since = time.monotonic()
+        self._idle.clear()
+        self._wake.set()
+
+    def lag(self) -> float:
+        """Seconds the oldest unwritten change has waited (0 when caught up)."""
+        starts = [t for t in (self._inflight_since, self._pending_since) if t is not None]
+        return time.monotonic() - min(starts) if starts else 0.0
+
+    def retrying_for(self) -> float:
+        """Seconds the current write has been failing (0 when not)."""
+        since = self.retrying_since
+        return time.monotonic() - since if since is not None else 0.0
+
+    @property
+    def paused(self) -> bool:
+        """True while writes are held."""
+        return not self._resumed.is_set()
+
+    def pause(self) -> None:
+        """Hold writes (tests show events flowing while the store trails)."""
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        """Let writes go again."""
+        self._resumed.set()
+
+    async def drain(self) -> None:
+        """Return when everything offered so far is written."""
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        """Write until cancelled."""
+        while True:
+            await self._wake.wait()
+            await self._resumed.wait()
+            self._wake.clear()
+            batch, done, self._pending, self._done = self._pending, self._done, Projections(), []
+            self._inflight_since, self._pending_since = self._pending_since, None
+            written = await self._write(batch)
+            self.written += written
+            metrics.SINK_DOCUMENTS.inc(written)
+            if self._inflight_since is not None:
+                metrics.SINK_LAG.observe(time.monotonic() - self._inflight_since)
+            self._inflight_since = None
+            for callback in done:
+                callback()
+            if self._pending_since is None:
+                self._idle.set()
+
+    async def _write(self, batch: Projections) -> int:
+        delay = 0.2
+        while True:
+            try:
+                started = time.perf_counter()
+                written = await write_projections(self.db, batch.conversations, batch.unread)
+            except Exception as exc:
+                if self.retrying_since is None:
+                    self.retrying_since = time.monotonic()
+                metrics.SINK_RETRIES.inc()
+                log.warning("projection write retry", error=repr(exc), documents=len(batch))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff)
+                continue
+            self.retrying_since = None
+            log.info(
+                "projections",
+                documents=len(batch),
+                written=written,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+            return written

@@ -1,0 +1,42 @@
+"""Module fixtures of the streams tests: one running `hub streams` worker per test module."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hubcore.kafka import ensure_topics
+from hubcore.mongo import Document, create_client
+from hubcore.settings import Settings
+from tests.resources import SessionResources
+from tests.streams_helpers import Worker, wait_ready, worker_env
+
+
+@pytest.fixture(scope="module")
+def module_settings(resources: SessionResources) -> Settings:
+    """One namespace and database for the module's worker; each test has its own users."""
+    return resources.settings()
+
+
+@pytest.fixture(scope="module")
+def worker(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """A `hub streams` worker of the module's namespace."""
+    tmp: Path = tmp_path_factory.mktemp("streams")
+    proc = Worker(worker_env(module_settings, tmp), tmp / "worker.log")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+async def db(module_settings: Settings, worker: Worker) -> AsyncIterator[AsyncDatabase[Document]]:
+    """The module's database, once its worker is ready; dropped at the end."""
+    await ensure_topics(module_settings)
+    await wait_ready(worker)
+    client = create_client(module_settings.mongo_url)
+    yield client[module_settings.mongo_db]
+    await client.drop_database(module_settings.mongo_db)
+    await client.close()
