@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hubcore.accounts import Account
 from hubcore.mongo import Document
 from tests.integration.connectors.harness import Harness, signed_delivery
-from tests.streams_helpers import ground_truth, wait_for
+from tests.streams_helpers import assert_counts_are_ground_truth, ground_truth, wait_for
 
 RETRY_FOR = 90.0  # a platform retries a 503 for this long
 
@@ -70,17 +70,8 @@ async def assert_stored_once(db: AsyncDatabase[Document], ids: list[str], user: 
 
 
 async def assert_counts_are_truth(db: AsyncDatabase[Document], users: set[str], total: int) -> None:
-    """Once the unread totals add up to `total`, each user's counts equal the store's truth."""
-
-    async def counted() -> bool:
-        docs = [d async for d in db["unread"].find({"_id": {"$in": sorted(users)}})]
-        return sum(int(d["total"]) for d in docs) == total
-
-    await wait_for(counted, timeout=60, what="unread counts to settle")
-    for user in users:
-        truth = await ground_truth(db, user)
-        unread = await db["unread"].find_one({"_id": user})
-        assert unread is not None and unread["byConversation"] == truth
-        assert unread["total"] == sum(truth.values())
-        async for conv in db["conversations"].find({"userId": user}):
-            assert conv["unreadCount"] == truth.get(conv["_id"], 0)
+    """With every message stored (and none read), the projected counts settle on the
+    store's own count of unread messages, which adds up to `total`."""
+    expected = {user: await ground_truth(db, user) for user in users}
+    assert sum(sum(convs.values()) for convs in expected.values()) == total
+    await assert_counts_are_ground_truth(db, expected)
