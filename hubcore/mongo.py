@@ -22,6 +22,7 @@ MESSAGES = "messages"
 CONVERSATIONS = "conversations"
 UNREAD = "unread"
 POLL_STATE = "poll_state"
+POLL_LEASES = "poll_leases"
 
 # Collections derived from the Kafka history; `hub replay` wipes and rebuilds exactly these.
 DERIVED_COLLECTIONS = (MESSAGES, CONVERSATIONS, UNREAD)
