@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: up test lint audit lock install services-down clean
+.PHONY: up test faults lint audit lock install services-down clean
 
 # Exact versions with hashes from requirements.lock (`make lock` regenerates it), then the
 # hub itself without resolving anything again.
@@ -36,6 +36,12 @@ test: $(STAMP)
 	scripts/node-packages.sh
 	$(VENV)/bin/hub services up
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+## The fault tests alone (private brokers, stores and processes they kill; a few minutes).
+faults: $(STAMP)
+	scripts/system-packages.sh
+	$(VENV)/bin/hub services up
+	$(VENV)/bin/python -m pytest -m faults $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -28,7 +28,7 @@ from connectors.metrics import (
     PRODUCE_SECONDS,
 )
 from hubcore.errors import HubError
-from hubcore.kafka import Topics, create_producer, ensure_topics
+from hubcore.kafka import TopicPolicyError, Topics, create_producer, ensure_topics
 from hubcore.settings import Settings
 from schemas import DeadLetter, DeadLetterSource, RawMessage
 from schemas.base import utc_now
@@ -121,7 +121,10 @@ class Publisher:
             except (KafkaError, HubError, OSError, TimeoutError) as exc:
                 with contextlib.suppress(Exception):  # a half-started client may raise
                     await producer.stop()
-                log.warning("kafka not reachable yet", error=str(exc), retry_in=backoff)
+                if isinstance(exc, TopicPolicyError):  # an operator's fix, named in the error
+                    log.error("topic policy violated", error=str(exc), retry_in=backoff)
+                else:
+                    log.warning("kafka not reachable yet", error=str(exc), retry_in=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)
                 continue

@@ -31,7 +31,8 @@ _PLAUSIBLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 class AccountCache:
     """A small TTL cache over `AccountStore.get`, misses included (so unknown ids cannot
-    flood the store); a deleted or new account takes effect within `ttl` seconds.
+    flood the store); a deleted or new account takes effect within `ttl` seconds, or once
+    the store answers again: while it is down, an expired entry still serves.
 
     Concurrent misses of one id share one read: when an entry expires under load, every
     request in flight for that account would otherwise query the store at once.
@@ -69,6 +70,10 @@ class AccountCache:
         try:
             account = await self.store.get(account_id)
         except PyMongoError as exc:
+            stale = self._entries.get(account_id)
+            if stale is not None:
+                # A store outage must not stop ingest: Kafka takes what the last answer allowed.
+                return stale[1]
             raise StoreUnavailable(f"the account store did not answer: {exc}") from None
         except UnreadableCredentials as exc:  # a key missing from HUB_CREDENTIALS_KEY
             raise StoreUnavailable(str(exc)) from None

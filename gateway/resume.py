@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 
 import structlog
@@ -21,7 +22,7 @@ log = structlog.get_logger("gateway.resume")
 UNAVAILABLE = "resume_unavailable"
 INVALID = "invalid_cursor"
 SCAN_FACTOR = 100  # records of a partition a resume may read per event it may send
-_IDLE_LIMIT = 10  # empty fetches of ~1 s before a replay gives up
+_STALL_LIMIT = 10.0  # seconds without a record before a replay gives up
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +149,18 @@ class ResumeService:
         by_partition: dict[int, list[_Request]],
     ) -> None:
         remaining = dict(stops)
-        idle = 0
+        last_progress = time.monotonic()
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
-            idle = 0 if batch else idle + 1
-            if idle >= _IDLE_LIMIT:
-                return  # unfinished requests fail in _finish / the worker
+            if batch:
+                last_progress = time.monotonic()
+            elif time.monotonic() - last_progress >= _STALL_LIMIT:
+                # A broker outage mid-read: what was read is not the whole history, and
+                # handing it over as a resume would skip the rest for good.
+                for tp in remaining:
+                    for request in by_partition[tp.partition]:
+                        request.fail(UNAVAILABLE, "the event history could not be read; reload")
+                return
             for tp, records in batch.items():
                 stop = remaining.get(tp)
                 if stop is None:
@@ -189,6 +196,8 @@ class ResumeService:
                     continue
                 if offset >= request.live_from:
                     continue
+                if request.events and offset <= request.events[-1].offset:
+                    continue  # read again after a fetch position reset
                 if not request.verified:
                     request.fail(UNAVAILABLE, "the event at the cursor is gone; reload")
                     continue

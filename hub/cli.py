@@ -9,7 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from hub.provision.process import ProvisionError
-from hubcore.settings import SettingsError, settings_or_exit
+from hubcore.settings import Settings, SettingsError, settings_or_exit
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -27,33 +27,45 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+_Brokers = Annotated[
+    int | None,
+    typer.Option(min=1, max=5, help="Kafka nodes of the local cluster; default HUB_KAFKA_BROKERS."),
+]
+
+
+def _services_settings(brokers: int | None) -> Settings:
+    settings = settings_or_exit()
+    return settings if brokers is None else settings.model_copy(update={"kafka_brokers": brokers})
+
+
 @services_app.command("up")
 def services_up(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each server.")] = 180.0,
+    brokers: _Brokers = None,
 ) -> None:
     """Provision (first time) and start Kafka and FerretDB; return when both answer."""
     from hub.provision.services import LocalServices
 
     try:
-        LocalServices(settings_or_exit()).up(echo=typer.echo, timeout=timeout)
+        LocalServices(_services_settings(brokers)).up(echo=typer.echo, timeout=timeout)
     except ProvisionError as exc:
         _fail(str(exc))
 
 
 @services_app.command("down")
-def services_down() -> None:
+def services_down(brokers: _Brokers = None) -> None:
     """Stop the servers `up` started, and nothing else."""
     from hub.provision.services import LocalServices
 
-    LocalServices(settings_or_exit()).down(echo=typer.echo)
+    LocalServices(_services_settings(brokers)).down(echo=typer.echo)
 
 
 @services_app.command("status")
-def services_status() -> None:
-    """Say what runs where."""
+def services_status(brokers: _Brokers = None) -> None:
+    """Say what runs where (each node of a local Kafka cluster)."""
     from hub.provision.services import LocalServices
 
-    for state in LocalServices(settings_or_exit()).status():
+    for state in LocalServices(_services_settings(brokers)).status():
         typer.echo(state.describe())
 
 

@@ -8,16 +8,27 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
-from hubcore.errors import ServiceUnavailable
+from hubcore.errors import HubError, ServiceUnavailable
 from hubcore.settings import Settings
+from hubcore.topic_policy import (
+    FOREVER,
+    TopicSpec,
+    TopicState,
+    check,
+    durability_config,
+    history_config,
+    replication_for,
+)
 
-# The history topics are the source of truth that `hub replay` rebuilds from: keep forever.
-_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+log = structlog.get_logger("hubcore.kafka")
+
 _WEEK_MS = str(7 * 24 * 3600 * 1000)
 _MONTH_MS = str(30 * 24 * 3600 * 1000)
 
@@ -48,15 +59,20 @@ class Topics:
     def dead_letter(self) -> str:
         return f"{self.namespace}.dead-letter"
 
-    def configs(self) -> dict[str, dict[str, str]]:
-        """Topic name -> topic-level config the hub creates it with."""
+    def configs(self, history_retention_ms: int = FOREVER) -> dict[str, dict[str, str]]:
+        """Topic name -> topic-level config the hub creates it with (before replication)."""
+        # The history topics are the source of truth that `hub replay` rebuilds from.
         return {
-            self.raw_messages: dict(_FOREVER),
-            self.commands: dict(_FOREVER),
-            self.outbound: dict(_FOREVER),
+            self.raw_messages: history_config(history_retention_ms),
+            self.commands: history_config(history_retention_ms),
+            self.outbound: history_config(history_retention_ms),
             self.user_events: {"retention.ms": _WEEK_MS},
             self.dead_letter: {"retention.ms": _MONTH_MS},
         }
+
+    @property
+    def history(self) -> frozenset[str]:
+        return frozenset((self.raw_messages, self.commands))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -98,32 +114,53 @@ def create_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**{**producer_config(settings), **overrides})
 
 
-async def ensure_topics(settings: Settings, extra: dict[str, dict[str, str]] | None = None) -> None:
-    """Create the hub's topics with the configured partitions and replication if missing."""
+class TopicPolicyError(HubError):
+    """An existing topic would lose history; the message names the topic and the fix."""
+
+    code = "topic_policy"
+
+
+async def ensure_topics(settings: Settings, extra: dict[str, dict[str, str]] | None = None) -> int:
+    """Create the hub's topics per the topic policy (hubcore/topic_policy.py) if missing and
+    check the existing ones: warnings are logged, errors raise `TopicPolicyError`.
+
+    Returns the replication factor topics are created with (for Faust's own topics).
+    """
     topics = Topics.from_settings(settings)
-    wanted = {**topics.configs(), **(extra or {})}
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
         request_timeout_ms=int(settings.kafka_request_timeout * 1000),
     )
     try:
         await admin.start()
+        brokers = len((await admin.describe_cluster())["brokers"])
+        replication = replication_for(settings.topic_replication, brokers)
+        wanted = [
+            TopicSpec(
+                name,
+                settings.topic_partitions,
+                replication,
+                {**durability_config(replication), **config},
+                history=name in topics.history,
+            )
+            for name, config in {
+                **topics.configs(settings.history_retention_ms),
+                **(extra or {}),
+            }.items()
+        ]
         existing = set(await admin.list_topics())
         new = [
-            NewTopic(
-                name=name,
-                num_partitions=settings.topic_partitions,
-                replication_factor=settings.topic_replication,
-                topic_configs=config,
-            )
-            for name, config in wanted.items()
-            if name not in existing
+            NewTopic(s.name, s.partitions, s.replication, topic_configs=s.config)
+            for s in wanted
+            if s.name not in existing
         ]
         if new:
             try:
                 await admin.create_topics(new)
             except TopicAlreadyExistsError:
                 pass  # another process won the race; that is fine
+        old = [s for s in wanted if s.name in existing]
+        states = await _describe(admin, [s.name for s in old]) if old else {}
     except KafkaError as exc:
         raise ServiceUnavailable(
             f"Kafka at {settings.kafka_bootstrap} did not answer: {exc}",
@@ -131,6 +168,51 @@ async def ensure_topics(settings: Settings, extra: dict[str, dict[str, str]] | N
         ) from exc
     finally:
         await admin.close()
+    findings = [
+        finding
+        for spec in old
+        if spec.name in states
+        for finding in check(
+            spec,
+            states[spec.name],
+            brokers=brokers,
+            min_retention_ms=settings.history_retention_ms,
+            bootstrap=settings.kafka_bootstrap,
+        )
+    ]
+    for finding in findings:
+        if finding.severity == "warning":
+            log.warning(
+                "topic_policy", topic=finding.topic, problem=finding.problem, fix=finding.fix
+            )
+    errors = [str(f) for f in findings if f.severity == "error"]
+    if errors:
+        raise TopicPolicyError("; ".join(errors), fix="alter the topics as named, then restart")
+    return replication
+
+
+async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, TopicState]:
+    """Partitions, smallest replica count and explicit config of each named topic."""
+    described = await admin.describe_topics(names)
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    )
+    configs: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for _code, _message, _type, name, entries in response.resources:
+            configs[name] = {entry[0]: entry[1] for entry in entries if entry[1] is not None}
+    states: dict[str, TopicState] = {}
+    for topic in described:
+        partitions = topic.get("partitions") or []
+        if topic.get("error_code") or not partitions:
+            continue
+        states[topic["topic"]] = TopicState(
+            topic["topic"],
+            len(partitions),
+            min(len(p["replicas"]) for p in partitions),
+            configs.get(topic["topic"], {}),
+        )
+    return states
 
 
 async def kafka_ping(bootstrap: str, timeout: float = 3.0) -> bool:

@@ -25,6 +25,7 @@ POLL_STATE = "poll_state"
 # The connectors' send ledger: one document per outbound message id, written before
 # each platform call, so a restart never sends a reply twice.
 SEND_LEDGER = "send_ledger"
+POLL_LEASES = "poll_leases"
 
 # Collections derived from the Kafka history; `hub replay` wipes and rebuilds exactly these.
 DERIVED_COLLECTIONS = (MESSAGES, CONVERSATIONS, UNREAD)

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
 
     # --- infrastructure -------------------------------------------------------------
     kafka_bootstrap: str = "localhost:9092"
+    kafka_brokers: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="Nodes of the local cluster `hub services up` starts: node i on the "
+        "bootstrap port + 2(i-1) (its controller on the next port).",
+    )
     mongo_url: str = "mongodb://localhost:27017"
     mongo_db: str = Field(default="hub", pattern=r"^[A-Za-z0-9_-]{1,63}$")
     topic_namespace: str = Field(
@@ -53,7 +60,15 @@ class Settings(BaseSettings):
         description="Prefix of every topic name: `<namespace>.raw-messages` and so on.",
     )
     topic_partitions: int = Field(default=6, ge=1, le=1024)
-    topic_replication: int = Field(default=1, ge=1, le=16)
+    topic_replication: int = Field(
+        default=0, ge=0, le=16, description="Replicas per partition; 0: min(3, brokers)."
+    )
+    history_retention_ms: int = Field(
+        default=-1,
+        ge=-1,
+        description="Retention of raw-messages and commands (replay's source); -1: forever. "
+        "Existing history topics keeping less are a start-up error.",
+    )
 
     # --- identity -------------------------------------------------------------------
     jwt_secret: SecretStr | None = None
@@ -131,6 +146,13 @@ class Settings(BaseSettings):
     )
     connectors_pollers: bool = Field(
         default=True, description="Run the pollers of `mode=poll` accounts in this process."
+    )
+    poll_lease_ttl: float = Field(
+        default=15.0,
+        ge=1,
+        le=300,
+        description="Seconds a connectors process holds an account's poller lease unrenewed "
+        "(renewed every third of it); a dead holder's accounts move on after this.",
     )
     connectors_accounts_refresh: float = Field(
         default=30.0, gt=0, description="Seconds between re-reads of the poll-mode accounts."

@@ -8,7 +8,10 @@ Commands carry the explicit ids of messages that existed when they were issued, 
 applying all messages first reaches the state live processing reached, whatever the live
 interleaving of the two topics was.
 
-Into the live database, the rebuilt table state is appended to the table's changelog
+Into the live database, the projections are built in staging collections (`messages__replay`
+...) and renamed into place only once complete: until then the previous state stays
+readable, and a failed replay drops what it staged and changes nothing. Then the rebuilt
+table state is appended to the table's changelog
 (tombstones for keys that no longer exist) and the workers' consumer group is moved to the
 captured end offsets, so workers started afterwards recover exactly that state and go on
 with the records produced since.
@@ -19,11 +22,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.kafka import Topics, create_producer, ensure_topics
 from hubcore.mongo import (
@@ -40,6 +44,7 @@ from streams.projection import UnreadUpdate, conversation_document, write_projec
 from streams.records import SourceRecord
 from streams.retry import BatchRunner
 from streams.sinks import DiscardSink
+from streams.staging import STAGED, Staged, switch
 from streams.state import MemoryStateStore, conversation_key
 from streams.topology import (
     check_copartitioned,
@@ -167,9 +172,12 @@ class Replay:
 
         client = create_client(settings.mongo_url)
         try:
-            db = client[self.database]
+            live = client[self.database]
+            # The live collections stay as they are (and readable) until the rebuild is
+            # complete; a replay that fails leaves them untouched.
+            db = cast("AsyncDatabase[Document]", Staged(live)) if self.live else live
             for name in DERIVED_COLLECTIONS:
-                await db.drop_collection(name)
+                await db.drop_collection(db[name].name)
             await ensure_indexes(db)
             await db[MESSAGES].create_index([("readBy", ASCENDING)])
             store = MemoryStateStore()
@@ -177,10 +185,18 @@ class Replay:
                 BatchProcessor(db, store, DiscardSink(), self.topics, emit_events=False)
             )
             summary = ReplaySummary(database=self.database)
-            for topic in sources:
-                ranges = {tp: (begin[tp], end[tp]) for tp in end if tp.topic == topic}
-                await self._phase(runner, ranges, summary)
-            await write_projections(db, *final_projections(store))
+            try:
+                for topic in sources:
+                    ranges = {tp: (begin[tp], end[tp]) for tp in end if tp.topic == topic}
+                    await self._phase(runner, ranges, summary)
+                await write_projections(db, *final_projections(store))
+            except BaseException:
+                if self.live:
+                    for name in DERIVED_COLLECTIONS:
+                        await live.drop_collection(name + STAGED)
+                raise
+            if self.live:
+                await switch(client, live)
         finally:
             await client.close()
         summary.users = len(store.users)

@@ -75,8 +75,9 @@ class StreamsApp(faust.App):
         settings = self.hub_settings
         # Faust creates only the last level of its data directory.
         Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
+        # Faust declares its own topics (changelog) with the policy's replication too.
+        self.conf.topic_replication_factor = await ensure_topics(settings)
         await super().on_first_start()
-        await ensure_topics(settings)
         await check_copartitioned(settings, [changelog_topic(settings)])
         self._hub_mongo = create_client(settings.mongo_url)
         db = database(self._hub_mongo, settings)
@@ -214,7 +215,7 @@ def create_app(settings: Settings) -> StreamsApp:
         store="rocksdb://" if settings.streams_store == "rocksdb" else "memory://",
         datadir=str(data_dir),
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication,
+        topic_replication_factor=settings.topic_replication or 1,  # set on start
         web_enabled=True,
         web_bind=settings.host,
         web_host=settings.host,

@@ -31,6 +31,8 @@ class FakeTelegram:
         self.release_up_to = 2**62
         self.updates: list[dict[str, Any]] = []
         self.offsets_seen: list[int] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # more than 1: two readers of one bot at once
         self._changed = asyncio.Event()
 
     def add(self, *updates: dict[str, Any]) -> None:
@@ -46,6 +48,14 @@ class FakeTelegram:
             return JSONResponse(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status_code=401
             )
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: Request) -> JSONResponse:
         query = request.query_params
         offset = int(query.get("offset", 0))
         limit = min(int(query.get("limit", 100)), self.page)

@@ -8,20 +8,24 @@ import getpass
 import imaplib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from aiokafka.admin import AIOKafkaAdminClient
 from starlette.types import ASGIApp
 
-from hub.provision.kafka import KafkaServer, resolve_jars
+from hub.provision.ferretdb import FerretDBServer, build_ferretdb
+from hub.provision.kafka import KafkaServer, cluster_nodes, resolve_jars
 from hub.provision.process import port_open
 from hub.provision.services import resolve_path
 from hubcore.kafka import kafka_ping
@@ -58,6 +62,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 15) -> None:
+    """SIGTERM a child we started, SIGKILL it after `grace` seconds; no-op if it ended."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def wait_port(port: int, timeout: float, what: str, log: Path | None = None) -> None:
@@ -121,6 +137,111 @@ def private_kafka(tmp: Path) -> Iterator[PrivateKafka]:
         yield kafka
     finally:
         kafka.stop()
+
+
+@dataclass
+class PrivateCluster:
+    """A KRaft cluster of this test's own: combined nodes on free loopback ports."""
+
+    nodes: list[KafkaServer]
+    argvs: list[list[str]]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    def node(self, node_id: int) -> KafkaServer:
+        return self.nodes[node_id - 1]
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL one node: no controlled shutdown, its leaderships move by election."""
+        self.node(node_id).process.stop(timeout=0, sig=signal.SIGKILL)
+
+    def start(self, node_id: int) -> None:
+        self.node(node_id).process.start(self.argvs[node_id - 1])
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            node.process.stop(timeout=20)
+
+
+async def _brokers(bootstrap: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return len((await admin.describe_cluster())["brokers"])
+    finally:
+        await admin.close()
+
+
+@contextmanager
+def private_cluster(tmp: Path, size: int = 3, timeout: float = 150.0) -> Iterator[PrivateCluster]:
+    """`size` nodes (jars as for `private_kafka`), started together; yields once the cluster
+    takes acks=all writes."""
+    from tests.servers import wait_writable
+
+    settings = Settings(_env_file=None)
+    libs = resolve_jars(settings.kafka_version, resolve_path(settings.services_dir))
+    own_libs = tmp / "kafka" / settings.kafka_version / "libs"
+    own_libs.parent.mkdir(parents=True, exist_ok=True)
+    own_libs.symlink_to(libs, target_is_directory=True)
+    ports = [(free_port(), free_port()) for _ in range(size)]
+    nodes = cluster_nodes(tmp, settings.kafka_version, ports, heap="384m")
+    with ThreadPoolExecutor(size) as pool:  # each format is a JVM start: in parallel
+        cluster = PrivateCluster(nodes, list(pool.map(KafkaServer.prepare, nodes)))
+    try:
+        for node_id in range(1, size + 1):
+            cluster.start(node_id)
+        wait_writable(cluster.bootstrap, timeout)
+        # Writable once a quorum runs; the topic policy counts brokers: wait for all.
+        deadline = time.monotonic() + timeout
+        while asyncio.run(_brokers(cluster.bootstrap)) < size:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not all {size} Kafka nodes registered in {timeout}s")
+            time.sleep(0.5)
+        yield cluster
+    finally:
+        cluster.stop_all()
+
+
+# --- FerretDB --------------------------------------------------------------------------
+
+
+@dataclass
+class PrivateStore:
+    """A FerretDB of this test's own (the shared one is never stopped); `stop()`/`start()`."""
+
+    server: FerretDBServer
+    argv: list[str]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.server.process.start(self.argv)
+        wait_port(self.server.port, timeout, "private FerretDB", self.server.process.log_file)
+
+    def stop(self) -> None:
+        self.server.process.stop(timeout=10)
+
+
+@contextmanager
+def private_store(tmp: Path) -> Iterator[PrivateStore]:
+    """The binary `hub services` built (`HUB_SERVICES_DIR`, built there if missing); data,
+    pid and log in `tmp`."""
+    settings = Settings(_env_file=None)
+    binary = build_ferretdb(settings.ferretdb_version, resolve_path(settings.services_dir))
+    own = tmp / "ferretdb" / binary.parent.parent.name
+    own.mkdir(parents=True, exist_ok=True)
+    (own / "bin").symlink_to(binary.parent, target_is_directory=True)
+    server = FerretDBServer(tmp, settings.ferretdb_version, port=free_port(), name="ferretdb-test")
+    store = PrivateStore(server, server.prepare())
+    store.start()
+    try:
+        yield store
+    finally:
+        store.stop()
 
 
 # --- Dovecot ---------------------------------------------------------------------------
@@ -233,12 +354,7 @@ def _dovecot(binary: str, home: Path) -> Iterator[Dovecot]:
         wait_port(port, 20, "Dovecot", home / "dovecot.log")
         yield Dovecot(port, user, password)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 10)
 
 
 # --- nginx with deploy/nginx.conf -----------------------------------------------------
@@ -288,10 +404,5 @@ def nginx_proxy(upstreams: list[int]) -> Iterator[int]:
             time.sleep(0.05)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process, 10)
         shutil.rmtree(home, ignore_errors=True)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import structlog
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from connectors.errors import BadPayload, ConnectorError
 from connectors.metrics import POLLERS, POLLS
@@ -31,6 +31,10 @@ from schemas.base import utc_now
 T = TypeVar("T")
 
 
+class Fenced(Exception):
+    """A newer lease holder saved this poller's position: this one must stop."""
+
+
 class PollState:
     """One document per poller, `_id` = `<platform>:<account id>`."""
 
@@ -42,11 +46,24 @@ class PollState:
         doc = await self.collection.find_one({"_id": key})
         return dict(doc) if doc else {}
 
-    async def save(self, key: str, **values: Any) -> None:
-        """Record a new position."""
-        await self.collection.update_one(
-            {"_id": key}, {"$set": {**values, "updatedAt": utc_now()}}, upsert=True
-        )
+    async def save(self, key: str, fence: int | None = None, **values: Any) -> None:
+        """Record a new position; with `fence` (a lease token, connectors/pollers/lease.py)
+        only if no newer token saved one, else `Fenced`."""
+        doc = {**values, "updatedAt": utc_now()}
+        query: Document = {"_id": key}
+        if fence is not None:
+            doc["leaseToken"] = fence
+            query["$or"] = [{"leaseToken": {"$lte": fence}}, {"leaseToken": {"$exists": False}}]
+        result = await self.collection.update_one(query, {"$set": doc})
+        if result.matched_count:
+            return
+        try:
+            await self.collection.insert_one({"_id": key, **doc})
+        except DuplicateKeyError:
+            if fence is None:  # a concurrent first save: last writer wins, as before
+                await self.collection.update_one({"_id": key}, {"$set": doc})
+                return
+            raise Fenced(f"{key}: a newer lease holder saved its position") from None
 
 
 class Poller(ABC):
@@ -65,6 +82,7 @@ class Poller(ABC):
         self.log = structlog.get_logger(f"connectors.poll.{self.platform}").bind(
             account_id=account.id, user_id=account.user_id
         )
+        self.fence: int | None = None  # the lease token it polls under, if leases are used
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -101,7 +119,7 @@ class Poller(ABC):
                 account_id=self.account.id,
                 payload=payload,
             )
-        await self.state.save(self.key, **position)
+        await self.state.save(self.key, self.fence, **position)
         self.log.info(
             "poll",
             fetched=fetched,
@@ -160,6 +178,9 @@ class Poller(ABC):
             while not self._stopping.is_set():
                 try:
                     more = await self.poll_once()
+                except Fenced as exc:
+                    self.log.warning("poller lease lost", error=str(exc))
+                    return
                 except (ConnectorError, PyMongoError, OSError) as exc:
                     POLLS.labels(self.platform, "error").inc()
                     self.log.warning("poll failed", error=str(exc), retry_in=self.idle_delay)

@@ -51,7 +51,7 @@ class EmailPoller(Poller):
         uids = await asyncio.to_thread(self.mailbox.uids_after, last_uid)
         if not uids:
             if not saved:  # remember the validity of an empty mailbox too
-                await self.state.save(self.key, uidValidity=validity, lastUid=0)
+                await self.state.save(self.key, self.fence, uidValidity=validity, lastUid=0)
             return False
         batch = uids[: self.settings.email_fetch_batch]
         mails = await asyncio.to_thread(self.mailbox.fetch, batch)

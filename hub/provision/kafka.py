@@ -100,9 +100,55 @@ def resolve_jars(version: str, home: Path) -> Path:
     return libs
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, base64url without padding, and (as Kafka's own
+    ids) not starting with "-", which the storage tool would take for an option."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def cluster_ports(first: int, size: int) -> list[tuple[int, int]]:
+    """(broker, controller) ports of a local cluster: node i on first + 2(i-1), + 1."""
+    return [(first + 2 * i, first + 2 * i + 1) for i in range(size)]
+
+
+def cluster_nodes(
+    home: Path, version: str, ports: list[tuple[int, int]], heap: str = "512m"
+) -> list[KafkaServer]:
+    """Combined nodes on loopback, one per (broker, controller) port pair: all vote in one
+    quorum and share one cluster id, kept in `<home>/data/kafka-cluster.id` so a restart
+    finds the same cluster."""
+    id_file = home / "data" / "kafka-cluster.id"
+    if id_file.exists():
+        cluster_id = id_file.read_text().strip()
+    else:
+        id_file.parent.mkdir(parents=True, exist_ok=True)
+        cluster_id = new_cluster_id()
+        id_file.write_text(cluster_id)
+    voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
+    return [
+        KafkaServer(
+            home,
+            version,
+            port=p,
+            controller_port=c,
+            name=f"kafka-{i + 1}",
+            heap=heap,
+            node_id=i + 1,
+            voters=voters,
+            cluster_size=len(ports),
+            cluster_id=cluster_id,
+        )
+        for i, (p, c) in enumerate(ports)
+    ]
+
+
 @dataclass
 class KafkaServer:
-    """One combined broker+controller KRaft node on loopback."""
+    """One combined broker+controller KRaft node on loopback, alone or one of a cluster
+    (`voters` names every node's controller, `cluster_size` sizes internal topics)."""
 
     home: Path
     version: str
@@ -110,6 +156,10 @@ class KafkaServer:
     controller_port: int = 9093
     name: str = "kafka"
     heap: str = "1g"
+    node_id: int = 1
+    voters: str = ""
+    cluster_size: int = 1
+    cluster_id: str = ""
 
     @property
     def data_dir(self) -> Path:
@@ -126,10 +176,12 @@ class KafkaServer:
     def _write_config(self) -> Path:
         conf = self.home / "run" / f"{self.name}.properties"
         conf.parent.mkdir(parents=True, exist_ok=True)
+        voters = self.voters or f"{self.node_id}@127.0.0.1:{self.controller_port}"
+        rf, isr = str(min(3, self.cluster_size)), str(min(2, self.cluster_size))
         lines = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": voters,
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -137,13 +189,13 @@ class KafkaServer:
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": "6",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": rf,
             "offsets.topic.num.partitions": "12",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": isr,
             "transaction.state.log.num.partitions": "6",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": isr,
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "true",
             "delete.topic.enable": "true",
@@ -165,7 +217,7 @@ class KafkaServer:
         conf = self._write_config()
         if not (self.data_dir / "meta.properties").exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = self.cluster_id or new_cluster_id()
             run_checked(
                 [
                     java,

@@ -1,4 +1,5 @@
-"""`hub services up|down|status`: the local Kafka broker and MongoDB-compatible server."""
+"""`hub services up|down|status`: the local Kafka broker (or cluster) and MongoDB-compatible
+server."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from pymongo.uri_parser import parse_uri
 
 from hub.provision.ferretdb import FerretDBServer
-from hub.provision.kafka import KafkaServer
+from hub.provision.kafka import KafkaServer, cluster_nodes, cluster_ports
 from hub.provision.process import ManagedProcess, ProvisionError
 from hubcore.kafka import kafka_ping
 from hubcore.mongo import mongo_ping
@@ -84,27 +86,51 @@ class LocalServices:
         kafka_host, kafka_port = _host_port(settings.kafka_bootstrap, 9092)
         mongo_host, mongo_port = parse_uri(settings.mongo_url)["nodelist"][0]
         self.kafka_host, self.mongo_host = kafka_host, mongo_host
-        self.kafka = KafkaServer(
-            self.home, settings.kafka_version, port=kafka_port, controller_port=kafka_port + 1
+        self.kafka_nodes = (
+            cluster_nodes(
+                self.home,
+                settings.kafka_version,
+                cluster_ports(kafka_port, settings.kafka_brokers),
+            )
+            if settings.kafka_brokers > 1
+            else [
+                KafkaServer(
+                    self.home,
+                    settings.kafka_version,
+                    port=kafka_port,
+                    controller_port=kafka_port + 1,
+                )
+            ]
         )
         self.ferretdb = FerretDBServer(self.home, settings.ferretdb_version, port=mongo_port)
 
     # -- probes -----------------------------------------------------------------------
-    def kafka_answers(self, timeout: float = 3.0) -> bool:
-        return run_sync(kafka_ping(self.settings.kafka_bootstrap, timeout))
+    def kafka_answers(self, timeout: float = 3.0, node: KafkaServer | None = None) -> bool:
+        """The configured bootstrap answers (or, with `node`, that node of the cluster)."""
+        bootstrap = self.settings.kafka_bootstrap if node is None else node.bootstrap
+        return run_sync(kafka_ping(bootstrap, timeout))
 
     def mongo_answers(self, timeout: float = 3.0) -> bool:
         return run_sync(mongo_ping(self.settings.mongo_url, timeout))
 
     def status(self) -> list[ServiceState]:
         """What answers where, and which of it the hub started."""
+        if len(self.kafka_nodes) == 1:
+            kafka = [
+                ServiceState(
+                    "kafka",
+                    self.settings.kafka_bootstrap,
+                    self.kafka_answers(),
+                    self.kafka_nodes[0].process.pid(),
+                )
+            ]
+        else:
+            kafka = [
+                ServiceState(n.name, n.bootstrap, self.kafka_answers(node=n), n.process.pid())
+                for n in self.kafka_nodes
+            ]
         return [
-            ServiceState(
-                "kafka",
-                self.settings.kafka_bootstrap,
-                self.kafka_answers(),
-                self.kafka.process.pid(),
-            ),
+            *kafka,
             ServiceState(
                 "mongodb",
                 self.settings.mongo_url,
@@ -162,18 +188,23 @@ class LocalServices:
         """
         self.home.mkdir(parents=True, exist_ok=True)
         s = self.settings
-        with ThreadPoolExecutor(2) as pool:
+        alone = len(self.kafka_nodes) == 1
+        # A cluster's nodes start together: none answers before a quorum of them runs.
+        with ThreadPoolExecutor(len(self.kafka_nodes) + 1) as pool:
             futures = [
                 pool.submit(
                     self._start,
-                    self.kafka,
+                    node,
                     self.kafka_host,
                     "HUB_KAFKA_BOOTSTRAP",
-                    s.kafka_bootstrap,
-                    self.kafka_answers,
+                    s.kafka_bootstrap if alone else node.bootstrap,
+                    self.kafka_answers if alone else partial(self.kafka_answers, node=node),
                     echo,
                     timeout,
-                ),
+                )
+                for node in self.kafka_nodes
+            ]
+            futures.append(
                 pool.submit(
                     self._start,
                     self.ferretdb,
@@ -183,10 +214,10 @@ class LocalServices:
                     self.mongo_answers,
                     echo,
                     timeout,
-                ),
-            ]
+                )
+            )
             errors, started = [], []
-            names = (self.kafka.name, self.ferretdb.name)
+            names = [*(n.name for n in self.kafka_nodes), self.ferretdb.name]
             for name, future in zip(names, futures, strict=True):
                 try:
                     if future.result():
@@ -199,7 +230,8 @@ class LocalServices:
 
     def down(self, echo: Callable[[str], None] = print, only: Sequence[str] | None = None) -> None:
         """Stop what `up` started (by pid file) and nothing else; `only` names a subset."""
-        for server in (self.kafka, self.ferretdb):
+        servers: list[_Server] = [*self.kafka_nodes, self.ferretdb]
+        for server in servers:
             if only is not None and server.name not in only:
                 continue
             if server.process.stop():
