@@ -14,16 +14,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.kafka import Topics
 from hubcore.mongo import Document
 from hubcore.store import message_from_doc
-from schemas.base import Record
-from streams import events
-from streams.changes import apply_changes, change_event
+from streams.changes import apply_changes
+from streams.emission import UserResult, UserWork, emit_events, stops_counting
 from streams.projection import (
     Projections,
     UnreadUpdate,
@@ -33,18 +31,15 @@ from streams.projection import (
     mark_read,
 )
 from streams.records import (
-    ChangeInput,
-    CommandInput,
     Poison,
     RawInput,
     SourceRecord,
-    StatusInput,
     decode_batch,
 )
-from streams.replies import Reply, store_replies
+from streams.replies import store_replies
 from streams.sinks import RecordSink
-from streams.state import ConversationState, StateStore, UserState
-from streams.statuses import apply_statuses, occurred, status_events
+from streams.state import ConversationState, StateStore
+from streams.statuses import apply_statuses
 
 
 @dataclass(slots=True)
@@ -72,30 +67,6 @@ class BatchOutcome:
         self.dead_letters.extend(later.dead_letters)
         self.phases.update(later.phases)
         self.projections.merge(later.projections)
-
-
-@dataclass(slots=True)
-class _UserWork:
-    """One user's part of a batch."""
-
-    inserted: list[RawInput] = field(default_factory=list)
-    sent: list[Reply] = field(default_factory=list)
-    statuses: list[tuple[StatusInput, Document]] = field(default_factory=list)
-    changes: list[tuple[ChangeInput, Document]] = field(default_factory=list)
-    commands: list[tuple[CommandInput, list[Document]]] = field(default_factory=list)
-
-
-def _stops_counting(change: ChangeInput, doc: Document) -> bool:
-    """True for the delete that removed an unread message."""
-    return bool(doc.get("deleted")) and bool(doc.get("wasUnread"))
-
-
-@dataclass(slots=True)
-class _UserResult:
-    """One user's states after a batch: totals, and the conversations it touched."""
-
-    state: UserState
-    conversations: dict[str, ConversationState]
 
 
 class _PhaseClock:
@@ -139,22 +110,22 @@ class BatchProcessor:
             dead_letters=decoded.poison,
         )
         clock = _PhaseClock(outcome.phases)
-        work: dict[str, _UserWork] = {}
+        work: dict[str, UserWork] = {}
         status = await self._store_messages(decoded.raws, work)
         for reply in await store_replies(self.db, self.store, decoded, status):
-            work.setdefault(reply.user_id, _UserWork()).sent.append(reply)
+            work.setdefault(reply.user_id, UserWork()).sent.append(reply)
         moved = await apply_statuses(self.db, decoded.statuses)
         for item in decoded.statuses:
             if (doc := moved.get(item.record.origin)) is not None:
-                work.setdefault(item.command.user_id, _UserWork()).statuses.append((item, doc))
+                work.setdefault(item.command.user_id, UserWork()).statuses.append((item, doc))
         changed = await apply_changes(self.db, decoded.changes)
         for change in decoded.changes:
             if (doc := changed.get(change.record.origin)) is not None:
-                work.setdefault(change.command.user_id, _UserWork()).changes.append((change, doc))
+                work.setdefault(change.command.user_id, UserWork()).changes.append((change, doc))
         transitions = await mark_read(self.db, decoded.commands)
         for command in decoded.commands:
             docs = transitions.get(command.record.origin, [])
-            work.setdefault(command.command.user_id, _UserWork()).commands.append((command, docs))
+            work.setdefault(command.command.user_id, UserWork()).commands.append((command, docs))
             for doc in docs:
                 status[str(doc["_id"])] = "read"
         clock.lap("store")
@@ -179,7 +150,15 @@ class BatchProcessor:
                     doc = conversation_document(user_id, conv_id, conv)
                     outcome.projections.conversations[conv_id] = doc
         if self.emit_events:
-            await self._emit(work, results, status, outcome)
+            await emit_events(
+                self.sink,
+                self.topics,
+                work,
+                results,
+                status,
+                outcome.projections,
+                outcome.events,
+            )
         for poison in decoded.poison:
             await self._send_dead_letter(poison)
         await self.sink.flush()
@@ -200,12 +179,12 @@ class BatchProcessor:
         )
 
     async def _store_messages(
-        self, raws: Sequence[RawInput], work: dict[str, _UserWork]
+        self, raws: Sequence[RawInput], work: dict[str, UserWork]
     ) -> dict[str, str]:
         """Insert messages; fill each user's `inserted`; return id -> current status."""
         firsts: dict[str, RawInput] = {}
         for raw in raws:
-            work.setdefault(raw.message.user_id, _UserWork())
+            work.setdefault(raw.message.user_id, UserWork())
             # The first record of an id is the one whose origin an insert would carry.
             firsts.setdefault(raw.message.id, raw)
         inserted = await insert_messages(self.db, list(firsts.values()))
@@ -223,7 +202,7 @@ class BatchProcessor:
             work[raw.message.user_id].inserted.append(raw)
         return status
 
-    def _apply(self, user_id: str, user: _UserWork, status: dict[str, str]) -> _UserResult:
+    def _apply(self, user_id: str, user: UserWork, status: dict[str, str]) -> UserResult:
         """Apply a user's effects to its values above their watermarks, and put them.
 
         Synchronous on purpose: no other coroutine can touch a state between get and put.
@@ -265,7 +244,7 @@ class BatchProcessor:
                 conv.set_status(str(doc["_id"]), item.command.status)
                 conv.mark_applied(item.record)
         for change, doc in user.changes:
-            conv_id, gone = str(doc["conversationId"]), _stops_counting(change, doc)
+            conv_id, gone = str(doc["conversationId"]), stops_counting(doc)
             if gone and state.applies(change.record):
                 state.add(str(doc["platform"]), -1)
                 state.mark_applied(change.record)
@@ -295,79 +274,4 @@ class BatchProcessor:
         self.store.put_user(user_id, state)
         for conv_id, conv in convs.items():
             self.store.put_conversation(user_id, conv_id, conv)
-        return _UserResult(state, convs)
-
-    async def _emit(
-        self,
-        work: dict[str, _UserWork],
-        results: dict[str, _UserResult],
-        status: dict[str, str],
-        outcome: BatchOutcome,
-    ) -> None:
-        """The users' events, with absolute state from the table, in causal order."""
-        topic = self.topics.user_events
-        for user_id, result in results.items():
-            user = work[user_id]
-            out: list[Record] = []
-            causes: list[str] = []
-            times: dict[str, datetime] = {}
-            for raw in user.inserted:
-                message = raw.message.to_message(status=status[raw.message.id])  # type: ignore[arg-type]
-                out.append(events.new_message(user_id, message))
-                causes.append(raw.record.origin)
-                conv_id = raw.message.conversation_id
-                times[conv_id] = max(
-                    times.get(conv_id, raw.message.received_at), raw.message.received_at
-                )
-            for reply in user.sent:
-                out.append(events.new_message(user_id, reply.message))
-                conv_id = reply.message.conversation_id
-                at = reply.message.received_at
-                times[conv_id] = max(times.get(conv_id, at), at)
-            for item, doc in user.statuses:
-                out.extend(status_events(item, doc))
-                conv_id, at = str(doc["conversationId"]), occurred(item)
-                times[conv_id] = max(times.get(conv_id, at), at)
-            for change, doc in user.changes:
-                told = change_event(change, doc)
-                out.append(told)
-                at = told.occurred_at
-                if _stops_counting(change, doc):
-                    causes.append(change.record.origin)
-                conv_id = str(doc["conversationId"])
-                last = result.conversations[conv_id].last
-                if _stops_counting(change, doc) or (last is not None and last.id == doc["_id"]):
-                    # Clients hear of the conversation only when what they see of it changed.
-                    times[conv_id] = max(times.get(conv_id, at), at)
-            for command, docs in user.commands:
-                if docs:
-                    out.extend(events.status_updates(command, docs))
-                    causes.append(command.record.origin)
-                    at = command.command.issued_at
-                    for doc in docs:
-                        conv_id = str(doc["conversationId"])
-                        times[conv_id] = max(times.get(conv_id, at), at)
-            for conv_id in sorted(result.conversations):
-                projected = outcome.projections.conversations.get(conv_id)
-                if projected is not None and conv_id in times:
-                    out.append(events.conversation_update(user_id, projected, times[conv_id]))
-            if causes:  # replies alone change no count
-                counts = {c: conv.count for c, conv in result.conversations.items()}
-                out.append(
-                    events.unread_count_update(
-                        user_id, result.state, counts, "|".join(sorted(causes)), max(times.values())
-                    )
-                )
-            key = user_id.encode()
-            for event in out:
-                await self.sink.send(topic, key, event.to_json())
-                kind = str(getattr(event, "type", "event"))
-                outcome.events[kind] = outcome.events.get(kind, 0) + 1
-            # With the events, before the records are acknowledged: a redo sends the same
-            # record again, which the connectors' send ledger recognises by its message id.
-            for reply in user.sent:
-                outbound = reply.outbound
-                await self.sink.send(
-                    self.topics.outbound, outbound.account_id.encode(), outbound.to_json()
-                )
-                outcome.events["outbound"] = outcome.events.get("outbound", 0) + 1
+        return UserResult(state, convs)
