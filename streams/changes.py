@@ -60,7 +60,9 @@ async def apply_changes(
         # Ordered: an edit and a delete of one message in a batch apply in their order.
         await db[MESSAGES].bulk_write(ops[start : start + BULK_CHUNK], ordered=True)
     origins = [item.record.origin for item in items]
-    cursor = db[MESSAGES].find({"changedBy": {"$in": origins}})
+    users = sorted({item.command.user_id for item in items})
+    # The user ids let the (userId, ...) indexes narrow the search.
+    cursor = db[MESSAGES].find({"userId": {"$in": users}, "changedBy": {"$in": origins}})
     return {str(doc["changedBy"]): doc async for doc in cursor}
 
 

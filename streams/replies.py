@@ -115,6 +115,12 @@ async def store_replies(
         conv = _target(store, decoded, send)
         if conv is None:
             problem = f"conversation {send.command.conversation_id!r} of this user is unknown"
+            if store.get_conversation(send.command.user_id, send.command.conversation_id).platform:
+                # A table value written before replies existed lacks the platform's address.
+                problem = (
+                    f"conversation {send.command.conversation_id!r} has no platform address "
+                    "in its state (written before replies existed: run `hub replay`)"
+                )
             error = PoisonRecord(problem, error_type="unknown_conversation")
             decoded.poison.append(Poison(send.record, error))
             continue

@@ -68,7 +68,10 @@ async def apply_statuses(
         # Ordered: several reports of one reply in a batch apply in their order.
         await db[MESSAGES].bulk_write(ops[start : start + BULK_CHUNK], ordered=True)
     origins = {item.record.origin for item in items}
-    cursor = db[MESSAGES].find({"statusBy": {"$in": sorted(origins)}}, _FIELDS)
+    users = sorted({item.command.user_id for item in items})
+    # The user ids let the (userId, status) index narrow the search.
+    where = {"userId": {"$in": users}, "statusBy": {"$in": sorted(origins)}}
+    cursor = db[MESSAGES].find(where, _FIELDS)
     out: dict[str, Document] = {}
     async for doc in cursor:
         for origin in doc["statusBy"]:
