@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.errors import PyMongoError
@@ -15,6 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from connectors.outbound.consumer import OutboundConsumer
+from connectors.outbound.delivery import Delivery
+from connectors.outbound.ledger import SendLedger
+from connectors.outbound.senders import SendContext
 from connectors.pollers.supervisor import PollerSupervisor
 from connectors.publisher import Publisher
 from connectors.runtime import AccountCache, Runtime
@@ -61,9 +67,20 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
         # What startup built lives as long as the process: keep it out of the collector's
         # scans, which otherwise revisit it on every full collection under load.
         gc.freeze()
+        stack = contextlib.AsyncExitStack()
         try:
+            if settings.connectors_outbound:
+                http = await stack.enter_async_context(httpx.AsyncClient())
+                # A lease outlives one call plus the longest wait between calls.
+                lease = settings.send_timeout + settings.send_max_backoff + 5
+                ledger = SendLedger(db, lease)
+                delivery = Delivery(SendContext(settings, http), ledger, accounts)
+                outbound = OutboundConsumer(settings, delivery, publisher)
+                outbound.start()
+                stack.push_async_callback(outbound.stop)
             yield
         finally:
+            await stack.aclose()
             if supervisor is not None:
                 await supervisor.stop()
             await publisher.stop()

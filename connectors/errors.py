@@ -63,6 +63,26 @@ class PollError(ConnectorError):
     retriable = True
 
 
+class SendError(ConnectorError):
+    """A platform did not take a reply. `retriable`: a 429, 5xx or a call that never left;
+    `retry_after`: the platform's requested wait; `ambiguous`: the request left and no
+    answer came, so the platform may have the message."""
+
+    code = "send_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retriable: bool = False,
+        retry_after: float | None = None,
+        ambiguous: bool = False,
+    ) -> None:
+        super().__init__(message, retriable=retriable)
+        self.retry_after = retry_after
+        self.ambiguous = ambiguous
+
+
 class RateLimited(ConnectorError):
     """The account's webhook rate limit was reached: 429 with Retry-After; the platform's
     retry later succeeds."""

@@ -32,6 +32,7 @@ from hubcore.kafka import TopicPolicyError, Topics, create_producer, ensure_topi
 from hubcore.settings import Settings
 from schemas import DeadLetter, DeadLetterSource, RawMessage
 from schemas.base import utc_now
+from schemas.commands import AnyCommand
 
 log = structlog.get_logger("connectors.publisher")
 
@@ -88,6 +89,10 @@ class Publisher:
     def ready(self) -> bool:
         """True once the producer is connected (it reconnects by itself after that)."""
         return self._ready.is_set()
+
+    async def wait_ready(self) -> None:
+        """Return once the producer is connected."""
+        await self._ready.wait()
 
     async def start(self) -> None:
         """Begin connecting in the background; never blocks or fails startup."""
@@ -149,6 +154,12 @@ class Publisher:
                 MESSAGES_PRODUCED.labels(record.platform, source).inc()
         return Published(len(fresh), len(records) - len(fresh))
 
+    async def commands(self, records: Sequence[AnyCommand]) -> None:
+        """Produce commands to hub.commands keyed by user id; return after all are acked."""
+        if records:
+            topic = self.topics.commands
+            await self._send([(topic, r.user_id.encode(), r.to_json()) for r in records])
+
     async def dead_letter(
         self,
         *,
@@ -157,13 +168,15 @@ class Publisher:
         platform: str,
         account_id: str,
         payload: bytes,
+        source: DeadLetterSource | None = None,
     ) -> None:
-        """Record an authentic but unprocessable input, keyed by account id; acked on return."""
+        """Record an authentic but unprocessable input, keyed by account id; acked on return.
+        `source` names a topic position when the input came from one."""
         text, encoding = DeadLetter.encode_payload(payload)
         letter = DeadLetter(
             reason=reason,
             error_type=error_type,
-            source=DeadLetterSource(platform=platform, account_id=account_id),
+            source=source or DeadLetterSource(platform=platform, account_id=account_id),
             payload=text,
             payload_encoding=encoding,
             failed_at=utc_now(),

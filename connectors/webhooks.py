@@ -157,6 +157,9 @@ async def receive_webhook(
             fields["dead_letter"] = True
             raise
         published = await rt.publisher.publish(outcome.records, source="webhook")
+        if outcome.changes:
+            await rt.publisher.commands(outcome.changes)
+            fields["changes"] = [c.type for c in outcome.changes]
         for ignored in outcome.ignored:
             IGNORED.labels(platform, ignored.reason).inc()
         ids = [r.id for r in outcome.records]
@@ -172,6 +175,7 @@ async def receive_webhook(
                 "messageIds": ids,
                 "duplicates": published.duplicates,
                 "ignored": len(outcome.ignored),
+                "changes": len(outcome.changes),
             }
         )
     except ConnectorError as exc:

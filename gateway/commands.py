@@ -1,4 +1,5 @@
-"""Mark-read: resolve the caller's unread message ids and put one command on `hub.commands`."""
+"""The caller's commands onto `hub.commands`: mark-read (with the unread ids resolved now)
+and replies."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from aiokafka.errors import KafkaError
 from gateway.errors import NotFound, Unavailable
 from gateway.inbox import Inbox
 from hubcore.kafka import Topics
-from schemas import MarkRead
+from schemas import MarkRead, SendMessage, event_id, outbound_message_id
 from schemas.base import utc_now
 
 MAX_IDS_PER_COMMAND = 10_000  # MarkRead.message_ids' schema limit
@@ -55,14 +56,31 @@ class ReadCommands:
         ids = sorted((doc["_id"] for doc in unread), key=order.__getitem__)
         return await self._send(user_id, ids, conversation_id)
 
+    async def reply(
+        self, user_id: str, conversation_id: str, text: str, client_message_id: str
+    ) -> SendMessage:
+        """Put a reply into the caller's conversation; its id derives from the client's."""
+        if not await self._inbox.owns_conversation(user_id, conversation_id):
+            raise NotFound(f"no conversation {conversation_id!r}")
+        message_id = outbound_message_id(user_id, conversation_id, client_message_id)
+        command = SendMessage(
+            # Derived too: the same reply sent again is recognisably the same command.
+            id=event_id("send", message_id).replace("evt_", "cmd_", 1),
+            user_id=user_id,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            client_message_id=client_message_id,
+            text=text,
+            issued_at=utc_now(),
+        )
+        await self._produce(user_id, [command])
+        return command
+
     async def _send(
         self, user_id: str, message_ids: list[str], conversation_id: str | None
     ) -> list[MarkRead]:
         if not message_ids:
             return []
-        producer = self._producer()
-        if producer is None:
-            raise Unavailable("Kafka is not reachable; retry later")
         commands = [
             MarkRead(
                 id=f"cmd_{uuid.uuid4().hex}",
@@ -73,6 +91,13 @@ class ReadCommands:
             )
             for start in range(0, len(message_ids), MAX_IDS_PER_COMMAND)
         ]
+        await self._produce(user_id, commands)
+        return commands
+
+    async def _produce(self, user_id: str, commands: list[MarkRead] | list[SendMessage]) -> None:
+        producer = self._producer()
+        if producer is None:
+            raise Unavailable("Kafka is not reachable; retry later")
         key = user_id.encode()
         try:
             for command in commands:
@@ -80,4 +105,3 @@ class ReadCommands:
                 await producer.send_and_wait(self._topic, key=key, value=command.to_json())
         except KafkaError as exc:
             raise Unavailable(f"Kafka did not take the command: {exc}; retry later") from exc
-        return commands

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from hubcore.errors import InvalidField
 
@@ -25,13 +26,19 @@ class PlatformRules:
     optional: tuple[str, ...] = ()
 
 
+# Optional keys after the receiving ones are what sending replies needs (contract:
+# "Credentials for sending"); an account without them receives only.
+SMTP_KEYS = ("smtpHost", "smtpPort", "smtpUsername", "smtpPassword", "smtpTls")
 RULES: dict[str, PlatformRules] = {
     "telegram": PlatformRules(("botToken", "webhookSecret"), ("webhook", "poll")),
-    "whatsapp": PlatformRules(("appSecret", "verifyToken"), ("webhook",)),
-    "slack": PlatformRules(("signingSecret",), ("webhook",)),
-    "email": PlatformRules(("host", "username", "password"), ("poll",), ("port", "ssl", "mailbox")),
-    "generic": PlatformRules(("secret",), ("webhook",)),
+    "whatsapp": PlatformRules(("appSecret", "verifyToken"), ("webhook",), ("accessToken",)),
+    "slack": PlatformRules(("signingSecret",), ("webhook",), ("botToken",)),
+    "email": PlatformRules(
+        ("host", "username", "password"), ("poll",), ("port", "ssl", "mailbox", *SMTP_KEYS)
+    ),
+    "generic": PlatformRules(("secret",), ("webhook",), ("callbackUrl",)),
 }
+_TEXT_OPTIONAL = frozenset({"accessToken", "botToken", "smtpHost", "smtpUsername", "smtpPassword"})
 
 
 def as_bool(value: Any, name: str = "credentials.ssl") -> bool:
@@ -102,4 +109,29 @@ def check_account(
         clean["ssl"] = ssl
         clean["port"] = as_port(credentials.get("port", 993 if ssl else 143))
         clean["mailbox"] = _text(platform, "mailbox", credentials.get("mailbox", "INBOX"))
+        if "smtpHost" in credentials:
+            clean["smtpTls"] = as_bool(credentials.get("smtpTls", True), "credentials.smtpTls")
+            clean["smtpPort"] = as_port(credentials.get("smtpPort", 465), "credentials.smtpPort")
+        elif credentials.keys() & set(SMTP_KEYS):
+            raise InvalidField("credentials.smtpHost", "is required to send email")
+    for key in rules.optional:
+        if key in _TEXT_OPTIONAL and key in credentials:
+            clean[key] = _text(platform, key, credentials[key])
+    if "callbackUrl" in credentials:
+        clean["callbackUrl"] = callback_url(credentials["callbackUrl"])
     return clean, chosen
+
+
+def callback_url(value: Any, name: str = "credentials.callbackUrl") -> str:
+    """An absolute http(s) URL without user info (the policy checks its host)."""
+    text = _text("generic", "callbackUrl", value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidField(name, "must be an absolute https:// URL")
+    if parts.username or parts.password:
+        raise InvalidField(name, "must not carry a user name or password")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise InvalidField(name, "has an invalid port") from None
+    return text

@@ -77,6 +77,12 @@ class AccountStore:
         if platform == "email":
             self.policy.check_tls(clean["ssl"])
             await asyncio.to_thread(self.policy.address_for, clean["host"], clean["port"])
+        if "smtpHost" in clean:
+            self.policy.check_tls(clean["smtpTls"], "credentials.smtpTls")
+            host, port = clean["smtpHost"], clean["smtpPort"]
+            await asyncio.to_thread(self.policy.address_for, host, port, "credentials.smtpHost")
+        if "callbackUrl" in clean:
+            await asyncio.to_thread(self.policy.url_address, clean["callbackUrl"])
         account = Account(
             id=account_id(),
             user_id=user_id,

@@ -35,7 +35,7 @@ _MONTH_MS = str(30 * 24 * 3600 * 1000)
 
 @dataclass(frozen=True, slots=True)
 class Topics:
-    """The contract's four topics, under a namespace (`hub` in production, unique in tests)."""
+    """The contract's topics, under a namespace (`hub` in production, unique in tests)."""
 
     namespace: str = "hub"
 
@@ -46,6 +46,10 @@ class Topics:
     @property
     def commands(self) -> str:
         return f"{self.namespace}.commands"
+
+    @property
+    def outbound(self) -> str:
+        return f"{self.namespace}.outbound"
 
     @property
     def user_events(self) -> str:
@@ -61,6 +65,7 @@ class Topics:
         return {
             self.raw_messages: history_config(history_retention_ms),
             self.commands: history_config(history_retention_ms),
+            self.outbound: history_config(history_retention_ms),
             self.user_events: {"retention.ms": _WEEK_MS},
             self.dead_letter: {"retention.ms": _MONTH_MS},
         }

@@ -22,6 +22,9 @@ MESSAGES = "messages"
 CONVERSATIONS = "conversations"
 UNREAD = "unread"
 POLL_STATE = "poll_state"
+# The connectors' send ledger: one document per outbound message id, written before
+# each platform call, so a restart never sends a reply twice.
+SEND_LEDGER = "send_ledger"
 POLL_LEASES = "poll_leases"
 
 # Collections derived from the Kafka history; `hub replay` wipes and rebuilds exactly these.

@@ -1,4 +1,4 @@
-"""Where the hub may connect on a user's behalf (IMAP hosts today; SMTP and callbacks later).
+"""Where the hub may connect on a user's behalf: IMAP and SMTP hosts, generic callback URLs.
 
 A user-supplied host is refused when any address it resolves to is loopback, private,
 link-local, multicast, reserved or otherwise not global - unless the operator lists it in
@@ -15,6 +15,7 @@ import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from hubcore.errors import InvalidField
 from hubcore.settings import Settings
@@ -124,3 +125,13 @@ class OutboundPolicy:
                     "to public hosts (operators may allow one: HUB_OUTBOUND_ALLOWED_HOSTS)",
                 )
         return str(addresses[0])
+
+    def url_address(self, url: str, field: str = "credentials.callbackUrl") -> str:
+        """The checked address for an http(s) URL's host (https unless plaintext is on).
+
+        Blocking (it may resolve): call it from a thread in async code.
+        """
+        parts = urlsplit(url)
+        self.check_tls(parts.scheme == "https", field)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return self.address_for(parts.hostname or "", port, field)

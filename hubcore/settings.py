@@ -127,6 +127,18 @@ class Settings(BaseSettings):
 
     # --- connectors -----------------------------------------------------------------
     telegram_api_base: str = "https://api.telegram.org"
+    whatsapp_api_base: str = "https://graph.facebook.com/v21.0"
+    slack_api_base: str = "https://slack.com/api"
+    connectors_outbound: bool = Field(
+        default=True, description="Consume hub.outbound and send replies in this process."
+    )
+    send_timeout: float = Field(default=10.0, gt=0, le=120, description="Per platform call.")
+    send_attempts: int = Field(
+        default=5, ge=1, le=20, description="Platform calls per reply on retriable answers."
+    )
+    send_max_backoff: float = Field(
+        default=30.0, gt=0, le=600, description="Longest wait between calls (Retry-After too)."
+    )
     poll_interval: float = Field(default=5.0, gt=0)
     kafka_request_timeout: float = Field(default=5.0, gt=0, le=120)
     telegram_long_poll: int = Field(

@@ -32,6 +32,9 @@ _MESSAGE_FIELDS = (
     "sentAt",
     "receivedAt",
     "status",
+    "direction",
+    "editedAt",
+    "deleted",
 )
 
 

@@ -1,14 +1,29 @@
 """The hub's event shapes, defined once: Kafka records, WebSocket frames and their JSON Schemas."""
 
-from schemas.commands import Command, MarkRead
+from schemas.commands import (
+    COMMAND_ADAPTER,
+    AnyCommand,
+    Command,
+    DeleteMessage,
+    EditMessage,
+    MarkRead,
+    SendMessage,
+    SendResult,
+    StatusReport,
+    parse_command,
+)
 from schemas.deadletter import DeadLetter, DeadLetterSource
 from schemas.events import (
     ConversationUpdate,
     ConversationUpdateData,
     ErrorData,
     ErrorEvent,
+    MessageDeleted,
+    MessageDeletedData,
     MessageStatusUpdate,
     MessageStatusUpdateData,
+    MessageUpdated,
+    MessageUpdatedData,
     NewMessage,
     NewMessageData,
     UnreadCountUpdate,
@@ -16,27 +31,40 @@ from schemas.events import (
     UserEvent,
     parse_user_event,
 )
-from schemas.ids import account_id, conversation_id, event_id, message_id
+from schemas.ids import account_id, conversation_id, event_id, message_id, outbound_message_id
 from schemas.messages import Conversation, Message, Platform, RawMessage, Sender, UnreadCounts
+from schemas.outbound import OutboundMessage
 
 __all__ = [
+    "COMMAND_ADAPTER",
+    "AnyCommand",
     "Command",
     "Conversation",
     "ConversationUpdate",
     "ConversationUpdateData",
     "DeadLetter",
     "DeadLetterSource",
+    "DeleteMessage",
+    "EditMessage",
     "ErrorData",
     "ErrorEvent",
     "MarkRead",
     "Message",
+    "MessageDeleted",
+    "MessageDeletedData",
     "MessageStatusUpdate",
     "MessageStatusUpdateData",
+    "MessageUpdated",
+    "MessageUpdatedData",
     "NewMessage",
     "NewMessageData",
+    "OutboundMessage",
     "Platform",
     "RawMessage",
+    "SendMessage",
+    "SendResult",
     "Sender",
+    "StatusReport",
     "UnreadCountUpdate",
     "UnreadCountUpdateData",
     "UnreadCounts",
@@ -45,5 +73,7 @@ __all__ = [
     "conversation_id",
     "event_id",
     "message_id",
+    "outbound_message_id",
+    "parse_command",
     "parse_user_event",
 ]

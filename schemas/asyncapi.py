@@ -116,10 +116,18 @@ def document(
             ),
             "commands": _topic(
                 "commands",
-                "User commands such as mark read.",
+                "User and platform commands: mark read, send, send results, delivery "
+                "statuses, edits and deletes.",
                 "command.v1",
                 user,
                 retention["commands"],
+            ),
+            "outbound": _topic(
+                "outbound",
+                "Replies for the connectors to send through the platforms.",
+                "outbound.v1",
+                "the account id (one account's sends stay in order)",
+                retention["outbound"],
             ),
             "userEvents": _topic(
                 "user-events",
@@ -152,6 +160,7 @@ def document(
         "operations": {
             "consumeRawMessages": _receive("rawMessages"),
             "consumeCommands": _receive("commands"),
+            "consumeOutbound": _receive("outbound"),
             "consumeUserEvents": _receive("userEvents"),
             "consumeDeadLetter": _receive("deadLetter"),
             "sendClientFrame": {

@@ -7,10 +7,16 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from schemas.base import HubModel, Record, UtcDatetime
-from schemas.messages import Conversation, Message, UnreadCounts
+from schemas.messages import Conversation, Message, MessageStatus, UnreadCounts
 
 EventType = Literal[
-    "new_message", "message_status_update", "unread_count_update", "conversation_update", "error"
+    "new_message",
+    "message_status_update",
+    "message_updated",
+    "message_deleted",
+    "unread_count_update",
+    "conversation_update",
+    "error",
 ]
 
 
@@ -21,7 +27,16 @@ class NewMessageData(HubModel):
 class MessageStatusUpdateData(HubModel):
     conversation_id: str
     message_ids: list[str]
-    status: Literal["read"] = "read"
+    status: MessageStatus = "read"
+
+
+class MessageUpdatedData(HubModel):
+    message: Message
+
+
+class MessageDeletedData(HubModel):
+    conversation_id: str
+    message_id: str
 
 
 class UnreadCountUpdateData(HubModel):
@@ -35,6 +50,9 @@ class ConversationUpdateData(HubModel):
 class ErrorData(HubModel):
     code: str
     message: str
+    message_id: str | None = Field(
+        default=None, description="The outbound message concerned (`send_failed`)."
+    )
 
 
 class _UserEventBase(Record):
@@ -57,6 +75,16 @@ class MessageStatusUpdate(_UserEventBase):
     data: MessageStatusUpdateData
 
 
+class MessageUpdated(_UserEventBase):
+    type: Literal["message_updated"] = "message_updated"
+    data: MessageUpdatedData
+
+
+class MessageDeleted(_UserEventBase):
+    type: Literal["message_deleted"] = "message_deleted"
+    data: MessageDeletedData
+
+
 class UnreadCountUpdate(_UserEventBase):
     type: Literal["unread_count_update"] = "unread_count_update"
     data: UnreadCountUpdateData
@@ -73,7 +101,13 @@ class ErrorEvent(_UserEventBase):
 
 
 UserEvent = Annotated[
-    NewMessage | MessageStatusUpdate | UnreadCountUpdate | ConversationUpdate | ErrorEvent,
+    NewMessage
+    | MessageStatusUpdate
+    | MessageUpdated
+    | MessageDeleted
+    | UnreadCountUpdate
+    | ConversationUpdate
+    | ErrorEvent,
     Field(discriminator="type"),
 ]
 USER_EVENT_ADAPTER: TypeAdapter[UserEvent] = TypeAdapter(UserEvent)

@@ -9,10 +9,11 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from schemas import asyncapi
-from schemas.commands import MarkRead
+from schemas.commands import COMMAND_ADAPTER
 from schemas.deadletter import DeadLetter
 from schemas.events import USER_EVENT_ADAPTER
 from schemas.messages import Conversation, Message, RawMessage
+from schemas.outbound import OutboundMessage
 from schemas.ws import CLIENT_FRAME_ADAPTER, Authenticated, EventFrame, Pong
 
 ROOT = Path(__file__).parent
@@ -21,7 +22,8 @@ ID_BASE = "https://hub.example/schemas/"
 # file name -> (title, model or adapter)
 _SCHEMAS: dict[str, tuple[str, type[BaseModel] | TypeAdapter[Any]]] = {
     "raw-message.v1.json": ("hub.raw-message/1", RawMessage),
-    "command.v1.json": ("hub.command/1", MarkRead),
+    "command.v1.json": ("hub.command/1", COMMAND_ADAPTER),
+    "outbound.v1.json": ("hub.outbound/1", OutboundMessage),
     "user-event.v1.json": ("hub.user-event/1", USER_EVENT_ADAPTER),
     "dead-letter.v1.json": ("hub.dead-letter/1", DeadLetter),
     "message.json": ("Message", Message),

@@ -26,6 +26,11 @@ def message_id(
     )
 
 
+def outbound_message_id(user_id: str, conversation_id: str, client_message_id: str) -> str:
+    """The hub id of a user's reply: one per (conversation, client message id)."""
+    return "msg_" + _digest("outbound", user_id, conversation_id, client_message_id)
+
+
 def event_id(event_type: str, *source: str) -> str:
     """A user event's id, derived from what caused it, so a reprocessed event keeps its id."""
     return "evt_" + _digest("event", event_type, *source)

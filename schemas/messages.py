@@ -10,7 +10,10 @@ from schemas.base import HubModel, Record, UtcDatetime
 
 Platform = Literal["telegram", "whatsapp", "slack", "email", "generic"]
 PLATFORMS: tuple[Platform, ...] = ("telegram", "whatsapp", "slack", "email", "generic")
-MessageStatus = Literal["unread", "read"]
+# Inbound messages are unread/read; the hub's own replies move pending -> sent ->
+# delivered -> read, or to failed.
+MessageStatus = Literal["unread", "read", "pending", "sent", "delivered", "failed"]
+Direction = Literal["inbound", "outbound"]
 
 
 class Sender(HubModel):
@@ -32,6 +35,9 @@ class Message(HubModel):
     sent_at: UtcDatetime
     received_at: UtcDatetime
     status: MessageStatus = "unread"
+    direction: Direction = "inbound"
+    edited_at: UtcDatetime | None = None
+    deleted: bool = False
 
 
 class Conversation(HubModel):

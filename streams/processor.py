@@ -14,14 +14,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.kafka import Topics
 from hubcore.mongo import Document
-from schemas.base import Record
-from streams import events
+from hubcore.store import message_from_doc
+from streams.changes import apply_changes
+from streams.emission import UserResult, UserWork, emit_events, stops_counting
 from streams.projection import (
     Projections,
     UnreadUpdate,
@@ -30,9 +30,16 @@ from streams.projection import (
     insert_messages,
     mark_read,
 )
-from streams.records import CommandInput, Poison, RawInput, SourceRecord, decode_batch
+from streams.records import (
+    Poison,
+    RawInput,
+    SourceRecord,
+    decode_batch,
+)
+from streams.replies import store_replies
 from streams.sinks import RecordSink
-from streams.state import ConversationState, StateStore, UserState
+from streams.state import ConversationState, StateStore
+from streams.statuses import apply_statuses
 
 
 @dataclass(slots=True)
@@ -60,22 +67,6 @@ class BatchOutcome:
         self.dead_letters.extend(later.dead_letters)
         self.phases.update(later.phases)
         self.projections.merge(later.projections)
-
-
-@dataclass(slots=True)
-class _UserWork:
-    """One user's part of a batch."""
-
-    inserted: list[RawInput] = field(default_factory=list)
-    commands: list[tuple[CommandInput, list[Document]]] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _UserResult:
-    """One user's states after a batch: totals, and the conversations it touched."""
-
-    state: UserState
-    conversations: dict[str, ConversationState]
 
 
 class _PhaseClock:
@@ -119,19 +110,33 @@ class BatchProcessor:
             dead_letters=decoded.poison,
         )
         clock = _PhaseClock(outcome.phases)
-        work: dict[str, _UserWork] = {}
+        work: dict[str, UserWork] = {}
         status = await self._store_messages(decoded.raws, work)
+        for reply in await store_replies(self.db, self.store, decoded, status):
+            work.setdefault(reply.user_id, UserWork()).sent.append(reply)
+        moved = await apply_statuses(self.db, decoded.statuses)
+        for item in decoded.statuses:
+            if (doc := moved.get(item.record.origin)) is not None:
+                work.setdefault(item.command.user_id, UserWork()).statuses.append((item, doc))
+        changed = await apply_changes(self.db, decoded.changes)
+        for change in decoded.changes:
+            if (doc := changed.get(change.record.origin)) is not None:
+                work.setdefault(change.command.user_id, UserWork()).changes.append((change, doc))
         transitions = await mark_read(self.db, decoded.commands)
         for command in decoded.commands:
             docs = transitions.get(command.record.origin, [])
-            work.setdefault(command.command.user_id, _UserWork()).commands.append((command, docs))
+            work.setdefault(command.command.user_id, UserWork()).commands.append((command, docs))
             for doc in docs:
                 status[str(doc["_id"])] = "read"
         clock.lap("store")
         results = {
             user_id: self._apply(user_id, user, status)
             for user_id, user in work.items()
-            if user.inserted or any(docs for _, docs in user.commands)
+            if user.inserted
+            or user.sent
+            or user.statuses
+            or user.changes
+            or any(d for _, d in user.commands)
         }
         await self.store.flush()
         clock.lap("table")
@@ -145,7 +150,15 @@ class BatchProcessor:
                     doc = conversation_document(user_id, conv_id, conv)
                     outcome.projections.conversations[conv_id] = doc
         if self.emit_events:
-            await self._emit(work, results, status, outcome)
+            await emit_events(
+                self.sink,
+                self.topics,
+                work,
+                results,
+                status,
+                outcome.projections,
+                outcome.events,
+            )
         for poison in decoded.poison:
             await self._send_dead_letter(poison)
         await self.sink.flush()
@@ -166,12 +179,12 @@ class BatchProcessor:
         )
 
     async def _store_messages(
-        self, raws: Sequence[RawInput], work: dict[str, _UserWork]
+        self, raws: Sequence[RawInput], work: dict[str, UserWork]
     ) -> dict[str, str]:
         """Insert messages; fill each user's `inserted`; return id -> current status."""
         firsts: dict[str, RawInput] = {}
         for raw in raws:
-            work.setdefault(raw.message.user_id, _UserWork())
+            work.setdefault(raw.message.user_id, UserWork())
             # The first record of an id is the one whose origin an insert would carry.
             firsts.setdefault(raw.message.id, raw)
         inserted = await insert_messages(self.db, list(firsts.values()))
@@ -189,7 +202,7 @@ class BatchProcessor:
             work[raw.message.user_id].inserted.append(raw)
         return status
 
-    def _apply(self, user_id: str, user: _UserWork, status: dict[str, str]) -> _UserResult:
+    def _apply(self, user_id: str, user: UserWork, status: dict[str, str]) -> UserResult:
         """Apply a user's effects to its values above their watermarks, and put them.
 
         Synchronous on purpose: no other coroutine can touch a state between get and put.
@@ -214,7 +227,34 @@ class BatchProcessor:
                 conv.unread += 1
                 read = status[msg.id] == "read"
                 conv.advance(msg.to_message("read" if read else "unread"), msg.conversation_title)
+                conv.external_id = conv.external_id or msg.external_conversation_id
+                if conv.last is not None and conv.last.id == msg.id:
+                    conv.reply_to = msg.external_message_id or None
+                    conv.recipient = msg.sender.id
                 conv.mark_applied(record)
+        for reply in user.sent:
+            conv = conversation(reply.message.conversation_id)
+            if conv.applies(reply.record):
+                # A reply is never unread; it only becomes the conversation's newest message.
+                conv.advance(reply.message, None)
+                conv.mark_applied(reply.record)
+        for item, doc in user.statuses:
+            conv = conversation(str(doc["conversationId"]))
+            if conv.applies(item.record):
+                conv.set_status(str(doc["_id"]), item.command.status)
+                conv.mark_applied(item.record)
+        for change, doc in user.changes:
+            conv_id, gone = str(doc["conversationId"]), stops_counting(doc)
+            if gone and state.applies(change.record):
+                state.add(str(doc["platform"]), -1)
+                state.mark_applied(change.record)
+            # Touched even when its newest message is another one: the watermark then
+            # does not depend on the order a replay applies messages and commands in.
+            conv = conversation(conv_id)
+            if conv.applies(change.record):
+                conv.unread -= 1 if gone else 0
+                conv.change(message_from_doc(doc))
+                conv.mark_applied(change.record)
         for command, docs in user.commands:
             if not docs:
                 continue
@@ -234,50 +274,4 @@ class BatchProcessor:
         self.store.put_user(user_id, state)
         for conv_id, conv in convs.items():
             self.store.put_conversation(user_id, conv_id, conv)
-        return _UserResult(state, convs)
-
-    async def _emit(
-        self,
-        work: dict[str, _UserWork],
-        results: dict[str, _UserResult],
-        status: dict[str, str],
-        outcome: BatchOutcome,
-    ) -> None:
-        """The users' events, with absolute state from the table, in causal order."""
-        topic = self.topics.user_events
-        for user_id, result in results.items():
-            user = work[user_id]
-            out: list[Record] = []
-            causes: list[str] = []
-            times: dict[str, datetime] = {}
-            for raw in user.inserted:
-                message = raw.message.to_message(status=status[raw.message.id])  # type: ignore[arg-type]
-                out.append(events.new_message(user_id, message))
-                causes.append(raw.record.origin)
-                conv_id = raw.message.conversation_id
-                times[conv_id] = max(
-                    times.get(conv_id, raw.message.received_at), raw.message.received_at
-                )
-            for command, docs in user.commands:
-                if docs:
-                    out.extend(events.status_updates(command, docs))
-                    causes.append(command.record.origin)
-                    at = command.command.issued_at
-                    for doc in docs:
-                        conv_id = str(doc["conversationId"])
-                        times[conv_id] = max(times.get(conv_id, at), at)
-            for conv_id in sorted(result.conversations):
-                projected = outcome.projections.conversations.get(conv_id)
-                if projected is not None:
-                    out.append(events.conversation_update(user_id, projected, times[conv_id]))
-            counts = {c: conv.count for c, conv in result.conversations.items()}
-            out.append(
-                events.unread_count_update(
-                    user_id, result.state, counts, "|".join(sorted(causes)), max(times.values())
-                )
-            )
-            key = user_id.encode()
-            for event in out:
-                await self.sink.send(topic, key, event.to_json())
-                kind = str(getattr(event, "type", "event"))
-                outcome.events[kind] = outcome.events.get(kind, 0) + 1
+        return UserResult(state, convs)

@@ -39,6 +39,11 @@ async def insert_messages(db: AsyncDatabase[Document], raws: Sequence[RawInput])
     )
 
 
+async def insert_replies(db: AsyncDatabase[Document], docs: list[Document]) -> set[str]:
+    """Insert the reply documents not stored yet (as `insert_messages`)."""
+    return await _insert_missing(db[MESSAGES], docs)
+
+
 async def _insert_missing(collection: AsyncCollection[Document], docs: list[Document]) -> set[str]:
     """Insert `docs` (unordered, one command); returns the ids inserted, an existing id is
     left untouched (its duplicate-key error is expected)."""

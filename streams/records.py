@@ -9,8 +9,19 @@ import orjson
 from pydantic import ValidationError
 
 from hubcore.kafka import Topics
-from schemas import DeadLetter, DeadLetterSource, MarkRead, RawMessage
+from schemas import (
+    DeadLetter,
+    DeadLetterSource,
+    DeleteMessage,
+    EditMessage,
+    MarkRead,
+    RawMessage,
+    SendMessage,
+    SendResult,
+    StatusReport,
+)
 from schemas.base import utc_now
+from schemas.ids import outbound_message_id
 from streams.errors import PoisonRecord
 
 # Headers a dead letter carries, so tools can find the original without parsing the value.
@@ -54,6 +65,24 @@ class CommandInput:
 
 
 @dataclass(frozen=True, slots=True)
+class SendInput:
+    record: SourceRecord
+    command: SendMessage
+
+
+@dataclass(frozen=True, slots=True)
+class StatusInput:
+    record: SourceRecord
+    command: SendResult | StatusReport
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeInput:
+    record: SourceRecord
+    command: EditMessage | DeleteMessage
+
+
+@dataclass(frozen=True, slots=True)
 class Poison:
     record: SourceRecord
     error: PoisonRecord
@@ -91,6 +120,9 @@ class Decoded:
 
     raws: list[RawInput] = field(default_factory=list)
     commands: list[CommandInput] = field(default_factory=list)
+    sends: list[SendInput] = field(default_factory=list)
+    statuses: list[StatusInput] = field(default_factory=list)
+    changes: list[ChangeInput] = field(default_factory=list)
     poison: list[Poison] = field(default_factory=list)
 
 
@@ -132,7 +164,44 @@ def _check_key(record: SourceRecord, user_id: str) -> None:
         )
 
 
-def decode_record(record: SourceRecord, topics: Topics) -> RawInput | CommandInput:
+def _decode_command(
+    record: SourceRecord,
+) -> CommandInput | SendInput | StatusInput | ChangeInput:
+    obj = _parse(record, MarkRead.SCHEMA)
+    kind = obj.get("type", "mark_read")
+    if kind in ("send_result", "status_report"):
+        model = SendResult if kind == "send_result" else StatusReport
+        status = model.model_validate(obj)
+        _check_key(record, status.user_id)
+        return StatusInput(record, status)
+    if kind in ("edit", "delete"):
+        change = (EditMessage if kind == "edit" else DeleteMessage).model_validate(obj)
+        _check_key(record, change.user_id)
+        return ChangeInput(record, change)
+    if kind == "send":
+        send = SendMessage.model_validate(obj)
+        _check_key(record, send.user_id)
+        # The id is derived, so a client cannot make its reply overwrite another message.
+        expected = outbound_message_id(send.user_id, send.conversation_id, send.client_message_id)
+        if send.message_id != expected:
+            raise PoisonRecord(
+                f"messageId {send.message_id!r} is not derived from the userId, conversationId "
+                "and clientMessageId",
+                error_type="validation_error",
+            )
+        return SendInput(record, send)
+    if kind != "mark_read":
+        raise PoisonRecord(
+            f"command type {kind!r} is not applied by this worker", error_type="unknown_command"
+        )
+    command = MarkRead.model_validate(obj)
+    _check_key(record, command.user_id)
+    return CommandInput(record, command)
+
+
+def decode_record(
+    record: SourceRecord, topics: Topics
+) -> RawInput | CommandInput | SendInput | StatusInput | ChangeInput:
     """Validate one record of the raw-messages or commands topic; `PoisonRecord` if bad."""
     try:
         if record.topic == topics.raw_messages:
@@ -140,9 +209,7 @@ def decode_record(record: SourceRecord, topics: Topics) -> RawInput | CommandInp
             _check_key(record, message.user_id)
             return RawInput(record, message)
         if record.topic == topics.commands:
-            command = MarkRead.model_validate(_parse(record, MarkRead.SCHEMA))
-            _check_key(record, command.user_id)
-            return CommandInput(record, command)
+            return _decode_command(record)
     except ValidationError as exc:
         raise PoisonRecord(_describe(exc), error_type="validation_error") from None
     raise PoisonRecord(f"unexpected topic {record.topic!r}", error_type="unknown_topic")
@@ -159,6 +226,12 @@ def decode_batch(records: Iterable[SourceRecord], topics: Topics) -> Decoded:
             continue
         if isinstance(item, RawInput):
             out.raws.append(item)
+        elif isinstance(item, SendInput):
+            out.sends.append(item)
+        elif isinstance(item, StatusInput):
+            out.statuses.append(item)
+        elif isinstance(item, ChangeInput):
+            out.changes.append(item)
         else:
             out.commands.append(item)
     return out

@@ -110,6 +110,11 @@ class ConversationState(Watermarked):
     account_id: str = ""
     title: str | None = None
     last: Message | None = None
+    # What a reply needs to reach the platform: the platform's conversation id, and the
+    # newest inbound message's platform id and sender (email threading and recipient).
+    external_id: str | None = None
+    reply_to: str | None = None
+    recipient: str | None = None
 
     @property
     def count(self) -> int:
@@ -133,6 +138,16 @@ class ConversationState(Watermarked):
         if self.last is not None and self.last.id in ids:
             self.last = self.last.model_copy(update={"status": "read"})
 
+    def change(self, message: Message) -> None:
+        """An edited or deleted message; the newest message follows when it is this one."""
+        if self.last is not None and self.last.id == message.id:
+            self.last = message
+
+    def set_status(self, message_id: str, status: str) -> None:
+        """A reply's new delivery status; the newest message's status follows."""
+        if self.last is not None and self.last.id == message_id:
+            self.last = self.last.model_copy(update={"status": status})
+
     def to_value(self) -> dict[str, Any]:
         """The JSON table value."""
         return {
@@ -141,6 +156,9 @@ class ConversationState(Watermarked):
             "accountId": self.account_id,
             "title": self.title,
             "last": self.last.model_dump(mode="json", by_alias=True) if self.last else None,
+            "externalId": self.external_id,
+            "replyTo": self.reply_to,
+            "recipient": self.recipient,
             "applied": self.applied,
         }
 
@@ -156,6 +174,9 @@ class ConversationState(Watermarked):
             account_id=str(value.get("accountId", "")),
             title=value.get("title"),
             last=Message.model_validate(last) if last else None,
+            external_id=value.get("externalId"),
+            reply_to=value.get("replyTo"),
+            recipient=value.get("recipient"),
             applied={str(k): int(v) for k, v in value.get("applied", {}).items()},
         )
 

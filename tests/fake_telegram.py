@@ -11,17 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.local_servers import free_port
+from tests.local_servers import serving_app
 
 
 class FakeTelegram:
@@ -77,23 +75,6 @@ class FakeTelegram:
         return Starlette(routes=[Route("/bot{token}/getUpdates", self.get_updates)])
 
 
-@asynccontextmanager
-async def serving(fake: FakeTelegram) -> AsyncIterator[str]:
+def serving(fake: FakeTelegram) -> AbstractAsyncContextManager[str]:
     """Serve `fake` on a free loopback port; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        fake.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
-        assert server.started, "the fake Telegram server did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        fake.release()
-        server.should_exit = True
-        await task
+    return serving_app(fake.app(), "the fake Telegram server", fake.release)

@@ -14,6 +14,20 @@ from typing import Any
 import orjson
 
 from connectors.signatures import hmac_sha256_hex, slack_signature
+from hubcore.accounts import Account
+
+
+def account(platform: str, external_id: str = "ext-1", **credentials: Any) -> Account:
+    """An account as the connectors see it (not stored), of user `alice`."""
+    return Account(
+        id=f"acc_{platform}",
+        user_id="alice",
+        platform=platform,
+        external_id=external_id,
+        mode="poll" if platform == "email" else "webhook",
+        created_at=datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
+        credentials=credentials,
+    )
 
 
 def body(payload: Any) -> bytes:

@@ -13,13 +13,26 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.kafka import create_producer
 from hubcore.mongo import Document
 from hubcore.settings import Settings
-from schemas import MarkRead, RawMessage, Sender, conversation_id, message_id
+from schemas import (
+    DeleteMessage,
+    EditMessage,
+    MarkRead,
+    RawMessage,
+    Sender,
+    SendMessage,
+    SendResult,
+    StatusReport,
+    conversation_id,
+    message_id,
+    outbound_message_id,
+)
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +76,95 @@ def mark_read(user: str, ids: Iterable[str], command_id: str, conv: str | None =
         message_ids=list(ids),
         issued_at=T0 + timedelta(hours=1),
     )
+
+
+def send_command(user: str, conv: str, client_id: str, text: str = "On its way") -> SendMessage:
+    """A reply as the gateway writes it (ids derived from the client's id)."""
+    msg_id = outbound_message_id(user, conv, client_id)
+    return SendMessage(
+        id="cmd_" + msg_id,
+        user_id=user,
+        conversation_id=conv,
+        message_id=msg_id,
+        client_message_id=client_id,
+        text=text,
+        issued_at=T0 + timedelta(hours=2),
+    )
+
+
+def send_result(
+    send: SendMessage, account: str, status: str, platform_id: str | None = None, n: int = 0
+) -> SendResult:
+    """The connectors' outcome of a reply."""
+    return SendResult.model_validate(
+        {
+            "id": f"res-{send.message_id}-{n}",
+            "userId": send.user_id,
+            "conversationId": send.conversation_id,
+            "messageId": send.message_id,
+            "accountId": account,
+            "status": status,
+            "platformMessageId": platform_id,
+            "detail": "chat not found" if status == "failed" else None,
+            "attempts": 1,
+            "occurredAt": T0 + timedelta(hours=2, seconds=1 + n),
+        }
+    )
+
+
+def status_report(user: str, account: str, platform_id: str, status: str, n: int) -> StatusReport:
+    """A platform's delivery report (WhatsApp `statuses`), naming only the platform id."""
+    return StatusReport.model_validate(
+        {
+            "id": f"st-{platform_id}-{status}-{n}",
+            "userId": user,
+            "accountId": account,
+            "platformMessageId": platform_id,
+            "status": status,
+            "occurredAt": T0 + timedelta(hours=2, seconds=10 + n),
+        }
+    )
+
+
+def edit_command(raw: RawMessage, text: str, seconds: int) -> EditMessage:
+    """A platform's edit of `raw` (Telegram `edited_message`), `seconds` after it was sent."""
+    return EditMessage(
+        id=f"edit-{raw.id}-{seconds}",
+        user_id=raw.user_id,
+        conversation_id=raw.conversation_id,
+        message_id=raw.id,
+        text=text,
+        edited_at=raw.sent_at + timedelta(seconds=seconds),
+    )
+
+
+def delete_command(raw: RawMessage, user: str | None = None) -> DeleteMessage:
+    """A platform's delete of `raw` (Slack `message_deleted`), as told to `user`."""
+    return DeleteMessage(
+        id=f"delete-{raw.id}-{user or raw.user_id}",
+        user_id=user or raw.user_id,
+        conversation_id=raw.conversation_id,
+        message_id=raw.id,
+        deleted_at=raw.sent_at + timedelta(minutes=5),
+    )
+
+
+class RecordingSink:
+    """Keeps what a batch produces, as (topic, key, parsed value), in production order."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes | None, dict[str, Any]]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Any = ()) -> None:
+        """Record one produced record."""
+        self.records.append((topic, key, orjson.loads(value)))
+
+    async def flush(self) -> None:
+        """Nothing is pending."""
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        """The values produced on `topic`."""
+        return [value for t, _, value in self.records if t == topic]
 
 
 async def produce(
@@ -224,6 +326,19 @@ class Worker:
     def batches(self) -> int:
         """How many batch lines the worker logged so far."""
         return self.output().count('"event": "batch"')
+
+
+def run_hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one `hub` command (`replay`, `state-hash`) to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
 
 
 async def wait_ready(worker: Worker, timeout: float = 60.0) -> None:

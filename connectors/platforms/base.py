@@ -12,7 +12,17 @@ from starlette.responses import Response
 
 from connectors.errors import BadPayload
 from hubcore.accounts import Account
-from schemas import RawMessage, Sender, conversation_id, message_id
+from schemas import (
+    DeleteMessage,
+    EditMessage,
+    RawMessage,
+    Sender,
+    StatusReport,
+    conversation_id,
+    event_id,
+    message_id,
+)
+from schemas.commands import PlatformStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +32,9 @@ class Ignored:
     reason: str
 
 
-Normalized = RawMessage | Ignored
+# What a platform says about messages already known: edits, deletes, delivery statuses.
+Change = EditMessage | DeleteMessage | StatusReport
+Normalized = RawMessage | Ignored | Change
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +44,14 @@ class WebhookOutcome:
     records: list[RawMessage] = field(default_factory=list)
     ignored: list[Ignored] = field(default_factory=list)
     reply: Response | None = None
+    changes: list[Change] = field(default_factory=list)
 
     @classmethod
     def of(cls, items: list[Normalized]) -> WebhookOutcome:
         return cls(
             records=[i for i in items if isinstance(i, RawMessage)],
             ignored=[i for i in items if isinstance(i, Ignored)],
+            changes=[i for i in items if isinstance(i, EditMessage | DeleteMessage | StatusReport)],
         )
 
 
@@ -100,3 +114,52 @@ def invalid(exc: ValidationError) -> BadPayload:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ())) or "body"
     return BadPayload(f"{where}: {first.get('msg', 'invalid')}")
+
+
+def edited(account: Account, *, chat: str, message: str, text: str, at: datetime) -> EditMessage:
+    """The edit of the platform message (chat, message): same hub id as the original."""
+    msg = message_id(account.platform, account.id, chat, message)
+    try:
+        return EditMessage(
+            id=event_id("edit", msg, at.isoformat()),
+            user_id=account.user_id,
+            conversation_id=conversation_id(account.platform, account.id, chat),
+            message_id=msg,
+            text=text,
+            edited_at=at,
+        )
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def deleted(account: Account, *, chat: str, message: str, at: datetime) -> DeleteMessage:
+    """The delete of the platform message (chat, message)."""
+    msg = message_id(account.platform, account.id, chat, message)
+    try:
+        return DeleteMessage(
+            id=event_id("delete", msg),
+            user_id=account.user_id,
+            conversation_id=conversation_id(account.platform, account.id, chat),
+            message_id=msg,
+            deleted_at=at,
+        )
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def status_report(
+    account: Account, platform_id: str, status: PlatformStatus, at: datetime, detail: str | None
+) -> StatusReport:
+    """A delivery status of a reply the hub sent, known by the platform's id for it."""
+    try:
+        return StatusReport(
+            id=event_id("status", account.id, platform_id, status),
+            user_id=account.user_id,
+            account_id=account.id,
+            platform_message_id=platform_id,
+            status=status,
+            detail=detail,
+            occurred_at=at,
+        )
+    except ValidationError as exc:
+        raise invalid(exc) from None

@@ -6,17 +6,32 @@
      "text": "...", "sentAt": "2026-11-25T12:00:00Z", "conversationTitle": "..."}
 
 `sender.name` and `conversationTitle` are optional; `sentAt` needs a timezone.
+
+Edits and deletes of a message sent before (same `conversationId` and `messageId`):
+
+    {"type": "edit", "conversationId": "...", "messageId": "...", "text": "...",
+     "editedAt": "2026-11-25T12:05:00Z"}
+    {"type": "delete", "conversationId": "...", "messageId": "...",
+     "deletedAt": "2026-11-25T12:06:00Z"}
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Literal
 
 import orjson
 from pydantic import Field, ValidationError
 
-from connectors.platforms.base import WebhookOutcome, invalid, raw_message
+from connectors.platforms.base import (
+    Change,
+    WebhookOutcome,
+    deleted,
+    edited,
+    invalid,
+    raw_message,
+)
 from connectors.platforms.fields import json_object
 from connectors.signatures import check_hub_signature
 from hubcore.accounts import Account
@@ -37,6 +52,21 @@ class GenericMessage(HubModel):
     conversation_title: str | None = Field(default=None, max_length=1024)
 
 
+class GenericEdit(HubModel):
+    type: Literal["edit"]
+    conversation_id: str = Field(min_length=1, max_length=1024)
+    message_id: str = Field(min_length=1, max_length=1024)
+    text: str = Field(max_length=1_000_000)
+    edited_at: UtcDatetime
+
+
+class GenericDelete(HubModel):
+    type: Literal["delete"]
+    conversation_id: str = Field(min_length=1, max_length=1024)
+    message_id: str = Field(min_length=1, max_length=1024)
+    deleted_at: UtcDatetime
+
+
 def verify(account: Account, headers: Mapping[str, str], body: bytes, now: float) -> None:
     """HMAC-SHA256 of the raw body with the account's `secret`."""
     check_hub_signature(
@@ -45,7 +75,7 @@ def verify(account: Account, headers: Mapping[str, str], body: bytes, now: float
 
 
 def parse(account: Account, body: bytes, received_at: datetime) -> WebhookOutcome:
-    """Exactly one message per request."""
+    """Exactly one message, edit or delete per request."""
     # One parse: the dict is validated and kept as `raw`. What orjson refuses goes to
     # pydantic's own parser, whose error the 400 has always named.
     try:
@@ -53,6 +83,23 @@ def parse(account: Account, body: bytes, received_at: datetime) -> WebhookOutcom
     except orjson.JSONDecodeError:
         data = None
     try:
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind == "edit":
+            edit = GenericEdit.model_validate(data)
+            change: Change = edited(
+                account,
+                chat=edit.conversation_id,
+                message=edit.message_id,
+                text=edit.text,
+                at=edit.edited_at,
+            )
+            return WebhookOutcome(changes=[change])
+        if kind == "delete":
+            gone = GenericDelete.model_validate(data)
+            change = deleted(
+                account, chat=gone.conversation_id, message=gone.message_id, at=gone.deleted_at
+            )
+            return WebhookOutcome(changes=[change])
         if isinstance(data, dict):
             msg = GenericMessage.model_validate(data)
         else:

@@ -2,7 +2,8 @@
 
 A message's id comes from (channel, ts), Slack's own identity of a message, so a retry
 (`X-Slack-Retry-Num`, same `event_id`) yields the same hub id. Bot messages and subtypes
-that are not someone writing (joins, topic changes, edits, deletions...) are ignored.
+that are not someone writing (joins, topic changes...) are ignored; `message_changed`
+and `message_deleted` become edit and delete commands of the message at (channel, ts).
 Events of another workspace than the account's (`team_id`) are ignored too.
 """
 
@@ -14,7 +15,14 @@ from datetime import datetime
 import structlog
 from starlette.responses import PlainTextResponse
 
-from connectors.platforms.base import Ignored, Normalized, WebhookOutcome, raw_message
+from connectors.platforms.base import (
+    Ignored,
+    Normalized,
+    WebhookOutcome,
+    deleted,
+    edited,
+    raw_message,
+)
 from connectors.platforms.fields import JsonObject, json_object, obj, optional_string, string
 from connectors.platforms.fields import unix_time as parse_unix_time
 from connectors.signatures import check_slack_signature
@@ -60,6 +68,13 @@ def _event(account: Account, data: JsonObject, received_at: datetime) -> Normali
         log.warning("slack event of another workspace", team_id=team)
         return Ignored("other_team")
     subtype = event.get("subtype")
+    if subtype == "message_changed":
+        return _changed(account, event)
+    if subtype == "message_deleted":
+        channel = string(event, "channel", "event.channel")
+        ts = string(event, "deleted_ts", "event.deleted_ts")
+        at = parse_unix_time(string(event, "ts", "event.ts"), "event.ts")
+        return deleted(account, chat=channel, message=ts, at=at)
     if event.get("bot_id") or subtype == "bot_message":
         return Ignored("bot_message")
     if subtype not in STORED_SUBTYPES:
@@ -80,3 +95,12 @@ def _event(account: Account, data: JsonObject, received_at: datetime) -> Normali
         received_at=received_at,
         raw=data,
     )
+
+
+def _changed(account: Account, event: JsonObject) -> Normalized:
+    channel = string(event, "channel", "event.channel")
+    message = obj(event, "message", "event.message")
+    text = message["text"] if isinstance(message.get("text"), str) else ""
+    ts = string(message, "ts", "event.message.ts")
+    at = parse_unix_time(string(event, "ts", "event.ts"), "event.ts")
+    return edited(account, chat=channel, message=ts, text=text, at=at)

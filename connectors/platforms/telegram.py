@@ -1,8 +1,9 @@
 """Telegram Bot API: Update objects, from the webhook or from getUpdates.
 
 An edit (`edited_message`, `edited_channel_post`) carries the original's `message_id`, so it
-gets the original's hub id: it is not a second message. It is still produced (with the edited
-text and `edit_date` in `raw`); downstream keeps the first version it stored.
+gets the original's hub id: it is not a second message. It yields the record (for an
+original the hub never saw; downstream keeps the first version it stored) and an `edit`
+command with the new text at `edit_date`, which updates the stored message.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.errors import BadPayload
-from connectors.platforms.base import Ignored, Normalized, WebhookOutcome, raw_message
+from connectors.platforms.base import Ignored, Normalized, WebhookOutcome, edited, raw_message
 from connectors.platforms.fields import (
     JsonObject,
     identifier,
@@ -53,11 +54,11 @@ def verify(account: Account, headers: Mapping[str, str], body: bytes, now: float
 
 def parse(account: Account, body: bytes, received_at: datetime) -> WebhookOutcome:
     """One Update per webhook request."""
-    return WebhookOutcome.of([normalize_update(account, json_object(body), received_at)])
+    return WebhookOutcome.of(normalize_update(account, json_object(body), received_at))
 
 
-def normalize_update(account: Account, update: Any, received_at: datetime) -> Normalized:
-    """The record of one Update, `Ignored` for updates that are not messages."""
+def normalize_update(account: Account, update: Any, received_at: datetime) -> list[Normalized]:
+    """The record of one Update (and its edit command), `Ignored` for other updates."""
     if not isinstance(update, dict):
         raise BadPayload("update is not a JSON object")
     update_id = update.get("update_id")
@@ -65,7 +66,7 @@ def normalize_update(account: Account, update: Any, received_at: datetime) -> No
         raise BadPayload("update_id is missing or not an integer")
     kind = next((k for k in MESSAGE_KINDS if k in update), None)
     if kind is None:
-        return Ignored("not_a_message")
+        return [Ignored("not_a_message")]
     message = obj(update, kind, kind)
     chat = obj(message, "chat", f"{kind}.chat")
     chat_id = identifier(chat, "id", f"{kind}.chat.id")
@@ -73,8 +74,8 @@ def normalize_update(account: Account, update: Any, received_at: datetime) -> No
     sent_at = unix_time(message.get("date"), f"{kind}.date")
     text = _text(message)
     if text is None:
-        return Ignored("service_message")
-    return raw_message(
+        return [Ignored("service_message")]
+    record = raw_message(
         account,
         chat=chat_id,
         message=msg_id,
@@ -85,6 +86,10 @@ def normalize_update(account: Account, update: Any, received_at: datetime) -> No
         raw=update,
         title=optional_string(chat, "title") or _full_name(chat),
     )
+    if not kind.startswith("edited_"):
+        return [record]
+    at = unix_time(message.get("edit_date", message.get("date")), f"{kind}.edit_date")
+    return [record, edited(account, chat=chat_id, message=msg_id, text=text, at=at)]
 
 
 def _text(message: JsonObject) -> str | None:

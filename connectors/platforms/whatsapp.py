@@ -14,7 +14,13 @@ from typing import Any
 import structlog
 
 from connectors.errors import BadPayload
-from connectors.platforms.base import Ignored, Normalized, WebhookOutcome, raw_message
+from connectors.platforms.base import (
+    Ignored,
+    Normalized,
+    WebhookOutcome,
+    raw_message,
+    status_report,
+)
 from connectors.platforms.fields import (
     JsonObject,
     array,
@@ -27,11 +33,18 @@ from connectors.platforms.fields import (
 )
 from connectors.signatures import check_hub_signature, check_secret_token
 from hubcore.accounts import Account
+from schemas.commands import PlatformStatus
 
 log = structlog.get_logger("connectors.whatsapp")
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 # Message types that are not a message of their own, or that the hub cannot show.
+PLATFORM_STATUSES: dict[str, PlatformStatus] = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+}
 IGNORED_TYPES = frozenset({"reaction", "system", "unsupported", "unknown", "request_welcome"})
 # Types whose content is an object that may carry a caption.
 CAPTIONED = frozenset({"image", "video", "document", "audio", "sticker"})
@@ -45,7 +58,7 @@ def verify(account: Account, headers: Mapping[str, str], body: bytes, now: float
 
 
 def parse(account: Account, body: bytes, received_at: datetime) -> WebhookOutcome:
-    """Every message of every change; status callbacks become `Ignored`."""
+    """Every message of every change; statuses of sent messages become status reports."""
     data = json_object(body)
     if data.get("object") != "whatsapp_business_account":
         raise BadPayload(f"object is {data.get('object')!r}, not 'whatsapp_business_account'")
@@ -58,6 +71,23 @@ def parse(account: Account, body: bytes, received_at: datetime) -> WebhookOutcom
         for j, change in enumerate(array(entry, "changes", f"{path}.changes")):
             items += _change(account, change, f"{path}.changes[{j}]", received_at)
     return WebhookOutcome.of(items)
+
+
+def _status(account: Account, status: Any, path: str) -> Normalized:
+    """A delivery status of a message the business sent: for the hub's own replies."""
+    if not isinstance(status, dict):
+        return Ignored("not_an_object")
+    kind = string(status, "status", f"{path}.status")
+    if kind not in PLATFORM_STATUSES:
+        return Ignored(f"status_{kind}")
+    errors = status.get("errors")
+    detail = None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        detail = f"{first.get('code')}: {first.get('title') or first.get('message') or ''}"
+    at = unix_time(status.get("timestamp"), f"{path}.timestamp")
+    wamid = string(status, "id", f"{path}.id")
+    return status_report(account, wamid, PLATFORM_STATUSES[kind], at, detail)
 
 
 def _change(account: Account, change: Any, path: str, received_at: datetime) -> list[Normalized]:
@@ -73,7 +103,9 @@ def _change(account: Account, change: Any, path: str, received_at: datetime) -> 
         return [Ignored("other_phone_number")]
     names = _contact_names(value)
     statuses = array(value, "statuses", f"{path}.value.statuses", required=False)
-    items: list[Normalized] = [Ignored("status") for _ in statuses]
+    items: list[Normalized] = [
+        _status(account, status, f"{path}.value.statuses[{k}]") for k, status in enumerate(statuses)
+    ]
     for k, message in enumerate(array(value, "messages", f"{path}.value.messages", required=False)):
         where = f"{path}.value.messages[{k}]"
         items.append(_message(account, message, where, names, metadata, received_at))

@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from connectors.errors import BadPayload, ConnectorError
 from connectors.metrics import POLLERS, POLLS
+from connectors.platforms.base import Change
 from connectors.publisher import Publisher
 from hubcore.accounts import Account
 from hubcore.mongo import POLL_STATE, Document
@@ -102,11 +103,14 @@ class Poller(ABC):
         records: Sequence[RawMessage],
         poison: Sequence[tuple[bytes, BadPayload]],
         fetched: int,
+        *,
+        changes: Sequence[Change] = (),
         **position: Any,
     ) -> None:
-        """Produce a round's records and dead letters, then - only once Kafka acked them
-        all - save the new `position`, and log the round."""
+        """Produce a round's records, changes and dead letters, then - only once Kafka
+        acked them all - save the new `position`, and log the round."""
         published = await self.publisher.publish(records, source="poll")
+        await self.publisher.commands(changes)
         for payload, error in poison:
             await self.publisher.dead_letter(
                 reason=str(error),
@@ -122,6 +126,7 @@ class Poller(ABC):
             produced=published.produced,
             duplicates=published.duplicates,
             dead_letters=len(poison),
+            changes=len(changes),
             **position,
         )
 

@@ -14,7 +14,7 @@ import httpx
 import orjson
 
 from connectors.errors import BadPayload, PollError
-from connectors.platforms.base import Ignored
+from connectors.platforms.base import Change, WebhookOutcome
 from connectors.platforms.telegram import MESSAGE_KINDS, normalize_update
 from connectors.pollers.base import Poller, PollState
 from connectors.publisher import Publisher
@@ -65,21 +65,23 @@ class TelegramPoller(Poller):
             return False
         received_at = utc_now()
         records: list[RawMessage] = []
+        changes: list[Change] = []
         poison: list[tuple[bytes, BadPayload]] = []
         ids: list[int] = []
         for update in updates:
             if isinstance(update, dict) and isinstance(update.get("update_id"), int):
                 ids.append(update["update_id"])
             try:
-                item = normalize_update(self.account, update, received_at)
+                items = normalize_update(self.account, update, received_at)
             except BadPayload as exc:
                 poison.append((orjson.dumps(update), exc))
                 continue
-            if not isinstance(item, Ignored):
-                records.append(item)
+            outcome = WebhookOutcome.of(items)
+            records += outcome.records
+            changes += outcome.changes
         if not ids:
             raise PollError("getUpdates returned updates without update_id")
-        await self.commit(records, poison, len(updates), offset=max(ids) + 1)
+        await self.commit(records, poison, len(updates), changes=changes, offset=max(ids) + 1)
         self.offset = max(ids) + 1
         return len(updates) >= BATCH
 

@@ -7,7 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 from gateway.api.deps import RuntimeDep, UserId
-from gateway.api.models import ConversationPage, MarkMessagesRead, MessagePage, ReadAccepted
+from gateway.api.models import (
+    ConversationPage,
+    MarkMessagesRead,
+    MessagePage,
+    ReadAccepted,
+    SendAccepted,
+    SendReply,
+)
 from gateway.errors import NotFound
 from gateway.middleware import log_fields
 from schemas import MarkRead, Platform, UnreadCounts
@@ -49,6 +56,27 @@ async def list_messages(
         user_id, conversation_id, limit=limit, before=before
     )
     return MessagePage(messages=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages", status_code=202, response_model=SendAccepted
+)
+async def send_reply(
+    request: Request,
+    user_id: UserId,
+    runtime: RuntimeDep,
+    conversation_id: ConversationId,
+    body: SendReply,
+) -> SendAccepted:
+    """Reply in the caller's conversation (202 once the command is in Kafka); 404 unless
+    it is the caller's. The same `clientMessageId` again is the same message."""
+    command = await runtime.commands.reply(
+        user_id, conversation_id, body.text, body.client_message_id
+    )
+    fields = log_fields(request.scope)
+    fields["command_ids"] = [command.id]
+    fields["message_id"] = command.message_id
+    return SendAccepted(id=command.message_id)
 
 
 @router.post("/conversations/{conversation_id}/read", status_code=202, response_model=ReadAccepted)

@@ -41,6 +41,20 @@ class ReadAccepted(HubModel):
     message_ids: list[str]
 
 
+class SendReply(HubModel):
+    """`POST /api/conversations/{id}/messages`: a reply; the same `clientMessageId` again
+    is the same message, never a second send."""
+
+    text: str = Field(min_length=1, max_length=10_000)
+    client_message_id: str = Field(min_length=1, max_length=100)
+
+
+class SendAccepted(HubModel):
+    """202: the reply's message id (pushed as `new_message`, status `pending`)."""
+
+    id: str
+
+
 class NewAccount(HubModel):
     """`POST /api/accounts`."""
 

@@ -15,8 +15,9 @@ from hubcore.kafka import Topics
 from hubcore.mongo import CONVERSATIONS, MESSAGES, UNREAD, Document
 from hubcore.settings import Settings
 from hubcore.store import last_message_value, message_doc
-from schemas import MarkRead, RawMessage, Sender
+from schemas import MarkRead, RawMessage, Sender, SendMessage, parse_command
 from schemas.base import utc_now
+from tests.integration.connectors.harness import read_topic
 from tests.integration.gateway_kit import RunningGateway, running_gateway, token
 
 pytestmark = pytest.mark.integration
@@ -302,3 +303,38 @@ async def test_metrics_cors_docs_and_body_limit(gw: RunningGateway) -> None:
         assert "/api/conversations" in (await client.get("/openapi.json")).json()["paths"]
         big = await client.post("/api/messages/read", content=b"x" * (2 * 1024 * 1024))
         assert big.status_code == 413
+
+
+async def test_a_reply_answers_202_with_its_id_and_puts_one_send_command(
+    gw: RunningGateway, as_user: Callable[[str], httpx.AsyncClient]
+) -> None:
+    url = "/api/conversations/a_generic/messages"
+    async with as_user("alice") as alice, as_user("bob") as bob:
+        first = await alice.post(url, json={"text": "On its way", "clientMessageId": "c-1"})
+        again = await alice.post(url, json={"text": "On its way", "clientMessageId": "c-1"})
+        other = await alice.post(url, json={"text": "Also", "clientMessageId": "c-2"})
+        assert (first.status_code, again.status_code, other.status_code) == (202, 202, 202)
+        assert first.json() == again.json() != other.json()
+        assert first.json()["id"].startswith("msg_")
+        foreign = await bob.post(url, json={"text": "x", "clientMessageId": "c-1"})
+        assert foreign.status_code == 404
+        for body, field in (
+            ({"text": "x", "clientMessageId": "c" * 101}, "clientMessageId"),
+            ({"text": "x", "clientMessageId": ""}, "clientMessageId"),
+            ({"text": "", "clientMessageId": "c-3"}, "text"),
+            ({"clientMessageId": "c-3"}, "text"),
+        ):
+            bad = await alice.post(url, json=body)
+            assert bad.status_code == 422, body
+            assert field in bad.text, bad.text
+
+    topic = Topics.from_settings(gw.app.settings).commands
+    sent = [parse_command(r.value) for r in await read_topic(gw.app.settings, topic)]
+    assert len(sent) == 3
+    assert all(isinstance(c, SendMessage) and c.user_id == "alice" for c in sent)
+    assert [c.message_id for c in sent if isinstance(c, SendMessage)] == [
+        first.json()["id"],
+        first.json()["id"],
+        other.json()["id"],
+    ]
+    assert sent[0].id == sent[1].id  # the same reply is recognisably the same command

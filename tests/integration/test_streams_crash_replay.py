@@ -4,8 +4,6 @@ restart it: counts equal the ground truth. Then replay the history: the same sta
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +17,12 @@ from hubcore.settings import Settings
 from schemas import RawMessage
 from tests.resources import SessionResources
 from tests.streams_helpers import (
-    ROOT,
     Worker,
     assert_counts_are_ground_truth,
     mark_read,
     produce,
     raw_message,
+    run_hub,
     wait_for,
     wait_ready,
     worker_env,
@@ -155,39 +153,27 @@ async def test_crash_mid_batch_counts_equal_ground_truth(scenario: Scenario) -> 
     await _assert_counts_are_ground_truth(s)
 
 
-def _hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hub", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-
-
 async def test_replay_reproduces_state_hash(scenario: Scenario) -> None:
     s = scenario
     if not s.messages:
         pytest.skip("needs the history the crash test produced")
-    refused = _hub(s.env, "replay")
+    refused = run_hub(s.env, "replay")
     assert refused.returncode == 1 and "running" in refused.stderr
 
     s.worker.stop()
-    before = _hub(s.env, "state-hash")
+    before = run_hub(s.env, "state-hash")
     assert before.returncode == 0, before.stderr
     digest = before.stdout.strip()
     assert len(digest) == 64 and before.stdout.count("\n") == 1
 
-    replayed = _hub(s.env, "replay")
+    replayed = run_hub(s.env, "replay")
     assert replayed.returncode == 0, replayed.stderr
     summary = replayed.stdout.strip()
     assert summary.startswith("replayed "), summary
     # Every raw record (repeats included) and every command was read again.
     assert int(summary.split()[1]) >= MESSAGES + MESSAGES // 10
     assert "events/s" in summary
-    after = _hub(s.env, "state-hash")
+    after = run_hub(s.env, "state-hash")
     assert after.stdout.strip() == digest
 
     # Workers start from the rebuilt table: one more message counts exactly once.

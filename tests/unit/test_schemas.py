@@ -13,17 +13,25 @@ from schemas import (
     ConversationUpdate,
     DeadLetter,
     DeadLetterSource,
+    DeleteMessage,
+    EditMessage,
     ErrorEvent,
     MarkRead,
     Message,
     MessageStatusUpdate,
     NewMessage,
+    OutboundMessage,
     RawMessage,
     Sender,
+    SendMessage,
+    SendResult,
+    StatusReport,
     UnreadCountUpdate,
     conversation_id,
     export,
     message_id,
+    outbound_message_id,
+    parse_command,
     parse_user_event,
 )
 from schemas.messages import Conversation, UnreadCounts
@@ -102,6 +110,9 @@ def test_contract_payload_names() -> None:
         "sentAt",
         "receivedAt",
         "status",
+        "direction",
+        "editedAt",
+        "deleted",
     }
     assert set(status["data"]) == {"conversationId", "messageIds", "status"}
     assert set(unread["data"]["unreadCounts"]) == {"total", "byPlatform", "byConversation"}
@@ -179,3 +190,69 @@ def test_staleness_check_notices_a_change(tmp_path: Any) -> None:
     assert export.stale(tmp_path) == []
     (tmp_path / "json" / "command.v1.json").write_text("{}")
     assert export.stale(tmp_path) == ["json/command.v1.json"]
+
+
+def _commands() -> list[Any]:
+    conv = conversation_id("slack", "acc_1", "C1")
+    sent = outbound_message_id("alice", conv, "c-1")
+    base: dict[str, Any] = {"id": "cmd_1", "user_id": "alice"}
+    return [
+        MarkRead(**base, conversation_id=conv, message_ids=["m1"], issued_at=T0),
+        SendMessage(
+            **base,
+            conversation_id=conv,
+            message_id=sent,
+            client_message_id="c-1",
+            text="hi",
+            issued_at=T0,
+        ),
+        SendResult(
+            **base,
+            conversation_id=conv,
+            message_id=sent,
+            account_id="acc_1",
+            status="failed",
+            detail="timed out after the request left",
+            attempts=1,
+            ambiguous=True,
+            occurred_at=T0,
+        ),
+        StatusReport(
+            **base, account_id="acc_1", platform_message_id="wamid.X", status="read", occurred_at=T0
+        ),
+        EditMessage(**base, conversation_id=conv, message_id="m1", text="new", edited_at=T0),
+        DeleteMessage(**base, conversation_id=conv, message_id="m1", deleted_at=T0),
+    ]
+
+
+@pytest.mark.parametrize("command", _commands(), ids=lambda c: c.type)
+def test_command_round_trip(command: Any) -> None:
+    wire = command.to_json()
+    assert orjson.loads(wire)["schema"] == "hub.command/1"
+    again = parse_command(wire)
+    assert again == command
+    assert type(again) is type(command)
+
+
+def test_outbound_ids_and_limits() -> None:
+    conv = conversation_id("slack", "acc_1", "C1")
+    one = outbound_message_id("alice", conv, "c-1")
+    assert one == outbound_message_id("alice", conv, "c-1")
+    assert one != outbound_message_id("bob", conv, "c-1")
+    assert one != outbound_message_id("alice", conv, "c-2")
+    fields: dict[str, Any] = {
+        "message_id": one,
+        "user_id": "alice",
+        "platform": "slack",
+        "account_id": "acc_1",
+        "conversation_id": conv,
+        "external_conversation_id": "C1",
+        "text": "hi",
+        "issued_at": T0,
+    }
+    record = OutboundMessage(client_message_id="c-1", **fields)
+    assert OutboundMessage.from_json(record.to_json()) == record
+    with pytest.raises(ValidationError, match=r"client_?[mM]essage_?[iI]d"):
+        OutboundMessage(client_message_id="x" * 101, **fields)
+    with pytest.raises(ValidationError):
+        parse_command(b'{"schema": "hub.command/1", "type": "launch", "id": "1", "userId": "a"}')

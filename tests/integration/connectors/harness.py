@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,8 +23,9 @@ from hubcore.accounts import Account, AccountStore
 from hubcore.kafka import Topics
 from hubcore.mongo import Document
 from hubcore.settings import Settings
-from schemas import DeadLetter, RawMessage
+from schemas import AnyCommand, DeadLetter, RawMessage, parse_command
 from tests import platform_payloads as p
+from tests.resources import security_env
 
 SECRETS: dict[str, dict[str, Any]] = {
     "telegram": {"botToken": "123456:ABC-DEF1234ghIkl", "webhookSecret": "tg-secret_1"},
@@ -82,9 +84,30 @@ async def raw_messages(settings: Settings) -> list[tuple[str, RawMessage]]:
     return [(r.key.decode(), RawMessage.from_json(r.value)) for r in records]
 
 
+async def commands(settings: Settings) -> list[tuple[str, AnyCommand]]:
+    """(key, command) of everything in hub.commands."""
+    records = await read_topic(settings, Topics.from_settings(settings).commands)
+    return [(r.key.decode(), parse_command(r.value)) for r in records]
+
+
 async def dead_letters(settings: Settings) -> list[tuple[str, DeadLetter]]:
     records = await read_topic(settings, Topics.from_settings(settings).dead_letter)
     return [(r.key.decode(), DeadLetter.from_json(r.value)) for r in records]
+
+
+def hub_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(
+        HUB_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+        HUB_MONGO_URL=settings.mongo_url,
+        HUB_MONGO_DB=settings.mongo_db,
+        HUB_TOPIC_NAMESPACE=settings.topic_namespace,
+        HUB_TOPIC_PARTITIONS=str(settings.topic_partitions),
+        HUB_LOG_FORMAT="json",
+        **security_env(settings),
+        **extra,
+    )
+    return env
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,26 +16,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hubcore.mongo import ACCOUNTS, Document
 from hubcore.settings import Settings
 from tests import platform_payloads as p
-from tests.integration.connectors.harness import eventually, raw_messages
+from tests.integration.connectors.harness import eventually, hub_env, raw_messages
 from tests.local_servers import free_port
-from tests.resources import security_env
 
 pytestmark = pytest.mark.integration
-
-
-def hub_env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(
-        HUB_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-        HUB_MONGO_URL=settings.mongo_url,
-        HUB_MONGO_DB=settings.mongo_db,
-        HUB_TOPIC_NAMESPACE=settings.topic_namespace,
-        HUB_TOPIC_PARTITIONS=str(settings.topic_partitions),
-        HUB_LOG_FORMAT="json",
-        **security_env(settings),
-        **extra,
-    )
-    return env
 
 
 def hub(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

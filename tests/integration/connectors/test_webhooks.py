@@ -9,11 +9,12 @@ from dataclasses import dataclass
 import pytest
 
 from hubcore.accounts import Account
-from schemas import message_id
+from schemas import EditMessage, StatusReport, message_id
 from tests import platform_payloads as p
 from tests.integration.connectors.harness import (
     SECRETS,
     Harness,
+    commands,
     dead_letters,
     eventually,
     raw_messages,
@@ -225,6 +226,7 @@ async def test_slack_window_challenge_bots_and_retries(connectors: Harness) -> N
         "messageIds": [],
         "duplicates": 0,
         "ignored": 1,
+        "changes": 0,
     }
 
     first = await connectors.post("slack", account.id, raw, p.slack_headers(secret, raw))
@@ -257,8 +259,11 @@ async def test_whatsapp_verification_handshake_and_status_callbacks(connectors: 
     answer = await connectors.post(
         "whatsapp", account.id, statuses, p.hub_signature("wa-app-secret", statuses)
     )
-    assert answer.status_code == 200 and answer.json()["ignored"] == 1
+    assert answer.status_code == 200 and answer.json()["changes"] == 1
     assert await raw_messages(connectors.settings) == []
+    [(key, report)] = await commands(connectors.settings)
+    assert key == account.user_id
+    assert isinstance(report, StatusReport) and report.status == "delivered"
 
 
 async def test_telegram_edit_is_the_same_message(connectors: Harness) -> None:
@@ -274,3 +279,6 @@ async def test_telegram_edit_is_the_same_message(connectors: Harness) -> None:
         (first.json()["messageIds"][0], "typo"),
         (first.json()["messageIds"][0], "fixed"),
     ]
+    [(_, edit)] = await commands(connectors.settings)
+    assert isinstance(edit, EditMessage)
+    assert (edit.message_id, edit.text) == (first.json()["messageIds"][0], "fixed")

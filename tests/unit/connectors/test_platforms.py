@@ -12,23 +12,20 @@ from connectors.errors import BadPayload
 from connectors.platforms import generic, slack, telegram, whatsapp
 from connectors.platforms.base import Ignored
 from connectors.platforms.email import FetchedMail, email_message
-from hubcore.accounts import Account
-from schemas import RawMessage, conversation_id, message_id
+from schemas import (
+    DeleteMessage,
+    EditMessage,
+    RawMessage,
+    StatusReport,
+    conversation_id,
+    message_id,
+)
 from tests import platform_payloads as p
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-def account(platform: str, external_id: str = "ext-1") -> Account:
-    return Account(
-        id=f"acc_{platform}",
-        user_id="alice",
-        platform=platform,
-        external_id=external_id,
-        mode="webhook",
-        created_at=NOW,
-        credentials={},
-    )
+account = p.account
 
 
 def only(records: list[RawMessage]) -> RawMessage:
@@ -121,7 +118,12 @@ def test_whatsapp_several_messages_with_contact_names() -> None:
 def test_whatsapp_statuses_other_numbers_and_media() -> None:
     acc = account("whatsapp", "106540352242922")
     status = whatsapp.parse(acc, p.body(p.whatsapp_status(acc.external_id)), NOW)
-    assert status.records == [] and status.ignored == [Ignored("status")]
+    assert status.records == [] and status.ignored == []
+    [report] = status.changes
+    assert isinstance(report, StatusReport)
+    assert (report.status, report.account_id, report.user_id) == ("delivered", acc.id, "alice")
+    assert report.platform_message_id.startswith("wamid.HBgL")
+    assert report.occurred_at == datetime.fromtimestamp(1750263773, UTC)
     elsewhere = p.whatsapp_messages("999", [("wamid.B", "1603059201", "x")])
     assert whatsapp.parse(acc, p.body(elsewhere), NOW).ignored == [Ignored("other_phone_number")]
     image = whatsapp.parse(acc, p.body(p.whatsapp_image(acc.external_id, "w1", None)), NOW)
@@ -261,3 +263,52 @@ def test_email_html_fallback_alternative_and_missing_id() -> None:
     source = p.email_source(None)
     assert mail(source).id == mail(source, uid=99).id  # same mail, same id, whatever the UID
     assert mail(source).id != mail(p.email_source(None, text="other")).id
+
+
+def test_edits_and_deletes_become_commands_of_the_original() -> None:
+    tg = account("telegram")
+    edit = p.telegram_update(2, 7, text="a (edited)", kind="edited_message")
+    edit["edited_message"]["edit_date"] = 1746268900
+    outcome = telegram.parse(tg, p.body(edit), NOW)
+    [change] = outcome.changes
+    assert isinstance(change, EditMessage)
+    assert change.message_id == only(outcome.records).id
+    assert change.text == "a (edited)"
+    assert change.edited_at == datetime.fromtimestamp(1746268900, UTC)
+    plain = telegram.parse(tg, p.body(p.telegram_update(1, 7, text="a")), NOW)
+    assert plain.changes == []
+
+    sl = account("slack", "T123ABC456")
+    original = only(
+        slack.parse(sl, p.body(p.slack_message(sl.external_id, ts="1.000001")), NOW).records
+    )
+    changed = p.slack_message(
+        sl.external_id,
+        ts="2.000002",
+        subtype="message_changed",
+        hidden=True,
+        message={"type": "message", "user": "U1", "text": "better", "ts": "1.000001"},
+    )
+    [edited] = slack.parse(sl, p.body(changed), NOW).changes
+    assert isinstance(edited, EditMessage)
+    assert (edited.message_id, edited.text) == (original.id, "better")
+    gone = p.slack_message(
+        sl.external_id, ts="3.000003", subtype="message_deleted", deleted_ts="1.000001"
+    )
+    [removed] = slack.parse(sl, p.body(gone), NOW).changes
+    assert isinstance(removed, DeleteMessage)
+    assert removed.message_id == original.id
+    assert removed.conversation_id == original.conversation_id
+
+    gen = account("generic")
+    msg = only(generic.parse(gen, p.body(p.generic_message("m-1")), NOW).records)
+    body = {"conversationId": msg.external_conversation_id, "messageId": "m-1"}
+    at = "2026-11-25T12:05:00Z"
+    [g_edit] = generic.parse(
+        gen, p.body({"type": "edit", **body, "text": "x", "editedAt": at}), NOW
+    ).changes
+    [g_del] = generic.parse(gen, p.body({"type": "delete", **body, "deletedAt": at}), NOW).changes
+    assert isinstance(g_edit, EditMessage) and isinstance(g_del, DeleteMessage)
+    assert g_edit.message_id == g_del.message_id == msg.id
+    with pytest.raises(BadPayload, match="text"):
+        generic.parse(gen, p.body({"type": "edit", **body, "editedAt": at}), NOW)

@@ -1,0 +1,84 @@
+"""Edits and deletes from the platforms: a stored message's text changes, or it becomes a
+tombstone (`deleted`, no text) that no longer counts as unread.
+
+Each write remembers its cause in `changedBy`, so a redo of the same record finds what it
+changed (and emits it again); an older edit than the stored one, or a change to a deleted
+message, changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hubcore.mongo import BULK_CHUNK, MESSAGES, Document
+from hubcore.store import message_from_doc
+from schemas import (
+    DeleteMessage,
+    MessageDeleted,
+    MessageDeletedData,
+    MessageUpdated,
+    MessageUpdatedData,
+    event_id,
+)
+from streams.records import ChangeInput
+
+
+def _updates(item: ChangeInput) -> list[UpdateOne]:
+    cmd, origin = item.command, item.record.origin
+    where: Document = {
+        "_id": cmd.message_id,
+        "userId": cmd.user_id,
+        "conversationId": cmd.conversation_id,
+        "deleted": {"$ne": True},
+    }
+    if isinstance(cmd, DeleteMessage):
+        tombstone: Document = {"deleted": True, "text": "", "changedBy": origin}
+        return [
+            # An unread message leaves the counts: `wasUnread` tells the batch to count it.
+            UpdateOne(
+                {**where, "status": "unread"},
+                {"$set": {**tombstone, "status": "read", "wasUnread": True}},
+            ),
+            UpdateOne(where, {"$set": tombstone}),
+        ]
+    newer = {"$or": [{"editedAt": None}, {"editedAt": {"$lt": cmd.edited_at}}]}
+    change = {"text": cmd.text, "editedAt": cmd.edited_at, "changedBy": origin}
+    return [UpdateOne({**where, **newer}, {"$set": change})]
+
+
+async def apply_changes(
+    db: AsyncDatabase[Document], items: Sequence[ChangeInput]
+) -> dict[str, Document]:
+    """Apply edits and deletes in order; return command origin -> the message it changed."""
+    if not items:
+        return {}
+    ops = [op for item in items for op in _updates(item)]
+    for start in range(0, len(ops), BULK_CHUNK):
+        # Ordered: an edit and a delete of one message in a batch apply in their order.
+        await db[MESSAGES].bulk_write(ops[start : start + BULK_CHUNK], ordered=True)
+    origins = [item.record.origin for item in items]
+    users = sorted({item.command.user_id for item in items})
+    # The user ids let the (userId, ...) indexes narrow the search.
+    cursor = db[MESSAGES].find({"userId": {"$in": users}, "changedBy": {"$in": origins}})
+    return {str(doc["changedBy"]): doc async for doc in cursor}
+
+
+def change_event(item: ChangeInput, doc: Document) -> MessageUpdated | MessageDeleted:
+    """`message_updated` with the message as stored now, or `message_deleted`."""
+    cmd = item.command
+    if isinstance(cmd, DeleteMessage):
+        return MessageDeleted(
+            id=event_id("message_deleted", cmd.id),
+            user_id=cmd.user_id,
+            occurred_at=cmd.deleted_at,
+            data=MessageDeletedData(conversation_id=cmd.conversation_id, message_id=cmd.message_id),
+        )
+    return MessageUpdated(
+        id=event_id("message_updated", cmd.id),
+        user_id=cmd.user_id,
+        occurred_at=cmd.edited_at,
+        data=MessageUpdatedData(message=message_from_doc(doc)),
+    )

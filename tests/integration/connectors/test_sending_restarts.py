@@ -1,0 +1,108 @@
+"""Sending across crashes, stops and a second process: never twice for one reply."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from subprocess import STDOUT, Popen
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from connectors.outbound.ledger import SendLedger
+from hubcore.accounts import AccountStore
+from hubcore.kafka import Topics, create_producer
+from hubcore.mongo import SEND_LEDGER, Document
+from hubcore.settings import Settings
+from schemas import SendResult, parse_command
+from tests.integration.connectors.harness import SECRETS, eventually, hub_env, read_topic
+from tests.integration.connectors.sending_rig import outbound
+from tests.local_servers import free_port
+from tests.platform_apis import PlatformApis, serving
+from tests.platform_payloads import account
+
+
+@contextmanager
+def killable_connectors(env: dict[str, str], cwd: Path, name: str) -> Iterator[Popen[bytes]]:
+    """`hub connectors` as a real process (no pollers), killed at the end if still running."""
+    log = (cwd / f"{name}.log").open("wb")
+    proc = Popen(
+        [sys.executable, "-m", "hub", "connectors"],
+        env={**env, "HUB_CONNECTORS_PORT": str(free_port()), "HUB_HOST": "127.0.0.1"},
+        cwd=cwd,
+        stdout=log,
+        stderr=STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+async def test_sigkill_during_the_platform_call_never_sends_twice(
+    settings: Settings, mongo_db: AsyncDatabase[Document], tmp_path: Path
+) -> None:
+    fake = PlatformApis(hang_seconds=60)
+    fake.script = ["hang"]  # the platform has the request; its answer never reaches the hub
+    async with serving(fake) as base:
+        settings = settings.model_copy(
+            update={"outbound_allowed_hosts": ["127.0.0.1"], "outbound_allow_plaintext": True}
+        )
+        env = hub_env(
+            settings,
+            HUB_WHATSAPP_API_BASE=f"{base}/whatsapp",
+            HUB_SEND_TIMEOUT="3",
+            HUB_SEND_MAX_BACKOFF="2",
+            HUB_CONNECTORS_POLLERS="false",
+        )
+        store = AccountStore(mongo_db, settings)
+        creds = {**SECRETS["whatsapp"], "accessToken": fake.access_token}
+        account = await store.create("alice", "whatsapp", "106540352242922", creds)
+        producer = create_producer(settings)
+        await producer.start()
+        try:
+            msg = outbound(account)
+            topic = Topics.from_settings(settings).outbound
+            await producer.send_and_wait(topic, msg.to_json(), key=account.id.encode())
+        finally:
+            await producer.stop()
+        with killable_connectors(env, tmp_path, "first") as first:
+            await eventually(lambda: fake.of("whatsapp"), 60, "the platform called")
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        entry = await mongo_db[SEND_LEDGER].find_one({"_id": msg.message_id})
+        assert entry is not None and entry["state"] == "calling"
+        with killable_connectors(env, tmp_path, "second"):
+            topic = Topics.from_settings(settings).commands
+
+            async def result() -> SendResult | None:
+                got = [parse_command(r.value) for r in await read_topic(settings, topic)]
+                return next((c for c in got if isinstance(c, SendResult)), None)
+
+            sent: SendResult = await eventually(result, 60, "the send result")
+    assert len(fake.of("whatsapp")) == 1
+    assert sent.status == "failed"
+    assert sent.ambiguous
+    assert sent.detail and "may have been delivered" in sent.detail
+
+
+async def test_one_process_at_a_time_holds_a_reply(mongo_db: AsyncDatabase[Document]) -> None:
+    msg = outbound(account("slack", "T1"))
+    first, second = SendLedger(mongo_db, lease=1.0), SendLedger(mongo_db, lease=1.0)
+    assert (await first.open(msg))["state"] == "new"
+    assert (await second.open(msg))["state"] == "new"  # the same entry, not a second one
+    assert await first.claim(msg.message_id) is not None
+    assert await second.claim(msg.message_id) is None  # the first is working on it
+    await first.mark(msg.message_id, "waiting")  # renews the lease
+    assert await second.claim(msg.message_id) is None
+    await asyncio.sleep(1.2)  # the first went away: its lease ends
+    taken = await second.claim(msg.message_id)
+    assert taken is not None and taken["owner"] == second.owner
+    assert taken["state"] == "waiting"
+    assert await first.claim(msg.message_id) is None
