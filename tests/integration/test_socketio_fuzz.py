@@ -17,18 +17,13 @@ from hypothesis import strategies as st
 
 from hubcore.settings import Settings
 from tests.integration.gateway_kit import running_gateway
+from tests.strategies import json_values as any_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EXAMPLES = 120
 TIMEOUT = 10  # seconds: an answer slower than this is a stall
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
+json_values = any_json(text_size=20, leaves=12)
 forged_tokens = st.one_of(
     st.text(max_size=60),
     st.builds(

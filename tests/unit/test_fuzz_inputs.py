@@ -21,15 +21,10 @@ from hubcore.errors import InvalidField
 from hubcore.outbound import AddressRefused, OutboundPolicy
 from hubcore.settings import Settings
 from schemas.ws import CLIENT_FRAME_ADAPTER, Authenticate, Ping
+from tests.strategies import json_values as any_json
 
 FUZZ = settings(max_examples=200, deadline=1000, database=None)
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
-    ),
-    max_leaves=15,
-)
+json_values = any_json()
 frame_like = st.fixed_dictionaries(
     {"type": st.sampled_from(["authenticate", "ping", "x", ""]) | st.text(max_size=10)},
     optional={"token": json_values, "resumeFrom": json_values, "extra": json_values},

@@ -24,6 +24,7 @@ from connectors.signatures import check_hub_signature, check_slack_signature
 from hubcore.accounts import Account
 from tests import platform_payloads as p
 from tests.integration.connectors.harness import EXTERNAL_IDS, SECRETS
+from tests.strategies import json_values as any_json
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FUZZ = settings(
@@ -33,13 +34,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
-    ),
-    max_leaves=20,
-)
+json_values = any_json(text_size=40, leaves=20, nan=False)
 
 
 def account(platform: str) -> Account:
