@@ -78,7 +78,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         version="1",
         description=(
             "REST API of the hub. Real-time events: `GET /ws` (JSON WebSocket protocol) and "
-            "`/socket.io/`; see the README's Gateway section."
+            "`/socket.io/`; see docs/protocol.md."
         ),
     )
     api.state.runtime = runtime

@@ -15,7 +15,7 @@ from gateway.metrics import DISCONNECTS, EVENTS_PUSHED, PUSH_LATENCY
 
 AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
 
-# Close codes of `/ws` (README, "Gateway"): 4401 authentication, 4408 slow reader, 1009 size.
+# Close codes of `/ws` (docs/protocol.md): 4401 authentication, 4408 slow reader, 1009 size.
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_SLOW_READER = 4408
 CLOSE_TOO_BIG = 1009

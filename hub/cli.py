@@ -197,7 +197,7 @@ def accounts_add(
     ],
     credential: Annotated[
         list[str] | None,
-        typer.Option(help="key=value, once per credential (see README: Connectors)."),
+        typer.Option(help="key=value, once per credential (see docs/platforms.md)."),
     ] = None,
     mode: Annotated[
         str | None, typer.Option(help="poll or webhook (default: email polls, others webhook).")

@@ -1,6 +1,6 @@
 """One batch of source records in: idempotent message writes, table update, user events out.
 
-Write order (see README, "Streams"): messages and read marks into the store first (their
+Write order (see docs/streams.md): messages and read marks into the store first (their
 `origin`/`readBy` fields remember which record caused them), then the table states with
 their watermarks (awaited until durable), then the user events and dead letters, carrying
 absolute state from the table. The projections (`conversations`, `unread`) the batch

@@ -283,7 +283,7 @@ def slack_headers(secret: str, raw: bytes, timestamp: int | None = None) -> dict
     }
 
 
-# --- generic (the hub's own format, README: Connectors) --------------------------------
+# --- generic (the hub's own format, docs/platforms.md) ---------------------------------
 
 
 def generic_message(message_id: str = "m-1", **overrides: Any) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Engine.IO / Socket.IO protocol conformance of `/socket.io/`, on the wire.
 
 These follow socketio/socket.io-protocol's test-suite (its Engine.IO part, and the
-Socket.IO cases that need no echo handler), which is not published on npm; see README.
+Socket.IO cases that need no echo handler), which is not published on npm; see docs/protocol.md.
 """
 
 from __future__ import annotations
