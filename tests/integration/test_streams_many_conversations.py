@@ -31,12 +31,18 @@ async def test_fifty_thousand_conversations(
         module_settings, topics.raw_messages, ((USER.encode(), r.to_json()) for r in raws)
     )
 
+    convs = db["conversations"]
+
     async def all_projected() -> Document | None:
-        return await db["unread"].find_one({"_id": USER, "total": CONVERSATIONS})
+        # The sink writes a batch's unread document beside its conversation chunks, so the
+        # total can be there while the last chunks are still being written.
+        unread = await db["unread"].find_one({"_id": USER, "total": CONVERSATIONS})
+        if unread is None or await convs.count_documents({"userId": USER}) < CONVERSATIONS:
+            return None
+        return unread
 
     unread = await wait_for(all_projected, timeout=600, what=f"{CONVERSATIONS} unread")
     assert unread["byPlatform"] == {"telegram": CONVERSATIONS}
-    convs = db["conversations"]
     assert await convs.count_documents({"userId": USER}) == CONVERSATIONS
     assert await convs.count_documents({"userId": USER, "unreadCount": 1}) == CONVERSATIONS
     assert await db["messages"].count_documents({"userId": USER}) == CONVERSATIONS
