@@ -182,6 +182,19 @@ async def recv_frame(ws: ClientConnection, timeout: float = DEADLINE) -> dict[st
     return frame
 
 
+Frames = list[dict[str, Any]]
+
+
+async def frames_until(ws: ClientConnection, done: Callable[[Frames], bool]) -> Frames:
+    """Frames (pongs left out) until `done` says the list is complete; each within 30 s."""
+    frames: Frames = []
+    while not done(frames):
+        frame = await recv_frame(ws, timeout=30)
+        if frame["type"] != "pong":
+            frames.append(frame)
+    return frames
+
+
 async def recv_events(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
     """The next `count` frames, each of which must be an event frame."""
     frames = [await recv_frame(ws) for _ in range(count)]

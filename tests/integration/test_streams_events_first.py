@@ -17,7 +17,13 @@ from hubcore.mongo import Document
 from hubcore.settings import Settings
 from hubcore.store import conversation_from_doc
 from schemas import Conversation
-from tests.integration.gateway_kit import open_ws, recv_frame, running_gateway, token
+from tests.integration.gateway_kit import (
+    Frames,
+    frames_until,
+    open_ws,
+    running_gateway,
+    token,
+)
 from tests.streams_helpers import (
     Worker,
     mark_read,
@@ -28,17 +34,6 @@ from tests.streams_helpers import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-Frames = list[dict[str, Any]]
-
-
-async def _frames_until(ws: Any, done: Callable[[Frames], bool]) -> Frames:
-    frames: Frames = []
-    while not done(frames):
-        frame = await recv_frame(ws, timeout=30)
-        if frame["type"] != "pong":
-            frames.append(frame)
-    return frames
 
 
 def _total_is(n: int) -> Callable[[Frames], bool]:
@@ -91,7 +86,7 @@ async def test_events_reach_the_socket_while_the_sink_is_paused(
             await produce(
                 module_settings, topics.raw_messages, [(user.encode(), r.to_json()) for r in raws]
             )
-            frames = await _frames_until(ws, _total_is(len(raws)))
+            frames = await frames_until(ws, _total_is(len(raws)))
             new = [f["data"]["message"]["id"] for f in frames if f["type"] == "new_message"]
             assert sorted(new) == sorted(r.id for r in raws)
             # The messages are stored on the critical path; the projections are not yet.
@@ -134,12 +129,12 @@ async def test_mark_read_announces_the_conversation(
         await produce(
             module_settings, topics.raw_messages, [(user.encode(), r.to_json()) for r in raws]
         )
-        await _frames_until(ws, _total_is(3))
+        await frames_until(ws, _total_is(3))
         conv = raws[0].conversation_id
         # Read the two newest: the conversation keeps one unread, its last message is read.
         command = mark_read(user, [raws[1].id, raws[2].id], "read-cmd-1", conv)
         await produce(module_settings, topics.commands, [(user.encode(), command.to_json())])
-        frames = await _frames_until(ws, _total_is(1))
+        frames = await frames_until(ws, _total_is(1))
         types = [f["type"] for f in frames]
         assert types == ["message_status_update", "conversation_update", "unread_count_update"]
         announced = _conversations(frames)[conv]

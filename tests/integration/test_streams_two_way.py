@@ -4,7 +4,6 @@ rebuilds exactly the same state (same state hash)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -15,7 +14,14 @@ from hubcore.kafka import Topics
 from hubcore.mongo import Document
 from hubcore.settings import Settings
 from schemas.base import Record
-from tests.integration.gateway_kit import open_ws, recv_frame, running_gateway, token
+from tests.integration.gateway_kit import (
+    Frames,
+    frames_until,
+    open_ws,
+    recv_frame,
+    running_gateway,
+    token,
+)
 from tests.streams_helpers import (
     Worker,
     consume_all,
@@ -34,16 +40,6 @@ from tests.streams_helpers import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 USER = "two-way-1"
-Frames = list[dict[str, Any]]
-
-
-async def _frames_until(ws: Any, done: Callable[[Frames], bool]) -> Frames:
-    frames: Frames = []
-    while not done(frames):
-        frame = await recv_frame(ws, timeout=30)
-        if frame["type"] != "pong":
-            frames.append(frame)
-    return frames
 
 
 async def test_the_owners_sockets_see_the_reply_its_status_and_a_delete(
@@ -67,7 +63,7 @@ async def test_the_owners_sockets_see_the_reply_its_status_and_a_delete(
         def deleted(frames: Frames) -> bool:
             return any(f["type"] == "message_deleted" for f in frames)
 
-        frames = await _frames_until(ws, deleted)
+        frames = await frames_until(ws, deleted)
         kinds = [f["type"] for f in frames]
         pending = next(
             i
@@ -94,7 +90,7 @@ async def test_the_owners_sockets_see_the_reply_its_status_and_a_delete(
             )
 
         if not counted([]):
-            frames += await _frames_until(ws, counted)
+            frames += await frames_until(ws, counted)
         # Another user's socket heard nothing of it.
         with pytest.raises(TimeoutError):
             while True:
