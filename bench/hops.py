@@ -6,7 +6,7 @@ raw record's is when the connectors produced the webhook's message, the first ev
 carrying the message is when the streams worker sent it. With the load generator's send
 and frame arrival times (same machine, same clock after conversion) each message's path
 splits into webhook -> raw produce (HTTP, validation), raw produce -> event produce (the
-raw produce's linger and ack, the worker's fetch and its batch) and event produce ->
+raw produce's ack, the worker's fetch and its batch) and event produce ->
 frame (the events' ack, the gateway's fetch and push).
 """
 

@@ -85,9 +85,7 @@ class StreamsApp(faust.App):
         db = database(self._hub_mongo, settings)
         await ensure_indexes(db)
         await db[MESSAGES].create_index([("readBy", ASCENDING)])
-        # No linger: a batch sends all its events and then awaits their acks, so waiting
-        # for more to come only delays them.
-        self._hub_producer = create_producer(settings, linger_ms=0)
+        self._hub_producer = create_producer(settings)
         await self._hub_producer.start()
         store = TableStateStore(
             self.unread_table,
