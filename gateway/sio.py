@@ -30,7 +30,8 @@ from gateway.metrics import AUTH_FAILURES, CONNECTIONS
 from gateway.pump import EventPump
 from gateway.registry import Registry
 from gateway.resume import ResumeService
-from gateway.sio_session import PidSigner, parse_packet
+from gateway.sio_core import SocketIOServer
+from gateway.sio_session import PidSigner
 from hubcore.ratelimit import retry_after
 from hubcore.settings import Settings
 
@@ -62,8 +63,6 @@ class SocketIOGateway:
         pump: EventPump,
         resume: ResumeService,
         limits: ConnectionLimits,
-        *,
-        ping_timeout: float | None = None,
     ) -> None:
         self.settings = settings
         self.limits = limits
@@ -74,11 +73,11 @@ class SocketIOGateway:
         self.pids = PidSigner(settings)
         options = EngineOptions(
             ping_interval=settings.ws_ping_interval,
-            ping_timeout=ping_timeout if ping_timeout is not None else settings.ws_ping_interval,
+            ping_timeout=settings.ws_ping_timeout or settings.ws_ping_interval,
             max_payload=settings.ws_max_frame_bytes,
             send_queue=settings.ws_send_queue,
         )
-        self.engine = EngineServer(options, self)
+        self.engine = EngineServer(options, SocketIOServer({"/": self}, self, binary=False))
 
     @property
     def open_sockets(self) -> int:
@@ -126,23 +125,21 @@ class SocketIOGateway:
             duration_ms=round((time.monotonic() - socket.started) * 1000),
         )
 
-    def on_message(self, session: EngineSession, data: str) -> None:
-        packet = parse_packet(data)
-        if packet is None:
-            session.close("parse error")
-            return
-        kind, namespace, payload = packet
+    # --- the hub's namespace (the default one) -----------------------------------------
+    def on_connect(self, session: EngineSession, namespace: str, auth: dict[str, Any]) -> None:
         socket: _Socket = session.state
-        if namespace != "/":
-            session.send("44" + namespace + "," + _json({"message": "Invalid namespace"}))
-        elif kind == "0" and not socket.connected:
-            self._on_connect(session, socket, payload if isinstance(payload, dict) else {})
-        elif kind == "1":
-            session.close("client namespace disconnect")
-        elif kind == "2" and not (isinstance(payload, list) and payload):
-            session.close("parse error")  # an EVENT is a non-empty array
-        elif kind == "2" and socket.connected and payload[0] == "authenticate":
-            arg = payload[1] if len(payload) > 1 else None
+        if not socket.connected:
+            self._on_connect(session, socket, auth)
+
+    def on_disconnect(self, session: EngineSession, namespace: str) -> None:
+        session.close("client namespace disconnect")  # the hub has no other namespace
+
+    def on_event(
+        self, session: EngineSession, namespace: str, args: list[Any], ack: int | None
+    ) -> None:
+        socket: _Socket = session.state
+        if socket.connected and args[0] == "authenticate":
+            arg = args[1] if len(args) > 1 else None
             self._authenticate(session, socket, arg if isinstance(arg, dict) else {})
 
     # --- handshake ----------------------------------------------------------------------

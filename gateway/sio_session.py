@@ -1,4 +1,4 @@
-"""Socket.IO v5 packets (the part this server reads) and the recovery session ids (`pid`)."""
+"""Socket.IO connection state recovery session ids (`pid`), bound to a user."""
 
 from __future__ import annotations
 
@@ -6,40 +6,8 @@ import base64
 import hashlib
 import hmac
 import secrets
-from typing import Any
-
-import orjson
 
 from hubcore.settings import Settings
-
-PACKET_TYPES = frozenset("0123456")
-
-
-def parse_packet(data: str) -> tuple[str, str, Any] | None:
-    """(type, namespace, payload) of a Socket.IO packet; None when it is not one.
-
-    Wire format: `<type>[<attachments>-][<namespace>,][<ack id>][<JSON>]`. Binary
-    packets (5, 6) are refused by the caller's checks since nothing here takes binary.
-    """
-    if not data or data[0] not in PACKET_TYPES:
-        return None
-    kind, rest = data[0], data[1:]
-    namespace = "/"
-    if rest.startswith("/"):
-        namespace, comma, rest = rest.partition(",")
-        if not comma:
-            rest = ""
-    i = 0
-    while i < len(rest) and rest[i].isdigit():  # an ack id: this server sends no acks
-        i += 1
-    rest = rest[i:]
-    if not rest:
-        return kind, namespace, None
-    try:
-        payload = orjson.loads(rest)
-    except orjson.JSONDecodeError:
-        return None
-    return kind, namespace, payload
 
 
 class PidSigner:

@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
     ws_send_queue: int = Field(default=1024, ge=8)
     ws_ping_interval: float = Field(default=20.0, gt=0)
+    ws_ping_timeout: float | None = Field(
+        default=None, gt=0, description="How long a ping may go unanswered; default: the interval."
+    )
     ws_resume_max_events: int = Field(
         default=10_000,
         ge=1,

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from gateway.connection import WsConnection
 from gateway.frames import decode_event
-from gateway.sio_session import PidSigner, parse_packet
+from gateway.sio_core import (
+    ACK,
+    BINARY_EVENT,
+    CONNECT,
+    CONNECT_ERROR,
+    DISCONNECT,
+    EVENT,
+    Packet,
+    encode_packet,
+    parse_packet,
+)
+from gateway.sio_session import PidSigner
 from hubcore.settings import Settings
 from tests.integration.gateway_kit import new_message
 
@@ -16,22 +28,51 @@ from tests.integration.gateway_kit import new_message
 @pytest.mark.parametrize(
     ("data", "parsed"),
     [
-        ("0", ("0", "/", None)),
-        ('0{"token":"t"}', ("0", "/", {"token": "t"})),
-        ('0/custom,{"a":1}', ("0", "/custom", {"a": 1})),
-        ("1", ("1", "/", None)),
-        ('2["authenticate",{"token":"t"}]', ("2", "/", ["authenticate", {"token": "t"}])),
-        ('212["authenticate",{}]', ("2", "/", ["authenticate", {}])),  # with an ack id
-        ('2/admin,3["x"]', ("2", "/admin", ["x"])),
+        ("0", Packet(CONNECT)),
+        ('0{"token":"t"}', Packet(CONNECT, data={"token": "t"})),
+        ('0/custom,{"a":1}', Packet(CONNECT, "/custom", {"a": 1})),
+        ("0/custom", Packet(CONNECT, "/custom")),
+        ("1", Packet(DISCONNECT)),
+        ('2["authenticate",{"token":"t"}]', Packet(EVENT, data=["authenticate", {"token": "t"}])),
+        ('212["authenticate",{}]', Packet(EVENT, data=["authenticate", {}], ack=12)),
+        ('2/admin,3["x"]', Packet(EVENT, "/admin", ["x"], 3)),
+        ('3456[1,"2"]', Packet(ACK, data=[1, "2"], ack=456)),
+        (
+            '52-789["m",{"_placeholder":true,"num":0}]',
+            Packet(
+                BINARY_EVENT, data=["m", {"_placeholder": True, "num": 0}], ack=789, attachments=2
+            ),
+        ),
     ],
 )
-def test_packets_are_parsed(data: str, parsed: tuple[str, str, object]) -> None:
+def test_packets_are_parsed(data: str, parsed: Packet) -> None:
     assert parse_packet(data) == parsed
 
 
-@pytest.mark.parametrize("data", ["", "9", "2[not json", "x{}"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        *("", "9", "2[not json", "x{}", "abc", "2{}", "2[]", '2abc["x"]', '2["connect"]'),
+        *("1{}", "4{}", '0"x"', "5[]", '5x-["m"]', "3{}"),
+    ],
+)
 def test_malformed_packets_are_none(data: str) -> None:
     assert parse_packet(data) is None
+
+
+@pytest.mark.parametrize(
+    ("packet", "text", "buffers"),
+    [
+        ((EVENT, "/", ["auth", {}]), '2["auth",{}]', []),
+        ((EVENT, "/custom", ["auth", {}]), '2/custom,["auth",{}]', []),
+        ((ACK, "/", [1, b"\x01"], 7), '61-7[1,{"_placeholder":true,"num":0}]', [b"\x01"]),
+        ((CONNECT_ERROR, "/x", {"message": "m"}), '4/x,{"message":"m"}', []),
+    ],
+)
+def test_packets_are_encoded_with_attachments_apart(
+    packet: tuple[Any, ...], text: str, buffers: list[bytes]
+) -> None:
+    assert encode_packet(*packet) == (text, buffers)
 
 
 def test_pids_are_bound_to_their_user_and_shared_by_processes() -> None:
