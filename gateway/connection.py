@@ -129,22 +129,19 @@ class WsConnection:
 
     def control(self, text: str) -> None:
         """Queue a control frame (authenticated, pong, error) under the same bound."""
-        if self.close_code is not None:
-            return
-        if len(self._items) >= self._limit:
-            self.close(CLOSE_SLOW_READER, "send queue overflow", drop_queued=True)
-            return
-        self._items.append((text, 0.0))
-        self._ready.set()
+        self._enqueue((text, 0.0))
 
     def binary(self, data: bytes) -> None:
         """Queue a binary frame (Socket.IO attachments; never on the push path)."""
+        self._enqueue(BinaryFrame(data))
+
+    def _enqueue(self, item: Item) -> None:
         if self.close_code is not None:
             return
         if len(self._items) >= self._limit:
             self.close(CLOSE_SLOW_READER, "send queue overflow", drop_queued=True)
             return
-        self._items.append(BinaryFrame(data))
+        self._items.append(item)
         self._ready.set()
 
     async def put(self, event: Event) -> None:
