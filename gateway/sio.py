@@ -276,8 +276,13 @@ class SocketIOGateway:
         explicit: bool,
     ) -> None:
         socket.recovered = error[0]
-        if answer_connect:  # a new pid: the client sees a fresh session
+        if answer_connect or socket.offset is not None:
+            # A new pid, bound to the user: the client sees a fresh session. With the seed's
+            # handshake the CONNECT was answered as recovered before the user was known; this
+            # second answer turns `socket.recovered` false on the client, and its `connect`
+            # handler runs again (an `authenticate` again is answered `authenticated`).
             socket.pid = self.pids.issue(socket.identity.user_id if socket.identity else None)
+            socket.offset = None
             self._answer_connect(session, socket)
         if explicit:
             session.send(socketio_event("error", error_data(*error)))
