@@ -7,21 +7,31 @@ import hashlib
 import hmac
 import secrets
 
+import structlog
+
 from hubcore.settings import Settings
+
+log = structlog.get_logger("gateway.sio")
 
 
 class PidSigner:
     """Recovery session ids bound to a user: `<random>.<HMAC(random | user)>`.
 
-    The key is the JWT secret, shared by every gateway process, so a pid issued by one is
-    checked by another; with public-key tokens each process has its own key and a pid
-    from another process starts a fresh session. A pid issued before the user was known
-    (the seed's `authenticate` after connect) is signed for the empty user; its offset
-    is checked against the user when it is replayed.
+    The key is `HUB_SOCKETIO_PID_KEY`, else derived from the JWT secret: shared by every
+    gateway process, so a pid issued by one is checked by another. With public-key tokens
+    and no pid key each process has its own random key, and a pid from another process
+    starts a fresh session. A pid issued before the user was known (the seed's
+    `authenticate` after connect) is signed for the empty user; its offset is checked
+    against the user when it is replayed.
     """
 
     def __init__(self, settings: Settings) -> None:
-        secret = settings.jwt_secret
+        secret = settings.socketio_pid_key or settings.jwt_secret
+        if secret is None:
+            log.warning(
+                "socketio_pid_key_missing",
+                detail="recovery works on this process only; set HUB_SOCKETIO_PID_KEY",
+            )
         base = secret.get_secret_value().encode() if secret is not None else secrets.token_bytes(32)
         self._key = hashlib.sha256(b"hub socket.io pid\x00" + base).digest()
 

@@ -21,7 +21,7 @@ from gateway.sio_core import (
     parse_packet,
 )
 from gateway.sio_session import PidSigner
-from hubcore.settings import Settings
+from hubcore.settings import Settings, SettingsError, load_settings
 from tests.integration.gateway_kit import new_message
 
 
@@ -87,6 +87,16 @@ def test_pids_are_bound_to_their_user_and_shared_by_processes() -> None:
     assert not PidSigner(Settings(jwt_secret="t" * 40)).valid(alice, "alice")
     for forged in ("", "nodot", alice.split(".")[0] + ".AAAA", "x" * 200):
         assert not signer.valid(forged, "alice")
+
+
+def test_a_shared_pid_key_serves_public_key_deployments() -> None:
+    key = "k" * 40
+    signer = PidSigner(Settings(socketio_pid_key=key))  # no JWT secret (public-key tokens)
+    alice = signer.issue("alice")
+    assert PidSigner(Settings(socketio_pid_key=key)).valid(alice, "alice")
+    assert not PidSigner(Settings()).valid(alice, "alice")  # a process's own random key
+    with pytest.raises(SettingsError, match="HUB_SOCKETIO_PID_KEY"):
+        load_settings(socketio_pid_key="short")
 
 
 async def test_polling_takes_everything_queued_then_the_close() -> None:
