@@ -19,21 +19,18 @@ from typing import Any
 import orjson
 import structlog
 
-from gateway.auth import Identity, TokenVerifier, seconds_left
+from gateway.auth import Identity, seconds_left
 from gateway.catchup import CatchUp, begin_catch_up, hand_over, replay
 from gateway.connection import CLOSE_UNAUTHORIZED
+from gateway.endpoint import SocketEndpoint
 from gateway.engineio import EngineOptions, EngineServer, EngineSession
 from gateway.errors import Unauthorized
 from gateway.frames import error_data, socketio_event
-from gateway.limits import CLOSE_RATE_LIMITED, ConnectionLimits, refuse_handshake
+from gateway.limits import CLOSE_RATE_LIMITED, refuse_handshake
 from gateway.metrics import AUTH_FAILURES, CONNECTIONS
-from gateway.pump import EventPump
-from gateway.registry import Registry
-from gateway.resume import ResumeService
 from gateway.sio_core import SocketIOServer
 from gateway.sio_session import PidSigner
 from hubcore.ratelimit import retry_after
-from hubcore.settings import Settings
 
 log = structlog.get_logger("gateway.sio")
 
@@ -52,24 +49,11 @@ class _Socket:
     tasks: set[asyncio.Task[None]] | None = None  # replays in flight (rare: made on demand)
 
 
-class SocketIOGateway:
+class SocketIOGateway(SocketEndpoint):
     """Socket.IO server: `authenticate` with `{token}` (or `auth: {token}`), then events."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        verifier: TokenVerifier,
-        registry: Registry,
-        pump: EventPump,
-        resume: ResumeService,
-        limits: ConnectionLimits,
-    ) -> None:
-        self.settings = settings
-        self.limits = limits
-        self.verifier = verifier
-        self.registry = registry
-        self.pump = pump
-        self.resume = resume
+    def setup(self) -> None:
+        settings = self.settings
         self.pids = PidSigner(settings)
         options = EngineOptions(
             ping_interval=settings.ws_ping_interval,

@@ -19,7 +19,7 @@ import pytest
 import websockets
 
 from hubcore.settings import Settings
-from tests.integration.gateway_kit import DEADLINE, RunningGateway, running_gateway, token
+from tests.integration.gateway_kit import DEADLINE, RunningGateway, token
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +29,13 @@ OPENING_KEYS = {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
 
 
 @pytest.fixture
-async def gw(settings_factory: Callable[..., Settings]) -> AsyncIterator[RunningGateway]:
-    settings = settings_factory(
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory(
         ws_ping_interval=PING_INTERVAL,
         ws_ping_timeout=PING_TIMEOUT,
         ws_max_frame_bytes=MAX_PAYLOAD,
         ws_auth_timeout=1.0,
     )
-    async with running_gateway(settings) as running:
-        yield running
 
 
 @pytest.fixture

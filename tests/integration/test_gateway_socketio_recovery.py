@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -19,19 +18,12 @@ from tests.integration.gateway_kit import (
     new_message,
     produce,
     require_socketio_client,
-    running_gateway,
     sio_client,
     token,
     two_gateway_processes,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def gw(settings_factory: Callable[..., Settings]) -> AsyncIterator[RunningGateway]:
-    async with running_gateway(settings_factory()) as running:
-        yield running
 
 
 async def _upgraded(client: SioClient) -> None:
