@@ -205,10 +205,10 @@ class WsConnection:
         closing = False
         while self._items:
             item = self._items.popleft()
-            if isinstance(item, BinaryFrame):
-                texts.append("b" + base64.b64encode(item.data).decode())
-                continue
             if isinstance(item, Directive):
+                if isinstance(item, BinaryFrame):
+                    texts.append("b" + base64.b64encode(item.data).decode())
+                    continue
                 closing = True
                 break
             texts.append(item[0])
