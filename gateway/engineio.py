@@ -289,10 +289,14 @@ class EngineServer:
             await send({"type": "websocket.close", "code": 1008})  # answered 403
             return
         session = self.sessions.get(sid) if sid is not None else None
-        if sid is not None and (session is None or session.websocket or session.upgrading):
+        if sid is not None and session is None:
             await send({"type": "websocket.close", "code": 1008})
             return
         await send({"type": "websocket.accept"})
+        if session is not None and (session.websocket or session.upgrading):
+            # The sid is on a WebSocket already: accepted, then closed (as engine.io does).
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if session is None:
             session = self._open(websocket=True)
             session.conn.attach(send)

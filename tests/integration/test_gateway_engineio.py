@@ -200,8 +200,11 @@ async def test_after_upgrade_the_sid_serves_no_other_transport(
         await ws.send("2probe")
         await ws.send("5")
         assert await ws.recv() == "3probe"  # both packets read: the upgrade is done
-        if second == "websocket":
-            await _refused(url)
+        if second == "websocket":  # accepted, then closed at once
+            async with websockets.connect(url) as ws2:
+                async with asyncio.timeout(DEADLINE):
+                    await ws2.wait_closed()
+                assert ws2.close_code == 1008
             return
         await asyncio.sleep(0.05)
         async with http.get(_eio(gw, f"EIO=4&transport=polling&sid={sid}")) as poll:
