@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.connection import WsConnection
+from gateway.engineio import EngineOptions, EngineServer, EngineSession
 from gateway.frames import decode_event
 from gateway.sio_core import (
     ACK,
@@ -17,6 +18,7 @@ from gateway.sio_core import (
     DISCONNECT,
     EVENT,
     Packet,
+    SocketIOServer,
     encode_packet,
     parse_packet,
 )
@@ -113,3 +115,69 @@ async def test_polling_takes_everything_queued_then_the_close() -> None:
     conn.control('42["error",{}]')
     conn.close(4401, "unauthorized")
     assert await conn.take() == (['42["error",{}]'], True)
+
+
+class _Recorder:
+    """Namespace handler and session hooks that keep what they were given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def on_open(self, session: EngineSession) -> None:
+        self.calls.append(("open",))
+
+    def on_close(self, session: EngineSession, reason: str) -> None:
+        self.calls.append(("close", reason))
+
+    def on_connect(self, session: EngineSession, namespace: str, auth: dict[str, Any]) -> None:
+        self.calls.append(("connect", namespace, auth))
+
+    def on_event(
+        self, session: EngineSession, namespace: str, args: list[Any], ack: int | None
+    ) -> None:
+        self.calls.append(("event", namespace, args, ack))
+
+    def on_disconnect(self, session: EngineSession, namespace: str) -> None:
+        self.calls.append(("disconnect", namespace))
+
+
+def _server(*, binary: bool = True) -> tuple[SocketIOServer, _Recorder, EngineSession]:
+    recorder = _Recorder()
+    server = SocketIOServer({"/": recorder}, recorder, binary=binary)
+    engine = EngineServer(EngineOptions(30, 30, 1000, 16), server)
+    session = EngineSession("sid", WsConnection(None, 16, socketio=True), engine)
+    engine.sessions["sid"] = session
+    return server, recorder, session
+
+
+async def test_attachments_are_put_back_in_place_before_the_handler_sees_the_event() -> None:
+    server, recorder, session = _server()
+    server.on_message(session, '51-3["up",{"_placeholder":true,"num":0}]')
+    assert recorder.calls == []  # waiting for its attachment
+    server.on_binary(session, b"\x01\x02")
+    assert recorder.calls == [("event", "/", ["up", b"\x01\x02"], 3)]
+    server.on_message(session, '0/nope,{"a":1}')
+    assert (await session.conn.take())[0] == ['44/nope,{"message":"Invalid namespace"}']
+
+
+@pytest.mark.parametrize(
+    ("messages", "binary"),
+    [
+        (['51-["up",{"_placeholder":true,"num":0}]', '2["x"]'], True),  # text while waiting
+        (['51-["up",{"_placeholder":true,"num":5}]', b"\x01"], True),  # no such attachment
+        ([b"\x01"], True),  # an attachment nobody announced
+        (['599-["up"]'], True),  # more attachments than a packet may have
+        (['51-["up",{"_placeholder":true,"num":0}]'], False),  # the hub takes no binary
+    ],
+)
+async def test_broken_attachments_close_the_session(
+    messages: list[str | bytes], binary: bool
+) -> None:
+    server, recorder, session = _server(binary=binary)
+    for message in messages:
+        if isinstance(message, bytes):
+            server.on_binary(session, message)
+        else:
+            server.on_message(session, message)
+    assert session.closed and recorder.calls == [("close", "parse error")]
+    assert not server._partial
