@@ -1,7 +1,8 @@
 """`/socket.io/`: the original service's Socket.IO v4 protocol on the `/ws` push path.
 
-Engine.IO (gateway/engineio.py) carries the packets; this module speaks Socket.IO's default
-namespace: CONNECT (with an optional `auth: {token}`), the `authenticate` event, then the
+Engine.IO (gateway/engineio.py) carries the packets and the Socket.IO core
+(gateway/sio_core.py) decodes them; this module is the handler of the hub's only namespace,
+the default one: CONNECT (with an optional `auth: {token}`), the `authenticate` event, then the
 user's events, each queued as the `42[...]` frame the pump encoded once per event.
 Connection state recovery is native: the CONNECT answer carries a `pid`, every event
 carries its cursor as last argument (the client's offset), and a reconnect with both is
