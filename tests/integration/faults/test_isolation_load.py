@@ -226,12 +226,21 @@ async def _assert_api_agrees(
     """`GET /api/unread` of `users` (alternating gateways) equals the store's counts."""
     truth = await _store_counts(db)
     zero = {"total": 0, "byPlatform": {}, "byConversation": {}}
-    for n, user in enumerate(users):
-        async with httpx.AsyncClient(base_url=gws[n % 2].base_url, timeout=60) as http:
+    gate = asyncio.Semaphore(8)
+
+    async def check(user: User, http: httpx.AsyncClient) -> None:
+        async with gate:
             auth = {"Authorization": f"Bearer {token(settings, user.name)}"}
             response = await http.get("/api/unread", headers=auth)
         assert response.status_code == 200, response.text
         assert _clean(response.json()) == truth.get(user.name, zero), user.name
+
+    clients = [httpx.AsyncClient(base_url=g.base_url, timeout=60) for g in gws]
+    try:
+        await asyncio.gather(*(check(u, clients[n % 2]) for n, u in enumerate(users)))
+    finally:
+        for client in clients:
+            await client.aclose()
 
 
 async def _settled(sockets: list[Socket], quiet: float) -> bool:
