@@ -2,9 +2,8 @@
 
 The batch loop offers each batch's changed documents (absolute state from the table, with
 versions) and a callback that acknowledges the batch's source records. While one write is
-in flight, and until `WINDOW` after it started, later offers fold into the next one, so
-many changes to a document become one write, and the store's bulk write carries them in
-chunks. A store outage is retried with
+in flight, later offers fold into the next one, so many changes to a document become one
+write, and the store's bulk write carries them in chunks. A store outage is retried with
 backoff for as long as it lasts: the records stay unacknowledged, so a crash meanwhile
 redelivers them and the redo offers the same documents again. Nothing is lost.
 """
@@ -25,22 +24,14 @@ from streams.projection import Projections, write_projections
 log = structlog.get_logger("streams.projector")
 
 Done = Callable[[], None]
-# Seconds from the start of one write to the start of the next at the least. Under load a
-# write takes longer and this never waits; at light load it folds the changes of about
-# this long into one write (a few store commands instead of a few per message), and REST
-# trails the events by at most about this much more.
-WINDOW = 0.1
 
 
 class ProjectionSink:
     """Coalesces offered projections and writes them, one bulk write at a time."""
 
-    def __init__(
-        self, db: AsyncDatabase[Document], *, max_backoff: float = 5.0, window: float = WINDOW
-    ) -> None:
+    def __init__(self, db: AsyncDatabase[Document], *, max_backoff: float = 5.0) -> None:
         self.db = db
         self.max_backoff = max_backoff
-        self.window = window
         self._pending = Projections()
         self._done: list[Done] = []
         self._pending_since: float | None = None
@@ -91,12 +82,9 @@ class ProjectionSink:
 
     async def run(self) -> None:
         """Write until cancelled."""
-        began = -self.window
         while True:
             await self._wake.wait()
             await self._resumed.wait()
-            await asyncio.sleep(began + self.window - time.monotonic())
-            began = time.monotonic()
             self._wake.clear()
             batch, done, self._pending, self._done = self._pending, self._done, Projections(), []
             self._inflight_since, self._pending_since = self._pending_since, None

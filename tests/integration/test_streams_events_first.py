@@ -149,7 +149,7 @@ async def test_mark_read_announces_the_conversation(
         assert (announced.last_message.id, announced.last_message.status) == (raws[2].id, "read")
 
         async def projected() -> bool:
-            # An older state may be projected first (the sink folds ~100 ms of changes).
+            # An older state may be projected first (a write of the earlier batches).
             doc = await db["conversations"].find_one({"_id": conv})
             return doc is not None and conversation_from_doc(doc) == announced
 
