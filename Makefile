@@ -34,12 +34,14 @@ lock:
 up: $(STAMP)
 	$(VENV)/bin/hub up --demo
 
-## The whole test suite against the real broker and store (provisioned on first use).
+## The whole test suite against the real broker and store (provisioned on first use), in
+## TEST_WORKERS processes (pytest-xdist; a test file stays in one; TEST_WORKERS=0: no workers).
+TEST_WORKERS ?= 4
 test: $(STAMP)
 	scripts/system-packages.sh
 	scripts/node-packages.sh
 	$(VENV)/bin/hub services up
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## The fault tests alone (private brokers, stores and processes they kill; a few minutes).
 faults: $(STAMP)
