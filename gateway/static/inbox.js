@@ -52,28 +52,140 @@ function renderConversations() {
   if (!list.length) ul.innerHTML = `<li class="empty">No conversations yet.</li>`;
 }
 
+// Outbound statuses only move forward; `failed` comes only before delivery.
+const RANK = { pending: 0, sent: 1, failed: 1.5, delivered: 2, read: 3 };
+const STATUS_TEXT = { pending: "sending...", sent: "sent", delivered: "delivered", read: "read",
+  failed: "failed" };
+// Replies this tab sent, by message id: what a retry sends again (the same clientMessageId).
+const SENDS_KEY = "hub.sends";
+const sends = new Map(JSON.parse(sessionStorage.getItem(SENDS_KEY) || "[]"));
+function keepSends() {
+  while (sends.size > 200) sends.delete(sends.keys().next().value);
+  sessionStorage.setItem(SENDS_KEY, JSON.stringify([...sends]));
+}
+
+const msgSelector = (id) => `.msg[data-message-id="${CSS.escape(id)}"]`;
+
 function messageNode(m) {
   const div = document.createElement("div");
-  div.className = `msg ${m.status}`;
   div.dataset.messageId = m.id;
-  div.innerHTML = `<div><span class="who"></span><span class="when"></span></div><div class="text"></div>`;
-  div.querySelector(".who").textContent = m.sender.name || m.sender.id;
+  div.innerHTML = `<div><span class="who"></span><span class="when"></span><span class="edited" hidden>edited</span></div>
+    <div class="text"></div>`;
+  div.querySelector(".who").textContent = m.direction === "outbound" ? "You" : (m.sender.name || m.sender.id);
   div.querySelector(".when").textContent = fmtTime(m.sentAt);
-  div.querySelector(".text").textContent = m.text;
+  if (m.direction === "outbound") {
+    div.className = "msg out";
+    const foot = document.createElement("div");
+    foot.className = "foot";
+    foot.innerHTML = `<span class="state"></span><button type="button" class="retry" hidden>Retry</button>`;
+    foot.querySelector(".retry").addEventListener("click", () => retrySend(div.dataset.messageId));
+    div.append(foot);
+    setOutboundStatus(div, m.status, true);
+  } else {
+    div.className = `msg ${m.status}`;
+  }
+  showContent(div, m);
   return div;
+}
+
+function showContent(node, m) {
+  if (m.deleted) { tombstone(node); return; }
+  node.querySelector(".text").textContent = m.text;
+  node.querySelector(".edited").hidden = !m.editedAt;
+}
+
+function tombstone(node) {
+  node.classList.add("deleted");
+  node.querySelector(".text").textContent = "This message was deleted.";
+  node.querySelector(".edited").hidden = true;
+  const retry = node.querySelector(".retry");
+  if (retry) retry.hidden = true;
+}
+
+function setOutboundStatus(node, status, force = false) {
+  const now = node.dataset.status;
+  if (!force && now !== undefined && (RANK[status] ?? -1) <= (RANK[now] ?? -1)) return;
+  node.dataset.status = status;
+  node.querySelector(".state").textContent = STATUS_TEXT[status] || status;
+  // A retry needs the clientMessageId, which only the tab that sent the reply knows.
+  node.querySelector(".retry").hidden = !(status === "failed" && sends.has(node.dataset.messageId)
+    && !node.classList.contains("deleted"));
+  if (status !== "pending" && status !== "failed" && sends.delete(node.dataset.messageId)) keepSends();
+}
+
+function newClientMessageId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// POST the reply; the same clientMessageId again is the same message on the hub.
+async function postReply(conversationId, text, clientMessageId) {
+  const body = JSON.stringify({ text, clientMessageId });
+  const answer = await api(`/api/conversations/${encodeURIComponent(conversationId)}/messages`,
+    { method: "POST", body });
+  return answer.id;
+}
+
+async function sendReply(event) {
+  event.preventDefault();
+  const input = $("#reply-text");
+  const text = input.value.trim();
+  const conversationId = state.selected;
+  if (!text || !conversationId) return;
+  const clientMessageId = newClientMessageId();
+  input.value = "";
+  // Shown at once under a local id; the hub's id replaces it when the POST answers.
+  const local = messageNode({ id: `local-${clientMessageId}`, direction: "outbound", status: "pending",
+    sender: { id: "" }, text, sentAt: new Date().toISOString(), conversationId });
+  $("#messages").append(local);
+  scrollDown();
+  try {
+    const id = await postReply(conversationId, text, clientMessageId);
+    sends.set(id, { conversationId, text, clientMessageId }); keepSends();
+    const shown = document.querySelector(msgSelector(id));
+    if (shown && shown !== local) local.remove(); else local.dataset.messageId = id;
+  } catch (err) {
+    // Not accepted: the hub has no such message yet; retrying posts the same id again.
+    sends.set(local.dataset.messageId, { conversationId, text, clientMessageId }); keepSends();
+    setOutboundStatus(local, "failed", true);
+    console.warn("reply not accepted", err);
+  }
+}
+
+async function retrySend(messageId) {
+  const node = document.querySelector(msgSelector(messageId));
+  const send = sends.get(messageId);
+  if (!node || !send) return;
+  setOutboundStatus(node, "pending", true);
+  try {
+    const id = await postReply(send.conversationId, send.text, send.clientMessageId);
+    if (id !== messageId) {
+      sends.delete(messageId); sends.set(id, send); keepSends();
+      const shown = document.querySelector(msgSelector(id));
+      if (shown && shown !== node) node.remove(); else node.dataset.messageId = id;
+    }
+  } catch (err) {
+    setOutboundStatus(node, "failed", true);
+    console.warn("retry not accepted", err);
+  }
 }
 
 async function openConversation(id) {
   state.selected = id;
   renderConversations();
   const page = await api(`/api/conversations/${encodeURIComponent(id)}/messages?limit=50`);
+  if (state.selected !== id) return;  // another conversation was opened meanwhile
   const items = page.messages.slice().reverse();
-  $("#thread").replaceChildren(...items.map(messageNode));
+  $("#messages").replaceChildren(...items.map(messageNode));
+  $("#reply").hidden = false;
+  scrollDown();
   const conv = state.conversations.get(id);
   if (conv && conv.unreadCount > 0) {
     await api(`/api/conversations/${encodeURIComponent(id)}/read`, { method: "POST", body: "{}" });
   }
 }
+
+function scrollDown() { const box = $("#messages"); box.scrollTop = box.scrollHeight; }
 
 // Delivery is at least once: a redone batch or a resumed socket repeats events with the
 // same id. Each carries absolute state, so applying one twice is harmless except for
@@ -91,8 +203,11 @@ function applyEvent(ev) {
   if (ev.id && !firstTime(ev.id)) return;
   const d = ev.data;
   if (ev.type === "new_message") {
-    const shown = document.querySelector(`.msg[data-message-id="${CSS.escape(d.message.id)}"]`);
-    if (d.message.conversationId === state.selected && !shown) $("#thread").append(messageNode(d.message));
+    const shown = document.querySelector(msgSelector(d.message.id));
+    if (d.message.conversationId === state.selected && !shown) {
+      $("#messages").append(messageNode(d.message));
+      scrollDown();
+    }
   } else if (ev.type === "conversation_update") {
     state.conversations.set(d.conversation.id, d.conversation);
     renderConversations();
@@ -106,9 +221,17 @@ function applyEvent(ev) {
     renderTotals(); renderConversations();
   } else if (ev.type === "message_status_update") {
     for (const id of d.messageIds) {
-      const node = document.querySelector(`.msg[data-message-id="${CSS.escape(id)}"]`);
-      if (node) { node.classList.remove("unread"); node.classList.add(d.status); }
+      const node = document.querySelector(msgSelector(id));
+      if (!node) continue;
+      if (node.classList.contains("out")) setOutboundStatus(node, d.status);
+      else { node.classList.remove("unread"); node.classList.add(d.status); }
     }
+  } else if (ev.type === "message_updated") {
+    const node = document.querySelector(msgSelector(d.message.id));
+    if (node) showContent(node, d.message);
+  } else if (ev.type === "message_deleted") {
+    const node = document.querySelector(msgSelector(d.messageId));
+    if (node) tombstone(node);
   }
 }
 
@@ -127,8 +250,14 @@ function connect() {
       return;
     }
     if (ev.type === "pong") return;
-    if (ev.type === "error") { console.warn("hub error", ev.data); return; }
     if (ev.cursor) state.cursor = ev.cursor;
+    if (ev.type === "error") {
+      // A failed send also arrives as its status update; this says why.
+      const node = ev.data.messageId && document.querySelector(msgSelector(ev.data.messageId));
+      if (node) node.title = ev.data.message;
+      console.warn("hub error", ev.data);
+      return;
+    }
     applyEvent(ev);
   };
   ws.onclose = (e) => {
@@ -157,6 +286,10 @@ async function start() {
     state.socket.send(JSON.stringify({ type: "ping" })), 25000);
 }
 
+$("#reply").addEventListener("submit", sendReply);
+$("#reply-text").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("#reply").requestSubmit(); }
+});
 $("#token-save").addEventListener("click", () => {
   state.token = $("#token-input").value.trim();
   if (state.token) { sessionStorage.setItem("hub.token", state.token); start(); }
