@@ -3,7 +3,8 @@ connectors as `hub.outbound` records.
 
 A reply is stored like an inbound message: an idempotent insert whose `origin` remembers
 the command, so a redo of the same record is recognised as new (events and the outbound
-record again) and another command with the same derived id as a repeat (nothing).
+record again) and another command with the same derived id as a repeat (nothing), unless
+the reply had failed: then it is the user's retry, sent again as attempt n + 1.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hubcore.mongo import Document
+from hubcore.mongo import MESSAGES, Document
 from schemas import Message, OutboundMessage, Sender
 from streams.errors import PoisonRecord
 from streams.projection import find_messages, insert_replies
@@ -132,13 +133,33 @@ async def store_replies(
         current = "pending"
         if message_id not in inserted:
             doc = existing.get(message_id)
-            # Only a redo of the command that stored it is new; any other is a repeat.
-            if doc is None or doc.get("origin") != reply.record.origin:
+            if doc is None:
                 continue
-            current = str(doc.get("status", "pending"))
+            if doc.get("origin") == reply.record.origin:  # a redo of the command that stored it
+                current = str(doc.get("status", "pending"))
+                attempt: int | None = int(doc.get("retries", 0))
+            else:  # a repeat, or the user's retry of a failed reply
+                attempt = await _retry(db, doc, reply.record.origin)
+                if attempt is None:
+                    continue
             reply = Reply(
-                reply.record, reply.message.model_copy(update={"status": current}), reply.outbound
+                reply.record,
+                reply.message.model_copy(update={"status": current}),
+                reply.outbound.model_copy(update={"attempt": attempt}),
             )
         status[message_id] = current
         out.append(reply)
     return out
+
+
+async def _retry(db: AsyncDatabase[Document], doc: Document, origin: str) -> int | None:
+    """The retry's number when the reply `doc` had failed: it is pending again and `origin`
+    its command now (so a redo is recognised); None for a repeat of a reply not failed."""
+    if doc.get("status") != "failed":
+        return None
+    retries = int(doc.get("retries", 0)) + 1
+    result = await db[MESSAGES].update_one(
+        {"_id": doc["_id"], "status": "failed", "origin": doc.get("origin")},
+        {"$set": {"status": "pending", "origin": origin, "retries": retries}},
+    )
+    return retries if result.modified_count == 1 else None

@@ -104,7 +104,8 @@ function tombstone(node) {
 
 function setOutboundStatus(node, status, force = false) {
   const now = node.dataset.status;
-  if (!force && now !== undefined && (RANK[status] ?? -1) <= (RANK[now] ?? -1)) return;
+  const retried = now === "failed" && status === "pending";  // a retry, from any tab
+  if (!force && !retried && now !== undefined && (RANK[status] ?? -1) <= (RANK[now] ?? -1)) return;
   node.dataset.status = status;
   node.querySelector(".state").textContent = STATUS_TEXT[status] || status;
   // A retry needs the clientMessageId, which only the tab that sent the reply knows.
@@ -204,7 +205,8 @@ function applyEvent(ev) {
   const d = ev.data;
   if (ev.type === "new_message") {
     const shown = document.querySelector(msgSelector(d.message.id));
-    if (d.message.conversationId === state.selected && !shown) {
+    if (shown && shown.classList.contains("out")) setOutboundStatus(shown, d.message.status);
+    else if (d.message.conversationId === state.selected && !shown) {
       $("#messages").append(messageNode(d.message));
       scrollDown();
     }

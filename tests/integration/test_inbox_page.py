@@ -224,9 +224,15 @@ async def test_a_failed_reply_is_retried_with_the_same_client_message_id(
     retry = reply.locator(".retry")
     await expect(retry).to_be_visible()
     first_id = await reply.get_attribute("data-message-id")
+    assert len(fake.of("slack")) == 1
 
-    async with tab.expect_response(lambda r: r.url.endswith("/messages")) as answered:
-        await retry.click()
+    valid, fake.slack_token = fake.slack_token, "xoxb-revoked"  # the app is authorised again
+    try:
+        async with tab.expect_response(lambda r: r.url.endswith("/messages")) as answered:
+            await retry.click()
+        await expect(reply).to_have_attribute("data-status", "sent", timeout=WAIT_MS)
+    finally:
+        fake.slack_token = valid
     assert (await answered.value).status == 202
     assert (await (await answered.value).json())["id"] == first_id
     assert len(posts) == 2
@@ -234,7 +240,11 @@ async def test_a_failed_reply_is_retried_with_the_same_client_message_id(
     assert posts[0]["text"] == posts[1]["text"] == "Looking into it"
     await expect(tab.locator("#thread .msg.out")).to_have_count(1)
     assert await reply.get_attribute("data-message-id") == first_id
-    assert fake.of("slack")[0].body["channel"] == "C0PAGE"
+    await expect(retry).to_be_hidden()
+    calls = fake.of("slack")
+    assert len(calls) == 2  # sent once more, as the same message
+    assert [c.body["channel"] for c in calls] == ["C0PAGE", "C0PAGE"]
+    assert [c.body["text"] for c in calls] == ["Looking into it"] * 2
 
 
 async def test_edits_and_deletes_by_webhook_show_live(hub: RunningHub, browser: Browser) -> None:
