@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -157,10 +157,14 @@ def _healthy(url: str) -> bool:
 
 @contextmanager
 def hub_up(
-    resources: SessionResources, workdir: Path, extra_env: Mapping[str, str] | None = None
+    resources: SessionResources,
+    workdir: Path,
+    extra_env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[RunningHub]:
-    """Start `hub up` (`extra_env` added to its environment), wait until connectors and
-    gateway are healthy; stop it with Ctrl-C (SIGINT) at the end and check it stopped cleanly."""
+    """Start `hub up [args]` (`extra_env` added to its environment), wait until connectors
+    and gateway are healthy; stop it with Ctrl-C (SIGINT) at the end and check it stopped
+    cleanly."""
     isolated = resources.settings()
     env = {
         **os.environ,
@@ -187,7 +191,7 @@ def hub_up(
     log = workdir / "hub-up.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hub", "up"],
+            [sys.executable, "-m", "hub", "up", *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
