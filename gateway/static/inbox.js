@@ -5,7 +5,8 @@ if (params.get("token")) {
   history.replaceState(null, "", location.pathname);
 }
 const state = { token: sessionStorage.getItem("hub.token"), conversations: new Map(),
-  unread: { total: 0, byPlatform: {} }, selected: null, cursor: null, socket: null, retry: 0 };
+  unread: { total: 0, byPlatform: {} }, selected: null, cursor: null, socket: null, retry: 0,
+  names: new Map() };  // who a title-less conversation is with, from its inbound messages
 const $ = (sel) => document.querySelector(sel);
 
 async function api(path, options = {}) {
@@ -44,8 +45,11 @@ function renderConversations() {
     li.innerHTML = `<span class="title"></span><span class="badge" data-count="${c.unreadCount}">${c.unreadCount}</span>
       <span class="meta"></span>`;
     // Platforms such as Slack send no chat name with a message: fall back to who wrote.
-    li.querySelector(".title").textContent = c.title || (last && (last.sender.name || last.sender.id)) || c.id;
-    li.querySelector(".meta").textContent = `${c.platform} · ${last ? `${last.sender.name || last.sender.id}: ${last.text}` : ""}`;
+    if (last && last.direction !== "outbound") state.names.set(c.id, last.sender.name || last.sender.id);
+    li.querySelector(".title").textContent = c.title || state.names.get(c.id) || c.id;
+    const who = last && (last.direction === "outbound" ? "You" : (last.sender.name || last.sender.id));
+    const said = last && (last.deleted ? "(deleted)" : last.text);
+    li.querySelector(".meta").textContent = `${c.platform} · ${last ? `${who}: ${said}` : ""}`;
     li.addEventListener("click", () => openConversation(c.id));
     return li;
   }));

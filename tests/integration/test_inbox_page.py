@@ -15,7 +15,7 @@ from playwright.async_api import Browser, Page, Request, async_playwright, expec
 
 from hub.demo import payloads
 from hub.demo.changes import slack_delete, telegram_edit
-from hub.demo.platform_apis import PlatformApis, api_bases
+from hub.demo.platform_apis import PlatformApis, StatusReporter, api_bases
 from hubcore.kafka import Topics
 from schemas import parse_user_event
 from tests.integration.hub_process import RunningHub, hub_up, stand_ins_in_thread
@@ -189,6 +189,32 @@ async def test_a_reply_shows_its_status_live_in_both_tabs(
     assert call.path == f"/telegram/bot{fake.telegram_token}/sendMessage"
     assert call.body["chat_id"] == "-100200300"
     assert call.body["text"] == "Yes, send us the new one"
+
+
+async def test_whatsapp_delivered_and_read_show_on_the_reply(
+    hub: RunningHub, browser: Browser, apis: tuple[PlatformApis, str]
+) -> None:
+    fake, _ = apis
+    user = "page-hugo"
+    phone = "106540352249999"
+    creds = {"appSecret": "page-hugo-app", "verifyToken": "v", "accessToken": fake.access_token}
+    account = await asyncio.to_thread(hub.create_account, user, "whatsapp", phone, creds)
+    fake.report_statuses(phone, StatusReporter(hub.connectors, account, phone, "page-hugo-app"))
+    inbound = _message("491701110000", "71", "Is it in stock?", sender="491701110000")
+    answer = await asyncio.to_thread(
+        hub.post_webhook, payloads.whatsapp(account, phone, creds, inbound)
+    )
+    assert answer.status_code == 200, answer.text
+    tab = await _open(browser, hub, user)
+    await _open_conversation(tab, "Ada Lovelace", "Is it in stock?")
+    await tab.locator("#reply-text").fill("Yes, two left")
+    await tab.locator("#reply-send").click()
+    reply = tab.locator("#thread .msg.out", has_text="Yes, two left")
+    await expect(reply).to_have_attribute("data-status", "delivered", timeout=WAIT_MS)
+    await expect(reply).to_have_attribute("data-status", "read", timeout=WAIT_MS)
+    await expect(reply.locator(".state")).to_have_text("read")
+    row = tab.locator("#conversations li", has_text="Ada Lovelace")
+    await expect(row.locator(".meta")).to_have_text("whatsapp · You: Yes, two left")
 
 
 async def test_a_failed_reply_is_retried_with_the_same_client_message_id(
