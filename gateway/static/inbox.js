@@ -1,4 +1,7 @@
 // The demo inbox: only the public REST API and the /ws protocol, no build step.
+import { RANK, keepSends, messageNode, msgSelector, sends, setOutboundStatus, showContent, tombstone }
+  from "./messages.js";
+
 const params = new URLSearchParams(location.search);
 if (params.get("token")) {
   sessionStorage.setItem("hub.token", params.get("token"));
@@ -6,7 +9,8 @@ if (params.get("token")) {
 }
 const state = { token: sessionStorage.getItem("hub.token"), conversations: new Map(),
   unread: { total: 0, byPlatform: {} }, selected: null, cursor: null, socket: null, retry: 0,
-  names: new Map() };  // who a title-less conversation is with, from its inbound messages
+  names: new Map(),  // who a title-less conversation is with, from its inbound messages
+  unreadLive: false, heard: new Map() };
 const $ = (sel) => document.querySelector(sel);
 
 async function api(path, options = {}) {
@@ -23,8 +27,6 @@ function logout() {
   if (state.socket) state.socket.close();
   $("#app").hidden = true; $("#login").hidden = false;
 }
-
-function fmtTime(iso) { return iso ? new Date(iso).toLocaleTimeString() : ""; }
 
 function renderTotals() {
   const parts = [`<span class="pill" data-testid="total">total <b>${state.unread.total}</b></span>`];
@@ -56,75 +58,13 @@ function renderConversations() {
   if (!list.length) ul.innerHTML = `<li class="empty">No conversations yet.</li>`;
 }
 
-// Outbound statuses only move forward; `failed` comes only before delivery.
-const RANK = { pending: 0, sent: 1, failed: 1.5, delivered: 2, read: 3 };
-const STATUS_TEXT = { pending: "sending...", sent: "sent", delivered: "delivered", read: "read",
-  failed: "failed" };
-// Replies this tab sent, by message id: what a retry sends again (the same clientMessageId).
-const SENDS_KEY = "hub.sends";
-const sends = new Map(JSON.parse(sessionStorage.getItem(SENDS_KEY) || "[]"));
-function keepSends() {
-  while (sends.size > 200) sends.delete(sends.keys().next().value);
-  sessionStorage.setItem(SENDS_KEY, JSON.stringify([...sends]));
-}
-
-const msgSelector = (id) => `.msg[data-message-id="${CSS.escape(id)}"]`;
-
-function messageNode(m) {
-  const div = document.createElement("div");
-  div.dataset.messageId = m.id;
-  div.innerHTML = `<div><span class="who"></span><span class="when"></span><span class="edited" hidden>edited</span></div>
-    <div class="text"></div>`;
-  div.querySelector(".who").textContent = m.direction === "outbound" ? "You" : (m.sender.name || m.sender.id);
-  div.querySelector(".when").textContent = fmtTime(m.sentAt);
-  if (m.direction === "outbound") {
-    div.className = "msg out";
-    const foot = document.createElement("div");
-    foot.className = "foot";
-    foot.innerHTML = `<span class="state"></span><button type="button" class="retry" hidden>Retry</button>`;
-    foot.querySelector(".retry").addEventListener("click", () => retrySend(div.dataset.messageId));
-    div.append(foot);
-    setOutboundStatus(div, m.status, true);
-  } else {
-    div.className = `msg ${m.status}`;
-  }
-  showContent(div, m);
-  return div;
-}
-
-function showContent(node, m) {
-  if (m.deleted) { tombstone(node); return; }
-  node.querySelector(".text").textContent = m.text;
-  node.querySelector(".edited").hidden = !m.editedAt;
-}
-
-function tombstone(node) {
-  node.classList.add("deleted");
-  node.querySelector(".text").textContent = "This message was deleted.";
-  node.querySelector(".edited").hidden = true;
-  const retry = node.querySelector(".retry");
-  if (retry) retry.hidden = true;
-}
-
-function setOutboundStatus(node, status, force = false) {
-  const now = node.dataset.status;
-  const retried = now === "failed" && status === "pending";  // a retry, from any tab
-  if (!force && !retried && now !== undefined && (RANK[status] ?? -1) <= (RANK[now] ?? -1)) return;
-  node.dataset.status = status;
-  node.querySelector(".state").textContent = STATUS_TEXT[status] || status;
-  // A retry needs the clientMessageId, which only the tab that sent the reply knows.
-  node.querySelector(".retry").hidden = !(status === "failed" && sends.has(node.dataset.messageId)
-    && !node.classList.contains("deleted"));
-  if (status !== "pending" && status !== "failed" && sends.delete(node.dataset.messageId)) keepSends();
-}
-
 function newClientMessageId() {
   if (crypto.randomUUID) return crypto.randomUUID();
   return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 // POST the reply; the same clientMessageId again is the same message on the hub.
-async function postReply(conversationId, text, clientMessageId) {
+async function postReply({ conversationId, text, clientMessageId }) {
   const body = JSON.stringify({ text, clientMessageId });
   const answer = await api(`/api/conversations/${encodeURIComponent(conversationId)}/messages`,
     { method: "POST", body });
@@ -137,24 +77,34 @@ async function sendReply(event) {
   const text = input.value.trim();
   const conversationId = state.selected;
   if (!text || !conversationId) return;
-  const clientMessageId = newClientMessageId();
+  const send = { conversationId, text, clientMessageId: newClientMessageId() };
   input.value = "";
-  // Shown at once under a local id; the hub's id replaces it when the POST answers.
-  const local = messageNode({ id: `local-${clientMessageId}`, direction: "outbound", status: "pending",
-    sender: { id: "" }, text, sentAt: new Date().toISOString(), conversationId });
-  $("#messages").append(local);
-  scrollDown();
+  let id;
   try {
-    const id = await postReply(conversationId, text, clientMessageId);
-    sends.set(id, { conversationId, text, clientMessageId }); keepSends();
-    const shown = document.querySelector(msgSelector(id));
-    if (shown && shown !== local) local.remove(); else local.dataset.messageId = id;
+    id = await postReply(send);
   } catch (err) {
-    // Not accepted: the hub has no such message yet; retrying posts the same id again.
-    sends.set(local.dataset.messageId, { conversationId, text, clientMessageId }); keepSends();
-    setOutboundStatus(local, "failed", true);
+    // Not accepted: the hub has no such message; a retry posts the same clientMessageId.
     console.warn("reply not accepted", err);
+    id = `local-${send.clientMessageId}`;
+    sends.set(id, send); keepSends();
+    showReply(id, send, "failed");
+    return;
   }
+  sends.set(id, send); keepSends();
+  // Shown once accepted, under the hub's id: its events (maybe here already) find it.
+  showReply(id, send, "pending");
+}
+
+function showReply(id, send, status) {
+  let node = document.querySelector(msgSelector(id));
+  if (!node) {
+    if (state.selected !== send.conversationId) return;
+    node = messageNode({ id, direction: "outbound", status, sender: { id: "" }, text: send.text,
+      sentAt: new Date().toISOString(), conversationId: send.conversationId }, retrySend);
+    $("#messages").append(node);
+    scrollDown();
+  }
+  setOutboundStatus(node, node.dataset.status, true);  // the retry button, now that it can
 }
 
 async function retrySend(messageId) {
@@ -162,31 +112,72 @@ async function retrySend(messageId) {
   const send = sends.get(messageId);
   if (!node || !send) return;
   setOutboundStatus(node, "pending", true);
+  let id;
   try {
-    const id = await postReply(send.conversationId, send.text, send.clientMessageId);
-    if (id !== messageId) {
-      sends.delete(messageId); sends.set(id, send); keepSends();
-      const shown = document.querySelector(msgSelector(id));
-      if (shown && shown !== node) node.remove(); else node.dataset.messageId = id;
-    }
+    id = await postReply(send);
   } catch (err) {
     setOutboundStatus(node, "failed", true);
     console.warn("retry not accepted", err);
+    return;
   }
+  if (id !== messageId) {  // a reply the hub never accepted before
+    sends.delete(messageId); sends.set(id, send); keepSends();
+    if (document.querySelector(msgSelector(id))) node.remove(); else node.dataset.messageId = id;
+  }
+}
+
+// Messages heard of live, newest last (bounded): a conversation opened right after its
+// message arrived may find the store not written yet, and shows them from here.
+const HEARD_MAX = 500;
+function hear(m) {
+  state.heard.delete(m.id);
+  state.heard.set(m.id, m);
+  if (state.heard.size > HEARD_MAX) state.heard.delete(state.heard.keys().next().value);
 }
 
 async function openConversation(id) {
   state.selected = id;
   renderConversations();
-  const page = await api(`/api/conversations/${encodeURIComponent(id)}/messages?limit=50`);
+  $("#messages").replaceChildren();  // what arrives from now on belongs to this conversation
+  $("#reply").hidden = false;
+  const page = await storedMessages(id);
   if (state.selected !== id) return;  // another conversation was opened meanwhile
   const items = page.messages.slice().reverse();
-  $("#messages").replaceChildren(...items.map(messageNode));
-  $("#reply").hidden = false;
+  const stored = new Set(items.map((m) => m.id));
+  for (const m of state.heard.values()) if (m.conversationId === id && !stored.has(m.id)) items.push(m);
+  // Replies sent and events received while the page loaded stay; a status already
+  // heard of live is not taken back by an older page.
+  const arrived = new Map([...$("#messages").children].map((n) => [n.dataset.messageId, n]));
+  const fresh = items.map((m) => {
+    const node = messageNode(m, retrySend);
+    const live = arrived.get(m.id);
+    if (live && live.dataset.status && node.classList.contains("out")) setOutboundStatus(node, live.dataset.status);
+    arrived.delete(m.id);
+    return node;
+  });
+  $("#messages").replaceChildren(...fresh, ...arrived.values());
   scrollDown();
   const conv = state.conversations.get(id);
   if (conv && conv.unreadCount > 0) {
-    await api(`/api/conversations/${encodeURIComponent(id)}/read`, { method: "POST", body: "{}" });
+    api(`/api/conversations/${encodeURIComponent(id)}/read`, { method: "POST", body: "{}" })
+      .catch((err) => console.warn("not marked read", err));
+  }
+}
+
+// A conversation heard of live may not be in the store yet (404): ask again for a few
+// seconds, then show what the socket told.
+async function storedMessages(id) {
+  const path = `/api/conversations/${encodeURIComponent(id)}/messages?limit=50`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await api(path);
+    } catch (err) {
+      if (!String(err.message).endsWith(": 404") || attempt >= 10 || state.selected !== id) {
+        console.warn("conversation not loaded", err);
+        return { messages: [] };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
   }
 }
 
@@ -208,10 +199,11 @@ function applyEvent(ev) {
   if (ev.id && !firstTime(ev.id)) return;
   const d = ev.data;
   if (ev.type === "new_message") {
+    hear(d.message);
     const shown = document.querySelector(msgSelector(d.message.id));
     if (shown && shown.classList.contains("out")) setOutboundStatus(shown, d.message.status);
     else if (d.message.conversationId === state.selected && !shown) {
-      $("#messages").append(messageNode(d.message));
+      $("#messages").append(messageNode(d.message, retrySend));
       scrollDown();
     }
   } else if (ev.type === "conversation_update") {
@@ -220,6 +212,7 @@ function applyEvent(ev) {
   } else if (ev.type === "unread_count_update") {
     const u = d.unreadCounts;
     state.unread = { total: u.total, byPlatform: u.byPlatform };
+    state.unreadLive = true;
     for (const [id, n] of Object.entries(u.byConversation || {})) {
       const conv = state.conversations.get(id);
       if (conv) conv.unreadCount = n;
@@ -227,15 +220,20 @@ function applyEvent(ev) {
     renderTotals(); renderConversations();
   } else if (ev.type === "message_status_update") {
     for (const id of d.messageIds) {
+      const m = state.heard.get(id);
+      if (m && (m.direction !== "outbound" || (RANK[d.status] ?? -1) > (RANK[m.status] ?? -1))) m.status = d.status;
       const node = document.querySelector(msgSelector(id));
       if (!node) continue;
       if (node.classList.contains("out")) setOutboundStatus(node, d.status);
       else { node.classList.remove("unread"); node.classList.add(d.status); }
     }
   } else if (ev.type === "message_updated") {
+    if (state.heard.has(d.message.id)) hear(d.message);
     const node = document.querySelector(msgSelector(d.message.id));
     if (node) showContent(node, d.message);
   } else if (ev.type === "message_deleted") {
+    const m = state.heard.get(d.messageId);
+    if (m) hear({ ...m, deleted: true, text: "" });
     const node = document.querySelector(msgSelector(d.messageId));
     if (node) tombstone(node);
   }
@@ -275,11 +273,13 @@ function connect() {
   };
 }
 
+// Events come before the store is written (events first): what the socket told while
+// the REST snapshot loaded is newer than the snapshot, and wins.
 async function load() {
   const page = await api("/api/conversations?limit=100");
-  for (const c of page.conversations) state.conversations.set(c.id, c);
+  for (const c of page.conversations) if (!state.conversations.has(c.id)) state.conversations.set(c.id, c);
   const unread = await api("/api/unread");
-  state.unread = { total: unread.total, byPlatform: unread.byPlatform };
+  if (!state.unreadLive) state.unread = { total: unread.total, byPlatform: unread.byPlatform };
   renderTotals(); renderConversations();
 }
 

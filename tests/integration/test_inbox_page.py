@@ -35,6 +35,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WAIT_MS = 90_000
+# Every expectation may wait that long: on a busy machine the hub's processes lag.
+expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture(scope="module")
