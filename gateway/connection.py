@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import time
 from collections import deque
@@ -21,15 +22,28 @@ CLOSE_SLOW_READER = 4408
 CLOSE_TOO_BIG = 1009
 
 
+class Directive:
+    """An outbox item that is not a text frame; the writer tests for this one class only."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
-class CloseRequest:
+class CloseRequest(Directive):
     """Queued behind the frames that must still go out (an error frame), then closes."""
 
     code: int
     reason: str
 
 
-Item = tuple[str, float] | CloseRequest  # (frame text, occurredAt epoch or 0 for control)
+@dataclass(frozen=True, slots=True)
+class BinaryFrame(Directive):
+    """A binary Engine.IO message (a Socket.IO attachment): `b<base64>` on long-polling."""
+
+    data: bytes
+
+
+Item = tuple[str, float] | Directive  # (frame text, occurredAt epoch or 0 for control)
 
 
 def new_connection_id() -> str:
@@ -115,12 +129,19 @@ class WsConnection:
 
     def control(self, text: str) -> None:
         """Queue a control frame (authenticated, pong, error) under the same bound."""
+        self._enqueue((text, 0.0))
+
+    def binary(self, data: bytes) -> None:
+        """Queue a binary frame (Socket.IO attachments; never on the push path)."""
+        self._enqueue(BinaryFrame(data))
+
+    def _enqueue(self, item: Item) -> None:
         if self.close_code is not None:
             return
         if len(self._items) >= self._limit:
             self.close(CLOSE_SLOW_READER, "send queue overflow", drop_queued=True)
             return
-        self._items.append((text, 0.0))
+        self._items.append(item)
         self._ready.set()
 
     async def put(self, event: Event) -> None:
@@ -184,7 +205,10 @@ class WsConnection:
         closing = False
         while self._items:
             item = self._items.popleft()
-            if isinstance(item, CloseRequest):
+            if isinstance(item, Directive):
+                if isinstance(item, BinaryFrame):
+                    texts.append("b" + base64.b64encode(item.data).decode())
+                    continue
                 closing = True
                 break
             texts.append(item[0])
@@ -233,7 +257,11 @@ class WsConnection:
                     continue
                 item = items.popleft()
                 space.set()
-                if isinstance(item, CloseRequest):
+                if isinstance(item, Directive):
+                    if isinstance(item, BinaryFrame):
+                        await send({"type": "websocket.send", "bytes": item.data})
+                        continue
+                    assert isinstance(item, CloseRequest)
                     await send(
                         {"type": "websocket.close", "code": item.code, "reason": item.reason}
                     )

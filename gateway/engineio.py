@@ -9,6 +9,7 @@ top through `Handler`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import secrets
 from collections.abc import Iterable
@@ -39,6 +40,8 @@ class Handler(Protocol):
     def on_open(self, session: EngineSession) -> None: ...
 
     def on_message(self, session: EngineSession, data: str) -> None: ...
+
+    def on_binary(self, session: EngineSession, data: bytes) -> None: ...
 
     def on_close(self, session: EngineSession, reason: str) -> None: ...
 
@@ -71,6 +74,10 @@ class EngineSession:
     def send(self, packet: str) -> None:
         """Queue an Engine.IO packet (`4...` for a message) behind what is queued."""
         self.conn.control(packet)
+
+    def send_binary(self, data: bytes) -> None:
+        """Queue a binary message (a Socket.IO attachment)."""
+        self.conn.binary(data)
 
     def close(self, reason: str, code: int = CLOSE_NORMAL, *, flush: bool = False) -> None:
         """Close after what is queued has gone out; with `flush`, a long-polling client
@@ -249,6 +256,13 @@ class EngineServer:
             self.handler.on_message(session, packet[1:])
         elif kind == "3":
             session.pong()
+        elif kind == "b":  # a binary message on long-polling
+            try:
+                data = base64.b64decode(packet[1:], validate=True)
+            except ValueError:
+                session.close("parse error")
+                return False
+            self.handler.on_binary(session, data)
         elif kind == "1":
             session.client_closed = True
             session.close("client close")
@@ -275,10 +289,14 @@ class EngineServer:
             await send({"type": "websocket.close", "code": 1008})  # answered 403
             return
         session = self.sessions.get(sid) if sid is not None else None
-        if sid is not None and (session is None or session.websocket or session.upgrading):
+        if sid is not None and session is None:
             await send({"type": "websocket.close", "code": 1008})
             return
         await send({"type": "websocket.accept"})
+        if session is not None and (session.websocket or session.upgrading):
+            # The sid is on a WebSocket already: accepted, then closed (as engine.io does).
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if session is None:
             session = self._open(websocket=True)
             session.conn.attach(send)
@@ -336,9 +354,9 @@ class EngineServer:
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
-            if text is None:  # binary Engine.IO packets carry nothing this server uses
-                continue
-            if not self._packet(session, text):
+            if text is None:
+                self.handler.on_binary(session, message.get("bytes") or b"")
+            elif not self._packet(session, text):
                 return
 
 

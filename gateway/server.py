@@ -27,7 +27,7 @@ def uvicorn_config(app: GatewayApp, settings: Settings) -> uvicorn.Config:
         ws="websockets-sansio",
         ws_max_size=settings.ws_max_frame_bytes,
         ws_ping_interval=settings.ws_ping_interval,
-        ws_ping_timeout=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_timeout or settings.ws_ping_interval,
         ws_per_message_deflate=False,  # per-socket compression would undo encode-once
         lifespan="on",
         log_config=None,  # structlog (configure_logging) owns the handlers

@@ -1,7 +1,8 @@
 """`/socket.io/`: the original service's Socket.IO v4 protocol on the `/ws` push path.
 
-Engine.IO (gateway/engineio.py) carries the packets; this module speaks Socket.IO's default
-namespace: CONNECT (with an optional `auth: {token}`), the `authenticate` event, then the
+Engine.IO (gateway/engineio.py) carries the packets and the Socket.IO core
+(gateway/sio_core.py) decodes them; this module is the handler of the hub's only namespace,
+the default one: CONNECT (with an optional `auth: {token}`), the `authenticate` event, then the
 user's events, each queued as the `42[...]` frame the pump encoded once per event.
 Connection state recovery is native: the CONNECT answer carries a `pid`, every event
 carries its cursor as last argument (the client's offset), and a reconnect with both is
@@ -19,20 +20,18 @@ from typing import Any
 import orjson
 import structlog
 
-from gateway.auth import Identity, TokenVerifier, seconds_left
+from gateway.auth import Identity, seconds_left
 from gateway.catchup import CatchUp, begin_catch_up, hand_over, replay
 from gateway.connection import CLOSE_UNAUTHORIZED
+from gateway.endpoint import SocketEndpoint
 from gateway.engineio import EngineOptions, EngineServer, EngineSession
 from gateway.errors import Unauthorized
 from gateway.frames import error_data, socketio_event
-from gateway.limits import CLOSE_RATE_LIMITED, ConnectionLimits, refuse_handshake
+from gateway.limits import CLOSE_RATE_LIMITED, refuse_handshake
 from gateway.metrics import AUTH_FAILURES, CONNECTIONS
-from gateway.pump import EventPump
-from gateway.registry import Registry
-from gateway.resume import ResumeService
-from gateway.sio_session import PidSigner, parse_packet
+from gateway.sio_core import SocketIOServer
+from gateway.sio_session import PidSigner
 from hubcore.ratelimit import retry_after
-from hubcore.settings import Settings
 
 log = structlog.get_logger("gateway.sio")
 
@@ -51,34 +50,19 @@ class _Socket:
     tasks: set[asyncio.Task[None]] | None = None  # replays in flight (rare: made on demand)
 
 
-class SocketIOGateway:
+class SocketIOGateway(SocketEndpoint):
     """Socket.IO server: `authenticate` with `{token}` (or `auth: {token}`), then events."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        verifier: TokenVerifier,
-        registry: Registry,
-        pump: EventPump,
-        resume: ResumeService,
-        limits: ConnectionLimits,
-        *,
-        ping_timeout: float | None = None,
-    ) -> None:
-        self.settings = settings
-        self.limits = limits
-        self.verifier = verifier
-        self.registry = registry
-        self.pump = pump
-        self.resume = resume
+    def setup(self) -> None:
+        settings = self.settings
         self.pids = PidSigner(settings)
         options = EngineOptions(
             ping_interval=settings.ws_ping_interval,
-            ping_timeout=ping_timeout if ping_timeout is not None else settings.ws_ping_interval,
+            ping_timeout=settings.ws_ping_timeout or settings.ws_ping_interval,
             max_payload=settings.ws_max_frame_bytes,
             send_queue=settings.ws_send_queue,
         )
-        self.engine = EngineServer(options, self)
+        self.engine = EngineServer(options, SocketIOServer({"/": self}, self, binary=False))
 
     @property
     def open_sockets(self) -> int:
@@ -126,23 +110,21 @@ class SocketIOGateway:
             duration_ms=round((time.monotonic() - socket.started) * 1000),
         )
 
-    def on_message(self, session: EngineSession, data: str) -> None:
-        packet = parse_packet(data)
-        if packet is None:
-            session.close("parse error")
-            return
-        kind, namespace, payload = packet
+    # --- the hub's namespace (the default one) -----------------------------------------
+    def on_connect(self, session: EngineSession, namespace: str, auth: dict[str, Any]) -> None:
         socket: _Socket = session.state
-        if namespace != "/":
-            session.send("44" + namespace + "," + _json({"message": "Invalid namespace"}))
-        elif kind == "0" and not socket.connected:
-            self._on_connect(session, socket, payload if isinstance(payload, dict) else {})
-        elif kind == "1":
-            session.close("client namespace disconnect")
-        elif kind == "2" and not (isinstance(payload, list) and payload):
-            session.close("parse error")  # an EVENT is a non-empty array
-        elif kind == "2" and socket.connected and payload[0] == "authenticate":
-            arg = payload[1] if len(payload) > 1 else None
+        if not socket.connected:
+            self._on_connect(session, socket, auth)
+
+    def on_disconnect(self, session: EngineSession, namespace: str) -> None:
+        session.close("client namespace disconnect")  # the hub has no other namespace
+
+    def on_event(
+        self, session: EngineSession, namespace: str, args: list[Any], ack: int | None
+    ) -> None:
+        socket: _Socket = session.state
+        if socket.connected and args[0] == "authenticate":
+            arg = args[1] if len(args) > 1 else None
             self._authenticate(session, socket, arg if isinstance(arg, dict) else {})
 
     # --- handshake ----------------------------------------------------------------------
@@ -279,8 +261,13 @@ class SocketIOGateway:
         explicit: bool,
     ) -> None:
         socket.recovered = error[0]
-        if answer_connect:  # a new pid: the client sees a fresh session
+        if answer_connect or socket.offset is not None:
+            # A new pid, bound to the user: the client sees a fresh session. With the seed's
+            # handshake the CONNECT was answered as recovered before the user was known; this
+            # second answer turns `socket.recovered` false on the client, and its `connect`
+            # handler runs again (an `authenticate` again is answered `authenticated`).
             socket.pid = self.pids.issue(socket.identity.user_id if socket.identity else None)
+            socket.offset = None
             self._answer_connect(session, socket)
         if explicit:
             session.send(socketio_event("error", error_data(*error)))

@@ -1,4 +1,4 @@
-"""Socket.IO v5 packets (the part this server reads) and the recovery session ids (`pid`)."""
+"""Socket.IO connection state recovery session ids (`pid`), bound to a user."""
 
 from __future__ import annotations
 
@@ -6,54 +6,32 @@ import base64
 import hashlib
 import hmac
 import secrets
-from typing import Any
 
-import orjson
+import structlog
 
 from hubcore.settings import Settings
 
-PACKET_TYPES = frozenset("0123456")
-
-
-def parse_packet(data: str) -> tuple[str, str, Any] | None:
-    """(type, namespace, payload) of a Socket.IO packet; None when it is not one.
-
-    Wire format: `<type>[<attachments>-][<namespace>,][<ack id>][<JSON>]`. Binary
-    packets (5, 6) are refused by the caller's checks since nothing here takes binary.
-    """
-    if not data or data[0] not in PACKET_TYPES:
-        return None
-    kind, rest = data[0], data[1:]
-    namespace = "/"
-    if rest.startswith("/"):
-        namespace, comma, rest = rest.partition(",")
-        if not comma:
-            rest = ""
-    i = 0
-    while i < len(rest) and rest[i].isdigit():  # an ack id: this server sends no acks
-        i += 1
-    rest = rest[i:]
-    if not rest:
-        return kind, namespace, None
-    try:
-        payload = orjson.loads(rest)
-    except orjson.JSONDecodeError:
-        return None
-    return kind, namespace, payload
+log = structlog.get_logger("gateway.sio")
 
 
 class PidSigner:
     """Recovery session ids bound to a user: `<random>.<HMAC(random | user)>`.
 
-    The key is the JWT secret, shared by every gateway process, so a pid issued by one is
-    checked by another; with public-key tokens each process has its own key and a pid
-    from another process starts a fresh session. A pid issued before the user was known
-    (the seed's `authenticate` after connect) is signed for the empty user; its offset
-    is checked against the user when it is replayed.
+    The key is `HUB_SOCKETIO_PID_KEY`, else derived from the JWT secret: shared by every
+    gateway process, so a pid issued by one is checked by another. With public-key tokens
+    and no pid key each process has its own random key, and a pid from another process
+    starts a fresh session. A pid issued before the user was known (the seed's
+    `authenticate` after connect) is signed for the empty user; its offset is checked
+    against the user when it is replayed.
     """
 
     def __init__(self, settings: Settings) -> None:
-        secret = settings.jwt_secret
+        secret = settings.socketio_pid_key or settings.jwt_secret
+        if secret is None:
+            log.warning(
+                "socketio_pid_key_missing",
+                detail="recovery works on this process only; set HUB_SOCKETIO_PID_KEY",
+            )
         base = secret.get_secret_value().encode() if secret is not None else secrets.token_bytes(32)
         self._key = hashlib.sha256(b"hub socket.io pid\x00" + base).digest()
 

@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from gateway.auth import Identity, TokenVerifier, seconds_left
+from gateway.auth import Identity, seconds_left
 from gateway.catchup import CatchUp, begin_catch_up, hand_over, replay
 from gateway.connection import (
     CLOSE_TOO_BIG,
@@ -18,16 +18,13 @@ from gateway.connection import (
     AsgiSend,
     WsConnection,
 )
+from gateway.endpoint import SocketEndpoint
 from gateway.errors import Unauthorized
 from gateway.frames import PONG_FRAME, authenticated_frame, error_frame
-from gateway.limits import CLOSE_RATE_LIMITED, ConnectionLimits, refuse_handshake
+from gateway.limits import CLOSE_RATE_LIMITED, refuse_handshake
 from gateway.metrics import AUTH_FAILURES, CONNECTIONS
 from gateway.origin import OriginPolicy
-from gateway.pump import EventPump
-from gateway.registry import Registry
-from gateway.resume import ResumeService
 from hubcore.ratelimit import retry_after
-from hubcore.settings import Settings
 from schemas.ws import CLIENT_FRAME_ADAPTER, Authenticate, Ping
 
 log = structlog.get_logger("gateway.ws")
@@ -35,25 +32,11 @@ log = structlog.get_logger("gateway.ws")
 CLOSE_GRACE_SECONDS = 5.0  # how long a server-side close may wait for a stuck reader
 
 
-class WebSocketEndpoint:
+class WebSocketEndpoint(SocketEndpoint):
     """The raw ASGI handler of `/ws` (no framework on the per-frame path)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        verifier: TokenVerifier,
-        registry: Registry,
-        pump: EventPump,
-        resume: ResumeService,
-        limits: ConnectionLimits | None = None,
-    ) -> None:
-        self.settings = settings
-        self.limits = limits or ConnectionLimits(settings)
-        self.verifier = verifier
-        self.registry = registry
-        self.pump = pump
-        self.resume = resume
-        self.origins = OriginPolicy(settings.cors_origins)
+    def setup(self) -> None:
+        self.origins = OriginPolicy(self.settings.cors_origins)
         self.open_connections = 0  # accepted sockets, authenticated or not
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: AsgiSend) -> None:

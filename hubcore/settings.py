@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     jwt_leeway: float = Field(default=10.0, ge=0, le=300)
+    socketio_pid_key: SecretStr | None = Field(
+        default=None,
+        description="Key of Socket.IO recovery session ids, the same on every gateway; "
+        "default: derived from HUB_JWT_SECRET (needed across processes with public-key tokens).",
+    )
     jwt_max_lifetime: float = Field(
         default=86_400.0, ge=60, description="Longest accepted `exp - iat` of a token, seconds."
     )
@@ -118,6 +123,9 @@ class Settings(BaseSettings):
     ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
     ws_send_queue: int = Field(default=1024, ge=8)
     ws_ping_interval: float = Field(default=20.0, gt=0)
+    ws_ping_timeout: float | None = Field(
+        default=None, gt=0, description="How long a ping may go unanswered; default: the interval."
+    )
     ws_resume_max_events: int = Field(
         default=10_000,
         ge=1,
@@ -194,7 +202,7 @@ class Settings(BaseSettings):
         "jwt_algorithms", "cors_origins", "outbound_allowed_hosts", "trusted_proxies", mode="before"
     )(_split_csv)
 
-    @field_validator("jwt_secret")
+    @field_validator("jwt_secret", "socketio_pid_key")
     @classmethod
     def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:

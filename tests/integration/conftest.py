@@ -1,4 +1,6 @@
-"""Module fixtures of the streams tests: one running `hub streams` worker per test module."""
+"""Fixtures of the integration tests: a running gateway (`gw`, serving the `settings`
+fixture, which a module overrides for other settings) and the streams tests' worker, one
+running `hub streams` per test module."""
 
 from __future__ import annotations
 
@@ -11,8 +13,16 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hubcore.kafka import ensure_topics
 from hubcore.mongo import Document, create_client
 from hubcore.settings import Settings
+from tests.integration.gateway_kit import RunningGateway, running_gateway
 from tests.resources import SessionResources
 from tests.streams_helpers import Worker, wait_ready, worker_env
+
+
+@pytest.fixture
+async def gw(settings: Settings) -> AsyncIterator[RunningGateway]:
+    """A gateway in this process, its Kafka consumer positioned."""
+    async with running_gateway(settings) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import orjson
+import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 
@@ -54,10 +55,8 @@ class RunningGateway(GatewayAddress):
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: Settings) -> AsyncIterator[RunningGateway]:
-    """A real uvicorn (websockets-sansio) serving `create_app(settings)` on a free port,
-    returned once its Kafka consumer is positioned, so every later event is delivered."""
-    app, server = build_server(settings)
+async def serving(server: uvicorn.Server) -> AsyncIterator[int]:
+    """Run `server` on a free loopback port; yields the port once it serves, stops after."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
@@ -67,15 +66,25 @@ async def running_gateway(settings: Settings) -> AsyncIterator[RunningGateway]:
             while not server.started:
                 if task.done():
                     task.result()
-                    raise RuntimeError("gateway server stopped during startup")
+                    raise RuntimeError("server stopped during startup")
                 await asyncio.sleep(0.05)
-            await app.runtime.pump.ready.wait()
-        yield RunningGateway(sock.getsockname()[1], app)
+        yield sock.getsockname()[1]
     finally:
         server.should_exit = True
         async with asyncio.timeout(30):
             await task
         sock.close()
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[RunningGateway]:
+    """A real uvicorn (websockets-sansio) serving `create_app(settings)` on a free port,
+    returned once its Kafka consumer is positioned, so every later event is delivered."""
+    app, server = build_server(settings)
+    async with serving(server) as port:
+        async with asyncio.timeout(30):
+            await app.runtime.pump.ready.wait()
+        yield RunningGateway(port, app)
 
 
 def free_port() -> int:

@@ -1,13 +1,17 @@
-"""Engine.IO / Socket.IO protocol conformance of `/socket.io/`, on the wire.
+"""Engine.IO protocol conformance of the gateway's `/socket.io/`, on the wire.
 
-These follow socketio/socket.io-protocol's test-suite (its Engine.IO part, and the
-Socket.IO cases that need no echo handler), which is not published on npm; see docs/protocol.md.
+One test per case of the Engine.IO part of socketio/socket.io-protocol's test-suite
+(handshake, heartbeat, close, upgrade; not on npm, so written here in our own words, see
+docs/protocol.md), against the gateway itself configured as the suite expects: ping
+interval 300 ms, ping timeout 200 ms, maxPayload 1,000,000, connect timeout 1 s. The
+Socket.IO part runs against the echo app of the same layer (test_socketio_conformance.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import aiohttp
 import orjson
@@ -15,18 +19,23 @@ import pytest
 import websockets
 
 from hubcore.settings import Settings
-from tests.integration.gateway_kit import DEADLINE, RunningGateway, running_gateway, token
+from tests.integration.gateway_kit import DEADLINE, RunningGateway, token
 
 pytestmark = pytest.mark.integration
 
-PING = 0.3  # the suite's pingInterval and pingTimeout are 300 and 200 ms
+PING_INTERVAL, PING_TIMEOUT = 0.3, 0.2  # the suite's settings
+MAX_PAYLOAD = 1_000_000
+OPENING_KEYS = {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
 
 
 @pytest.fixture
-async def gw(settings_factory: Callable[..., Settings]) -> AsyncIterator[RunningGateway]:
-    settings = settings_factory(ws_ping_interval=PING, ws_auth_timeout=2.0)
-    async with running_gateway(settings) as running:
-        yield running
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory(
+        ws_ping_interval=PING_INTERVAL,
+        ws_ping_timeout=PING_TIMEOUT,
+        ws_max_frame_bytes=MAX_PAYLOAD,
+        ws_auth_timeout=1.0,
+    )
 
 
 @pytest.fixture
@@ -39,59 +48,117 @@ def _eio(gw: RunningGateway, query: str = "EIO=4&transport=polling") -> str:
     return f"{gw.base_url}/socket.io/?{query}"
 
 
-async def _open_polling(gw: RunningGateway, http: aiohttp.ClientSession) -> str:
-    async with http.get(_eio(gw)) as answer:
-        assert answer.status == 200
-        text = await answer.text()
+def _ws(gw: RunningGateway, query: str = "EIO=4&transport=websocket") -> str:
+    return _eio(gw, query).replace("http", "ws", 1)
+
+
+def _check_opening(text: str, upgrades: list[str]) -> str:
     assert text.startswith("0")
-    opening = orjson.loads(text[1:])
-    assert set(opening) == {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
-    assert opening["upgrades"] == ["websocket"] and opening["pingInterval"] == PING * 1000
+    opening: dict[str, Any] = orjson.loads(text[1:])
+    assert set(opening) == OPENING_KEYS
+    assert isinstance(opening["sid"], str) and opening["upgrades"] == upgrades
+    assert (opening["pingInterval"], opening["pingTimeout"]) == (300, 200)
+    assert opening["maxPayload"] == MAX_PAYLOAD
     sid: str = opening["sid"]
     return sid
 
 
-async def test_handshake_errors_are_400(gw: RunningGateway, http: aiohttp.ClientSession) -> None:
+async def _open_polling(gw: RunningGateway, http: aiohttp.ClientSession) -> str:
+    async with http.get(_eio(gw)) as answer:
+        assert answer.status == 200
+        return _check_opening(await answer.text(), ["websocket"])
+
+
+async def _refused(url: str) -> None:
+    with pytest.raises(websockets.InvalidStatus):
+        async with asyncio.timeout(DEADLINE):
+            await websockets.connect(url)
+
+
+# --- handshake ------------------------------------------------------------------------------
+async def test_polling_handshake_opens_a_session(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    await _open_polling(gw, http)
+
+
+async def test_polling_handshake_errors_are_400(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
     for query in ("transport=polling", "EIO=abc&transport=polling", "EIO=3&transport=polling"):
-        async with http.get(_eio(gw, query)) as answer:
+        async with http.get(_eio(gw, query)) as answer:  # invalid EIO
             assert answer.status == 400, query
             assert (await answer.json())["code"] == 5
-    for query in ("EIO=4", "EIO=4&transport=abc"):  # unknown transport
+    for query in ("EIO=4", "EIO=4&transport=abc"):  # invalid transport
         async with http.get(_eio(gw, query)) as answer:
             assert answer.status == 400, query
             assert await answer.json() == {"code": 0, "message": "Transport unknown"}
-    for method in ("POST", "PUT"):  # a handshake is a GET
+    for method in ("POST", "PUT"):  # invalid method: a handshake is a GET
         async with http.request(method, _eio(gw)) as answer:
             assert answer.status == 400, method
             assert (await answer.json())["code"] == 2
     async with http.get(_eio(gw, "EIO=4&transport=polling&sid=nope")) as answer:
         assert answer.status == 400 and (await answer.json())["code"] == 1
-    async with http.request(
-        "PUT", _eio(gw, f"EIO=4&transport=polling&sid={await _open_polling(gw, http)}")
-    ) as answer:
+    sid = await _open_polling(gw, http)
+    async with http.request("PUT", _eio(gw, f"EIO=4&transport=polling&sid={sid}")) as answer:
         assert answer.status == 400
 
 
-async def test_polling_ping_pong_then_ping_timeout(
-    gw: RunningGateway, http: aiohttp.ClientSession
+async def test_websocket_handshake_opens_a_session(gw: RunningGateway) -> None:
+    async with websockets.connect(_ws(gw)) as ws:
+        _check_opening(str(await ws.recv()), [])
+
+
+async def test_websocket_handshake_with_bad_eio_or_transport_is_refused(
+    gw: RunningGateway,
 ) -> None:
-    sid = await _open_polling(gw, http)
-    url = _eio(gw, f"EIO=4&transport=polling&sid={sid}")
+    for query in ("transport=websocket", "EIO=abc&transport=websocket"):
+        await _refused(_ws(gw, query))
+    for query in ("EIO=4", "EIO=4&transport=abc"):
+        await _refused(_ws(gw, query))
+
+
+# --- heartbeat ------------------------------------------------------------------------------
+async def test_polling_ping_pong(gw: RunningGateway, http: aiohttp.ClientSession) -> None:
+    url = _eio(gw, f"EIO=4&transport=polling&sid={await _open_polling(gw, http)}")
     for _ in range(3):
         async with http.get(url) as poll:
             assert (poll.status, await poll.text()) == (200, "2")
         async with http.post(url, data=b"3") as push:
             assert push.status == 200
-    await asyncio.sleep(2 * PING + 0.2)  # no pong: the session ends
+
+
+async def test_polling_ping_timeout_closes_the_session(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    url = _eio(gw, f"EIO=4&transport=polling&sid={await _open_polling(gw, http)}")
+    # The suite sleeps exactly interval + timeout; 50 ms more keeps a busy machine's late
+    # timer from answering the queued ping instead.
+    await asyncio.sleep(PING_INTERVAL + PING_TIMEOUT + 0.05)
     async with http.get(url) as poll:
         assert poll.status == 400
 
 
-async def test_a_client_close_packet_closes_the_session(
+async def test_websocket_ping_pong(gw: RunningGateway) -> None:
+    async with websockets.connect(_ws(gw)) as ws:
+        await ws.recv()
+        for _ in range(3):
+            assert await ws.recv() == "2"
+            await ws.send("3")
+
+
+async def test_websocket_ping_timeout_closes_the_session(gw: RunningGateway) -> None:
+    async with websockets.connect(_ws(gw)) as ws:  # no pong (and no CONNECT)
+        async with asyncio.timeout(DEADLINE):
+            await ws.wait_closed()
+        assert ws.close_code is not None
+
+
+# --- close ----------------------------------------------------------------------------------
+async def test_polling_client_close_packet_closes_the_session(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
-    sid = await _open_polling(gw, http)
-    url = _eio(gw, f"EIO=4&transport=polling&sid={sid}")
+    url = _eio(gw, f"EIO=4&transport=polling&sid={await _open_polling(gw, http)}")
     pending = asyncio.create_task(http.get(url))
     await asyncio.sleep(0.05)
     async with http.post(url, data=b"1") as push:
@@ -100,41 +167,60 @@ async def test_a_client_close_packet_closes_the_session(
         assert (poll.status, await poll.text()) == (200, "6")
     async with http.get(url) as poll:
         assert poll.status == 400
-    async with websockets.connect(
-        _eio(gw, "EIO=4&transport=websocket").replace("http", "ws")
-    ) as ws:
+
+
+async def test_websocket_client_close_packet_closes_the_session(gw: RunningGateway) -> None:
+    async with websockets.connect(_ws(gw)) as ws:
         assert str(await ws.recv()).startswith("0")
         await ws.send("1")
         async with asyncio.timeout(DEADLINE):
             await ws.wait_closed()
 
 
-async def test_upgrade_then_the_sid_serves_no_polling_and_no_second_websocket(
+# --- upgrade --------------------------------------------------------------------------------
+async def test_upgrade_from_polling_to_websocket(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
     sid = await _open_polling(gw, http)
-    ws_url = _eio(gw, f"EIO=4&transport=websocket&sid={sid}").replace("http", "ws")
-    async with websockets.connect(ws_url) as ws:
+    async with websockets.connect(_ws(gw, f"EIO=4&transport=websocket&sid={sid}")) as ws:
         await ws.send("2probe")
         assert await ws.recv() == "3probe"
         await ws.send("5")
-        await asyncio.sleep(0.1)
-        async with http.get(_eio(gw, f"EIO=4&transport=polling&sid={sid}")) as poll:
-            assert poll.status == 400
-        with pytest.raises(websockets.InvalidStatus):
-            await websockets.connect(ws_url)
-        await ws.send("40")
+        await ws.send("40")  # the session now speaks on the WebSocket
         assert str(await ws.recv()).startswith('40{"sid":')
 
 
-async def test_socketio_namespace_and_malformed_packets(gw: RunningGateway) -> None:
-    url = _eio(gw, "EIO=4&transport=websocket").replace("http", "ws")
+@pytest.mark.parametrize("second", ["polling", "websocket"])
+async def test_after_upgrade_the_sid_serves_no_other_transport(
+    gw: RunningGateway, http: aiohttp.ClientSession, second: str
+) -> None:
+    sid = await _open_polling(gw, http)
+    url = _ws(gw, f"EIO=4&transport=websocket&sid={sid}")
     async with websockets.connect(url) as ws:
+        await ws.send("2probe")
+        await ws.send("5")
+        assert await ws.recv() == "3probe"  # both packets read: the upgrade is done
+        if second == "websocket":  # accepted, then closed at once
+            async with websockets.connect(url) as ws2:
+                async with asyncio.timeout(DEADLINE):
+                    await ws2.wait_closed()
+                assert ws2.close_code == 1008
+            return
+        await asyncio.sleep(0.05)
+        async with http.get(_eio(gw, f"EIO=4&transport=polling&sid={sid}")) as poll:
+            assert poll.status == 400
+
+
+# --- beyond the suite -----------------------------------------------------------------------
+async def test_hub_namespace_refuses_others_and_malformed_packets_close(
+    gw: RunningGateway,
+) -> None:
+    async with websockets.connect(_ws(gw)) as ws:
         await ws.recv()
         await ws.send("40/random")
         assert await ws.recv() == '44/random,{"message":"Invalid namespace"}'
-    for bad in ("4abc", "42{}", '42abc["message-with-ack",1]'):
-        async with websockets.connect(url) as ws:
+    for bad in ("4abc", "42{}", '42abc["message-with-ack",1]', '451-["x",1]'):
+        async with websockets.connect(_ws(gw)) as ws:
             await ws.recv()
             await ws.send(f'40{{"token":"{token(gw.app.settings, "pat")}"}}')
             await ws.send(bad)
@@ -143,18 +229,10 @@ async def test_socketio_namespace_and_malformed_packets(gw: RunningGateway) -> N
             assert ws.close_code is not None, bad
 
 
-async def test_websocket_heartbeat_and_no_handshake_closes(gw: RunningGateway) -> None:
-    url = _eio(gw, "EIO=4&transport=websocket").replace("http", "ws")
-    async with websockets.connect(url) as ws:
-        await ws.recv()
-        for _ in range(3):
-            assert await ws.recv() == "2"
-            await ws.send("3")
-    async with websockets.connect(url) as ws:  # no pong, no CONNECT: closed by the server
-        async with asyncio.timeout(DEADLINE):
-            await ws.wait_closed()
-    async with aiohttp.ClientSession() as http:  # over the size limit: 413
-        sid = await _open_polling(gw, http)
-        big = b"4" + b"x" * (gw.app.settings.ws_max_frame_bytes + 1)
-        async with http.post(_eio(gw, f"EIO=4&transport=polling&sid={sid}"), data=big) as push:
-            assert push.status == 413
+async def test_polling_body_over_max_payload_is_413(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    sid = await _open_polling(gw, http)
+    big = b"4" + b"x" * (MAX_PAYLOAD + 1)
+    async with http.post(_eio(gw, f"EIO=4&transport=polling&sid={sid}"), data=big) as push:
+        assert push.status == 413

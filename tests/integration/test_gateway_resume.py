@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -26,12 +26,6 @@ from tests.integration.gateway_kit import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def gw(settings_factory: Callable[..., Settings]) -> AsyncIterator[RunningGateway]:
-    async with running_gateway(settings_factory()) as running:
-        yield running
 
 
 def _settings(gw: RunningGateway) -> Settings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import aiohttp
 import pytest
@@ -31,9 +31,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def gw(settings_factory: Callable[..., Settings]) -> AsyncIterator[RunningGateway]:
-    async with running_gateway(settings_factory(ws_auth_timeout=1.0)) as running:
-        yield running
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory(ws_auth_timeout=1.0)
 
 
 async def test_default_transports_polling_then_upgrade_nothing_lost_or_twice(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -19,19 +18,12 @@ from tests.integration.gateway_kit import (
     new_message,
     produce,
     require_socketio_client,
-    running_gateway,
     sio_client,
     token,
     two_gateway_processes,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def gw(settings_factory: Callable[..., Settings]) -> AsyncIterator[RunningGateway]:
-    async with running_gateway(settings_factory()) as running:
-        yield running
 
 
 async def _upgraded(client: SioClient) -> None:
@@ -115,6 +107,33 @@ async def test_a_foreign_pid_and_offset_get_a_fresh_session_and_nothing_foreign(
             await mal.until("authenticated")
             await produce(s, [new_message("vic", 10), new_message("mal", 2)])
             assert event_ids(await mal.events(1)) == ["msg_mal_2"]  # none of vic's
+
+
+async def test_an_anonymous_recovery_refused_at_authenticate_is_taken_back(
+    gw: RunningGateway,
+) -> None:
+    s = gw.app.settings
+    ws_only = {"transports": ["websocket"]}
+    # The seed's handshake: vic's pid was issued before vic was known (anonymous).
+    async with sio_client(gw.base_url, emitAuth=token(s, "vic"), **ws_only) as vic:
+        vic_pid = (await vic.until("connect"))[0]["pid"]
+        await vic.until("authenticated")
+        await produce(s, [new_message("vic", 1)])
+        (event,) = await vic.events(1)
+    await produce(s, [new_message("vic", 2)])
+    stolen = {"pid": vic_pid, "offset": event["offset"]}
+    async with sio_client(gw.base_url, emitAuth=token(s, "mal"), **stolen, **ws_only) as mal:
+        # Answered before the user is known: a well-formed anonymous pid looks recovered...
+        first, _ = await mal.until("connect")
+        assert first["recovered"] is True
+        # ...until `authenticate` finds the offset is vic's: a second CONNECT answer with a
+        # new pid takes it back (the client's `recovered` turns false) and nothing of vic's.
+        again, before = await mal.until("connect")
+        assert again["recovered"] is False and again["pid"] != vic_pid
+        assert all(seen["ev"] != "new_message" for seen in before)
+        await mal.until("authenticated")
+        await produce(s, [new_message("vic", 3), new_message("mal", 1)])
+        assert event_ids(await mal.events(1)) == ["msg_mal_1"]
 
 
 async def test_authenticate_with_resume_from(gw: RunningGateway) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -36,10 +36,8 @@ AUDIENCE = "hub-tests"
 
 
 @pytest.fixture
-async def gw(settings_factory: Callable[..., Settings]) -> AsyncIterator[RunningGateway]:
-    settings = settings_factory(ws_auth_timeout=1.0, jwt_audience=AUDIENCE, jwt_leeway=0)
-    async with running_gateway(settings) as running:
-        yield running
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory(ws_auth_timeout=1.0, jwt_audience=AUDIENCE, jwt_leeway=0)
 
 
 def _settings(gw: RunningGateway) -> Settings:

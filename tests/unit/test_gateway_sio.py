@@ -3,35 +3,78 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from gateway.connection import WsConnection
+from gateway.engineio import EngineOptions, EngineServer, EngineSession
 from gateway.frames import decode_event
-from gateway.sio_session import PidSigner, parse_packet
-from hubcore.settings import Settings
+from gateway.sio_core import (
+    ACK,
+    BINARY_EVENT,
+    CONNECT,
+    CONNECT_ERROR,
+    DISCONNECT,
+    EVENT,
+    Packet,
+    SocketIOServer,
+    encode_packet,
+    parse_packet,
+)
+from gateway.sio_session import PidSigner
+from hubcore.settings import Settings, SettingsError, load_settings
 from tests.integration.gateway_kit import new_message
 
 
 @pytest.mark.parametrize(
     ("data", "parsed"),
     [
-        ("0", ("0", "/", None)),
-        ('0{"token":"t"}', ("0", "/", {"token": "t"})),
-        ('0/custom,{"a":1}', ("0", "/custom", {"a": 1})),
-        ("1", ("1", "/", None)),
-        ('2["authenticate",{"token":"t"}]', ("2", "/", ["authenticate", {"token": "t"}])),
-        ('212["authenticate",{}]', ("2", "/", ["authenticate", {}])),  # with an ack id
-        ('2/admin,3["x"]', ("2", "/admin", ["x"])),
+        ("0", Packet(CONNECT)),
+        ('0{"token":"t"}', Packet(CONNECT, data={"token": "t"})),
+        ('0/custom,{"a":1}', Packet(CONNECT, "/custom", {"a": 1})),
+        ("0/custom", Packet(CONNECT, "/custom")),
+        ("1", Packet(DISCONNECT)),
+        ('2["authenticate",{"token":"t"}]', Packet(EVENT, data=["authenticate", {"token": "t"}])),
+        ('212["authenticate",{}]', Packet(EVENT, data=["authenticate", {}], ack=12)),
+        ('2/admin,3["x"]', Packet(EVENT, "/admin", ["x"], 3)),
+        ('3456[1,"2"]', Packet(ACK, data=[1, "2"], ack=456)),
+        (
+            '52-789["m",{"_placeholder":true,"num":0}]',
+            Packet(
+                BINARY_EVENT, data=["m", {"_placeholder": True, "num": 0}], ack=789, attachments=2
+            ),
+        ),
     ],
 )
-def test_packets_are_parsed(data: str, parsed: tuple[str, str, object]) -> None:
+def test_packets_are_parsed(data: str, parsed: Packet) -> None:
     assert parse_packet(data) == parsed
 
 
-@pytest.mark.parametrize("data", ["", "9", "2[not json", "x{}"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        *("", "9", "2[not json", "x{}", "abc", "2{}", "2[]", '2abc["x"]', '2["connect"]'),
+        *("1{}", "4{}", '0"x"', "5[]", '5x-["m"]', "3{}"),
+    ],
+)
 def test_malformed_packets_are_none(data: str) -> None:
     assert parse_packet(data) is None
+
+
+@pytest.mark.parametrize(
+    ("packet", "text", "buffers"),
+    [
+        ((EVENT, "/", ["auth", {}]), '2["auth",{}]', []),
+        ((EVENT, "/custom", ["auth", {}]), '2/custom,["auth",{}]', []),
+        ((ACK, "/", [1, b"\x01"], 7), '61-7[1,{"_placeholder":true,"num":0}]', [b"\x01"]),
+        ((CONNECT_ERROR, "/x", {"message": "m"}), '4/x,{"message":"m"}', []),
+    ],
+)
+def test_packets_are_encoded_with_attachments_apart(
+    packet: tuple[Any, ...], text: str, buffers: list[bytes]
+) -> None:
+    assert encode_packet(*packet) == (text, buffers)
 
 
 def test_pids_are_bound_to_their_user_and_shared_by_processes() -> None:
@@ -48,6 +91,16 @@ def test_pids_are_bound_to_their_user_and_shared_by_processes() -> None:
         assert not signer.valid(forged, "alice")
 
 
+def test_a_shared_pid_key_serves_public_key_deployments() -> None:
+    key = "k" * 40
+    signer = PidSigner(Settings(socketio_pid_key=key))  # no JWT secret (public-key tokens)
+    alice = signer.issue("alice")
+    assert PidSigner(Settings(socketio_pid_key=key)).valid(alice, "alice")
+    assert not PidSigner(Settings()).valid(alice, "alice")  # a process's own random key
+    with pytest.raises(SettingsError, match="HUB_SOCKETIO_PID_KEY"):
+        load_settings(socketio_pid_key="short")
+
+
 async def test_polling_takes_everything_queued_then_the_close() -> None:
     conn = WsConnection(None, 8, socketio=True)
     conn.bind("alice")
@@ -62,3 +115,69 @@ async def test_polling_takes_everything_queued_then_the_close() -> None:
     conn.control('42["error",{}]')
     conn.close(4401, "unauthorized")
     assert await conn.take() == (['42["error",{}]'], True)
+
+
+class _Recorder:
+    """Namespace handler and session hooks that keep what they were given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def on_open(self, session: EngineSession) -> None:
+        self.calls.append(("open",))
+
+    def on_close(self, session: EngineSession, reason: str) -> None:
+        self.calls.append(("close", reason))
+
+    def on_connect(self, session: EngineSession, namespace: str, auth: dict[str, Any]) -> None:
+        self.calls.append(("connect", namespace, auth))
+
+    def on_event(
+        self, session: EngineSession, namespace: str, args: list[Any], ack: int | None
+    ) -> None:
+        self.calls.append(("event", namespace, args, ack))
+
+    def on_disconnect(self, session: EngineSession, namespace: str) -> None:
+        self.calls.append(("disconnect", namespace))
+
+
+def _server(*, binary: bool = True) -> tuple[SocketIOServer, _Recorder, EngineSession]:
+    recorder = _Recorder()
+    server = SocketIOServer({"/": recorder}, recorder, binary=binary)
+    engine = EngineServer(EngineOptions(30, 30, 1000, 16), server)
+    session = EngineSession("sid", WsConnection(None, 16, socketio=True), engine)
+    engine.sessions["sid"] = session
+    return server, recorder, session
+
+
+async def test_attachments_are_put_back_in_place_before_the_handler_sees_the_event() -> None:
+    server, recorder, session = _server()
+    server.on_message(session, '51-3["up",{"_placeholder":true,"num":0}]')
+    assert recorder.calls == []  # waiting for its attachment
+    server.on_binary(session, b"\x01\x02")
+    assert recorder.calls == [("event", "/", ["up", b"\x01\x02"], 3)]
+    server.on_message(session, '0/nope,{"a":1}')
+    assert (await session.conn.take())[0] == ['44/nope,{"message":"Invalid namespace"}']
+
+
+@pytest.mark.parametrize(
+    ("messages", "binary"),
+    [
+        (['51-["up",{"_placeholder":true,"num":0}]', '2["x"]'], True),  # text while waiting
+        (['51-["up",{"_placeholder":true,"num":5}]', b"\x01"], True),  # no such attachment
+        ([b"\x01"], True),  # an attachment nobody announced
+        (['599-["up"]'], True),  # more attachments than a packet may have
+        (['51-["up",{"_placeholder":true,"num":0}]'], False),  # the hub takes no binary
+    ],
+)
+async def test_broken_attachments_close_the_session(
+    messages: list[str | bytes], binary: bool
+) -> None:
+    server, recorder, session = _server(binary=binary)
+    for message in messages:
+        if isinstance(message, bytes):
+            server.on_binary(session, message)
+        else:
+            server.on_message(session, message)
+    assert session.closed and recorder.calls == [("close", "parse error")]
+    assert not server._partial
