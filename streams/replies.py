@@ -9,6 +9,7 @@ the reply had failed: then it is the user's retry, sent again as attempt n + 1.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -53,6 +54,27 @@ def _target(store: StateStore, decoded: Decoded, send: SendInput) -> Conversatio
                 recipient=msg.sender.id,
             )
     return None
+
+
+def retry_cut(records: Sequence[SourceRecord], decoded: Decoded) -> int:
+    """Where the batch must be cut (0: nowhere): before a reply's `send` that follows its
+    `failed` result. Replies apply before statuses, so in one batch that retry would be
+    taken for a repeat; the live worker never sees both at once (the user retries after
+    hearing of the failure), and replay, reading larger batches, must do the same."""
+    if not decoded.sends or not decoded.statuses:
+        return 0
+    index = {record.origin: i for i, record in enumerate(records)}
+    failed: dict[str, int] = {}
+    for item in decoded.statuses:
+        cmd = item.command
+        if cmd.status == "failed" and cmd.message_id:
+            failed.setdefault(cmd.message_id, index[item.record.origin])
+    cuts = [
+        at
+        for send in decoded.sends
+        if (at := index[send.record.origin]) > failed.get(send.command.message_id, at)
+    ]
+    return min(cuts, default=0)
 
 
 def _reply(send: SendInput, conv: ConversationState, status: str) -> Reply:

@@ -86,3 +86,34 @@ async def test_a_failed_reply_is_sent_again_by_the_users_retry(
     assert doc is not None and (doc["status"], doc["platformMessageId"]) == ("sent", "99")
     assert ("message_status_update", "sent") in _told(later)
     assert ("message_status_update", "failed") not in _told(later)[1:]
+
+
+async def test_a_retry_in_the_batch_of_the_failure_is_one_too(
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    """Replay reads larger batches than the live worker: the failure and the user's retry
+    after it may share one, and must apply as they did live."""
+    inbound = raw_message("u-b", 1, chat="chat-b")
+    reply = send_command("u-b", inbound.conversation_id, "c-b")
+    account = inbound.account_id
+    sink = RecordingSink()
+    outcome = await BatchProcessor(mongo_db, MemoryStateStore(), sink, TOPICS).process(
+        [
+            _record(TOPICS.raw_messages, 0, inbound),
+            _record(TOPICS.commands, 0, reply),
+            _record(TOPICS.commands, 1, send_result(reply, account, "failed")),
+            _record(TOPICS.commands, 2, reply),
+            _record(TOPICS.commands, 3, send_result(reply, account, "sent", "42", n=1)),
+        ]
+    )
+    assert outcome.records == 5
+    assert _told(sink) == [
+        ("new_message", "pending"),
+        ("message_status_update", "failed"),
+        ("new_message", "pending"),
+        ("message_status_update", "sent"),
+    ]
+    attempts = [OutboundMessage.model_validate(v).attempt for v in sink.on(TOPICS.outbound)]
+    assert attempts == [0, 1]
+    doc = await mongo_db[MESSAGES].find_one({"_id": reply.message_id})
+    assert doc is not None and (doc["status"], doc["retries"]) == ("sent", 1)
