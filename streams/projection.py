@@ -22,7 +22,7 @@ DUPLICATE_KEY = 11000
 ID_CHUNK = 1000
 
 # What the batch logic needs to know of an existing message.
-_MESSAGE_FIELDS = {"_id": 1, "origin": 1, "status": 1, "readBy": 1, "userId": 1, "retries": 1}
+_MESSAGE_FIELDS = {"_id": 1, "origin": 1, "status": 1, "readBy": 1, "userId": 1}
 _TRANSITION_FIELDS = {"_id": 1, "readBy": 1, "userId": 1, "platform": 1, "conversationId": 1}
 
 

@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hubcore.mongo import MESSAGES, Document
 from schemas import Message, OutboundMessage, Sender
 from streams.errors import PoisonRecord
-from streams.projection import find_messages, insert_replies
+from streams.projection import insert_replies
 from streams.records import Decoded, Poison, SendInput, SourceRecord
 from streams.state import ConversationState, StateStore
 
@@ -149,7 +149,7 @@ async def store_replies(
             continue
         firsts.setdefault(send.command.message_id, _reply(send, conv, "pending"))
     inserted = await insert_replies(db, [reply_doc(r) for r in firsts.values()])
-    existing = await find_messages(db, [i for i in firsts if i not in inserted])
+    existing = await _stored_replies(db, [i for i in firsts if i not in inserted])
     out: list[Reply] = []
     for message_id, reply in firsts.items():
         current = "pending"
@@ -172,6 +172,14 @@ async def store_replies(
         status[message_id] = current
         out.append(reply)
     return out
+
+
+async def _stored_replies(db: AsyncDatabase[Document], ids: list[str]) -> dict[str, Document]:
+    """Message id -> what decides between a redo, a repeat and a retry, for those stored."""
+    if not ids:
+        return {}
+    fields = {"_id": 1, "origin": 1, "status": 1, "retries": 1}
+    return {str(d["_id"]): d async for d in db[MESSAGES].find({"_id": {"$in": ids}}, fields)}
 
 
 async def _retry(db: AsyncDatabase[Document], doc: Document, origin: str) -> int | None:
