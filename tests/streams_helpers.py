@@ -327,6 +327,17 @@ class Worker:
         """How many batch lines the worker logged so far."""
         return self.output().count('"event": "batch"')
 
+    def batch_times(self) -> list[tuple[float, list[str]]]:
+        """(Unix time, its `<topic>:<partition>` sources) of each batch logged so far."""
+        found = []
+        output = self.output()
+        for line in output[: output.rfind("\n") + 1].splitlines():  # whole lines only
+            if '"event": "batch"' in line:
+                entry = orjson.loads(line)
+                stamp = datetime.fromisoformat(entry["timestamp"]).timestamp()
+                found.append((stamp, entry["partitions"]))
+        return found
+
 
 def run_hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run one `hub` command (`replay`, `state-hash`) to its end."""

@@ -395,12 +395,13 @@ async def healthy(address: GatewayAddress, log: Path) -> None:
 
 @contextlib.asynccontextmanager
 async def two_gateway_processes(
-    settings: Settings, logs: Path
+    settings: Settings, logs: Path, **env: str
 ) -> AsyncIterator[tuple[ChildGateway, ChildGateway]]:
-    """Two healthy `hub gateway` processes of the same settings (logs in `logs`)."""
+    """Two healthy `hub gateway` processes of the same settings (logs in `logs`), with
+    `env` added to their environment."""
     with (
-        gateway_process(settings, logs / "gw1.log") as gw1,
-        gateway_process(settings, logs / "gw2.log") as gw2,
+        gateway_process(settings, logs / "gw1.log", **env) as gw1,
+        gateway_process(settings, logs / "gw2.log", **env) as gw2,
     ):
         await asyncio.gather(healthy(gw1, gw1.log), healthy(gw2, gw2.log))
         yield gw1, gw2

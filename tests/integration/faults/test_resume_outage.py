@@ -28,7 +28,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
 RECORDS = 30_000  # many fetches' worth (random ids defeat lz4): the outage lands mid-read
 EVERY = 100  # one of alice's events per this many records (the rest are bob's)
-OUTAGE = 12.0  # seconds the broker stays down: longer than the read waits for a record
+STALL_LIMIT = 3.0  # seconds the read waits for a record (10 in production)
+OUTAGE = 6.0  # seconds the broker stays down: longer than that
 
 
 @pytest.fixture
@@ -81,6 +82,7 @@ async def test_resume_across_an_outage_is_complete_or_unavailable(
     gate = _FirstBatchGate()
     make = gate.wrap(standalone_consumer)
     monkeypatch.setattr(resume_module, "standalone_consumer", make)
+    monkeypatch.setattr(resume_module, "_STALL_LIMIT", STALL_LIMIT)
     service = ResumeService(s)
     try:
         start = Cursor(0, int(alice[0].split("-")[1]))
