@@ -36,7 +36,7 @@ from streams.records import (
     SourceRecord,
     decode_batch,
 )
-from streams.replies import store_replies
+from streams.replies import retry_cut, store_replies
 from streams.sinks import RecordSink
 from streams.state import ConversationState, StateStore
 from streams.statuses import apply_statuses
@@ -103,6 +103,10 @@ class BatchProcessor:
     async def process(self, records: Sequence[SourceRecord]) -> BatchOutcome:
         """Apply `records` (any mix of topics and partitions, in consumed order)."""
         decoded = decode_batch(records, self.topics)
+        if cut := retry_cut(records, decoded):
+            first = await self.process(records[:cut])
+            first.merge(await self.process(records[cut:]))
+            return first
         outcome = BatchOutcome(
             records=len(records),
             raws=len(decoded.raws),
