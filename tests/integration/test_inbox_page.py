@@ -97,7 +97,9 @@ async def test_two_tabs_see_the_message_and_the_read_state(
         await expect(tab.get_by_test_id("total")).to_contain_text("1")
 
     await tab1.locator("#conversations li", has_text="Order 42").click()
-    await expect(tab1.locator("#thread .msg")).to_contain_text("Parcel arrived damaged")
+    await expect(tab1.locator("#thread .msg")).to_contain_text(
+        "Parcel arrived damaged", timeout=WAIT_MS
+    )
 
     # The other tab learns of the read over its own socket.
     badge2 = tab2.locator("#conversations li", has_text="Order 42").locator(".badge")
