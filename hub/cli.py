@@ -119,8 +119,15 @@ def simulate(
     duration: Annotated[float, typer.Option(help="Seconds to run.", min=0.1)] = 30.0,
     url: Annotated[str | None, typer.Option(help="Connectors base URL.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed for repeatable traffic.")] = None,
+    changes: Annotated[
+        float,
+        typer.Option(
+            help="Share of webhooks editing or deleting an earlier message.", min=0, max=1
+        ),
+    ] = 0.1,
 ) -> None:
-    """Send realistic, correctly signed webhooks of every platform to the connectors."""
+    """Send realistic, correctly signed webhooks of every platform to the connectors, some
+    of them edits and deletes (Telegram, Slack, generic)."""
     import asyncio
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -158,7 +165,13 @@ def simulate(
                 progress.update(task, completed=done, status=status)
 
             return await run_simulation(
-                base, accounts, rate=rate, duration=duration, seed=seed, on_sent=update
+                base,
+                accounts,
+                rate=rate,
+                duration=duration,
+                seed=seed,
+                changes=changes,
+                on_sent=update,
             )
 
     summary = asyncio.run(main())

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from hub.demo.seed import demo_user_ids, ensure_demo_accounts
+from hub.demo.platform_apis import PlatformApis, StatusReporter, api_bases, serving
+from hub.demo.seed import demo_user_ids, ensure_demo_accounts, sending_credentials
 from hub.demo.simulate import simulate
 from hub.provision.services import resolve_path
 from hub.supervisor import Child, Supervisor, hub_argv
@@ -60,8 +61,16 @@ async def wait_http(url: str, timeout: float = 120.0) -> bool:
     return False
 
 
-async def run_demo(settings: Settings, sup: Supervisor, users: int = 2, rate: float = 0.5) -> None:
-    """Seed demo users, print their tokens and URLs, then send gentle traffic forever."""
+async def run_demo(
+    settings: Settings,
+    sup: Supervisor,
+    apis: PlatformApis | None = None,
+    apis_url: str | None = None,
+    users: int = 2,
+    rate: float = 0.5,
+) -> None:
+    """Seed demo users, print their tokens and URLs, then send gentle traffic forever.
+    With the platform stand-ins (`apis` at `apis_url`) the demo accounts can reply."""
     host = _local(settings.host)
     connectors = f"http://{host}:{settings.connectors_port}"
     gateway = f"http://{host}:{settings.gateway_port}"
@@ -72,13 +81,21 @@ async def run_demo(settings: Settings, sup: Supervisor, users: int = 2, rate: fl
     if not (await wait_http(f"{connectors}/health") and await wait_http(f"{gateway}/health")):
         say("connectors or gateway did not become healthy; no demo traffic")
         return
+    sending = sending_credentials(f"{apis_url}/callback" if apis_url else None)
     client = create_client(settings.mongo_url)
     try:
         accounts = await ensure_demo_accounts(
-            database(client, settings), settings, demo_user_ids(users)
+            database(client, settings), settings, demo_user_ids(users), sending
         )
     finally:
         await client.close()
+    if apis is not None:
+        for account in accounts:
+            if account.platform == "whatsapp":
+                secret = account.credentials["appSecret"]
+                reporter = StatusReporter(connectors, account.id, account.external_id, secret)
+                apis.report_statuses(account.external_id, reporter)
+        say(f"platform API stand-ins at {apis_url}: replies from the page are sent there")
     say("demo users (tokens valid 24 h):")
     for user in demo_user_ids(users):
         token = mint_token(settings, user, timedelta(hours=24))
@@ -107,11 +124,35 @@ def up(settings: Settings, *, demo: bool) -> int:
         env["HUB_DEVELOPMENT"] = "true"
         update["development"] = True
     settings = settings.model_copy(update=update)
-    children = [
-        Child("connectors", hub_argv("connectors"), env),
-        Child("streams", hub_argv("streams"), env),
-        Child("gateway", hub_argv("gateway"), env),
-    ]
-    sup = Supervisor(children)
-    after = (lambda: run_demo(settings, sup)) if demo else None
-    return asyncio.run(sup.run(after))
+    return asyncio.run(_run(settings, env, demo=demo))
+
+
+def _supervisor(env: dict[str, str]) -> Supervisor:
+    return Supervisor(
+        [
+            Child("connectors", hub_argv("connectors"), env),
+            Child("streams", hub_argv("streams"), env),
+            Child("gateway", hub_argv("gateway"), env),
+        ]
+    )
+
+
+async def _run(settings: Settings, env: dict[str, str], *, demo: bool) -> int:
+    if not demo:
+        return await _supervisor(env).run()
+    # The demo's replies go to local stand-ins of the platform APIs (loopback only),
+    # served here before the processes start so their settings can name them.
+    apis = PlatformApis(any_token=True)
+    async with serving(apis) as url:
+        allowed = [*settings.outbound_allowed_hosts, "127.0.0.1"]  # the generic callback
+        env = {
+            **env,
+            **api_bases(url),
+            "HUB_OUTBOUND_ALLOWED_HOSTS": ",".join(allowed),
+            "HUB_OUTBOUND_ALLOW_PLAINTEXT": "true",
+        }
+        settings = settings.model_copy(
+            update={"outbound_allowed_hosts": allowed, "outbound_allow_plaintext": True}
+        )
+        sup = _supervisor(env)
+        return await sup.run(lambda: run_demo(settings, sup, apis, url))

@@ -73,16 +73,7 @@ class AccountStore:
         mode: str | None = None,
     ) -> Account:
         """Validate and store a new account for `user_id`; `InvalidField` naming the field."""
-        clean, chosen = check_account(platform, external_id, credentials, mode)
-        if platform == "email":
-            self.policy.check_tls(clean["ssl"])
-            await asyncio.to_thread(self.policy.address_for, clean["host"], clean["port"])
-        if "smtpHost" in clean:
-            self.policy.check_tls(clean["smtpTls"], "credentials.smtpTls")
-            host, port = clean["smtpHost"], clean["smtpPort"]
-            await asyncio.to_thread(self.policy.address_for, host, port, "credentials.smtpHost")
-        if "callbackUrl" in clean:
-            await asyncio.to_thread(self.policy.url_address, clean["callbackUrl"])
+        clean, chosen = await self._checked(platform, external_id, credentials, mode)
         account = Account(
             id=account_id(),
             user_id=user_id,
@@ -94,6 +85,30 @@ class AccountStore:
         )
         await self.collection.insert_one(self._to_doc(account))
         return account
+
+    async def add_credentials(self, account: Account, credentials: dict[str, Any]) -> Account:
+        """The account with `credentials` added to (or replacing) its own, checked as new."""
+        merged = {**account.credentials, **credentials}
+        clean, _ = await self._checked(account.platform, account.external_id, merged, account.mode)
+        updated = account.model_copy(update={"credentials": clean})
+        sealed = self.cipher.seal(clean)
+        await self.collection.update_one({"_id": account.id}, {"$set": {SEALED: sealed}})
+        return updated
+
+    async def _checked(
+        self, platform: str, external_id: str, credentials: dict[str, Any], mode: str | None
+    ) -> tuple[dict[str, Any], Mode]:
+        clean, chosen = check_account(platform, external_id, credentials, mode)
+        if platform == "email":
+            self.policy.check_tls(clean["ssl"])
+            await asyncio.to_thread(self.policy.address_for, clean["host"], clean["port"])
+        if "smtpHost" in clean:
+            self.policy.check_tls(clean["smtpTls"], "credentials.smtpTls")
+            host, port = clean["smtpHost"], clean["smtpPort"]
+            await asyncio.to_thread(self.policy.address_for, host, port, "credentials.smtpHost")
+        if "callbackUrl" in clean:
+            await asyncio.to_thread(self.policy.url_address, clean["callbackUrl"])
+        return clean, chosen
 
     async def rotate_keys(self) -> int:
         """Re-seal every account with the newest key; returns how many were re-sealed."""

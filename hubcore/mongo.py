@@ -85,6 +85,8 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
         [("userId", ASCENDING), ("conversationId", ASCENDING), ("sentAt", DESCENDING)]
     )
     await db[MESSAGES].create_index([("userId", ASCENDING), ("status", ASCENDING)])
+    # A platform's delivery status names only its own message id (WhatsApp `statuses`).
+    await db[MESSAGES].create_index([("accountId", ASCENDING), ("platformMessageId", ASCENDING)])
     await db[CONVERSATIONS].create_index([("userId", ASCENDING), ("updatedAt", DESCENDING)])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +28,11 @@ def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+def _user_cache() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg) if xdg else Path.home() / ".cache"
 
 
 CsvList = Annotated[list[str], NoDecode]
@@ -191,6 +197,8 @@ class Settings(BaseSettings):
 
     # --- local servers (`hub services`) ---------------------------------------------
     services_dir: Path = Path(".hub")
+    # Kafka jars and the FerretDB build, shared by every checkout on the machine.
+    cache_dir: Path = Field(default_factory=lambda: _user_cache() / "hub")
     kafka_version: str = "4.1.1"
     ferretdb_version: str = "v1.24.2"
 

@@ -37,3 +37,8 @@ class OutboundMessage(Record):
     subject: str | None = Field(default=None, max_length=1024)
     text: str = Field(min_length=1, max_length=10_000)
     issued_at: UtcDatetime
+    attempt: int = Field(
+        default=0,
+        ge=0,
+        description="0 for the first send; n after the user retried a failed send n times.",
+    )

@@ -69,7 +69,7 @@ async def emit_events(
                 times.get(conv_id, raw.message.received_at), raw.message.received_at
             )
         for reply in user.sent:
-            out.append(events.new_message(user_id, reply.message))
+            out.append(events.new_message(user_id, reply.message, reply.outbound.attempt))
             conv_id = reply.message.conversation_id
             at = reply.message.received_at
             times[conv_id] = max(times.get(conv_id, at), at)

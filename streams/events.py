@@ -23,10 +23,12 @@ from streams.records import CommandInput
 from streams.state import UserState
 
 
-def new_message(user_id: str, message: Message) -> NewMessage:
-    """`new_message`; occurred when the hub received the message."""
+def new_message(user_id: str, message: Message, attempt: int = 0) -> NewMessage:
+    """`new_message`; occurred when the hub received the message (a reply's retry
+    `attempt` is told again, as pending)."""
+    source = (message.id, f"retry-{attempt}") if attempt else (message.id,)
     return NewMessage(
-        id=event_id("new_message", message.id),
+        id=event_id("new_message", *source),
         user_id=user_id,
         occurred_at=message.received_at,
         data=NewMessageData(message=message),

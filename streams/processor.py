@@ -38,7 +38,7 @@ from streams.records import (
     SourceRecord,
     decode_batch,
 )
-from streams.replies import store_replies
+from streams.replies import retry_cut, store_replies
 from streams.sinks import RecordSink
 from streams.state import ConversationState, StateStore
 from streams.statuses import apply_statuses
@@ -84,6 +84,10 @@ class BatchProcessor:
         """Decode, write messages and read marks to the store, apply the effects to the
         table: everything before the batch's output is sent."""
         decoded = decode_batch(records, self.topics)
+        if cut := retry_cut(records, decoded):
+            first = await self.process(records[:cut])
+            first.merge(await self.process(records[cut:]))
+            return first
         outcome = BatchOutcome(
             records=len(records),
             raws=len(decoded.raws),

@@ -3,19 +3,21 @@ connectors as `hub.outbound` records.
 
 A reply is stored like an inbound message: an idempotent insert whose `origin` remembers
 the command, so a redo of the same record is recognised as new (events and the outbound
-record again) and another command with the same derived id as a repeat (nothing).
+record again) and another command with the same derived id as a repeat (nothing), unless
+the reply had failed: then it is the user's retry, sent again as attempt n + 1.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hubcore.mongo import Document
+from hubcore.mongo import MESSAGES, Document
 from schemas import Message, OutboundMessage, Sender
 from streams.errors import PoisonRecord
-from streams.projection import find_messages, insert_replies
+from streams.projection import insert_replies
 from streams.records import Decoded, Poison, SendInput, SourceRecord
 from streams.state import ConversationState, StateStore
 
@@ -52,6 +54,27 @@ def _target(store: StateStore, decoded: Decoded, send: SendInput) -> Conversatio
                 recipient=msg.sender.id,
             )
     return None
+
+
+def retry_cut(records: Sequence[SourceRecord], decoded: Decoded) -> int:
+    """Where the batch must be cut (0: nowhere): before a reply's `send` that follows its
+    `failed` result. Replies apply before statuses, so in one batch that retry would be
+    taken for a repeat; the live worker never sees both at once (the user retries after
+    hearing of the failure), and replay, reading larger batches, must do the same."""
+    if not decoded.sends or not decoded.statuses:
+        return 0
+    index = {record.origin: i for i, record in enumerate(records)}
+    failed: dict[str, int] = {}
+    for item in decoded.statuses:
+        cmd = item.command
+        if cmd.status == "failed" and cmd.message_id:
+            failed.setdefault(cmd.message_id, index[item.record.origin])
+    cuts = [
+        at
+        for send in decoded.sends
+        if (at := index[send.record.origin]) > failed.get(send.command.message_id, at)
+    ]
+    return min(cuts, default=0)
 
 
 def _reply(send: SendInput, conv: ConversationState, status: str) -> Reply:
@@ -126,19 +149,47 @@ async def store_replies(
             continue
         firsts.setdefault(send.command.message_id, _reply(send, conv, "pending"))
     inserted = await insert_replies(db, [reply_doc(r) for r in firsts.values()])
-    existing = await find_messages(db, [i for i in firsts if i not in inserted])
+    existing = await _stored_replies(db, [i for i in firsts if i not in inserted])
     out: list[Reply] = []
     for message_id, reply in firsts.items():
         current = "pending"
         if message_id not in inserted:
             doc = existing.get(message_id)
-            # Only a redo of the command that stored it is new; any other is a repeat.
-            if doc is None or doc.get("origin") != reply.record.origin:
+            if doc is None:
                 continue
-            current = str(doc.get("status", "pending"))
+            if doc.get("origin") == reply.record.origin:  # a redo of the command that stored it
+                current = str(doc.get("status", "pending"))
+                attempt: int | None = int(doc.get("retries", 0))
+            else:  # a repeat, or the user's retry of a failed reply
+                attempt = await _retry(db, doc, reply.record.origin)
+                if attempt is None:
+                    continue
             reply = Reply(
-                reply.record, reply.message.model_copy(update={"status": current}), reply.outbound
+                reply.record,
+                reply.message.model_copy(update={"status": current}),
+                reply.outbound.model_copy(update={"attempt": attempt}),
             )
         status[message_id] = current
         out.append(reply)
     return out
+
+
+async def _stored_replies(db: AsyncDatabase[Document], ids: list[str]) -> dict[str, Document]:
+    """Message id -> what decides between a redo, a repeat and a retry, for those stored."""
+    if not ids:
+        return {}
+    fields = {"_id": 1, "origin": 1, "status": 1, "retries": 1}
+    return {str(d["_id"]): d async for d in db[MESSAGES].find({"_id": {"$in": ids}}, fields)}
+
+
+async def _retry(db: AsyncDatabase[Document], doc: Document, origin: str) -> int | None:
+    """The retry's number when the reply `doc` had failed: it is pending again and `origin`
+    its command now (so a redo is recognised); None for a repeat of a reply not failed."""
+    if doc.get("status") != "failed":
+        return None
+    retries = int(doc.get("retries", 0)) + 1
+    result = await db[MESSAGES].update_one(
+        {"_id": doc["_id"], "status": "failed", "origin": doc.get("origin")},
+        {"$set": {"status": "pending", "origin": origin, "retries": retries}},
+    )
+    return retries if result.modified_count == 1 else None

@@ -43,6 +43,8 @@ def _update(item: StatusInput) -> UpdateOne:
         "userId": cmd.user_id,
         "direction": "outbound",
         "status": {"$in": earlier_than(cmd.status)},
+        # Applied once: a redo of an attempt's `failed` never fails the user's retry.
+        "statusBy": {"$ne": item.record.origin},
     }
     change: Document = {"status": cmd.status}
     if isinstance(cmd, SendResult):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -12,6 +13,20 @@ from hubcore.mongo import Document, create_client
 from hubcore.settings import Settings
 from tests.resources import SessionResources
 from tests.servers import Servers, real_servers, wait_writable
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a slow test first, those allowed the longest first of all: with the tests
+    in several processes (`make test`) each file stays in one, and a long file handed out
+    last would run alone at the end. Order within a file is kept."""
+    rank: dict[Path, tuple[bool, float]] = {}
+    for item in items:
+        timeout = item.get_closest_marker("timeout")
+        limit = float(timeout.args[0]) if timeout and timeout.args else 0.0
+        slow = item.get_closest_marker("slow") is not None
+        was_slow, was_limit = rank.get(item.path, (False, 0.0))
+        rank[item.path] = (slow or was_slow, max(limit, was_limit))
+    items.sort(key=lambda item: (not rank[item.path][0], -rank[item.path][1]))
 
 
 @pytest.fixture(scope="session")

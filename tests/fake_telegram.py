@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.local_servers import serving_app
+from hub.demo.serving import serving_app
 
 
 class FakeTelegram:

@@ -14,15 +14,13 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
-from starlette.types import ASGIApp
 
 from hub.provision.ferretdb import FerretDBServer, build_ferretdb
 from hub.provision.kafka import KafkaServer, cluster_nodes, resolve_jars
@@ -30,31 +28,6 @@ from hub.provision.process import port_open
 from hub.provision.services import resolve_path
 from hubcore.kafka import kafka_ping
 from hubcore.settings import Settings
-
-
-@asynccontextmanager
-async def serving_app(
-    app: ASGIApp, what: str, on_exit: Callable[[], None] | None = None
-) -> AsyncIterator[str]:
-    """Serve an ASGI stand-in on a free loopback port; yields its base URL. `on_exit`
-    runs before the server stops (release what its handlers wait on)."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
-        assert server.started, f"{what} did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if on_exit is not None:
-            on_exit()
-        server.should_exit = True
-        server.force_exit = True
-        await task
 
 
 def free_port() -> int:

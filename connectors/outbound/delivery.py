@@ -123,8 +123,10 @@ class Delivery:
 
 def _result(msg: OutboundMessage, entry: Document) -> SendResult:
     status = "sent" if entry["state"] == "sent" else "failed"
+    # Each retry's outcome is news of its own (a `failed` before it had the same message).
+    source = (msg.message_id, f"retry-{msg.attempt}") if msg.attempt else (msg.message_id,)
     return SendResult(
-        id=event_id("send_result", msg.message_id),
+        id=event_id("send_result", *source),
         user_id=msg.user_id,
         conversation_id=msg.conversation_id,
         message_id=msg.message_id,

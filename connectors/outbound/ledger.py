@@ -1,6 +1,7 @@
 """The send ledger: where each reply stands, written before every platform call.
 
-States: `new` (accepted, never called), `calling` (a call is under way or its answer was
+States: `new` (accepted, never called; or again, for the user's retry `round` of a
+failed send), `calling` (a call is under way or its answer was
 lost with the process), `waiting` (the platform refused for now; nothing was delivered),
 `sent`, `failed`. Only `calling` found after a restart is ambiguous.
 
@@ -64,8 +65,23 @@ class SendLedger:
         except DuplicateKeyError:
             found = await self.collection.find_one({"_id": msg.message_id})
             if found is not None:
-                return dict(found)
+                return await self._reopen(dict(found), msg.attempt)
         return entry
+
+    async def _reopen(self, entry: Document, attempt: int) -> Document:
+        """The entry, back to `new` for the user's retry `attempt` of a failed send; one
+        that may have reached the platform (`ambiguous`) stays failed: no second copy."""
+        if attempt <= entry.get("round", 0) or entry["state"] != "failed" or entry.get("ambiguous"):
+            return entry
+        reopened = await self.collection.find_one_and_update(
+            {"_id": entry["_id"], "state": "failed", "round": entry.get("round")},
+            {
+                "$set": {"state": "new", "round": attempt, "owner": None, "updatedAt": utc_now()},
+                "$unset": {"detail": "", "ambiguous": ""},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        return dict(reopened) if reopened else await self.get(entry["_id"]) or entry
 
     async def mark(self, message_id: str, state: State, **fields: Any) -> None:
         """Move the entry to `state`; `calling` also counts an attempt."""

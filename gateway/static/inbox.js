@@ -1,11 +1,16 @@
 // The demo inbox: only the public REST API and the /ws protocol, no build step.
+import { RANK, keepSends, messageNode, msgSelector, sends, setOutboundStatus, showContent, tombstone }
+  from "./messages.js";
+
 const params = new URLSearchParams(location.search);
 if (params.get("token")) {
   sessionStorage.setItem("hub.token", params.get("token"));
   history.replaceState(null, "", location.pathname);
 }
 const state = { token: sessionStorage.getItem("hub.token"), conversations: new Map(),
-  unread: { total: 0, byPlatform: {} }, selected: null, cursor: null, socket: null, retry: 0 };
+  unread: { total: 0, byPlatform: {} }, selected: null, cursor: null, socket: null, retry: 0,
+  names: new Map(),  // who a title-less conversation is with, from its inbound messages
+  unreadLive: false, heard: new Map() };
 const $ = (sel) => document.querySelector(sel);
 
 async function api(path, options = {}) {
@@ -22,8 +27,6 @@ function logout() {
   if (state.socket) state.socket.close();
   $("#app").hidden = true; $("#login").hidden = false;
 }
-
-function fmtTime(iso) { return iso ? new Date(iso).toLocaleTimeString() : ""; }
 
 function renderTotals() {
   const parts = [`<span class="pill" data-testid="total">total <b>${state.unread.total}</b></span>`];
@@ -44,36 +47,141 @@ function renderConversations() {
     li.innerHTML = `<span class="title"></span><span class="badge" data-count="${c.unreadCount}">${c.unreadCount}</span>
       <span class="meta"></span>`;
     // Platforms such as Slack send no chat name with a message: fall back to who wrote.
-    li.querySelector(".title").textContent = c.title || (last && (last.sender.name || last.sender.id)) || c.id;
-    li.querySelector(".meta").textContent = `${c.platform} · ${last ? `${last.sender.name || last.sender.id}: ${last.text}` : ""}`;
+    if (last && last.direction !== "outbound") state.names.set(c.id, last.sender.name || last.sender.id);
+    li.querySelector(".title").textContent = c.title || state.names.get(c.id) || c.id;
+    const who = last && (last.direction === "outbound" ? "You" : (last.sender.name || last.sender.id));
+    const said = last && (last.deleted ? "(deleted)" : last.text);
+    li.querySelector(".meta").textContent = `${c.platform} · ${last ? `${who}: ${said}` : ""}`;
     li.addEventListener("click", () => openConversation(c.id));
     return li;
   }));
   if (!list.length) ul.innerHTML = `<li class="empty">No conversations yet.</li>`;
 }
 
-function messageNode(m) {
-  const div = document.createElement("div");
-  div.className = `msg ${m.status}`;
-  div.dataset.messageId = m.id;
-  div.innerHTML = `<div><span class="who"></span><span class="when"></span></div><div class="text"></div>`;
-  div.querySelector(".who").textContent = m.sender.name || m.sender.id;
-  div.querySelector(".when").textContent = fmtTime(m.sentAt);
-  div.querySelector(".text").textContent = m.text;
-  return div;
+function newClientMessageId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// POST the reply; the same clientMessageId again is the same message on the hub.
+async function postReply({ conversationId, text, clientMessageId }) {
+  const body = JSON.stringify({ text, clientMessageId });
+  const answer = await api(`/api/conversations/${encodeURIComponent(conversationId)}/messages`,
+    { method: "POST", body });
+  return answer.id;
+}
+
+async function sendReply(event) {
+  event.preventDefault();
+  const input = $("#reply-text");
+  const text = input.value.trim();
+  const conversationId = state.selected;
+  if (!text || !conversationId) return;
+  const send = { conversationId, text, clientMessageId: newClientMessageId() };
+  input.value = "";
+  let id;
+  try {
+    id = await postReply(send);
+  } catch (err) {
+    // Not accepted: the hub has no such message; a retry posts the same clientMessageId.
+    console.warn("reply not accepted", err);
+    id = `local-${send.clientMessageId}`;
+    sends.set(id, send); keepSends();
+    showReply(id, send, "failed");
+    return;
+  }
+  sends.set(id, send); keepSends();
+  // Shown once accepted, under the hub's id: its events (maybe here already) find it.
+  showReply(id, send, "pending");
+}
+
+function showReply(id, send, status) {
+  let node = document.querySelector(msgSelector(id));
+  if (!node) {
+    if (state.selected !== send.conversationId) return;
+    node = messageNode({ id, direction: "outbound", status, sender: { id: "" }, text: send.text,
+      sentAt: new Date().toISOString(), conversationId: send.conversationId }, retrySend);
+    $("#messages").append(node);
+    scrollDown();
+  }
+  setOutboundStatus(node, node.dataset.status, true);  // the retry button, now that it can
+}
+
+async function retrySend(messageId) {
+  const node = document.querySelector(msgSelector(messageId));
+  const send = sends.get(messageId);
+  if (!node || !send) return;
+  setOutboundStatus(node, "pending", true);
+  let id;
+  try {
+    id = await postReply(send);
+  } catch (err) {
+    setOutboundStatus(node, "failed", true);
+    console.warn("retry not accepted", err);
+    return;
+  }
+  if (id !== messageId) {  // a reply the hub never accepted before
+    sends.delete(messageId); sends.set(id, send); keepSends();
+    if (document.querySelector(msgSelector(id))) node.remove(); else node.dataset.messageId = id;
+  }
+}
+
+// Messages heard of live, newest last (bounded): a conversation opened right after its
+// message arrived may find the store not written yet, and shows them from here.
+const HEARD_MAX = 500;
+function hear(m) {
+  state.heard.delete(m.id);
+  state.heard.set(m.id, m);
+  if (state.heard.size > HEARD_MAX) state.heard.delete(state.heard.keys().next().value);
 }
 
 async function openConversation(id) {
   state.selected = id;
   renderConversations();
-  const page = await api(`/api/conversations/${encodeURIComponent(id)}/messages?limit=50`);
+  $("#messages").replaceChildren();  // what arrives from now on belongs to this conversation
+  $("#reply").hidden = false;
+  const page = await storedMessages(id);
+  if (state.selected !== id) return;  // another conversation was opened meanwhile
   const items = page.messages.slice().reverse();
-  $("#thread").replaceChildren(...items.map(messageNode));
+  const stored = new Set(items.map((m) => m.id));
+  for (const m of state.heard.values()) if (m.conversationId === id && !stored.has(m.id)) items.push(m);
+  // Replies sent and events received while the page loaded stay; a status already
+  // heard of live is not taken back by an older page.
+  const arrived = new Map([...$("#messages").children].map((n) => [n.dataset.messageId, n]));
+  const fresh = items.map((m) => {
+    const node = messageNode(m, retrySend);
+    const live = arrived.get(m.id);
+    if (live && live.dataset.status && node.classList.contains("out")) setOutboundStatus(node, live.dataset.status);
+    arrived.delete(m.id);
+    return node;
+  });
+  $("#messages").replaceChildren(...fresh, ...arrived.values());
+  scrollDown();
   const conv = state.conversations.get(id);
   if (conv && conv.unreadCount > 0) {
-    await api(`/api/conversations/${encodeURIComponent(id)}/read`, { method: "POST", body: "{}" });
+    api(`/api/conversations/${encodeURIComponent(id)}/read`, { method: "POST", body: "{}" })
+      .catch((err) => console.warn("not marked read", err));
   }
 }
+
+// A conversation heard of live may not be in the store yet (404): ask again for a few
+// seconds, then show what the socket told.
+async function storedMessages(id) {
+  const path = `/api/conversations/${encodeURIComponent(id)}/messages?limit=50`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await api(path);
+    } catch (err) {
+      if (!String(err.message).endsWith(": 404") || attempt >= 10 || state.selected !== id) {
+        console.warn("conversation not loaded", err);
+        return { messages: [] };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
+
+function scrollDown() { const box = $("#messages"); box.scrollTop = box.scrollHeight; }
 
 // Delivery is at least once: a redone batch or a resumed socket repeats events with the
 // same id. Each carries absolute state, so applying one twice is harmless except for
@@ -91,14 +199,20 @@ function applyEvent(ev) {
   if (ev.id && !firstTime(ev.id)) return;
   const d = ev.data;
   if (ev.type === "new_message") {
-    const shown = document.querySelector(`.msg[data-message-id="${CSS.escape(d.message.id)}"]`);
-    if (d.message.conversationId === state.selected && !shown) $("#thread").append(messageNode(d.message));
+    hear(d.message);
+    const shown = document.querySelector(msgSelector(d.message.id));
+    if (shown && shown.classList.contains("out")) setOutboundStatus(shown, d.message.status);
+    else if (d.message.conversationId === state.selected && !shown) {
+      $("#messages").append(messageNode(d.message, retrySend));
+      scrollDown();
+    }
   } else if (ev.type === "conversation_update") {
     state.conversations.set(d.conversation.id, d.conversation);
     renderConversations();
   } else if (ev.type === "unread_count_update") {
     const u = d.unreadCounts;
     state.unread = { total: u.total, byPlatform: u.byPlatform };
+    state.unreadLive = true;
     for (const [id, n] of Object.entries(u.byConversation || {})) {
       const conv = state.conversations.get(id);
       if (conv) conv.unreadCount = n;
@@ -106,9 +220,22 @@ function applyEvent(ev) {
     renderTotals(); renderConversations();
   } else if (ev.type === "message_status_update") {
     for (const id of d.messageIds) {
-      const node = document.querySelector(`.msg[data-message-id="${CSS.escape(id)}"]`);
-      if (node) { node.classList.remove("unread"); node.classList.add(d.status); }
+      const m = state.heard.get(id);
+      if (m && (m.direction !== "outbound" || (RANK[d.status] ?? -1) > (RANK[m.status] ?? -1))) m.status = d.status;
+      const node = document.querySelector(msgSelector(id));
+      if (!node) continue;
+      if (node.classList.contains("out")) setOutboundStatus(node, d.status);
+      else { node.classList.remove("unread"); node.classList.add(d.status); }
     }
+  } else if (ev.type === "message_updated") {
+    if (state.heard.has(d.message.id)) hear(d.message);
+    const node = document.querySelector(msgSelector(d.message.id));
+    if (node) showContent(node, d.message);
+  } else if (ev.type === "message_deleted") {
+    const m = state.heard.get(d.messageId);
+    if (m) hear({ ...m, deleted: true, text: "" });
+    const node = document.querySelector(msgSelector(d.messageId));
+    if (node) tombstone(node);
   }
 }
 
@@ -127,8 +254,14 @@ function connect() {
       return;
     }
     if (ev.type === "pong") return;
-    if (ev.type === "error") { console.warn("hub error", ev.data); return; }
     if (ev.cursor) state.cursor = ev.cursor;
+    if (ev.type === "error") {
+      // A failed send also arrives as its status update; this says why.
+      const node = ev.data.messageId && document.querySelector(msgSelector(ev.data.messageId));
+      if (node) node.title = ev.data.message;
+      console.warn("hub error", ev.data);
+      return;
+    }
     applyEvent(ev);
   };
   ws.onclose = (e) => {
@@ -140,11 +273,13 @@ function connect() {
   };
 }
 
+// Events come before the store is written (events first): what the socket told while
+// the REST snapshot loaded is newer than the snapshot, and wins.
 async function load() {
   const page = await api("/api/conversations?limit=100");
-  for (const c of page.conversations) state.conversations.set(c.id, c);
+  for (const c of page.conversations) if (!state.conversations.has(c.id)) state.conversations.set(c.id, c);
   const unread = await api("/api/unread");
-  state.unread = { total: unread.total, byPlatform: unread.byPlatform };
+  if (!state.unreadLive) state.unread = { total: unread.total, byPlatform: unread.byPlatform };
   renderTotals(); renderConversations();
 }
 
@@ -157,6 +292,10 @@ async function start() {
     state.socket.send(JSON.stringify({ type: "ping" })), 25000);
 }
 
+$("#reply").addEventListener("submit", sendReply);
+$("#reply-text").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("#reply").requestSubmit(); }
+});
 $("#token-save").addEventListener("click", () => {
   state.token = $("#token-input").value.trim();
   if (state.token) { sessionStorage.setItem("hub.token", state.token); start(); }

@@ -40,18 +40,37 @@ def _external_id(platform: str, user_id: str) -> str:
     }[platform]
 
 
+def sending_credentials(callback_url: str | None) -> dict[str, dict[str, str]]:
+    """What the demo accounts send replies with: tokens the local stand-ins take, and the
+    stand-ins' callback for generic (None: generic accounts only receive)."""
+    # Fixed: the stand-ins take any token, and a new one each run would rewrite the accounts.
+    return {
+        "whatsapp": {"accessToken": "EAAG-demo-token"},
+        "slack": {"botToken": "xoxb-demo-token"},
+        **({"generic": {"callbackUrl": callback_url}} if callback_url else {}),
+    }
+
+
 async def ensure_demo_accounts(
-    db: AsyncDatabase[Document], settings: Settings, users: list[str]
+    db: AsyncDatabase[Document],
+    settings: Settings,
+    users: list[str],
+    sending: dict[str, dict[str, str]] | None = None,
 ) -> list[Account]:
-    """Every demo user's accounts, creating the missing ones (checked like any account)."""
+    """Every demo user's accounts, creating the missing ones (checked like any account);
+    `sending` credentials are added where an account lacks them or has others."""
     store = AccountStore(db, settings)
     accounts: list[Account] = []
     for user in users:
         have: dict[str, Account] = {a.platform: a for a in await store.list(user)}
         for platform in DEMO_PLATFORMS:
+            extra = (sending or {}).get(platform, {})
             if platform not in have:
+                credentials = {**_credentials(platform), **extra}
                 have[platform] = await store.create(
-                    user, platform, _external_id(platform, user), _credentials(platform)
+                    user, platform, _external_id(platform, user), credentials
                 )
+            elif any(have[platform].credentials.get(k) != v for k, v in extra.items()):
+                have[platform] = await store.add_credentials(have[platform], extra)
             accounts.append(have[platform])
     return accounts

@@ -9,6 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.provision.cache import cached_entry, copy_out, key_of
 from hub.provision.process import ManagedProcess, ProvisionError, run_checked
 
 MODULE = "github.com/FerretDB/FerretDB"
@@ -170,8 +171,7 @@ def apply_patches(src: Path) -> None:
 
 def _go_env(home: Path) -> dict[str, str]:
     go = home / "go"
-    # Keep the module and build caches with the rest of the hub's downloads; -modcacherw
-    # lets `rm -rf .hub` remove them (Go makes module files read-only by default).
+    # -modcacherw lets `rm -rf` remove the module cache (Go makes its files read-only).
     return {
         "GOMODCACHE": str(go / "mod"),
         "GOCACHE": str(go / "cache"),
@@ -181,25 +181,13 @@ def _go_env(home: Path) -> dict[str, str]:
     }
 
 
-def build_ferretdb(version: str, home: Path) -> Path:
-    """Build the `ferretdb` binary once; returns its path.
-
-    `go install MODULE/cmd/ferretdb@version` yields a binary that panics at start, because
-    the module zip lacks the generated build/version/version.txt. So the module source is
-    downloaded through the proxy, the file is written, PATCHES are applied, and the command
-    is built from it.
-    """
-    root = home / "ferretdb" / f"{version}-{PATCH_LEVEL}"
-    binary = root / "bin" / "ferretdb"
-    if binary.exists():
-        return binary
+def _go_build(version: str, work: Path, binary: Path, go_home: Path, log: Path) -> None:
     go = shutil.which("go") or (
         "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
     )
     if go is None:
         raise ProvisionError("Go is needed to build FerretDB: install Go 1.22+ (golang-go)")
-    env = _go_env(home)
-    log = home / "run" / "provision.log"
+    env = _go_env(go_home)
     proc = subprocess.run(
         [go, "mod", "download", "-json", f"{MODULE}@{version}"],
         env={**os.environ, **env},
@@ -210,7 +198,7 @@ def build_ferretdb(version: str, home: Path) -> Path:
     if proc.returncode != 0:
         raise ProvisionError(f"downloading {MODULE}@{version} failed:\n{proc.stdout}{proc.stderr}")
     module_dir = Path(json.loads(proc.stdout)["Dir"])
-    src = root / "src"
+    src = work / "src"
     if src.exists():
         shutil.rmtree(src)
     shutil.copytree(module_dir, src)
@@ -226,6 +214,32 @@ def build_ferretdb(version: str, home: Path) -> Path:
         log=log,
     )
     shutil.rmtree(src)
+
+
+def build_ferretdb(version: str, home: Path, cache: Path | None = None) -> Path:
+    """Build the `ferretdb` binary once into `<home>/ferretdb/<version>-<PATCH_LEVEL>/bin`;
+    returns its path. Copied from the machine's `cache` when given (built there once per
+    version and PATCHES; Go's module and build caches live there too).
+
+    `go install MODULE/cmd/ferretdb@version` yields a binary that panics at start, because
+    the module zip lacks the generated build/version/version.txt. So the module source is
+    downloaded through the proxy (checked against Go's checksum database), the file is
+    written, PATCHES are applied, and the command is built from it.
+    """
+    root = home / "ferretdb" / f"{version}-{PATCH_LEVEL}"
+    binary = root / "bin" / "ferretdb"
+    if binary.exists():
+        return binary
+    log = home / "run" / "provision.log"
+    if cache is None:
+        _go_build(version, root, binary, home, log)
+        return binary
+
+    def build(entry: Path) -> None:
+        _go_build(version, entry.parent / ".build", entry / "ferretdb", cache, log)
+
+    key = f"{version}-{key_of(version, repr(PATCHES))}"
+    copy_out(cached_entry(cache, "ferretdb", key, build), root / "bin")
     return binary
 
 
@@ -237,6 +251,7 @@ class FerretDBServer:
     version: str
     port: int = 27017
     name: str = "ferretdb"
+    cache: Path | None = None  # the machine's provisioning cache (hub.provision.cache)
 
     @property
     def data_dir(self) -> Path:
@@ -252,7 +267,7 @@ class FerretDBServer:
 
     def prepare(self) -> list[str]:
         """Build on first use and make the data folder; returns the command line."""
-        binary = build_ferretdb(self.version, self.home)
+        binary = build_ferretdb(self.version, self.home, self.cache)
         (self.data_dir / "sqlite").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "state").mkdir(parents=True, exist_ok=True)
         return [

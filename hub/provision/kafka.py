@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.provision.cache import cached_entry, copy_out, key_of
 from hub.provision.process import ManagedProcess, ProvisionError, run_checked
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -69,33 +70,48 @@ def find_java() -> str:
     return java
 
 
-def resolve_jars(version: str, home: Path) -> Path:
-    """Download Kafka `version` and its dependencies once; returns the folder of jars."""
-    libs = home / "kafka" / version / "libs"
-    done = libs / ".complete"
-    if done.exists():
-        return libs
+def _mvn_copy_jars(version: str, build: Path, libs: Path, m2: Path, log: Path) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise ProvisionError("Maven (`mvn`) is needed to fetch Kafka: apt-get install maven")
-    build = home / "kafka" / version
     build.mkdir(parents=True, exist_ok=True)
     (build / "pom.xml").write_text(_POM.format(version=version))
-    if libs.exists():
-        shutil.rmtree(libs)
     run_checked(
         [
             mvn,
             "-q",
             "-B",
-            f"-Dmaven.repo.local={home / 'm2'}",
+            "--strict-checksums",  # a download that fails Central's checksum stops here
+            f"-Dmaven.repo.local={m2}",
             "dependency:copy-dependencies",
             f"-DoutputDirectory={libs}",
         ],
         what=f"resolving org.apache.kafka:kafka_2.13:{version} from Maven Central",
         cwd=build,
-        log=home / "run" / "provision.log",
+        log=log,
     )
+
+
+def resolve_jars(version: str, home: Path, cache: Path | None = None) -> Path:
+    """Kafka `version` and its dependencies in `<home>/kafka/<version>/libs`; returns that
+    folder. Copied from the machine's `cache` when given (resolved into it once), else
+    downloaded there directly."""
+    libs = home / "kafka" / version / "libs"
+    done = libs / ".complete"
+    if done.exists():
+        return libs
+    log = home / "run" / "provision.log"
+    if cache is None:
+        if libs.exists():
+            shutil.rmtree(libs)
+        _mvn_copy_jars(version, home / "kafka" / version, libs, home / "m2", log)
+    else:
+
+        def build(entry: Path) -> None:
+            _mvn_copy_jars(version, entry.parent / ".build", entry, cache / "m2", log)
+
+        key = f"{version}-{key_of(_POM.format(version=version))}"
+        copy_out(cached_entry(cache, "kafka", key, build), libs)
     done.touch()
     return libs
 
@@ -115,7 +131,11 @@ def cluster_ports(first: int, size: int) -> list[tuple[int, int]]:
 
 
 def cluster_nodes(
-    home: Path, version: str, ports: list[tuple[int, int]], heap: str = "512m"
+    home: Path,
+    version: str,
+    ports: list[tuple[int, int]],
+    heap: str = "512m",
+    cache: Path | None = None,
 ) -> list[KafkaServer]:
     """Combined nodes on loopback, one per (broker, controller) port pair: all vote in one
     quorum and share one cluster id, kept in `<home>/data/kafka-cluster.id` so a restart
@@ -140,6 +160,7 @@ def cluster_nodes(
             voters=voters,
             cluster_size=len(ports),
             cluster_id=cluster_id,
+            cache=cache,
         )
         for i, (p, c) in enumerate(ports)
     ]
@@ -160,6 +181,7 @@ class KafkaServer:
     voters: str = ""
     cluster_size: int = 1
     cluster_id: str = ""
+    cache: Path | None = None  # the machine's provisioning cache (hub.provision.cache)
 
     @property
     def data_dir(self) -> Path:
@@ -213,7 +235,7 @@ class KafkaServer:
     def prepare(self) -> list[str]:
         """Fetch jars, write config, format storage on first use; returns the command line."""
         java = find_java()
-        libs = resolve_jars(self.version, self.home)
+        libs = resolve_jars(self.version, self.home, self.cache)
         conf = self._write_config()
         if not (self.data_dir / "meta.properties").exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)

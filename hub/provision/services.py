@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from pymongo.uri_parser import parse_uri
 
+from hub.provision.cache import file_lock
 from hub.provision.ferretdb import FerretDBServer
 from hub.provision.kafka import KafkaServer, cluster_nodes, cluster_ports
 from hub.provision.process import ManagedProcess, ProvisionError
@@ -91,6 +92,7 @@ class LocalServices:
                 self.home,
                 settings.kafka_version,
                 cluster_ports(kafka_port, settings.kafka_brokers),
+                cache=settings.cache_dir,
             )
             if settings.kafka_brokers > 1
             else [
@@ -99,10 +101,13 @@ class LocalServices:
                     settings.kafka_version,
                     port=kafka_port,
                     controller_port=kafka_port + 1,
+                    cache=settings.cache_dir,
                 )
             ]
         )
-        self.ferretdb = FerretDBServer(self.home, settings.ferretdb_version, port=mongo_port)
+        self.ferretdb = FerretDBServer(
+            self.home, settings.ferretdb_version, port=mongo_port, cache=settings.cache_dir
+        )
 
     # -- probes -----------------------------------------------------------------------
     def kafka_answers(self, timeout: float = 3.0, node: KafkaServer | None = None) -> bool:
@@ -185,8 +190,12 @@ class LocalServices:
         """Provision on first use and start both servers; return once both answer.
 
         Returns the names of the servers this call started (not those already running).
+        Calls at once (pytest-xdist workers, two shells) take turns: the first starts them.
         """
-        self.home.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.home / "run" / "services-up.lock"):
+            return self._up(echo, timeout)
+
+    def _up(self, echo: Callable[[str], None], timeout: float) -> list[str]:
         s = self.settings
         alone = len(self.kafka_nodes) == 1
         # A cluster's nodes start together: none answers before a quorum of them runs.

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +23,8 @@ from typing import Any
 import httpx
 import orjson
 
+from hub.demo.payloads import WebhookRequest
+from hub.demo.platform_apis import PlatformApis, serving
 from hub.tokens import mint_token
 from hubcore.settings import Settings
 from tests.integration.gateway_kit import free_port
@@ -53,6 +58,28 @@ class RunningHub:
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def create_account(
+        self, user: str, platform: str, external_id: str, credentials: dict[str, Any]
+    ) -> str:
+        """An account of `user` over the gateway's REST API; its id."""
+        resp = httpx.post(
+            f"{self.gateway}/api/accounts",
+            json={"platform": platform, "externalId": external_id, "credentials": credentials},
+            headers={"Authorization": f"Bearer {self.token(user)}"},
+            timeout=10,
+        )
+        assert resp.status_code == 201, resp.text
+        return str(resp.json()["id"])
+
+    def post_webhook(self, request: WebhookRequest) -> httpx.Response:
+        """A signed webhook (built by hub.demo.payloads) to the connectors."""
+        return httpx.post(
+            self.connectors + request.path,
+            content=request.body,
+            headers=request.headers,
+            timeout=30,
+        )
 
     def create_generic_account(self, user: str) -> tuple[str, str]:
         """A generic account for `user` over the gateway's REST API: (account id, secret)."""
@@ -93,6 +120,34 @@ class RunningHub:
         )
 
 
+@contextmanager
+def stand_ins_in_thread(apis: PlatformApis) -> Iterator[str]:
+    """The platform stand-ins served from a thread of their own (for sync fixtures such as
+    `hub_up`'s); yields their base URL."""
+    loop = asyncio.new_event_loop()
+    ready: Future[str] = Future()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        try:
+            async with serving(apis) as url:
+                ready.set_result(url)
+                await stop.wait()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            raise
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    try:
+        yield ready.result(30)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()
+
+
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(url, timeout=3).status_code == 200
@@ -101,9 +156,15 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def hub_up(resources: SessionResources, workdir: Path) -> Iterator[RunningHub]:
-    """Start `hub up`, wait until connectors and gateway are healthy; stop it with Ctrl-C
-    (SIGINT) at the end and check it stopped cleanly."""
+def hub_up(
+    resources: SessionResources,
+    workdir: Path,
+    extra_env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+) -> Iterator[RunningHub]:
+    """Start `hub up [args]` (`extra_env` added to its environment), wait until connectors
+    and gateway are healthy; stop it with Ctrl-C (SIGINT) at the end and check it stopped
+    cleanly."""
     isolated = resources.settings()
     env = {
         **os.environ,
@@ -119,6 +180,7 @@ def hub_up(resources: SessionResources, workdir: Path) -> Iterator[RunningHub]:
         "HUB_STREAMS_WEB_PORT": str(free_port()),
         "HUB_DATA_DIR": str(workdir / "data"),
         "HUB_LOG_FORMAT": "json",
+        **(extra_env or {}),
     }
     fields: dict[str, Any] = {
         key[4:].lower(): value
@@ -129,7 +191,7 @@ def hub_up(resources: SessionResources, workdir: Path) -> Iterator[RunningHub]:
     log = workdir / "hub-up.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hub", "up"],
+            [sys.executable, "-m", "hub", "up", *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

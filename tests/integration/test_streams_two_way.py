@@ -119,8 +119,13 @@ async def test_two_way_history_is_applied_and_replayed_identically(
     await wait_for(stored, what="the inbound messages")
     tg_reply = send_command(USER, tg[0].conversation_id, "r-1")
     wa_reply = send_command(USER, wa[0].conversation_id, "r-2")
+    sl_reply = send_command(USER, sl[0].conversation_id, "r-3")  # fails, then is retried
     wa_account = wa[0].account_id
     commands: list[Record] = [
+        sl_reply,
+        send_result(sl_reply, sl[0].account_id, "failed"),
+        sl_reply,
+        send_result(sl_reply, sl[0].account_id, "sent", "1700000000.000200", n=1),
         tg_reply,
         wa_reply,
         send_result(tg_reply, tg[0].account_id, "sent", "77"),
@@ -142,6 +147,8 @@ async def test_two_way_history_is_applied_and_replayed_identically(
             and unread.get("total") == 4
             and reply is not None
             and reply.get("status") == "read"
+            and await db["messages"].count_documents({"_id": sl_reply.message_id, "status": "sent"})
+            == 1
         )
 
     await wait_for(settled, what="the commands applied")
@@ -164,15 +171,24 @@ async def test_two_way_history_is_applied_and_replayed_identically(
         if e["type"] == "new_message" and e["data"]["message"]["direction"] == "outbound"
     ]
     assert [(m["id"], m["status"]) for m in replies] == [
+        (sl_reply.message_id, "pending"),
+        (sl_reply.message_id, "pending"),  # the retry
         (tg_reply.message_id, "pending"),
         (wa_reply.message_id, "pending"),
     ]
     outbound = [
         orjson.loads(r.value)
-        for r in await consume_all(module_settings, topics.outbound, want=3, timeout=8)
+        for r in await consume_all(module_settings, topics.outbound, want=5, timeout=8)
     ]
-    assert sorted(v["messageId"] for v in outbound if v["userId"] == USER) == sorted(
-        [tg_reply.message_id, wa_reply.message_id]
+    assert sorted(
+        (v["messageId"], v["attempt"]) for v in outbound if v["userId"] == USER
+    ) == sorted(
+        [
+            (tg_reply.message_id, 0),
+            (wa_reply.message_id, 0),
+            (sl_reply.message_id, 0),
+            (sl_reply.message_id, 1),
+        ]
     )
 
     worker.stop()

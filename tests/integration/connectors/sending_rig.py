@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from hub.demo.platform_apis import PlatformApis, serving
 from hubcore.accounts import SEALED, Account
 from hubcore.kafka import Topics, create_producer
 from hubcore.mongo import ACCOUNTS, Document
@@ -20,7 +21,6 @@ from hubcore.settings import Settings
 from schemas import OutboundMessage, SendResult, conversation_id, outbound_message_id, parse_command
 from schemas.base import utc_now
 from tests.integration.connectors.harness import Harness, eventually, read_topic, running_app
-from tests.platform_apis import PlatformApis, serving
 
 CHATS = {"telegram": "777", "whatsapp": "16505551234", "slack": "C0123", "generic": "support-1"}
 

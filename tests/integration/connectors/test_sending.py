@@ -111,6 +111,40 @@ async def test_server_errors_are_retried_and_a_lost_answer_is_not_resent(rig: Ri
     assert result.detail and "may have the message" in result.detail
 
 
+async def test_a_retry_of_a_failed_reply_sends_it_once_more(rig: Rig) -> None:
+    fake = rig.fake
+    account = await rig.account("slack")
+    await rig.set_credential(account, "botToken", "xoxb-revoked")
+    await rig.produce(outbound(account))
+    [failed] = await rig.results()
+    assert failed.status == "failed"
+    fake.slack_token = "xoxb-revoked"  # the app was authorised again
+
+    # The user's retry (attempt 1) twice, and a late copy of the first attempt: one call.
+    await rig.produce(outbound(account, attempt=1), outbound(account, attempt=1), outbound(account))
+    results = await rig.results(4)
+    assert len(fake.of("slack")) == 2
+    retried = [r for r in results[1:] if r.id != failed.id]
+    assert {r.status for r in retried} == {"sent"}
+    assert len({r.id for r in retried}) == 1  # news of its own, the same for each copy
+    assert all(r.message_id == failed.message_id for r in results)
+
+
+async def test_a_retry_never_resends_what_may_have_arrived(rig: Rig) -> None:
+    fake = rig.fake
+    fake.hang_seconds = 5  # beyond HUB_SEND_TIMEOUT: the platform may have the message
+    fake.script = ["hang"]
+    account = await rig.account("telegram")
+    await rig.produce(outbound(account, client_id="c-amb"))
+    [first] = await rig.results()
+    assert first.status == "failed" and first.ambiguous
+    await rig.produce(outbound(account, client_id="c-amb", attempt=1))
+    [_, again] = await rig.results(2)
+    assert again.status == "failed" and again.ambiguous
+    assert again.id != first.id
+    assert len(fake.of("telegram")) == 1
+
+
 class _Inbox:
     """aiosmtpd handler keeping every message the server accepted."""
 

@@ -13,6 +13,7 @@ from subprocess import STDOUT, Popen
 from pymongo.asynchronous.database import AsyncDatabase
 
 from connectors.outbound.ledger import SendLedger
+from hub.demo.platform_apis import PlatformApis, serving
 from hubcore.accounts import AccountStore
 from hubcore.kafka import Topics, create_producer
 from hubcore.mongo import SEND_LEDGER, Document
@@ -21,7 +22,6 @@ from schemas import SendResult, parse_command
 from tests.integration.connectors.harness import SECRETS, eventually, hub_env, read_topic
 from tests.integration.connectors.sending_rig import outbound
 from tests.local_servers import free_port
-from tests.platform_apis import PlatformApis, serving
 from tests.platform_payloads import account
 
 
