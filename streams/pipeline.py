@@ -45,7 +45,7 @@ class BatchPipeline:
         """Prepare and send `records`; return while their acks are still awaited."""
         prepared = await self._prepare(records)
         await self.wait()
-        if prepared is None:
+        if prepared is None:  # failed, or to be cut in two: processed whole, alone
             done(await self.runner.run(records))
             return
         prepared.clock.lap("waited")

@@ -33,6 +33,7 @@ from streams.projection import (
     mark_read,
 )
 from streams.records import (
+    Decoded,
     Poison,
     RawInput,
     SourceRecord,
@@ -75,19 +76,26 @@ class BatchProcessor:
 
     async def process(self, records: Sequence[SourceRecord]) -> BatchOutcome:
         """Apply `records` (any mix of topics and partitions, in consumed order)."""
-        prepared = await self.prepare(records)
-        await (await self.send(prepared))
-        prepared.clock.lap("acks")
-        return prepared.outcome
-
-    async def prepare(self, records: Sequence[SourceRecord]) -> Prepared:
-        """Decode, write messages and read marks to the store, apply the effects to the
-        table: everything before the batch's output is sent."""
         decoded = decode_batch(records, self.topics)
         if cut := retry_cut(records, decoded):
             first = await self.process(records[:cut])
             first.merge(await self.process(records[cut:]))
             return first
+        prepared = await self._prepare(records, decoded)
+        await (await self.send(prepared))
+        prepared.clock.lap("acks")
+        return prepared.outcome
+
+    async def prepare(self, records: Sequence[SourceRecord]) -> Prepared | None:
+        """Decode, write messages and read marks to the store, apply the effects to the
+        table: everything before the batch's output is sent. None, having done nothing,
+        for a batch that must be cut in two (`retry_cut`): `process` it instead."""
+        decoded = decode_batch(records, self.topics)
+        if retry_cut(records, decoded):
+            return None
+        return await self._prepare(records, decoded)
+
+    async def _prepare(self, records: Sequence[SourceRecord], decoded: Decoded) -> Prepared:
         outcome = BatchOutcome(
             records=len(records),
             raws=len(decoded.raws),
