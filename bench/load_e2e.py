@@ -19,6 +19,7 @@ import websockets
 
 from bench.arrivals import Arrivals
 from bench.data import signature_header, webhook_body
+from bench.hops import HopProbe
 from bench.stats import Latency
 
 _TAG = "bench-e2e "  # text = tag + sequence number: how an arriving frame is matched
@@ -51,9 +52,12 @@ async def run(
     warmup: float,
     *,
     run_id: str = "p3",
+    hops: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Send `rate` webhooks/s for `warmup + duration` s round-robin over `accounts`
-    ({id, token}); latencies of the messages sent after `warmup`."""
+    ({id, token}); latencies of the messages sent after `warmup`. With `hops`
+    ({bootstrap, raw, events}: the stage's broker and topics) each latency is split
+    into its hops (`bench/hops.py`)."""
     times = Arrivals(int(rate * (warmup + duration)))
     answered: list[float] = []
     errors: list[str] = []
@@ -64,7 +68,10 @@ async def run(
     ]
     bodies = [webhook_body(run_id, n, text=f"{_TAG}{n}") for n in range(times.total)]
     timeout = aiohttp.ClientTimeout(total=30)
+    probe = None if hops is None else HopProbe(hops["bootstrap"], hops["raw"], hops["events"], _TAG)
     try:
+        if probe is not None:
+            await probe.start()
         async with asyncio.timeout(60):
             await asyncio.gather(*(r.wait() for r in readies))
         async with aiohttp.ClientSession(timeout=timeout) as http:
@@ -90,6 +97,8 @@ async def run(
             await asyncio.gather(*posts)
         await times.drain(_DRAIN_SECONDS)
     finally:
+        if probe is not None:
+            await probe.stop()
         for task in receivers:
             task.cancel()
         for task in receivers:
@@ -105,4 +114,9 @@ async def run(
         **(Latency.of_seconds(measured).as_dict() if measured else {}),
         "webhook_answer": Latency.of_seconds(answered).as_dict() if answered else {},
         "errors": errors,
+        **(
+            {}
+            if probe is None
+            else {"hops": probe.split(times.sent, times.arrived, range(skip, times.total))}
+        ),
     }

@@ -1,7 +1,7 @@
 """Kafka round trip (P3's baseline): produce at a fixed rate, consume, time each record.
 
 The producer is the hub's (`hubcore.kafka.create_producer`: acks=all, idempotent,
-linger 5 ms, lz4) and the consumer reads every partition without a group, as the
+no linger, lz4) and the consumer reads every partition without a group, as the
 gateway's does, so this is the floor a hop through the same broker costs.
 """
 

@@ -70,6 +70,7 @@ def _job(args: argparse.Namespace) -> Coroutine[Any, Any, dict[str, Any]]:
             args.duration,
             args.warmup,
             run_id=args.run_id,
+            hops=spec.get("hops"),
         )
     if args.mode == "kafka-rtt":
         from bench import load_kafka

@@ -38,7 +38,7 @@ from bench.procs import (
 from bench.report import Result
 from bench.stage import WEBHOOK_SECRET, Stage, stage
 from bench.stats import histogram_quantile
-from hubcore.kafka import ensure_topics
+from hubcore.kafka import Topics, ensure_topics
 
 RATE = 200.0
 RATES = (10.0, RATE, 1000.0)
@@ -62,10 +62,13 @@ class RunningHub:
 
 @contextlib.asynccontextmanager
 async def running_hub(
-    ctx: Context, st: Stage, kids: Children, name: str
+    ctx: Context, st: Stage, kids: Children, name: str, *, hops: bool = False
 ) -> AsyncIterator[RunningHub]:
-    """Start the three servers as the hub runs them (unpinned); stop them at the end."""
+    """Start the three servers as the hub runs them (unpinned); stop them at the end.
+    With `hops` the load generator also splits each latency into its hops (a probe
+    consumer of its own: P3's light loads, not P7's ramp)."""
     users = [f"user{i:02d}" for i in range(USERS)]
+    topics = Topics.from_settings(st.settings)
     accounts = await st.generic_accounts(users)
     gw_port, conn_port, web_port = free_port(), free_port(), free_port()
     streams = await kids.start(
@@ -96,6 +99,13 @@ async def running_hub(
             "ws_url": f"ws://127.0.0.1:{gw_port}/ws",
             "secret": WEBHOOK_SECRET,
             "accounts": [{"id": a.id, "token": st.token(a.user_id)} for a in accounts],
+            "hops": {
+                "bootstrap": st.settings.kafka_bootstrap,
+                "raw": topics.raw_messages,
+                "events": topics.user_events,
+            }
+            if hops
+            else None,
         },
     )
     try:
@@ -139,7 +149,7 @@ async def open_loop(
 def _row(e2e: dict[str, Any]) -> dict[str, Any]:
     if "error" in e2e:
         return {"error": e2e["error"]}
-    keys = ("p50_ms", "p99_ms", "max_ms", "sink_lag_p99_ms", "lost", "errors")
+    keys = ("p50_ms", "p99_ms", "max_ms", "sink_lag_p99_ms", "lost", "errors", "hops")
     return {"messages": e2e["delivered"], **{k: e2e.get(k) for k in keys}}
 
 
@@ -150,7 +160,7 @@ async def run(ctx: Context) -> Result:
         rtt_topic = f"{st.settings.topic_namespace}.rtt"
         await ensure_topics(st.settings, {rtt_topic: {}})
         by_rate = {}
-        async with running_hub(ctx, st, kids, "p3") as hub:
+        async with running_hub(ctx, st, kids, "p3", hops=True) as hub:
             for rate in RATES:
                 duration = ctx.size(60.0, 10.0) if rate == RATE else ctx.size(30.0, 6.0)
                 try:

@@ -4,6 +4,10 @@ Runs real `hub streams` workers against the servers named by HUB_KAFKA_BOOTSTRAP
 HUB_MONGO_URL, once per store (`memory`, `rocksdb`; the latter needs `rocksdict`):
 
     PYTHONPATH=. .venv/bin/python bench/streams_store.py --messages 20000 --users 2000
+
+and, alone, how long a worker takes to restore a table of users and conversations:
+
+    PYTHONPATH=. .venv/bin/python bench/streams_store.py --recovery-only --users 2000
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from pathlib import Path
 
 import orjson
 
-from hubcore.kafka import Topics, ensure_topics
+from hubcore.kafka import Topics, create_producer, ensure_topics
 from hubcore.mongo import create_client
 from hubcore.settings import Settings
+from streams.records import SourceRecord
+from streams.state import ConversationState, UserState, conversation_key, user_part
+from streams.table import key_partition
 from streams.worker import changelog_topic
 from tests.streams_helpers import Worker, produce, raw_message, wait_for, wait_ready, worker_env
 
@@ -85,20 +92,53 @@ async def measure(store: str, messages: int, users: int) -> dict[str, float]:
         await client.close()
 
 
-async def recovery(store: str, updates: int, users: int) -> dict[str, float]:
-    """Restart time with a changelog of `updates` table writes over `users` keys."""
+def _table_values(users: int, conversations: int) -> list[tuple[bytes, bytes]]:
+    """The table of `users` users with `conversations` conversations each, as the worker
+    writes it: a totals value per user, a state per (user, conversation)."""
+    out = []
+    for u in range(users):
+        user = f"u{u}"
+        state = UserState()
+        for c in range(conversations):
+            message = raw_message(user, u * conversations + c, chat=f"chat-{c}")
+            record = SourceRecord("bench.raw-messages", 0, u * conversations + c, None, b"")
+            conv = ConversationState()
+            conv.unread = 1
+            conv.advance(message.to_message("unread"), message.conversation_title)
+            conv.mark_applied(record)
+            state.add(message.platform, +1)
+            state.mark_applied(record)
+            out.append((conversation_key(user, message.conversation_id), conv.to_value()))
+        out.append((user.encode(), state.to_value()))
+    return [(key, orjson.dumps(value)) for key, value in out]
+
+
+async def recovery(store: str, users: int, conversations: int) -> dict[str, float]:
+    """Start and restart time of a worker whose table holds `users` x (`conversations` +
+    1) keys (their changelog records, each key once, on its user's partition)."""
     settings = Settings(
         _env_file=None,
         topic_namespace="bench." + uuid.uuid4().hex[:8],
         mongo_db="bench_" + uuid.uuid4().hex[:8],
     )
-    await ensure_topics(settings, {changelog_topic(settings): {"cleanup.policy": "compact"}})
-    value = orjson.dumps({"total": 3, "byPlatform": {"telegram": 3}, "applied": {}})
-    await produce(
-        settings,
-        changelog_topic(settings),
-        ((f"u{i % users}".encode(), value) for i in range(updates)),
-    )
+    topic = changelog_topic(settings)
+    await ensure_topics(settings, {topic: {"cleanup.policy": "compact"}})
+    values = _table_values(users, conversations)
+    producer = create_producer(settings)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(
+                topic,
+                key=key,
+                value=value,
+                partition=key_partition(user_part(key), settings.topic_partitions),
+            )
+            for key, value in values
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
     tmp = Path(tempfile.mkdtemp())
     worker = Worker(worker_env(settings, tmp, HUB_STREAMS_STORE=store), tmp / "worker.log")
     times = []
@@ -106,12 +146,12 @@ async def recovery(store: str, updates: int, users: int) -> dict[str, float]:
         for _ in range(2):
             started = time.perf_counter()
             worker.start()
-            await wait_ready(worker, timeout=300)
+            await wait_ready(worker, timeout=600)
             times.append(round(time.perf_counter() - started, 2))
             worker.stop()
     finally:
         worker.stop()
-    return {"changelog_records": updates, "first_start_s": times[0], "restart_s": times[1]}
+    return {"table_keys": len(values), "first_start_s": times[0], "restart_s": times[1]}
 
 
 async def main() -> None:
@@ -119,11 +159,13 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--stores", default="memory,rocksdb")
-    parser.add_argument("--changelog", type=int, default=200_000)
+    parser.add_argument("--conversations", type=int, default=50, help="per user, in the table")
+    parser.add_argument("--recovery-only", action="store_true")
     args = parser.parse_args()
     for store in args.stores.split(","):
-        print(store, await measure(store, args.messages, args.users), flush=True)
-        print(store, await recovery(store, args.changelog, args.users), flush=True)
+        if not args.recovery_only:
+            print(store, await measure(store, args.messages, args.users), flush=True)
+        print(store, await recovery(store, args.users, args.conversations), flush=True)
 
 
 if __name__ == "__main__":

@@ -2,18 +2,20 @@
 
 Write order (see docs/streams.md): messages and read marks into the store first (their
 `origin`/`readBy` fields remember which record caused them), then the table states with
-their watermarks (awaited until durable), then the user events and dead letters, carrying
-absolute state from the table. The projections (`conversations`, `unread`) the batch
-changed are returned for the projection sink, which writes them beside the batch loop;
-the caller acknowledges the records once they are written. Any crash in between is
+their watermarks, sent to the changelog together with the user events and dead letters
+(which carry absolute state from the table), all acks awaited together. The projections
+(`conversations`, `unread`) the batch changed are returned for the projection sink, which
+writes them beside the batch loop; the caller acknowledges the records once they are
+written. Any crash in between is
 repaired by processing the same records again.
 """
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -22,8 +24,8 @@ from hubcore.mongo import Document
 from hubcore.store import message_from_doc
 from streams.changes import apply_changes
 from streams.emission import UserResult, UserWork, emit_events, stops_counting
+from streams.outcome import BatchOutcome, PhaseClock
 from streams.projection import (
-    Projections,
     UnreadUpdate,
     conversation_document,
     find_messages,
@@ -31,6 +33,7 @@ from streams.projection import (
     mark_read,
 )
 from streams.records import (
+    Decoded,
     Poison,
     RawInput,
     SourceRecord,
@@ -43,43 +46,14 @@ from streams.statuses import apply_statuses
 
 
 @dataclass(slots=True)
-class BatchOutcome:
-    """What one batch did, for the log line, metrics and replay's summary."""
+class Prepared:
+    """A batch applied to the store and the table, its output not sent yet."""
 
-    records: int = 0
-    raws: int = 0
-    commands: int = 0
-    stored: int = 0
-    read: int = 0
-    users: int = 0
-    events: dict[str, int] = field(default_factory=dict)
-    dead_letters: list[Poison] = field(default_factory=list)
-    # Milliseconds per phase of the write order: store, table, events.
-    phases: dict[str, float] = field(default_factory=dict)
-    projections: Projections = field(default_factory=Projections)
-
-    def merge(self, later: BatchOutcome) -> None:
-        """Add the outcome of the batch's later part (bisection)."""
-        for name in ("records", "raws", "commands", "stored", "read", "users"):
-            setattr(self, name, getattr(self, name) + getattr(later, name))
-        for kind, n in later.events.items():
-            self.events[kind] = self.events.get(kind, 0) + n
-        self.dead_letters.extend(later.dead_letters)
-        self.phases.update(later.phases)
-        self.projections.merge(later.projections)
-
-
-class _PhaseClock:
-    """Writes the milliseconds since the previous lap into `phases`."""
-
-    def __init__(self, phases: dict[str, float]) -> None:
-        self.phases = phases
-        self.last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.phases[name] = round((now - self.last) * 1000, 1)
-        self.last = now
+    outcome: BatchOutcome
+    clock: PhaseClock
+    work: dict[str, UserWork]
+    results: dict[str, UserResult]
+    status: dict[str, str]
 
 
 class BatchProcessor:
@@ -107,13 +81,28 @@ class BatchProcessor:
             first = await self.process(records[:cut])
             first.merge(await self.process(records[cut:]))
             return first
+        prepared = await self._prepare(records, decoded)
+        await (await self.send(prepared))
+        prepared.clock.lap("acks")
+        return prepared.outcome
+
+    async def prepare(self, records: Sequence[SourceRecord]) -> Prepared | None:
+        """Decode, write messages and read marks to the store, apply the effects to the
+        table: everything before the batch's output is sent. None, having done nothing,
+        for a batch that must be cut in two (`retry_cut`): `process` it instead."""
+        decoded = decode_batch(records, self.topics)
+        if retry_cut(records, decoded):
+            return None
+        return await self._prepare(records, decoded)
+
+    async def _prepare(self, records: Sequence[SourceRecord], decoded: Decoded) -> Prepared:
         outcome = BatchOutcome(
             records=len(records),
             raws=len(decoded.raws),
             commands=len(decoded.commands),
             dead_letters=decoded.poison,
         )
-        clock = _PhaseClock(outcome.phases)
+        clock = PhaseClock(outcome.phases)
         work: dict[str, UserWork] = {}
         status = await self._store_messages(decoded.raws, work)
         for reply in await store_replies(self.db, self.store, decoded, status):
@@ -142,8 +131,6 @@ class BatchProcessor:
             or user.changes
             or any(d for _, d in user.commands)
         }
-        await self.store.flush()
-        clock.lap("table")
         outcome.stored = sum(len(w.inserted) for w in work.values())
         outcome.read = sum(len(docs) for docs in transitions.values())
         outcome.users = len(results)
@@ -153,21 +140,35 @@ class BatchProcessor:
                 if conv.last is not None:
                     doc = conversation_document(user_id, conv_id, conv)
                     outcome.projections.conversations[conv_id] = doc
+        clock.lap("table")
+        return Prepared(outcome, clock, work, results, status)
+
+    async def send(self, prepared: Prepared) -> asyncio.Future[Any]:
+        """Send the table's changed values to the changelog and the user events and dead
+        letters, all without waiting; the answer resolves once every one is acked.
+
+        The changelog and the events travel together (one produce request when they fit):
+        an event may be acked before the changelog value it was computed from is, which
+        is safe because a redo after a crash computes the same events from the same
+        records (docs/streams.md, write order).
+        """
+        outcome = prepared.outcome
+        changelog = await self.store.send()
         if self.emit_events:
             await emit_events(
                 self.sink,
                 self.topics,
-                work,
-                results,
-                status,
+                prepared.work,
+                prepared.results,
+                prepared.status,
                 outcome.projections,
                 outcome.events,
             )
-        for poison in decoded.poison:
+        for poison in outcome.dead_letters:
             await self._send_dead_letter(poison)
-        await self.sink.flush()
-        clock.lap("events")
-        return outcome
+        acks = asyncio.gather(changelog, self.sink.flush())
+        prepared.clock.lap("send")
+        return acks
 
     async def dead_letter(self, poison: Poison) -> None:
         """Send one dead letter and wait for it."""

@@ -14,7 +14,8 @@ from pymongo.errors import ConnectionFailure, PyMongoError, WaitQueueTimeoutErro
 from hubcore.errors import HubError
 from streams import metrics
 from streams.errors import PoisonRecord
-from streams.processor import BatchOutcome, BatchProcessor
+from streams.outcome import BatchOutcome
+from streams.processor import BatchProcessor
 from streams.records import Poison, SourceRecord
 
 log = structlog.get_logger("streams.retry")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -12,7 +12,7 @@ Headers = Sequence[tuple[str, bytes]]
 
 
 class RecordSink(Protocol):
-    """Collects output records; `flush` returns when all are durable."""
+    """Collects output records; awaiting `flush()` returns when all are durable."""
 
     async def send(
         self, topic: str, key: bytes | None, value: bytes, headers: Headers = ()
@@ -20,8 +20,9 @@ class RecordSink(Protocol):
         """Queue one record (does not wait for the broker)."""
         ...
 
-    async def flush(self) -> None:
-        """Wait until every queued record is acknowledged; raise if one failed."""
+    def flush(self) -> Awaitable[None]:
+        """What resolves once every record queued so far is acknowledged (raises if one
+        failed); records sent after the call are not part of it."""
         ...
 
 
@@ -39,9 +40,14 @@ class KafkaSink:
         fut = await self.producer.send(topic, value=value, key=key, headers=list(headers))
         self._pending.append(fut)
 
-    async def flush(self) -> None:
-        """Wait for every queued record; the first failure is raised after all settle."""
+    def flush(self) -> Awaitable[None]:
+        """The queued records' acks (taken now); the first failure is raised after all
+        settle."""
         pending, self._pending = self._pending, []
+        return self._settle(pending)
+
+    @staticmethod
+    async def _settle(pending: list[asyncio.Future[Any]]) -> None:
         results = await asyncio.gather(*pending, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):

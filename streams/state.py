@@ -7,6 +7,7 @@ with 50,000 conversations has 50,001 small values, not one large one.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -202,8 +203,9 @@ class StateStore(Protocol):
         """Replace the state of one conversation."""
         ...
 
-    async def flush(self) -> None:
-        """Return when every `put` so far is durable."""
+    async def send(self) -> asyncio.Future[None]:
+        """Start writing every `put` since the last call; the answer resolves once they
+        are durable."""
         ...
 
 
@@ -235,5 +237,8 @@ class MemoryStateStore:
         """Replace the state of one conversation."""
         self.conversations[(user_id, conversation_id)] = state
 
-    async def flush(self) -> None:
-        """Nothing to wait for in memory."""
+    async def send(self) -> asyncio.Future[None]:
+        """Nothing to wait for in memory: a resolved future."""
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done

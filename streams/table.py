@@ -115,8 +115,9 @@ class TableStateStore:
         finally:
             _current_event.reset(token)
 
-    async def flush(self) -> None:
-        """Send the values set since the last flush to the changelog; return once acked."""
+    async def send(self) -> asyncio.Future[None]:
+        """Send the values set since the last call to the changelog; the answer resolves
+        once they are acked."""
         futures = []
         for key, value in self.table.take_unsent().items():
             partition = key_partition(user_part(key), self.partitions)
@@ -125,6 +126,9 @@ class TableStateStore:
                     self.changelog, key=key, value=orjson.dumps(value), partition=partition
                 )
             )
+        return asyncio.ensure_future(self._persisted(futures))
+
+    async def _persisted(self, futures: list[asyncio.Future[Any]]) -> None:
         written = await asyncio.gather(*futures)
         if self.file_by_event:
             # What Faust does on a changelog ack: RocksDB remembers how far it is current.

@@ -27,7 +27,9 @@ from hubcore.settings import Settings
 from streams import metrics
 from streams.batching import take_ready
 from streams.consumer import StreamsTransport
-from streams.processor import BatchOutcome, BatchProcessor
+from streams.outcome import BatchOutcome
+from streams.pipeline import BatchPipeline
+from streams.processor import BatchProcessor
 from streams.projector import ProjectionSink
 from streams.records import SourceRecord
 from streams.recovery import StreamsTableManager
@@ -83,9 +85,7 @@ class StreamsApp(faust.App):
         db = database(self._hub_mongo, settings)
         await ensure_indexes(db)
         await db[MESSAGES].create_index([("readBy", ASCENDING)])
-        # No linger: a batch sends all its events and then awaits their acks, so waiting
-        # for more to come only delays them.
-        self._hub_producer = create_producer(settings, linger_ms=0)
+        self._hub_producer = create_producer(settings)
         await self._hub_producer.start()
         store = TableStateStore(
             self.unread_table,
@@ -165,7 +165,7 @@ def _observe_positions(app: StreamsApp, messages: list[Any]) -> None:
     metrics.PROJECTION_DELAY.observe(max(time.time() - oldest, 0.0))
 
 
-def _log_batch(outcome: BatchOutcome, seconds: float, partitions: list[str]) -> None:
+def _log_batch(outcome: BatchOutcome, seconds: float, partitions: list[str], waited: float) -> None:
     metrics.BATCH_SIZE.observe(outcome.records)
     metrics.BATCH_SECONDS.observe(seconds)
     for phase, ms in outcome.phases.items():
@@ -196,6 +196,8 @@ def _log_batch(outcome: BatchOutcome, seconds: float, partitions: list[str]) -> 
         dead_letters=len(outcome.dead_letters),
         partitions=partitions,
         ms=round(seconds * 1000, 1),
+        # Age of the batch's oldest record when the batch started: produce, fetch, queue.
+        waited_ms=round(waited * 1000, 1),
         phases_ms=outcome.phases,
     )
 
@@ -203,6 +205,23 @@ def _log_batch(outcome: BatchOutcome, seconds: float, partitions: list[str]) -> 
 def _ack(app: StreamsApp, events: Sequence[EventT[Any]]) -> None:
     for event in events:
         event.message.ack(app.consumer)
+
+
+def _batch_done(
+    app: StreamsApp,
+    events: Sequence[EventT[Any]],
+    started: float,
+    now: float,
+    outcome: BatchOutcome,
+) -> None:
+    """Log a batch whose events are out; its records are acknowledged once the sink has
+    written its projections, which later batches do not wait for."""
+    messages = [event.message for event in events]
+    waited = now - min(message.timestamp for message in messages)
+    partitions = sorted({f"{m.topic}:{m.partition}" for m in messages})
+    _log_batch(outcome, time.perf_counter() - started, partitions, waited)
+    _observe_positions(app, messages)
+    app.projector.offer(outcome.projections, partial(_ack, app, events))
 
 
 def create_app(settings: Settings) -> StreamsApp:
@@ -254,24 +273,22 @@ def create_app(settings: Settings) -> StreamsApp:
     @app.agent(source, name="process")
     async def process(stream: StreamT[bytes]) -> None:
         """Process raw messages and commands in batches; acknowledge only what succeeded."""
-        async for events in take_ready(stream, settings.streams_batch_size):
-            # Faust acks a `take` batch in a `finally`, even when processing failed or was
-            # cancelled; one extra reference per message keeps the offsets uncommitted
-            # until the batch is really done.
-            for event in events:
-                event.message.incref()
-            started = time.perf_counter()
-            records = [
-                SourceRecord(m.topic, m.partition, m.offset, m.key, m.value)
-                for m in (event.message for event in events)
-            ]
-            outcome = await app.runner.run(records)
-            partitions = sorted({r.source for r in records})
-            _log_batch(outcome, time.perf_counter() - started, partitions)
-            _observe_positions(app, [event.message for event in events])
-            # The events are out; the records are acknowledged once the sink has written
-            # the batch's projections, which the next batch does not wait for.
-            app.projector.offer(outcome.projections, partial(_ack, app, events))
+        pipeline = BatchPipeline(app.runner)
+        try:
+            async for events in take_ready(stream, settings.streams_batch_size):
+                # Faust acks a `take` batch in a `finally`, even when processing failed or
+                # was cancelled; one extra reference per message keeps the offsets
+                # uncommitted until the batch is really done.
+                for event in events:
+                    event.message.incref()
+                records = [
+                    SourceRecord(m.topic, m.partition, m.offset, m.key, m.value)
+                    for m in (event.message for event in events)
+                ]
+                done = partial(_batch_done, app, events, time.perf_counter(), time.time())
+                await pipeline.submit(records, done)
+        finally:
+            await pipeline.close()
 
     @app.page("/health")
     async def health_page(view: Any, request: Any) -> Any:

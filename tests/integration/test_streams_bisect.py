@@ -12,7 +12,8 @@ from hubcore.kafka import Topics, create_producer, ensure_topics
 from hubcore.mongo import Document
 from hubcore.settings import Settings
 from schemas import DeadLetter
-from streams.processor import BatchOutcome, BatchProcessor
+from streams.outcome import BatchOutcome
+from streams.processor import BatchProcessor
 from streams.projection import write_projections
 from streams.records import SourceRecord
 from streams.retry import BatchRunner

@@ -29,6 +29,10 @@ async def _unread(db: AsyncDatabase[Document], user: str) -> Document | None:
     return await db["unread"].find_one({"_id": user})
 
 
+async def _conversation(db: AsyncDatabase[Document], conversation_id: str) -> Document | None:
+    return await db["conversations"].find_one({"_id": conversation_id})
+
+
 async def _events_of(settings: Settings, user: str, want: int) -> list[Any]:
     """The user events keyed by `user` (waits until at least `want` of them arrived)."""
     topic = Topics.from_settings(settings).user_events
@@ -102,6 +106,10 @@ async def test_repeats_store_once_count_once(
         return await db["messages"].count_documents({"_id": sentinel.id})
 
     await wait_for(sentinel_stored, what="the message after the repeats")
+    # Projections trail the events by the sink's lag: wait for the sentinel's.
+    await wait_for(
+        lambda: _conversation(db, sentinel.conversation_id), what="the sentinel's projection"
+    )
     assert await db["messages"].count_documents({"_id": raw.id}) == 1
     unread = await _unread(db, "rep-user")
     assert unread is not None
@@ -198,6 +206,7 @@ async def test_poison_goes_to_dead_letter_and_partition_flows(
         return await db["messages"].count_documents({"_id": good.id})
 
     await wait_for(good_stored, what="the valid record after the poison")
+    await wait_for(lambda: _conversation(db, good.conversation_id), what="the projection")
     records = await consume_all(module_settings, topics.dead_letter, want=2)
     mine = [r for r in records if r.key == b"poison-user"]
     assert len(mine) == 2
