@@ -20,12 +20,14 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.kafka import Topics, ensure_topics
 from hubcore.mongo import Document
 from hubcore.settings import Settings
 from schemas import RawMessage
+from streams.worker import app_id
 from tests.streams_helpers import Worker, produce, raw_message, wait_for, wait_ready, worker_env
 
 pytestmark = [
@@ -64,13 +66,39 @@ def _processed(workers: list[Worker]) -> int:
     return total
 
 
-async def _kill_and_time_rebalance(victim: Worker, workers: list[Worker]) -> float | None:
+async def _unfinished(settings: Settings) -> set[str]:
+    """`<topic>:<partition>` of the raw partitions whose committed offset is short of their
+    end: a new owner of one of them must batch records again."""
+    topic = Topics.from_settings(settings).raw_messages
+    parts = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(app_id(settings))
+        end = await consumer.end_offsets(parts)
+    finally:
+        await consumer.stop()
+        await admin.close()
+    return {
+        f"{tp.topic}:{tp.partition}"
+        for tp in parts
+        if (committed[tp].offset if tp in committed else -1) < end[tp]
+    }
+
+
+async def _kill_and_time_rebalance(
+    settings: Settings, victim: Worker, workers: list[Worker]
+) -> float | None:
     """SIGKILL `victim`; seconds until another worker batches one of the partitions it was
-    working on (None when it was working on none), then restart it."""
+    working on and had not finished (None when there was none), then restart it."""
     now = time.time()
-    owned = {p for t, parts in victim.batch_times() if t > now - RECENT for p in parts}
+    recent = {p for t, parts in victim.batch_times() if t > now - RECENT for p in parts}
     killed = time.time()
     victim.kill()
+    # Committed offsets of the dead worker's partitions stay put until a new owner works.
+    owned = recent & await _unfinished(settings)
     took: float | None = None
     if owned:
 
@@ -162,7 +190,7 @@ async def test_workers_killed_at_random_lose_and_double_nothing(
             return _processed(workers) >= point * MESSAGES
 
         await wait_for(reached, timeout=300, what=f"{point:.0%} of the messages processed")
-        rebalances.append(await _kill_and_time_rebalance(rng.choice(workers), workers))
+        rebalances.append(await _kill_and_time_rebalance(settings, rng.choice(workers), workers))
 
     # Counts are cheap to read; a count of the messages scans all of them (FerretDB).
     await _wait_counts_exact(mongo_db, messages)
