@@ -203,10 +203,12 @@ class PrivateStore:
 
 @contextmanager
 def private_store(tmp: Path) -> Iterator[PrivateStore]:
-    """The binary `hub services` built (`HUB_SERVICES_DIR`, built there if missing); data,
-    pid and log in `tmp`."""
+    """The binary `hub services` built (`HUB_SERVICES_DIR`; from the machine cache if
+    missing); data, pid and log in `tmp`."""
     settings = Settings(_env_file=None)
-    binary = build_ferretdb(settings.ferretdb_version, resolve_path(settings.services_dir))
+    binary = build_ferretdb(
+        settings.ferretdb_version, resolve_path(settings.services_dir), cache=settings.cache_dir
+    )
     own = tmp / "ferretdb" / binary.parent.parent.name
     own.mkdir(parents=True, exist_ok=True)
     (own / "bin").symlink_to(binary.parent, target_is_directory=True)
