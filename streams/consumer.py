@@ -15,9 +15,16 @@ from __future__ import annotations
 from collections.abc import Set
 from typing import Any, ClassVar, cast
 
-from faust.transport.drivers.aiokafka import Consumer, Transport
+import aiokafka
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
 from faust.types import TP
 from faust.types.transports import ConsumerT
+
+# Milliseconds the broker may hold a fetch that finds no records (Faust: 1,500).
+FETCH_MAX_WAIT_MS = 100
+# Seconds fetched records may wait to be consumed before the other partitions are fetched
+# without them (aiokafka: 0.1).
+PREFETCH_BACKOFF = 1.0
 
 
 class ActiveSelection:
@@ -35,8 +42,38 @@ class ActiveSelection:
         return True
 
 
+class StreamsConsumerThread(AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread with fetch timing for a worker whose assignment
+    always holds idle partitions (commands, changelogs, partitions no user hashes to).
+
+    aiokafka keeps one fetch in flight per broker, and leaves out of it the partitions whose
+    fetched records are not consumed yet. Once those have waited `prefetch_backoff` it
+    fetches the others anyway: when they are all idle, the broker holds that fetch for
+    `fetch_max_wait_ms` (1.5 s in Faust) and, the records being consumed meanwhile, no new
+    fetch can go out before it returns. At 200 msg/s a worker busy for 100 ms fell into
+    this and stayed there (each lump of 1.5 s of records took long enough to start the
+    next): records reached it 1-2 s late. So: fetch the others only after a long wait,
+    and let a fetch of idle partitions return soon.
+    """
+
+    def _create_worker_consumer(self, transport: Transport) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # Read when the consumer starts (aiokafka has no other way to set it under Faust).
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+    async def on_start(self) -> None:
+        """Start the consumer, then set the fetcher's prefetch backoff."""
+        await super().on_start()
+        assert self._consumer is not None
+        self._consumer._fetcher._prefetch_backoff = PREFETCH_BACKOFF
+
+
 class StreamsConsumer(Consumer):
     """Faust's aiokafka consumer that never lets an empty selection fetch everything."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return StreamsConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
         """Fetch records of `active_partitions` (None: every partition, as in Faust)."""

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,11 +191,11 @@ async def write_projections(
     """Write conversation documents and unread documents, each guarded by its version so
     that an older state (a stale worker, a redelivery) never overwrites a newer one.
     Returns the documents written."""
-    written = await asyncio.gather(
-        _write_versioned(db[CONVERSATIONS], conversations),
-        _write_versioned(db[UNREAD], {user_id: u.document() for user_id, u in unread.items()}),
-    )
-    return sum(written)
+    # One after the other: both collections live in one database, whose writers FerretDB's
+    # SQLite backend lets in one at a time (a blocked one sleeps before it retries).
+    written = await _write_versioned(db[CONVERSATIONS], conversations)
+    unread_docs = {user_id: u.document() for user_id, u in unread.items()}
+    return written + await _write_versioned(db[UNREAD], unread_docs)
 
 
 @dataclass(slots=True)
@@ -209,6 +208,14 @@ class Projections:
 
     def __len__(self) -> int:
         return len(self.conversations) + len(self.unread)
+
+    def chunks(self, size: int) -> Iterator[Projections]:
+        """The documents in parts of at most `size`."""
+        convs, unread = list(self.conversations.items()), list(self.unread.items())
+        for start in range(0, len(convs), size):
+            yield Projections(dict(convs[start : start + size]))
+        for start in range(0, len(unread), size):
+            yield Projections(unread=dict(unread[start : start + size]))
 
     def merge(self, newer: Projections) -> None:
         """Fold the documents of a later batch in."""

@@ -19,18 +19,29 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.mongo import Document
 from streams import metrics
+from streams.gate import NoGate, WriteGate
 from streams.projection import Projections, write_projections
 
 log = structlog.get_logger("streams.projector")
 
 Done = Callable[[], None]
+# Documents per write: a batch's store phase waits for at most one such write in flight.
+CHUNK = 10
 
 
 class ProjectionSink:
     """Coalesces offered projections and writes them, one bulk write at a time."""
 
-    def __init__(self, db: AsyncDatabase[Document], *, max_backoff: float = 5.0) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        *,
+        gate: WriteGate | None = None,
+        max_backoff: float = 5.0,
+    ) -> None:
         self.db = db
+        # Each chunk waits while a batch's store phase runs (streams/gate.py).
+        self.gate = gate or NoGate()
         self.max_backoff = max_backoff
         self._pending = Projections()
         self._done: list[Done] = []
@@ -100,24 +111,33 @@ class ProjectionSink:
                 self._idle.set()
 
     async def _write(self, batch: Projections) -> int:
+        started = time.perf_counter()
+        written = chunks = 0
+        for chunk in batch.chunks(CHUNK):
+            written += await self._write_chunk(chunk)
+            chunks += 1
+        log.info(
+            "projections",
+            documents=len(batch),
+            written=written,
+            chunks=chunks,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return written
+
+    async def _write_chunk(self, chunk: Projections) -> int:
         delay = 0.2
         while True:
             try:
-                started = time.perf_counter()
-                written = await write_projections(self.db, batch.conversations, batch.unread)
+                async with self.gate.sink():
+                    written = await write_projections(self.db, chunk.conversations, chunk.unread)
             except Exception as exc:
                 if self.retrying_since is None:
                     self.retrying_since = time.monotonic()
                 metrics.SINK_RETRIES.inc()
-                log.warning("projection write retry", error=repr(exc), documents=len(batch))
+                log.warning("projection write retry", error=repr(exc), documents=len(chunk))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
                 continue
             self.retrying_since = None
-            log.info(
-                "projections",
-                documents=len(batch),
-                written=written,
-                ms=round((time.perf_counter() - started) * 1000, 1),
-            )
             return written

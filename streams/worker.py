@@ -27,6 +27,7 @@ from hubcore.settings import Settings
 from streams import metrics
 from streams.batching import take_ready
 from streams.consumer import StreamsTransport
+from streams.gate import WriteGate
 from streams.outcome import BatchOutcome
 from streams.pipeline import BatchPipeline
 from streams.processor import BatchProcessor
@@ -95,9 +96,10 @@ class StreamsApp(faust.App):
             changelog=changelog_topic(settings),
         )
         sink = KafkaSink(self._hub_producer)
-        processor = BatchProcessor(db, store, sink, Topics.from_settings(settings))
+        gate = WriteGate()
+        processor = BatchProcessor(db, store, sink, Topics.from_settings(settings), gate=gate)
         self.runner = BatchRunner(processor)
-        self.projector = ProjectionSink(db)
+        self.projector = ProjectionSink(db, gate=gate)
         metrics.SINK_LAG_NOW.set_function(self.projector.lag)
         self._projector_task = asyncio.ensure_future(self.projector.run())
         # SIGUSR2 holds, and on the next one resumes, the store's projection writes (store
