@@ -42,6 +42,16 @@ class ActiveSelection:
         return True
 
 
+def set_fetch_wait(consumer: aiokafka.AIOKafkaConsumer) -> None:
+    """`FETCH_MAX_WAIT_MS` for a consumer not started yet (Faust passes its own 1,500)."""
+    consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by `start()`
+
+
+def set_prefetch_backoff(consumer: aiokafka.AIOKafkaConsumer) -> None:
+    """`PREFETCH_BACKOFF` for a started consumer (aiokafka's consumer has no parameter)."""
+    consumer._fetcher._prefetch_backoff = PREFETCH_BACKOFF
+
+
 class StreamsConsumerThread(AIOKafkaConsumerThread):
     """Faust's aiokafka consumer thread with fetch timing for a worker whose assignment
     always holds idle partitions (commands, changelogs, partitions no user hashes to).
@@ -58,15 +68,14 @@ class StreamsConsumerThread(AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Transport) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        # Read when the consumer starts (aiokafka has no other way to set it under Faust).
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        set_fetch_wait(consumer)
         return consumer
 
     async def on_start(self) -> None:
         """Start the consumer, then set the fetcher's prefetch backoff."""
         await super().on_start()
         assert self._consumer is not None
-        self._consumer._fetcher._prefetch_backoff = PREFETCH_BACKOFF
+        set_prefetch_backoff(self._consumer)
 
 
 class StreamsConsumer(Consumer):

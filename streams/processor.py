@@ -109,6 +109,7 @@ class BatchProcessor:
         clock = PhaseClock(outcome.phases)
         work: dict[str, UserWork] = {}
         async with self.gate.store():
+            clock.lap("gate")  # waiting for the projection sink's write in flight
             status = await self._store_messages(decoded.raws, work)
             replies = await store_replies(self.db, self.store, decoded, status)
             moved = await apply_statuses(self.db, decoded.statuses)
