@@ -26,7 +26,7 @@ log = structlog.get_logger("streams.projector")
 
 Done = Callable[[], None]
 # Documents per write: a batch's store phase waits for at most one such write in flight.
-CHUNK = 10
+CHUNK = 4
 
 
 class ProjectionSink:
@@ -130,7 +130,9 @@ class ProjectionSink:
         while True:
             try:
                 async with self.gate.sink():
-                    written = await write_projections(self.db, chunk.conversations, chunk.unread)
+                    written = await write_projections(
+                        self.db, chunk.conversations, chunk.unread, stored=True
+                    )
             except Exception as exc:
                 if self.retrying_since is None:
                     self.retrying_since = time.monotonic()
