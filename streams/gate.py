@@ -21,6 +21,7 @@ class WriteGate:
 
     def __init__(self, patience: float = 0.1) -> None:
         self.patience = patience
+        self.started = 0  # store phases ever started
         self._stores = 0  # store phases running or waiting
         self._stores_idle = asyncio.Event()
         self._stores_idle.set()
@@ -31,6 +32,7 @@ class WriteGate:
     async def store(self) -> AsyncIterator[None]:
         """A store phase: from now on no new projection chunk starts; the one in flight
         is waited for."""
+        self.started += 1
         self._stores += 1
         self._stores_idle.clear()
         try:
