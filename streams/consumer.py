@@ -1,4 +1,5 @@
-"""Faust's aiokafka consumer, fetching only from the partitions Faust has active.
+"""Faust's aiokafka consumer, fetching only from the partitions Faust has active, and with
+a short fetch wait.
 
 Faust hands its live set of active partitions to aiokafka's `Fetcher.fetched_records`, which
 runs in the consumer thread and waits up to a second for records, reading the set as it
@@ -8,6 +9,9 @@ read (the stream partitions are paused until it ends), so a fetch already waitin
 returns records of the paused stream partitions and moves their positions past them; Faust
 drops them (not active) and nothing fetches them again unless a seek rewinds the
 partition. The worker passes a view of the same set that is never empty-as-everything.
+
+Faust also fixes the broker's fetch wait at 1.5 s, which stalls busy partitions behind
+idle ones (`hubcore.kafka.FETCH_MAX_WAIT_MS` says how); the worker uses the hub's wait.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ from __future__ import annotations
 from collections.abc import Set
 from typing import Any, ClassVar, cast
 
-from faust.transport.drivers.aiokafka import Consumer, Transport
+import aiokafka
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
 from faust.types import TP
-from faust.types.transports import ConsumerT
+from faust.types.transports import ConsumerT, TransportT
+
+from hubcore.kafka import FETCH_MAX_WAIT_MS
 
 
 class ActiveSelection:
@@ -35,8 +42,21 @@ class ActiveSelection:
         return True
 
 
+class StreamsConsumerThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread, making its aiokafka consumer with the hub's fetch wait."""
+
+    def _create_worker_consumer(self, transport: TransportT) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(cast(Any, transport))
+        # Read by `start()` when it makes the fetcher; Faust passes no setting for it.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+
 class StreamsConsumer(Consumer):
     """Faust's aiokafka consumer that never lets an empty selection fetch everything."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return StreamsConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
         """Fetch records of `active_partitions` (None: every partition, as in Faust)."""
