@@ -86,11 +86,21 @@ class Inbox:
         return [conversation_from_doc(d) for d in page], next_cursor
 
     async def owns_conversation(self, user_id: str, conversation_id: str) -> bool:
-        """True when the conversation exists and is the caller's."""
+        """True when the conversation exists and is the caller's.
+
+        Its projection may trail the events (streams write messages first, projections
+        beside): a conversation whose first message a client was just told of has its
+        messages stored already, so those answer until the projection is there.
+        """
         doc = await self.conversations.find_one(
             {"_id": conversation_id, "userId": user_id}, projection={"_id": 1}
         )
-        return doc is not None
+        if doc is not None:
+            return True
+        message = await self.messages.find_one(
+            {"userId": user_id, "conversationId": conversation_id}, projection={"_id": 1}
+        )
+        return message is not None
 
     async def list_messages(
         self, user_id: str, conversation_id: str, *, limit: int, before: str | None

@@ -14,7 +14,7 @@ from gateway.frames import InvalidEvent, decode_event
 from gateway.metrics import EVENTS_CONSUMED, EVENTS_INVALID, EVENTS_ROUTED
 from gateway.registry import Registry
 from hubcore.errors import HubError
-from hubcore.kafka import Topics, ensure_topics
+from hubcore.kafka import FETCH_MAX_WAIT_MS, Topics, ensure_topics
 from hubcore.settings import Settings
 
 log = structlog.get_logger("gateway.pump")
@@ -30,6 +30,7 @@ def standalone_consumer(settings: Settings, *, offset_reset: str) -> AIOKafkaCon
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset=offset_reset,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
 
 

@@ -24,7 +24,7 @@ from pymongo.errors import PyMongoError
 from connectors.errors import ConnectorError
 from connectors.outbound.delivery import Delivery
 from connectors.publisher import Publisher
-from hubcore.kafka import Topics
+from hubcore.kafka import FETCH_MAX_WAIT_MS, Topics
 from hubcore.settings import Settings
 from schemas import DeadLetterSource, OutboundMessage
 
@@ -87,6 +87,7 @@ class OutboundConsumer:
                 group_id=group_id(self.settings),
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             )
             try:
                 await self.publisher.wait_ready()

@@ -14,159 +14,46 @@ from hub.provision.process import ManagedProcess, ProvisionError, run_checked
 
 MODULE = "github.com/FerretDB/FerretDB"
 
-_QUERY_ID_BLOCK = """\
-	if params.Filter.Len() == 1 {
-		v, _ := params.Filter.Get("_id")
-		switch v.(type) {
-		case string, types.ObjectID:
-			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
-			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
-		}
-	}
+# Source fixes applied before the build, in name order: unified diffs, each saying why.
+PATCH_DIR = Path(__file__).parent / "patches" / "ferretdb"
 
-	q += whereClause
-"""
 
-_QUERY_ID_BLOCK_PATCHED = """\
-	if params.Filter.Len() >= 1 {
-		v, _ := params.Filter.Get("_id")
-		switch v := v.(type) {
-		case string, types.ObjectID:
-			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
-			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
-		case *types.Document:
-			if in, ok := hubIDsIn(v); ok {
-				marks := strings.TrimSuffix(strings.Repeat("?, ", len(in)), ", ")
-				whereClause = fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, marks)
-				args = in
-			}
-		}
-	}
+def patch_files() -> list[Path]:
+    files = sorted(PATCH_DIR.glob("*.patch"))
+    if not files:  # an unpatched build would hang on bulk writes: never build one
+        raise ProvisionError(f"no FerretDB patches in {PATCH_DIR} (package data missing?)")
+    return files
 
-	q += whereClause
-"""
 
-_EXPLAIN_ID_BLOCK = """\
-	if params.Filter.Len() == 1 {
-		v, _ := params.Filter.Get("_id")
-		switch v.(type) {
-		case string, types.ObjectID:
-			filterPushdown = true
-			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
-			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
-		}
-	}
-"""
-
-_EXPLAIN_ID_BLOCK_PATCHED = """\
-	if params.Filter.Len() >= 1 {
-		v, _ := params.Filter.Get("_id")
-		switch v := v.(type) {
-		case string, types.ObjectID:
-			filterPushdown = params.Filter.Len() == 1
-			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
-			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
-		case *types.Document:
-			if in, ok := hubIDsIn(v); ok {
-				filterPushdown = params.Filter.Len() == 1
-				marks := strings.TrimSuffix(strings.Repeat("?, ", len(in)), ", ")
-				whereClause = fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, marks)
-				args = in
-			}
-		}
-	}
-"""
-
-_IDS_IN_HELPER = """\
-// hubIDsIn returns the SQL arguments for an `_id` condition of the form {$in: [...]} that
-// holds only strings and ObjectIDs (at most 1000), or false.
-func hubIDsIn(cond *types.Document) ([]any, bool) {
-	if cond.Len() != 1 {
-		return nil, false
-	}
-	v, err := cond.Get("$in")
-	if err != nil {
-		return nil, false
-	}
-	arr, ok := v.(*types.Array)
-	if !ok || arr.Len() == 0 || arr.Len() > 1000 {
-		return nil, false
-	}
-	args := make([]any, 0, arr.Len())
-	for i := 0; i < arr.Len(); i++ {
-		e := must.NotFail(arr.Get(i))
-		switch e.(type) {
-		case string, types.ObjectID:
-			args = append(args, string(must.NotFail(sjson.MarshalSingleValue(e))))
-		default:
-			return nil, false
-		}
-	}
-	return args, true
-}
-
-"""
-
-# Source fixes applied before the build: (file, original text, replacement). The build's
-# folder carries PATCH_LEVEL, so a machine with an older build rebuilds once.
-PATCH_LEVEL = "hub5"
-PATCHES: tuple[tuple[str, str, str], ...] = (
-    # The SQLite backend finds documents by `_id` (find, update, delete by `_id`) with
-    # `_ferretdb_sjson->'$._id'`, but creates its unique `_id` index on
-    # `_ferretdb_sjson->"_id"`: SQLite only uses an expression index for the same
-    # expression, so every lookup by `_id` scanned the collection (4 ms at 2,500 documents
-    # instead of 5 us). `->'_id'` is the same JSON path and matches the index.
-    (
-        "internal/backends/sqlite/metadata/metadata.go",
-        "IDColumn = DefaultColumn + \"->'$._id'\"",
-        "IDColumn = DefaultColumn + \"->'_id'\"",
-    ),
-    # Queries push `_id` down to SQLite only for {_id: <string>} alone; an update such as
-    # {_id, updatedAt: {$lt: ...}} or a find of {_id: {$in: [...]}} scanned the collection.
-    # A backend may apply a filter partially (backends.Collection.Query's contract: every
-    # handler filters the documents again), so push an `_id` equality or a short `$in` of
-    # strings down whatever else the filter holds.
-    (
-        "internal/backends/sqlite/collection.go",
-        _QUERY_ID_BLOCK,
-        _QUERY_ID_BLOCK_PATCHED,
-    ),
-    # An update command kept every statement's query iterator, and with it one of the
-    # database's 100 pooled SQLite connections, open until the whole command returned: a
-    # bulk write of 100 statements, or concurrent ones on one database adding up to 100,
-    # waited for a connection forever. Close each statement's iterator once it is applied.
-    (
-        "internal/handler/msg_update.go",
-        "\t\tcloser := iterator.NewMultiCloser()\n\t\tdefer closer.Close()\n",
-        "\t\tcloser := iterator.NewMultiCloser()\n",
-    ),
-    (
-        "internal/handler/msg_update.go",
-        '\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)\n'
-        "\t\tif err != nil {\n",
-        '\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)\n'
-        "\t\tcloser.Close()\n"
-        "\t\tif err != nil {\n",
-    ),
-    # `explain` shows the plan the query runs (it says "filterPushdown" only when the
-    # whole filter was applied by SQLite).
-    ("internal/backends/sqlite/collection.go", _EXPLAIN_ID_BLOCK, _EXPLAIN_ID_BLOCK_PATCHED),
-    (
-        "internal/backends/sqlite/collection.go",
-        "// collection implements backends.Collection interface.\n",
-        _IDS_IN_HELPER + "// collection implements backends.Collection interface.\n",
-    ),
-)
+def patches_key() -> str:
+    """A digest of the patch files: the build's folder and cache entry carry it, so a
+    machine with a build from other patches builds again, once."""
+    return key_of(*(f"{p.name}\0{p.read_text()}" for p in patch_files()))
 
 
 def apply_patches(src: Path) -> None:
-    """Apply PATCHES to a FerretDB source tree; fails loudly if one no longer applies."""
-    for rel, old, new in PATCHES:
-        path = src / rel
-        text = path.read_text()
-        if text.count(old) != 1:
-            raise ProvisionError(f"FerretDB patch no longer applies to {rel}: {old!r} not found")
-        path.write_text(text.replace(old, new))
+    """Apply the patch files to a FerretDB source tree with `git apply` (each whole or not
+    at all); one that no longer applies stops provisioning, named."""
+    git = shutil.which("git")
+    if git is None:
+        raise ProvisionError("git is needed to patch FerretDB's source: install git")
+    # The source may lie inside a checkout (.hub/): keep git from taking it for a
+    # subfolder of that repository, where it would skip the files.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env["GIT_CEILING_DIRECTORIES"] = str(src.resolve().parent)
+    for patch in patch_files():
+        proc = subprocess.run(
+            [git, "apply", "-p1", str(patch)],
+            cwd=src,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise ProvisionError(
+                f"FerretDB patch {patch.name} does not apply to {src}:\n{proc.stderr}"
+            )
 
 
 def _go_env(home: Path) -> dict[str, str]:
@@ -217,16 +104,17 @@ def _go_build(version: str, work: Path, binary: Path, go_home: Path, log: Path) 
 
 
 def build_ferretdb(version: str, home: Path, cache: Path | None = None) -> Path:
-    """Build the `ferretdb` binary once into `<home>/ferretdb/<version>-<PATCH_LEVEL>/bin`;
+    """Build the `ferretdb` binary once into `<home>/ferretdb/<version>-<patches key>/bin`;
     returns its path. Copied from the machine's `cache` when given (built there once per
-    version and PATCHES; Go's module and build caches live there too).
+    version and patch files; Go's module and build caches live there too).
 
     `go install MODULE/cmd/ferretdb@version` yields a binary that panics at start, because
     the module zip lacks the generated build/version/version.txt. So the module source is
     downloaded through the proxy (checked against Go's checksum database), the file is
-    written, PATCHES are applied, and the command is built from it.
+    written, the patches are applied, and the command is built from it.
     """
-    root = home / "ferretdb" / f"{version}-{PATCH_LEVEL}"
+    patches = patches_key()
+    root = home / "ferretdb" / f"{version}-{patches}"
     binary = root / "bin" / "ferretdb"
     if binary.exists():
         return binary
@@ -238,7 +126,7 @@ def build_ferretdb(version: str, home: Path, cache: Path | None = None) -> Path:
     def build(entry: Path) -> None:
         _go_build(version, entry.parent / ".build", entry / "ferretdb", cache, log)
 
-    key = f"{version}-{key_of(version, repr(PATCHES))}"
+    key = f"{version}-{key_of(version, patches)}"
     copy_out(cached_entry(cache, "ferretdb", key, build), root / "bin")
     return binary
 

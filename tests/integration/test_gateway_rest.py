@@ -222,6 +222,26 @@ async def test_mark_read_answers_202_and_puts_one_command_per_request(
     assert by_ids.message_ids == ["msg_a_old_-30"] and by_ids.conversation_id == "a_old"
 
 
+async def test_a_conversation_announced_before_its_projection_is_the_owners(
+    gw: RunningGateway,
+    as_user: Callable[[str], httpx.AsyncClient],
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    # Streams store a message and announce it before the projection sink writes its
+    # conversation: a client acting on the event must not get 404 meanwhile.
+    doc = message_doc(_raw("alice", "a_fresh", 9), origin="t:0:9")
+    doc["status"] = "unread"
+    await mongo_db[MESSAGES].insert_one(doc)
+    async with as_user("alice") as alice, as_user("bob") as bob:
+        listed = await alice.get("/api/conversations/a_fresh/messages")
+        assert listed.status_code == 200
+        assert [m["id"] for m in listed.json()["messages"]] == ["msg_a_fresh_9"]
+        read = await alice.post("/api/conversations/a_fresh/read")
+        assert read.status_code == 202 and read.json()["messageIds"] == ["msg_a_fresh_9"]
+        assert (await bob.post("/api/conversations/a_fresh/read")).status_code == 404
+        assert (await bob.get("/api/conversations/a_fresh/messages")).status_code == 404
+
+
 async def test_accounts_are_per_user_and_never_show_credentials(
     as_user: Callable[[str], httpx.AsyncClient],
 ) -> None:

@@ -3,7 +3,7 @@
 FerretDB 1.24 kept one pooled SQLite connection (of 100 per database) per statement of an
 update command until the command returned, so 100 statements in one command, or several
 concurrent commands adding up to 100, waited forever. The hub's FerretDB build closes each
-statement's iterator (hub/provision/ferretdb.py, PATCHES); `bulk_write_chunked` also keeps
+statement's iterator (hub/provision/patches/ferretdb); `bulk_write_chunked` also keeps
 commands at 50 statements for servers without the fix.
 """
 

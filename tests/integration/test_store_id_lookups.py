@@ -1,6 +1,6 @@
 """Lookups by `_id` on the store: MongoDB semantics kept, and the `_id` index used.
 
-The hub's FerretDB build carries two source fixes (hub/provision/ferretdb.py, PATCHES) that
+The hub's FerretDB build carries two source fixes (hub/provision/patches/ferretdb) that
 push `_id` equality down to SQLite's `_id` index. These tests hold its answers to MongoDB's
 for filters that combine `_id` with other conditions (the part that is pushed down is only
 a pre-filter) and, on FerretDB, check the query plan.

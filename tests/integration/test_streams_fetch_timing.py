@@ -5,8 +5,8 @@ records are not consumed yet; after `prefetch_backoff` it fetches the others wit
 When those are all idle the broker holds that fetch for `fetch_max_wait_ms`, and nothing
 new is fetched before it returns: with Faust's settings a record produced meanwhile to the
 busy partition arrived over a second late (at 200 msg/s the worker fell into this and
-stayed, records reaching it 1-2 s late). The worker's settings (streams/consumer.py) keep
-that record's delay to a round trip. Real broker, a partition with traffic and idle ones.
+stayed, records reaching it 1-2 s late). The hub's fetch wait (`hubcore.kafka`) keeps that
+record's delay short. Real broker, a partition with traffic and idle ones.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from hubcore.kafka import Topics, create_producer, ensure_topics
+from hubcore.kafka import FETCH_MAX_WAIT_MS, Topics, create_producer, ensure_topics
 from hubcore.settings import Settings
-from streams.consumer import set_fetch_wait, set_prefetch_backoff
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,7 +26,7 @@ FAUST_FETCH_MAX_WAIT_MS = 1500  # what Faust passes to aiokafka
 BUSY_FOR = 0.4  # seconds the consumer leaves a fetched record unconsumed
 
 
-async def _late_consumer_delay(settings: Settings, *, worker_settings: bool) -> float:
+async def _late_consumer_delay(settings: Settings, *, fetch_max_wait_ms: int) -> float:
     """Seconds from producing a record to the busy partition until it is fetched, when
     the previous record was consumed `BUSY_FOR` seconds after it had been fetched."""
     await ensure_topics(settings)
@@ -36,16 +35,12 @@ async def _late_consumer_delay(settings: Settings, *, worker_settings: bool) -> 
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=None,
         enable_auto_commit=False,
-        fetch_max_wait_ms=FAUST_FETCH_MAX_WAIT_MS,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
-    if worker_settings:
-        set_fetch_wait(consumer)
     producer = create_producer(settings)
     await consumer.start()
     await producer.start()
     try:
-        if worker_settings:
-            set_prefetch_backoff(consumer)
         tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
         consumer.assign(tps)
         await consumer.seek_to_end(*tps)
@@ -68,10 +63,11 @@ async def _late_consumer_delay(settings: Settings, *, worker_settings: bool) -> 
 
 async def test_faust_fetch_settings_hold_the_next_record(settings: Settings) -> None:
     # The cause, shown: the fetch of the idle partitions alone is held for 1.5 s.
-    delay = await _late_consumer_delay(settings, worker_settings=False)
+    delay = await _late_consumer_delay(settings, fetch_max_wait_ms=FAUST_FETCH_MAX_WAIT_MS)
     assert delay > 0.8
 
 
-async def test_worker_fetch_settings_fetch_the_next_record_at_once(settings: Settings) -> None:
-    delay = await _late_consumer_delay(settings, worker_settings=True)
+async def test_hub_fetch_wait_fetches_the_next_record_at_once(settings: Settings) -> None:
+    # The hub's consumers (the streams worker's Faust consumer too) use FETCH_MAX_WAIT_MS.
+    delay = await _late_consumer_delay(settings, fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
     assert delay < 0.3

@@ -46,7 +46,6 @@ SOCKETS = 3  # per user, alternating between the gateways
 CHATS = 3  # conversations per user
 SECONDS = 60  # of traffic
 WEBHOOKS, READS = 15, 3  # a second
-API_SAMPLE = 40  # users whose counts are also asked of `GET /api/unread`
 SETTLE = 90.0  # seconds for the last events to reach every socket
 
 
@@ -152,8 +151,8 @@ async def _mark_read(
 ) -> None:
     auth = {"Authorization": f"Bearer {token(settings, user.name)}"}
     response = await http.post(f"/api/conversations/{conv}/read", headers=auth)
-    # 404: its first message is on the sockets but not yet in the store's projection.
-    assert response.status_code in (202, 404), response.text
+    # The conversation's events were seen, so it is the user's even before its projection.
+    assert response.status_code == 202, response.text
     statuses[response.status_code] += 1
 
 
@@ -196,8 +195,8 @@ def _clean(counts: dict[str, Any]) -> dict[str, Any]:
 
 async def _store_counts(db: AsyncDatabase[Document]) -> dict[str, dict[str, Any]]:
     """Every user's counts as `GET /api/unread` builds them (`unread_from_doc` over the same
-    documents), read in two queries: a request per user takes seconds on a busy FerretDB,
-    which scans `conversations` for each."""
+    documents), read in two queries (the sockets are compared again after a pause, and a
+    request per user and pause would add up)."""
     docs = {d["_id"]: d async for d in db["unread"].find({})}
     convs: dict[str, dict[str, int]] = {}
     async for d in db["conversations"].find({"unreadCount": {"$gt": 0}}):
@@ -226,7 +225,7 @@ async def _assert_api_agrees(
     """`GET /api/unread` of `users` (alternating gateways) equals the store's counts."""
     truth = await _store_counts(db)
     zero = {"total": 0, "byPlatform": {}, "byConversation": {}}
-    gate = asyncio.Semaphore(8)
+    gate = asyncio.Semaphore(32)  # all 1,000 users are asked: keep the step short
 
     async def check(user: User, http: httpx.AsyncClient) -> None:
         async with gate:
@@ -291,8 +290,10 @@ async def test_no_foreign_events_and_counts_match_under_load(
                     late = [s for s in sockets if s.user.name in mismatched]
                     mismatched = await _mismatches(mongo_db, late)
                 assert not mismatched, list(mismatched.items())[:10]
-                sample = random.Random(7).sample(users, API_SAMPLE)
-                await _assert_api_agrees(settings, mongo_db, sample, list(gws))
+                asked = time.monotonic()
+                await _assert_api_agrees(settings, mongo_db, users, list(gws))
+                took = time.monotonic() - asked
+                print(f"isolation: GET /api/unread of {len(users)} users in {took:.1f}s")
                 closed = [
                     s.user.name for s, task in zip(sockets, readers, strict=True) if task.done()
                 ]
