@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,6 +226,20 @@ class Projections:
 
     def __len__(self) -> int:
         return len(self.conversations) + len(self.unread)
+
+    def ids(self) -> Iterator[str]:
+        """The documents' ids (conversation ids, then user ids)."""
+        yield from self.conversations
+        yield from self.unread
+
+    def split(self, known: Container[str]) -> tuple[Projections, Projections]:
+        """(the documents whose id is in `known`, the others)."""
+        out, rest = Projections(), Projections()
+        for conv_id, doc in self.conversations.items():
+            (out if conv_id in known else rest).conversations[conv_id] = doc
+        for user_id, update in self.unread.items():
+            (out if user_id in known else rest).unread[user_id] = update
+        return out, rest
 
     def chunks(self, size: int) -> Iterator[Projections]:
         """The documents in parts of at most `size`."""

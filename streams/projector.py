@@ -25,8 +25,12 @@ from streams.projection import Projections, write_projections
 log = structlog.get_logger("streams.projector")
 
 Done = Callable[[], None]
-# Documents per write: a batch's store phase waits for at most one such write in flight.
+# Documents per write of stored documents: a batch's store phase waits for at most one
+# such write in flight; and per write of documents this sink has not written yet.
 CHUNK = 4
+NEW_CHUNK = 200
+# Ids of documents written, remembered to skip their lookup (at most this many).
+MAX_REMEMBERED = 200_000
 # Seconds a write must have taken before the sink rests after it, and the longest rest.
 REST_AFTER = 0.05
 MAX_REST = 0.5
@@ -58,6 +62,7 @@ class ProjectionSink:
         self._resumed.set()
         self.retrying_since: float | None = None
         self.written = 0
+        self._stored: set[str] = set()
 
     def offer(self, projections: Projections, done: Done) -> None:
         """Queue a batch's documents; `done` runs once they are written."""
@@ -134,9 +139,19 @@ class ProjectionSink:
     async def _write(self, batch: Projections) -> int:
         started = time.perf_counter()
         written = chunks = 0
-        for chunk in batch.chunks(CHUNK):
-            written += await self._write_chunk(chunk)
+        stored, new = batch.split(self._stored)
+        # Documents not written by this sink yet: looked up and inserted in big chunks (a
+        # backlog of new conversations is a few commands per hundred); then the rewrites
+        # of stored ones, in small chunks between the batches' store phases.
+        for chunk, known in [
+            *((c, False) for c in new.chunks(NEW_CHUNK)),
+            *((c, True) for c in stored.chunks(CHUNK)),
+        ]:
+            written += await self._write_chunk(chunk, stored=known)
             chunks += 1
+            if len(self._stored) > MAX_REMEMBERED:
+                self._stored.clear()  # bounded: forgotten ids are looked up again
+            self._stored.update(chunk.ids())
         log.info(
             "projections",
             documents=len(batch),
@@ -146,13 +161,13 @@ class ProjectionSink:
         )
         return written
 
-    async def _write_chunk(self, chunk: Projections) -> int:
+    async def _write_chunk(self, chunk: Projections, *, stored: bool) -> int:
         delay = 0.2
         while True:
             try:
                 async with self.gate.sink():
                     written = await write_projections(
-                        self.db, chunk.conversations, chunk.unread, stored=True
+                        self.db, chunk.conversations, chunk.unread, stored=stored
                     )
             except Exception as exc:
                 if self.retrying_since is None:
