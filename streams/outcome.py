@@ -21,8 +21,9 @@ class BatchOutcome:
     users: int = 0
     events: dict[str, int] = field(default_factory=dict)
     dead_letters: list[Poison] = field(default_factory=list)
-    # Milliseconds per phase: store, table (applying), send, acks (changelog and events
-    # together); live, `waited` for the previous batch's acks before sending.
+    # Milliseconds per phase: gate (waiting for the projection sink's write in flight),
+    # store, table (applying), send, acks (changelog and events together); live, `waited`
+    # for the previous batch's acks before sending.
     phases: dict[str, float] = field(default_factory=dict)
     projections: Projections = field(default_factory=Projections)
 

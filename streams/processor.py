@@ -24,6 +24,7 @@ from hubcore.mongo import Document
 from hubcore.store import message_from_doc
 from streams.changes import apply_changes
 from streams.emission import UserResult, UserWork, emit_events, stops_counting
+from streams.gate import NoGate, WriteGate
 from streams.outcome import BatchOutcome, PhaseClock
 from streams.projection import (
     UnreadUpdate,
@@ -67,12 +68,15 @@ class BatchProcessor:
         topics: Topics,
         *,
         emit_events: bool = True,
+        gate: WriteGate | None = None,
     ) -> None:
         self.db = db
         self.store = store
         self.sink = sink
         self.topics = topics
         self.emit_events = emit_events
+        # Shared with the projection sink, whose writes wait while a store phase runs.
+        self.gate = gate or NoGate()
 
     async def process(self, records: Sequence[SourceRecord]) -> BatchOutcome:
         """Apply `records` (any mix of topics and partitions, in consumed order)."""
@@ -104,18 +108,21 @@ class BatchProcessor:
         )
         clock = PhaseClock(outcome.phases)
         work: dict[str, UserWork] = {}
-        status = await self._store_messages(decoded.raws, work)
-        for reply in await store_replies(self.db, self.store, decoded, status):
+        async with self.gate.store():
+            clock.lap("gate")  # waiting for the projection sink's write in flight
+            status = await self._store_messages(decoded.raws, work)
+            replies = await store_replies(self.db, self.store, decoded, status)
+            moved = await apply_statuses(self.db, decoded.statuses)
+            changed = await apply_changes(self.db, decoded.changes)
+            transitions = await mark_read(self.db, decoded.commands)
+        for reply in replies:
             work.setdefault(reply.user_id, UserWork()).sent.append(reply)
-        moved = await apply_statuses(self.db, decoded.statuses)
         for item in decoded.statuses:
             if (doc := moved.get(item.record.origin)) is not None:
                 work.setdefault(item.command.user_id, UserWork()).statuses.append((item, doc))
-        changed = await apply_changes(self.db, decoded.changes)
         for change in decoded.changes:
             if (doc := changed.get(change.record.origin)) is not None:
                 work.setdefault(change.command.user_id, UserWork()).changes.append((change, doc))
-        transitions = await mark_read(self.db, decoded.commands)
         for command in decoded.commands:
             docs = transitions.get(command.record.origin, [])
             work.setdefault(command.command.user_id, UserWork()).commands.append((command, docs))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,47 +155,65 @@ def _older_than(doc_id: str, version: int) -> dict[str, Any]:
     }
 
 
+def _guarded_update(doc_id: str, doc: Document) -> UpdateOne:
+    return UpdateOne(
+        _older_than(doc_id, int(doc["version"])),
+        {"$set": {k: v for k, v in doc.items() if k != "_id"}},
+    )
+
+
 async def _write_versioned(
-    collection: AsyncCollection[Document], docs: Mapping[str, Document]
+    collection: AsyncCollection[Document], docs: Mapping[str, Document], *, stored: bool
 ) -> int:
     """Insert the documents not stored yet (one insert command: FerretDB commits it once),
     and replace the fields of the others whose stored version is older, one guarded
     statement each. Returns the documents written. A statement whose guard fails (another
-    writer got in between with a newer version) leaves the newer document: the point."""
+    writer got in between with a newer version) leaves the newer document: the point.
+
+    `stored`: the documents are most likely stored already (the live sink rewriting
+    conversations): try the guarded updates first, and only when not all of them applied
+    look the versions up and insert the new ones (the updates are then repeated, and a
+    repeat changes nothing). Saves the lookup's round trip on the common path."""
     if not docs:
         return 0
+    updated = 0
+    if stored:
+        ops = [_guarded_update(doc_id, doc) for doc_id, doc in docs.items()]
+        updated = (await bulk_write_chunked(collection, ops)).matched
+        if updated == len(ops):
+            return updated
     ids = list(docs)
-    stored: dict[str, int] = {}
+    versions: dict[str, int] = {}
     for start in range(0, len(ids), ID_CHUNK):
         cursor = collection.find({"_id": {"$in": ids[start : start + ID_CHUNK]}}, {"version": 1})
-        stored.update({str(d["_id"]): int(d.get("version", -1)) async for d in cursor})
-    creates = [doc for doc_id, doc in docs.items() if doc_id not in stored]
+        versions.update({str(d["_id"]): int(d.get("version", -1)) async for d in cursor})
+    creates = [doc for doc_id, doc in docs.items() if doc_id not in versions]
     inserted = await _insert_missing(collection, creates)
     ops = [
-        UpdateOne(
-            _older_than(doc_id, int(doc["version"])),
-            {"$set": {k: v for k, v in doc.items() if k != "_id"}},
-        )
+        _guarded_update(doc_id, doc)
         for doc_id, doc in docs.items()
-        if doc_id not in inserted and stored.get(doc_id, -1) < int(doc["version"])
+        if doc_id not in inserted and versions.get(doc_id, -1) < int(doc["version"])
     ]
     await bulk_write_chunked(collection, ops)
-    return len(inserted) + len(ops)
+    # What the first updates wrote now has its own version stored: not in `ops` again.
+    return updated + len(inserted) + len(ops)
 
 
 async def write_projections(
     db: AsyncDatabase[Document],
     conversations: Mapping[str, Document],
     unread: Mapping[str, UnreadUpdate],
+    *,
+    stored: bool = False,
 ) -> int:
     """Write conversation documents and unread documents, each guarded by its version so
     that an older state (a stale worker, a redelivery) never overwrites a newer one.
-    Returns the documents written."""
-    written = await asyncio.gather(
-        _write_versioned(db[CONVERSATIONS], conversations),
-        _write_versioned(db[UNREAD], {user_id: u.document() for user_id, u in unread.items()}),
-    )
-    return sum(written)
+    Returns the documents written (with `stored`, those whose guard let them in)."""
+    # One after the other: both collections live in one database, whose writers FerretDB's
+    # SQLite backend lets in one at a time (a blocked one sleeps before it retries).
+    written = await _write_versioned(db[CONVERSATIONS], conversations, stored=stored)
+    unread_docs = {user_id: u.document() for user_id, u in unread.items()}
+    return written + await _write_versioned(db[UNREAD], unread_docs, stored=stored)
 
 
 @dataclass(slots=True)
@@ -209,6 +226,28 @@ class Projections:
 
     def __len__(self) -> int:
         return len(self.conversations) + len(self.unread)
+
+    def ids(self) -> Iterator[str]:
+        """The documents' ids (conversation ids, then user ids)."""
+        yield from self.conversations
+        yield from self.unread
+
+    def split(self, known: Container[str]) -> tuple[Projections, Projections]:
+        """(the documents whose id is in `known`, the others)."""
+        out, rest = Projections(), Projections()
+        for conv_id, doc in self.conversations.items():
+            (out if conv_id in known else rest).conversations[conv_id] = doc
+        for user_id, update in self.unread.items():
+            (out if user_id in known else rest).unread[user_id] = update
+        return out, rest
+
+    def chunks(self, size: int) -> Iterator[Projections]:
+        """The documents in parts of at most `size`."""
+        convs, unread = list(self.conversations.items()), list(self.unread.items())
+        for start in range(0, len(convs), size):
+            yield Projections(dict(convs[start : start + size]))
+        for start in range(0, len(unread), size):
+            yield Projections(unread=dict(unread[start : start + size]))
 
     def merge(self, newer: Projections) -> None:
         """Fold the documents of a later batch in."""

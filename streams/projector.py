@@ -19,18 +19,37 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.mongo import Document
 from streams import metrics
+from streams.gate import NoGate, WriteGate
 from streams.projection import Projections, write_projections
 
 log = structlog.get_logger("streams.projector")
 
 Done = Callable[[], None]
+# Documents per write of stored documents: a batch's store phase waits for at most one
+# such write in flight; and per write of documents this sink has not written yet.
+CHUNK = 4
+NEW_CHUNK = 200
+# Ids of documents written, remembered to skip their lookup (at most this many).
+MAX_REMEMBERED = 200_000
+# Seconds a write must have taken before the sink rests after it, and the longest rest.
+REST_AFTER = 0.05
+MAX_REST = 0.5
+REST_STEP = 0.02
 
 
 class ProjectionSink:
     """Coalesces offered projections and writes them, one bulk write at a time."""
 
-    def __init__(self, db: AsyncDatabase[Document], *, max_backoff: float = 5.0) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        *,
+        gate: WriteGate | None = None,
+        max_backoff: float = 5.0,
+    ) -> None:
         self.db = db
+        # Each chunk waits while a batch's store phase runs (streams/gate.py).
+        self.gate = gate or NoGate()
         self.max_backoff = max_backoff
         self._pending = Projections()
         self._done: list[Done] = []
@@ -43,6 +62,7 @@ class ProjectionSink:
         self._resumed.set()
         self.retrying_since: float | None = None
         self.written = 0
+        self._stored: set[str] = set()
 
     def offer(self, projections: Projections, done: Done) -> None:
         """Queue a batch's documents; `done` runs once they are written."""
@@ -88,6 +108,7 @@ class ProjectionSink:
             self._wake.clear()
             batch, done, self._pending, self._done = self._pending, self._done, Projections(), []
             self._inflight_since, self._pending_since = self._pending_since, None
+            began = time.monotonic()
             written = await self._write(batch)
             self.written += written
             metrics.SINK_DOCUMENTS.inc(written)
@@ -98,26 +119,63 @@ class ProjectionSink:
                 callback()
             if self._pending_since is None:
                 self._idle.set()
+            if (took := time.monotonic() - began) > REST_AFTER:
+                await self._rest(min(took, MAX_REST))
+
+    async def _rest(self, seconds: float) -> None:
+        """Under load, rest about as long as the write took: the next write folds in the
+        changes of twice the time (fewer store commands per message), and the batches'
+        store phases meet no projection write meanwhile. The rest ends as soon as no
+        batch was stored for a step: then there is nothing to make room for (and a
+        throughput run's last projections are not held back)."""
+        until = time.monotonic() + seconds
+        seen = self.gate.started
+        while time.monotonic() < until:
+            await asyncio.sleep(REST_STEP)
+            if self.gate.started == seen:
+                return
+            seen = self.gate.started
 
     async def _write(self, batch: Projections) -> int:
+        started = time.perf_counter()
+        written = chunks = 0
+        stored, new = batch.split(self._stored)
+        # Documents not written by this sink yet: looked up and inserted in big chunks (a
+        # backlog of new conversations is a few commands per hundred); then the rewrites
+        # of stored ones, in small chunks between the batches' store phases.
+        for chunk, known in [
+            *((c, False) for c in new.chunks(NEW_CHUNK)),
+            *((c, True) for c in stored.chunks(CHUNK)),
+        ]:
+            written += await self._write_chunk(chunk, stored=known)
+            chunks += 1
+            if len(self._stored) > MAX_REMEMBERED:
+                self._stored.clear()  # bounded: forgotten ids are looked up again
+            self._stored.update(chunk.ids())
+        log.info(
+            "projections",
+            documents=len(batch),
+            written=written,
+            chunks=chunks,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return written
+
+    async def _write_chunk(self, chunk: Projections, *, stored: bool) -> int:
         delay = 0.2
         while True:
             try:
-                started = time.perf_counter()
-                written = await write_projections(self.db, batch.conversations, batch.unread)
+                async with self.gate.sink():
+                    written = await write_projections(
+                        self.db, chunk.conversations, chunk.unread, stored=stored
+                    )
             except Exception as exc:
                 if self.retrying_since is None:
                     self.retrying_since = time.monotonic()
                 metrics.SINK_RETRIES.inc()
-                log.warning("projection write retry", error=repr(exc), documents=len(batch))
+                log.warning("projection write retry", error=repr(exc), documents=len(chunk))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
                 continue
             self.retrying_since = None
-            log.info(
-                "projections",
-                documents=len(batch),
-                written=written,
-                ms=round((time.perf_counter() - started) * 1000, 1),
-            )
             return written

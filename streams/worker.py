@@ -27,6 +27,7 @@ from hubcore.settings import Settings
 from streams import metrics
 from streams.batching import take_ready
 from streams.consumer import StreamsTransport
+from streams.gate import WriteGate
 from streams.outcome import BatchOutcome
 from streams.pipeline import BatchPipeline
 from streams.processor import BatchProcessor
@@ -45,6 +46,10 @@ TABLE_NAME = "unread"
 DEGRADED_AFTER = 30.0
 # Seconds a stopping worker waits for the projection sink to catch up.
 SHUTDOWN_DRAIN = 5.0
+# Age (s) of a batch's oldest record from which the worker counts as behind, and the pause
+# (s) before a small batch is followed by the next while behind.
+BEHIND = 0.5
+CATCH_UP_PAUSE = 0.02
 
 
 def app_id(settings: Settings) -> str:
@@ -95,9 +100,10 @@ class StreamsApp(faust.App):
             changelog=changelog_topic(settings),
         )
         sink = KafkaSink(self._hub_producer)
-        processor = BatchProcessor(db, store, sink, Topics.from_settings(settings))
+        gate = WriteGate()
+        processor = BatchProcessor(db, store, sink, Topics.from_settings(settings), gate=gate)
         self.runner = BatchRunner(processor)
-        self.projector = ProjectionSink(db)
+        self.projector = ProjectionSink(db, gate=gate)
         metrics.SINK_LAG_NOW.set_function(self.projector.lag)
         self._projector_task = asyncio.ensure_future(self.projector.run())
         # SIGUSR2 holds, and on the next one resumes, the store's projection writes (store
@@ -285,8 +291,14 @@ def create_app(settings: Settings) -> StreamsApp:
                     SourceRecord(m.topic, m.partition, m.offset, m.key, m.value)
                     for m in (event.message for event in events)
                 ]
-                done = partial(_batch_done, app, events, time.perf_counter(), time.time())
+                now = time.time()
+                done = partial(_batch_done, app, events, time.perf_counter(), now)
                 await pipeline.submit(records, done)
+                behind = now - min(event.message.timestamp for event in events)
+                if behind > BEHIND and len(events) < settings.streams_batch_size // 2:
+                    # Records queue up, yet batches stay small (the fixed cost per batch,
+                    # paid per few records, is what keeps it behind): let the next one fill.
+                    await asyncio.sleep(CATCH_UP_PAUSE)
         finally:
             await pipeline.close()
 

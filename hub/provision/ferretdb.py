@@ -161,7 +161,8 @@ class FerretDBServer:
         return [
             str(binary),
             "--handler=sqlite",
-            f"--sqlite-url=file:{self.data_dir / 'sqlite'}/",
+            # WAL without an fsync per commit (docs/operations.md, FerretDB versus MongoDB).
+            f"--sqlite-url=file:{self.data_dir / 'sqlite'}/?_pragma=synchronous(NORMAL)",
             f"--listen-addr=127.0.0.1:{self.port}",
             "--telemetry=disable",
             "--debug-addr=-",

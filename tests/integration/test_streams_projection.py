@@ -108,6 +108,36 @@ async def test_older_version_never_overwrites_newer(mongo_db: AsyncDatabase[Docu
     assert (unread["total"], unread["version"]) == (2, 2)
 
 
+async def test_sink_path_updates_first_and_still_creates_and_guards(
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    processor = _processor(mongo_db)
+    first = await processor.process(_records([raw_message("u1", 1)]))
+    second = await processor.process(_records([raw_message("u1", 2)], 1))
+    older, newer = first.projections, second.projections
+    # Nothing stored yet: the updates match nothing, and the documents are created.
+    assert await write_projections(mongo_db, older.conversations, older.unread, stored=True) == 2
+    (conv,) = (await _conversations(mongo_db)).values()
+    assert (conv["unread"], conv["version"]) == (1, 1)
+    assert await write_projections(mongo_db, newer.conversations, newer.unread, stored=True) == 2
+    # One stored (updated first) and one new (created after the lookup): both counted.
+    third = [raw_message("u1", 3), raw_message("u1", 4, chat="chat-2")]
+    both = (await processor.process(_records(third, 2))).projections.conversations
+    assert len(both) == 2
+    assert await write_projections(mongo_db, both, {}, stored=True) == 2
+    assert await write_projections(mongo_db, older.conversations, {}, stored=True) == 0
+    # The older state again (a redelivery, a stale worker): refused, the newer one stays.
+    assert await write_projections(mongo_db, older.conversations, older.unread, stored=True) == 0
+    convs = await _conversations(mongo_db)
+    assert {(c["unread"], c["version"]) for c in convs.values()} == {
+        (3, 3),
+        (1, int(both[raw_message("u1", 4, chat="chat-2").conversation_id]["version"])),
+    }
+    unread = await mongo_db[UNREAD].find_one({"_id": "u1"})
+    assert unread is not None
+    assert (unread["total"], unread["version"]) == (2, 2)
+
+
 async def test_document_without_version_is_replaced(mongo_db: AsyncDatabase[Document]) -> None:
     raw = raw_message("u1", 1)
     legacy = {"_id": raw.conversation_id, "userId": "u1", "unreadCount": 7}
