@@ -46,10 +46,6 @@ TABLE_NAME = "unread"
 DEGRADED_AFTER = 30.0
 # Seconds a stopping worker waits for the projection sink to catch up.
 SHUTDOWN_DRAIN = 5.0
-# Age (s) of a batch's oldest record from which the worker counts as behind, and the pause
-# (s) before a small batch is followed by the next while behind.
-BEHIND = 0.5
-CATCH_UP_PAUSE = 0.02
 
 
 def app_id(settings: Settings) -> str:
@@ -291,14 +287,8 @@ def create_app(settings: Settings) -> StreamsApp:
                     SourceRecord(m.topic, m.partition, m.offset, m.key, m.value)
                     for m in (event.message for event in events)
                 ]
-                now = time.time()
-                done = partial(_batch_done, app, events, time.perf_counter(), now)
+                done = partial(_batch_done, app, events, time.perf_counter(), time.time())
                 await pipeline.submit(records, done)
-                behind = now - min(event.message.timestamp for event in events)
-                if behind > BEHIND and len(events) < settings.streams_batch_size // 2:
-                    # Records queue up, yet batches stay small (the fixed cost per batch,
-                    # paid per few records, is what keeps it behind): let the next one fill.
-                    await asyncio.sleep(CATCH_UP_PAUSE)
         finally:
             await pipeline.close()
 
