@@ -14,7 +14,7 @@ from gateway.frames import InvalidEvent, decode_event
 from gateway.metrics import EVENTS_CONSUMED, EVENTS_INVALID, EVENTS_ROUTED
 from gateway.registry import Registry
 from hubcore.errors import HubError
-from hubcore.kafka import FETCH_MAX_WAIT_MS, Topics, ensure_topics
+from hubcore.kafka import FETCH_MAX_WAIT_MS, Topics, close_consumer, ensure_topics
 from hubcore.settings import Settings
 
 log = structlog.get_logger("gateway.pump")
@@ -76,12 +76,10 @@ class EventPump:
                     log.warning("pump_retry", error=str(exc), retry_in=delay)
                 else:
                     log.exception("pump_error", retry_in=delay)
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+                await close_consumer(consumer)
                 await asyncio.sleep(delay)
             except BaseException:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+                await close_consumer(consumer)
                 raise
 
     async def _start(self, consumer: AIOKafkaConsumer) -> None:

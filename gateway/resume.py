@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaError
 from gateway.frames import Cursor, Event, InvalidEvent, decode_event
 from gateway.metrics import EVENTS_INVALID, REPLAYED, RESUMES
 from gateway.pump import standalone_consumer
-from hubcore.kafka import Topics
+from hubcore.kafka import Topics, close_consumer
 from hubcore.settings import Settings
 
 log = structlog.get_logger("gateway.resume")
@@ -226,8 +226,7 @@ class ResumeService:
             try:
                 await consumer.start()
             except BaseException:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+                await close_consumer(consumer)
                 raise
             self._consumer = consumer
         return self._consumer
@@ -235,5 +234,4 @@ class ResumeService:
     async def _drop_consumer(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+            await close_consumer(consumer)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -99,6 +99,23 @@ def partition_for(key: bytes | None, all_partitions: list[int], available: list[
 # with Faust's 1.5 s (aiokafka's default 500 ms) a worker under load fell ~1.8 s behind in
 # lumps. Short waits cost one small empty request per wait when idle.
 FETCH_MAX_WAIT_MS = 20
+
+
+async def close_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer that is being dropped; what it fails with is of no interest.
+
+    aiokafka's fetcher re-raises from `stop()` the CancelledError of a fetch it cancelled
+    while that fetch waited out its retry backoff (broker away): only a cancellation of the
+    calling task itself goes on.
+    """
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except Exception as exc:
+        log.debug("consumer stop failed", error=repr(exc))
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:

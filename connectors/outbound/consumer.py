@@ -24,7 +24,7 @@ from pymongo.errors import PyMongoError
 from connectors.errors import ConnectorError
 from connectors.outbound.delivery import Delivery
 from connectors.publisher import Publisher
-from hubcore.kafka import FETCH_MAX_WAIT_MS, Topics
+from hubcore.kafka import FETCH_MAX_WAIT_MS, Topics, close_consumer
 from hubcore.settings import Settings
 from schemas import DeadLetterSource, OutboundMessage
 
@@ -105,8 +105,7 @@ class OutboundConsumer:
             except (KafkaError, ConnectorError, PyMongoError, OSError) as exc:
                 log.warning("outbound consumer failed", error=str(exc), retry_in=backoff)
             finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+                await close_consumer(consumer)
             with contextlib.suppress(Stopping):
                 await self._sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF)
