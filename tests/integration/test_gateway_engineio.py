@@ -34,7 +34,9 @@ def settings(settings_factory: Callable[..., Settings]) -> Settings:
         ws_ping_interval=PING_INTERVAL,
         ws_ping_timeout=PING_TIMEOUT,
         ws_max_frame_bytes=MAX_PAYLOAD,
-        ws_auth_timeout=1.0,
+        # Far beyond the heartbeat tests' few ping cycles, even on a loaded machine: here
+        # only the heartbeat closes a session that never authenticates.
+        ws_auth_timeout=10.0,
     )
 
 
