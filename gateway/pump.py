@@ -14,7 +14,7 @@ from gateway.frames import InvalidEvent, decode_event
 from gateway.metrics import EVENTS_CONSUMED, EVENTS_INVALID, EVENTS_ROUTED
 from gateway.registry import Registry
 from hubcore.errors import HubError
-from hubcore.kafka import FETCH_MAX_WAIT_MS, Topics, close_consumer, ensure_topics
+from hubcore.kafka import Topics, close_consumer, create_consumer, ensure_topics
 from hubcore.settings import Settings
 
 log = structlog.get_logger("gateway.pump")
@@ -25,13 +25,7 @@ _RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
 def standalone_consumer(settings: Settings, *, offset_reset: str) -> AIOKafkaConsumer:
     """A consumer outside any group that commits nothing: partitions are assigned by hand."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset=offset_reset,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-    )
+    return create_consumer(settings, group_id=None, auto_offset_reset=offset_reset)
 
 
 class EventPump:

@@ -101,6 +101,17 @@ def partition_for(key: bytes | None, all_partitions: list[int], available: list[
 FETCH_MAX_WAIT_MS = 20
 
 
+def create_consumer(settings: Settings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
+    """A consumer of the hub's broker that commits only when told and waits at most
+    `FETCH_MAX_WAIT_MS` per fetch; the caller starts it and drops it (`close_consumer`)."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "enable_auto_commit": False,
+        "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
+    }
+    return AIOKafkaConsumer(*topics, **{**config, **overrides})
+
+
 async def close_consumer(consumer: AIOKafkaConsumer) -> None:
     """Stop a consumer that is being dropped; what it fails with is of no interest.
 

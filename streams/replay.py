@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hubcore.kafka import Topics, create_producer, ensure_topics
+from hubcore.kafka import Topics, create_consumer, create_producer, ensure_topics
 from hubcore.mongo import (
     DERIVED_COLLECTIONS,
     MESSAGES,
@@ -94,9 +94,8 @@ def final_projections(
 
 
 def _consumer(settings: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        enable_auto_commit=False,
+    return create_consumer(
+        settings,
         group_id=None,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from hubcore.errors import ServiceUnavailable
-from hubcore.kafka import Topics
+from hubcore.kafka import Topics, create_consumer
 from hubcore.settings import Settings
 from streams.errors import StreamsError
 
@@ -73,11 +73,7 @@ async def commit_group_offsets(
     settings: Settings, group_id: str, offsets: dict[TopicPartition, int]
 ) -> None:
     """Set `group_id`'s committed positions (the next offset to read) for `offsets`."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=group_id,
-        enable_auto_commit=False,
-    )
+    consumer = create_consumer(settings, group_id=group_id)
     await consumer.start()
     try:
         consumer.assign(list(offsets))

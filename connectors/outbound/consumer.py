@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from pydantic import ValidationError
@@ -24,7 +24,7 @@ from pymongo.errors import PyMongoError
 from connectors.errors import ConnectorError
 from connectors.outbound.delivery import Delivery
 from connectors.publisher import Publisher
-from hubcore.kafka import FETCH_MAX_WAIT_MS, Topics, close_consumer
+from hubcore.kafka import Topics, close_consumer, create_consumer
 from hubcore.settings import Settings
 from schemas import DeadLetterSource, OutboundMessage
 
@@ -81,13 +81,11 @@ class OutboundConsumer:
     async def _run(self) -> None:
         backoff = 0.5
         while not self._stopping.is_set():
-            consumer = AIOKafkaConsumer(
+            consumer = create_consumer(
+                self.settings,
                 self.topic,
-                bootstrap_servers=self.settings.kafka_bootstrap,
                 group_id=group_id(self.settings),
-                enable_auto_commit=False,
                 auto_offset_reset="earliest",
-                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             )
             try:
                 await self.publisher.wait_ready()

@@ -88,7 +88,9 @@ async def test_accounts_cli_and_a_real_server(
     assert bad.returncode == 2 and "unknown platform" in bad.stderr and bad.stdout == ""
 
     with connectors_process(env, tmp_path) as base:
-        await eventually(lambda: answering(base), timeout=30, what="hub connectors listens")
+        # A cold process start (imports, Kafka and store clients) beside CI's fault tests
+        # took over 30 s once.
+        await eventually(lambda: answering(base), timeout=90, what="hub connectors listens")
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             await eventually(lambda: _status(client, "/health", 200), timeout=30, what="healthy")
             raw = p.body(p.generic_message("real-1"))
