@@ -33,6 +33,10 @@ def uvicorn_config(app: GatewayApp, settings: Settings) -> uvicorn.Config:
         log_config=None,  # structlog (configure_logging) owns the handlers
         access_log=False,  # RequestLog writes one line per request instead
         timeout_graceful_shutdown=10,
+        # Longer than the idle timeout of the clients and proxies that reuse connections
+        # (httpx 5 s, nginx upstream 60 s): a server that closes an idle connection first
+        # races the client's next request on it, which then fails with a reset.
+        timeout_keep_alive=75,
         # Only these peers' X-Forwarded-For is believed: per-IP limits key on the result.
         proxy_headers=True,
         forwarded_allow_ips=list(settings.trusted_proxies),

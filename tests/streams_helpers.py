@@ -327,16 +327,22 @@ class Worker:
         """How many batch lines the worker logged so far."""
         return self.output().count('"event": "batch"')
 
+    def entries(self, event: str) -> list[dict[str, Any]]:
+        """The JSON log entries of `event` logged so far, whole lines only (the worker may
+        be half-way through writing the last one)."""
+        output = self.output()
+        return [
+            orjson.loads(line)
+            for line in output[: output.rfind("\n") + 1].splitlines()
+            if f'"event": "{event}"' in line
+        ]
+
     def batch_times(self) -> list[tuple[float, list[str]]]:
         """(Unix time, its `<topic>:<partition>` sources) of each batch logged so far."""
-        found = []
-        output = self.output()
-        for line in output[: output.rfind("\n") + 1].splitlines():  # whole lines only
-            if '"event": "batch"' in line:
-                entry = orjson.loads(line)
-                stamp = datetime.fromisoformat(entry["timestamp"]).timestamp()
-                found.append((stamp, entry["partitions"]))
-        return found
+        return [
+            (datetime.fromisoformat(entry["timestamp"]).timestamp(), entry["partitions"])
+            for entry in self.entries("batch")
+        ]
 
 
 def run_hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -58,12 +58,7 @@ def workers(settings: Settings, tmp_path: Path) -> Iterator[list[Worker]]:
 
 def _processed(workers: list[Worker]) -> int:
     """Records batched so far by all workers (a batch a kill cut short counts again)."""
-    total = 0
-    for worker in workers:
-        for line in worker.output().splitlines():
-            if '"event": "batch"' in line:
-                total += orjson.loads(line)["records"]
-    return total
+    return sum(entry["records"] for worker in workers for entry in worker.entries("batch"))
 
 
 async def _unfinished(settings: Settings) -> set[str]:
