@@ -11,12 +11,16 @@ against the same processes (each with its own message ids); 200 msg/s is the hea
 The sink's lag is the p99 of the worker's `hub_streams_sink_lag_seconds` histogram over
 each rate's run (a bucket's upper bound). The baseline is the round trip of a record of
 the same size produced and consumed through the same broker with the hub's producer
-settings, at 200 msg/s.
+settings, at 200 msg/s. Each rate also gives, per server process, its share of one core
+and how long it was ready to run but waited for a core (`cpu_wait_share`, from the
+kernel's scheduler statistics): on a machine whose cores are all busy, that wait is part
+of every hop.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +36,7 @@ from bench.procs import (
     free_port,
     histogram,
     python_argv,
+    sched_seconds,
     wait_http,
     wait_log,
 )
@@ -121,8 +126,11 @@ async def open_loop(
     kids: Children, hub: RunningHub, name: str, rate: float, duration: float, warmup: float
 ) -> dict[str, Any]:
     """One open-loop run of webhooks at `rate` (its own message ids); the loadgen's result
-    with the sink's lag p99 (ms) over the run added."""
+    with the sink's lag p99 (ms) over the run added, and per server process its CPU
+    seconds, share of one core and share of the run it waited for a core."""
     lag_before = await histogram(hub.metrics_url, SINK_LAG)
+    sched_before = {c.name: sched_seconds(c.pid) for c in hub.servers}
+    started = time.monotonic()
     e2e = await kids.run_json(
         f"{name}-load-{rate:g}",
         python_argv(
@@ -141,6 +149,12 @@ async def open_loop(
         ),
         timeout=duration + warmup + 120,
     )
+    wall = time.monotonic() - started
+    sched = {c.name: sched_seconds(c.pid) for c in hub.servers}
+    ran = {n: sched[n][0] - sched_before[n][0] for n in sched}
+    e2e["cpu_seconds"] = ran
+    e2e["core_share"] = {n: round(s / wall, 2) for n, s in ran.items()}
+    e2e["cpu_wait_share"] = {n: round((sched[n][1] - sched_before[n][1]) / wall, 2) for n in sched}
     lag = histogram_quantile(lag_before, await histogram(hub.metrics_url, SINK_LAG), 0.99)
     e2e["sink_lag_p99_ms"] = None if lag is None else round(lag * 1000, 1)
     return e2e
@@ -149,7 +163,8 @@ async def open_loop(
 def _row(e2e: dict[str, Any]) -> dict[str, Any]:
     if "error" in e2e:
         return {"error": e2e["error"]}
-    keys = ("p50_ms", "p99_ms", "max_ms", "sink_lag_p99_ms", "lost", "errors", "hops")
+    keys: tuple[str, ...] = ("p50_ms", "p99_ms", "max_ms", "sink_lag_p99_ms", "lost", "errors")
+    keys += ("hops", "core_share", "cpu_wait_share")
     return {"messages": e2e["delivered"], **{k: e2e.get(k) for k in keys}}
 
 

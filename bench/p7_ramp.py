@@ -5,16 +5,14 @@ loops at growing rates, one step after the other, each with its own message ids,
 step's p99 exceeds 1 s or a message never arrives (or the steps run out): the knee is the
 last rate that held. Each step is bounded (`STEP_SECONDS` after a short warm-up), so the
 whole scenario takes a few minutes at most. Per step and server process, the CPU it used
-(utime + stime from /proc) per message sent and its share of one core: at the first step
-that breaks, the process nearest a full core is the limit.
+(from the kernel's scheduler statistics, `bench.procs.sched_seconds`) per message sent, its
+share of one core and how long it waited for a core: at the first step that breaks, the
+process nearest a full core is the limit.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from bench.context import Context
@@ -25,18 +23,6 @@ from bench.stage import stage
 
 STEPS = (100.0, 200.0, 400.0, 700.0, 1000.0, 1400.0, 2000.0, 2800.0)
 LIMIT_MS = 1000.0
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(stat: str) -> float:
-    """utime + stime of a `/proc/<pid>/stat` line, in seconds."""
-    fields = stat.rpartition(")")[2].split()
-    # After the command: state is field 3; utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def _cpu(pid: int) -> float:
-    return cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
 
 
 def holds(step: Mapping[str, Any]) -> bool:
@@ -64,12 +50,9 @@ def limit_process(step: Mapping[str, Any]) -> str:
 async def _step(
     kids: Children, hub: RunningHub, rate: float, seconds: float, warmup: float
 ) -> dict[str, Any]:
-    before = {c.name: _cpu(c.pid) for c in hub.servers}
-    started = time.monotonic()
     e2e = await open_loop(kids, hub, "p7", rate, seconds, warmup)
-    wall = time.monotonic() - started
-    used = {c.name: _cpu(c.pid) - before[c.name] for c in hub.servers}
     sent = rate * (seconds + warmup)
+    used = e2e["cpu_seconds"]
     return {
         "rate": rate,
         "p50_ms": e2e.get("p50_ms"),
@@ -77,7 +60,8 @@ async def _step(
         "lost": e2e["lost"],
         "sink_lag_p99_ms": e2e["sink_lag_p99_ms"],
         "cpu_us_per_message": {n: round(u / sent * 1e6) for n, u in used.items()},
-        "core_share": {n: round(u / wall, 2) for n, u in used.items()},
+        "core_share": e2e["core_share"],
+        "cpu_wait_share": e2e["cpu_wait_share"],
     }
 
 

@@ -79,6 +79,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def schedstat_seconds(text: str) -> tuple[float, float]:
+    """(on a CPU, runnable but waiting for one) seconds of a `/proc/.../schedstat` line."""
+    running, waiting = text.split()[:2]
+    return int(running) / 1e9, int(waiting) / 1e9
+
+
+def sched_seconds(pid: int) -> tuple[float, float]:
+    """(on a CPU, waiting for one) seconds so far, summed over a process's live threads.
+
+    The wait is the kernel's run-queue delay: how long the process was ready to run while
+    every core was busy with something else (a thread that ended meanwhile drops out).
+    """
+    running = waiting = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            ran, waited = schedstat_seconds((task / "schedstat").read_text())
+            running, waiting = running + ran, waiting + waited
+    return running, waiting
+
+
 @dataclass
 class Child:
     """One started process and where its output goes."""

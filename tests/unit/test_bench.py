@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
@@ -10,9 +9,9 @@ import pytest
 
 from bench.arrivals import Arrivals
 from bench.p5_burst import burst_result
-from bench.p7_ramp import cpu_seconds, knee, limit_process
+from bench.p7_ramp import knee, limit_process
 from bench.p26_streams import batch_window
-from bench.procs import BenchError
+from bench.procs import BenchError, schedstat_seconds
 from bench.report import SCENARIOS, document, finish, markdown_table, ratio_result
 from bench.run import parse_only, write_results
 from bench.stats import Latency, histogram_quantile, percentile, ratio
@@ -221,9 +220,8 @@ def test_p7_knee_limit_and_cpu() -> None:
     assert knee(steps) == 200.0
     assert knee([{"rate": 100.0, "p99_ms": 10.0, "lost": 3}]) == 0.0
     assert limit_process(steps[2]) == "streams"
-    # /proc/<pid>/stat: a command with spaces and parentheses, utime 250, stime 50 ticks.
-    stat = "42 (hub (streams) x) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0"
-    assert cpu_seconds(stat) == 300 / os.sysconf("SC_CLK_TCK")
+    # /proc/<pid>/task/<tid>/schedstat: ns on a CPU, ns waiting for one, time slices.
+    assert schedstat_seconds("2500000000 750000000 1433\n") == (2.5, 0.75)
     result = {"knee_msg_per_s": 200.0, "limit_process": "streams", "cpu_us_per_message": {}}
     assert finish("P7", result, AT)["met"] is True
 
