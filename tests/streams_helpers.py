@@ -296,6 +296,8 @@ class Worker:
         # Readiness is looked for in the output after this point.
         self.mark = len(self.output())
         out = self.log.open("ab")
+        if self.log.stat().st_size and not self.log.read_bytes().endswith(b"\n"):
+            out.write(b"\n")  # a SIGKILLed run's last line stays cut, apart from the next
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hub", "streams"],
             cwd=ROOT,
@@ -328,14 +330,17 @@ class Worker:
         return self.output().count('"event": "batch"')
 
     def entries(self, event: str) -> list[dict[str, Any]]:
-        """The JSON log entries of `event` logged so far, whole lines only (the worker may
-        be half-way through writing the last one)."""
+        """The JSON log entries of `event` logged so far: whole lines only (the worker may
+        be half-way through writing the last one), and none cut short by a SIGKILL."""
         output = self.output()
-        return [
-            orjson.loads(line)
-            for line in output[: output.rfind("\n") + 1].splitlines()
-            if f'"event": "{event}"' in line
-        ]
+        found = []
+        for line in output[: output.rfind("\n") + 1].splitlines():
+            if f'"event": "{event}"' in line:
+                try:
+                    found.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    continue  # the end of a killed run, never a whole entry
+        return found
 
     def batch_times(self) -> list[tuple[float, list[str]]]:
         """(Unix time, its `<topic>:<partition>` sources) of each batch logged so far."""
