@@ -28,6 +28,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.procs import cpu_seconds
 from bench.stage import BENCH_RATES
 from hub.tokens import mint_token
 from hubcore.kafka import Topics, create_producer
@@ -64,12 +65,6 @@ class Result:
             f"({self.server_cpu / self.elapsed:.0%} busy), "
             f"client {self.client_cpu / self.elapsed:.0%} busy"
         )
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _client(url: str, token: str, expected: int, done: asyncio.Queue[float]) -> None:
@@ -109,7 +104,7 @@ async def _run(
         producer = create_producer(settings)
         await producer.start()
         topic = Topics.from_settings(settings).user_events
-        server_cpu, client_cpu = _cpu_seconds(pid), time.process_time()
+        server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
         started = time.perf_counter()
         pending = [
             await producer.send(
@@ -122,7 +117,7 @@ async def _run(
         produced = time.perf_counter() - started
         finished = [await done.get() for _ in tasks]
         elapsed = max(finished) - started
-        server_cpu, client_cpu = _cpu_seconds(pid) - server_cpu, time.process_time() - client_cpu
+        server_cpu, client_cpu = cpu_seconds(pid) - server_cpu, time.process_time() - client_cpu
         await producer.stop()
         await asyncio.gather(*tasks)
         metrics = (await http.get("/metrics")).text

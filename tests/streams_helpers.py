@@ -294,9 +294,10 @@ class Worker:
 
     def start(self) -> None:
         # Readiness is looked for in the output after this point.
-        self.mark = len(self.output())
+        before = self.output()
+        self.mark = len(before)
         out = self.log.open("ab")
-        if self.log.stat().st_size and not self.log.read_bytes().endswith(b"\n"):
+        if before and not before.endswith("\n"):
             out.write(b"\n")  # a SIGKILLed run's last line stays cut, apart from the next
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hub", "streams"],

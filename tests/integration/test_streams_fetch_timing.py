@@ -15,9 +15,15 @@ import asyncio
 import time
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
-from hubcore.kafka import FETCH_MAX_WAIT_MS, Topics, create_producer, ensure_topics
+from hubcore.kafka import (
+    FETCH_MAX_WAIT_MS,
+    Topics,
+    create_consumer,
+    create_producer,
+    ensure_topics,
+)
 from hubcore.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -31,12 +37,7 @@ async def _late_consumer_delay(settings: Settings, *, fetch_max_wait_ms: int) ->
     the previous record was consumed `BUSY_FOR` seconds after it had been fetched."""
     await ensure_topics(settings)
     topic = Topics.from_settings(settings).raw_messages
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=fetch_max_wait_ms,
-    )
+    consumer = create_consumer(settings, group_id=None, fetch_max_wait_ms=fetch_max_wait_ms)
     producer = create_producer(settings)
     await consumer.start()
     await producer.start()
