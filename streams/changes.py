@@ -23,7 +23,7 @@ from schemas import (
     MessageUpdatedData,
     event_id,
 )
-from streams.records import ChangeInput
+from streams.records import ChangeInput, Decoded, SourceRecord
 
 
 def _updates(item: ChangeInput) -> list[UpdateOne]:
@@ -64,6 +64,28 @@ async def apply_changes(
     # The user ids let the (userId, ...) indexes narrow the search.
     cursor = db[MESSAGES].find({"userId": {"$in": users}, "changedBy": {"$in": origins}})
     return {str(doc["changedBy"]): doc async for doc in cursor}
+
+
+def read_change_cut(records: Sequence[SourceRecord], decoded: Decoded) -> int:
+    """Where the batch must be cut (0: nowhere): before an edit or delete of a message that
+    an earlier mark-read of the batch names. Changes apply before mark-reads, so in one batch
+    a delete would find the message still unread (`wasUnread`, no `readBy`) and an edit's
+    document the status from before the read: what live processing, seeing the read first,
+    never stores. Replay reads large batches and must store the same."""
+    if not decoded.changes or not decoded.commands:
+        return 0
+    index = {record.origin: i for i, record in enumerate(records)}
+    read: dict[str, int] = {}
+    for command in decoded.commands:
+        at = index[command.record.origin]
+        for message_id in command.command.message_ids:
+            read.setdefault(message_id, at)
+    cuts = [
+        at
+        for change in decoded.changes
+        if (at := index[change.record.origin]) > read.get(change.command.message_id, at)
+    ]
+    return min(cuts, default=0)
 
 
 def change_event(item: ChangeInput, doc: Document) -> MessageUpdated | MessageDeleted:

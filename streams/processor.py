@@ -13,8 +13,9 @@ repaired by processing the same records again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -22,7 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hubcore.kafka import Topics
 from hubcore.mongo import Document
 from hubcore.store import message_from_doc
-from streams.changes import apply_changes
+from streams.changes import apply_changes, read_change_cut
 from streams.emission import UserResult, UserWork, emit_events, stops_counting
 from streams.gate import NoGate, WriteGate
 from streams.outcome import BatchOutcome, PhaseClock
@@ -34,15 +35,17 @@ from streams.projection import (
     mark_read,
 )
 from streams.records import (
+    ChangeInput,
     Decoded,
     Poison,
     RawInput,
     SourceRecord,
+    StatusInput,
     decode_batch,
 )
-from streams.replies import retry_cut, store_replies
+from streams.replies import Reply, retry_cut, store_replies
 from streams.sinks import RecordSink
-from streams.state import ConversationState, StateStore
+from streams.state import ConversationState, StateStore, UserState
 from streams.statuses import apply_statuses
 
 
@@ -81,7 +84,7 @@ class BatchProcessor:
     async def process(self, records: Sequence[SourceRecord]) -> BatchOutcome:
         """Apply `records` (any mix of topics and partitions, in consumed order)."""
         decoded = decode_batch(records, self.topics)
-        if cut := retry_cut(records, decoded):
+        if cut := _cut(records, decoded):
             first = await self.process(records[:cut])
             first.merge(await self.process(records[cut:]))
             return first
@@ -93,9 +96,9 @@ class BatchProcessor:
     async def prepare(self, records: Sequence[SourceRecord]) -> Prepared | None:
         """Decode, write messages and read marks to the store, apply the effects to the
         table: everything before the batch's output is sent. None, having done nothing,
-        for a batch that must be cut in two (`retry_cut`): `process` it instead."""
+        for a batch that must be cut in two (`_cut`): `process` it instead."""
         decoded = decode_batch(records, self.topics)
-        if retry_cut(records, decoded):
+        if _cut(records, decoded):
             return None
         return await self._prepare(records, decoded)
 
@@ -240,50 +243,91 @@ class BatchProcessor:
                 read = status[msg.id] == "read"
                 conv.advance(msg.to_message("read" if read else "unread"), msg.conversation_title)
                 conv.external_id = conv.external_id or msg.external_conversation_id
-                if conv.last is not None and conv.last.id == msg.id:
-                    conv.reply_to = msg.external_message_id or None
-                    conv.recipient = msg.sender.id
+                conv.answer(msg)
                 conv.mark_applied(record)
-        for reply in user.sent:
-            conv = conversation(reply.message.conversation_id)
-            if conv.applies(reply.record):
-                # A reply is never unread; it only becomes the conversation's newest message.
-                conv.advance(reply.message, None)
-                conv.mark_applied(reply.record)
-        for item, doc in user.statuses:
-            conv = conversation(str(doc["conversationId"]))
-            if conv.applies(item.record):
-                conv.set_status(str(doc["_id"]), item.command.status)
-                conv.mark_applied(item.record)
-        for change, doc in user.changes:
-            conv_id, gone = str(doc["conversationId"]), stops_counting(doc)
-            if gone and state.applies(change.record):
-                state.add(str(doc["platform"]), -1)
-                state.mark_applied(change.record)
-            # Touched even when its newest message is another one: the watermark then
-            # does not depend on the order a replay applies messages and commands in.
-            conv = conversation(conv_id)
-            if conv.applies(change.record):
-                conv.unread -= 1 if gone else 0
-                conv.change(message_from_doc(doc))
-                conv.mark_applied(change.record)
-        for command, docs in user.commands:
-            if not docs:
-                continue
-            record = command.record
-            if state.applies(record):
-                for doc in docs:
-                    state.add(str(doc["platform"]), -1)
-                state.mark_applied(record)
-            by_conversation: dict[str, list[str]] = {}
-            for doc in docs:
-                by_conversation.setdefault(str(doc["conversationId"]), []).append(str(doc["_id"]))
-            for conv_id, ids in by_conversation.items():
-                conv = conversation(conv_id)
-                if conv.applies(record):
-                    conv.mark_read(ids)
-                    conv.mark_applied(record)
+        # A user's commands-topic effects apply in offset order, not grouped by kind: each
+        # raises its conversation's watermark, so a reply applied before an earlier
+        # mark-read of the same batch would make that mark-read look applied already (a
+        # replay, reading large batches, counted such messages unread for good).
+        effects: list[tuple[int, Callable[[], None]]] = [
+            *((r.record.offset, partial(_apply_reply, conversation, r)) for r in user.sent),
+            *(
+                (i.record.offset, partial(_apply_status, conversation, i, d))
+                for i, d in user.statuses
+            ),
+            *(
+                (c.record.offset, partial(_apply_change, state, conversation, c, d))
+                for c, d in user.changes
+            ),
+            *(
+                (c.record.offset, partial(_apply_read, state, conversation, c.record, d))
+                for c, d in user.commands
+                if d
+            ),
+        ]
+        effects.sort(key=lambda effect: effect[0])
+        for _, apply in effects:
+            apply()
         self.store.put_user(user_id, state)
         for conv_id, conv in convs.items():
             self.store.put_conversation(user_id, conv_id, conv)
         return UserResult(state, convs)
+
+
+def _cut(records: Sequence[SourceRecord], decoded: Decoded) -> int:
+    """Where a batch must be cut so that its phases (kinds of effect, applied one kind after
+    the other) store what processing its records one by one stores (0: nowhere)."""
+    cuts = [cut for cut in (retry_cut(records, decoded), read_change_cut(records, decoded)) if cut]
+    return min(cuts, default=0)
+
+
+Conversations = Callable[[str], ConversationState]
+
+
+def _apply_reply(conversation: Conversations, reply: Reply) -> None:
+    conv = conversation(reply.message.conversation_id)
+    if conv.applies(reply.record):
+        # A reply is never unread; it only becomes the conversation's newest message.
+        conv.advance(reply.message, None)
+        conv.mark_applied(reply.record)
+
+
+def _apply_status(conversation: Conversations, item: StatusInput, doc: Document) -> None:
+    conv = conversation(str(doc["conversationId"]))
+    if conv.applies(item.record):
+        conv.set_status(str(doc["_id"]), item.command.status)
+        conv.mark_applied(item.record)
+
+
+def _apply_change(
+    state: UserState, conversation: Conversations, change: ChangeInput, doc: Document
+) -> None:
+    conv_id, gone = str(doc["conversationId"]), stops_counting(doc)
+    if gone and state.applies(change.record):
+        state.add(str(doc["platform"]), -1)
+        state.mark_applied(change.record)
+    # Touched even when its newest message is another one: the watermark then does not
+    # depend on the order a replay applies messages and commands in.
+    conv = conversation(conv_id)
+    if conv.applies(change.record):
+        conv.unread -= 1 if gone else 0
+        conv.change(message_from_doc(doc))
+        conv.mark_applied(change.record)
+
+
+def _apply_read(
+    state: UserState, conversation: Conversations, record: SourceRecord, docs: list[Document]
+) -> None:
+    """One mark-read command's transitions: the user's totals and each conversation."""
+    if state.applies(record):
+        for doc in docs:
+            state.add(str(doc["platform"]), -1)
+        state.mark_applied(record)
+    by_conversation: dict[str, list[str]] = {}
+    for doc in docs:
+        by_conversation.setdefault(str(doc["conversationId"]), []).append(str(doc["_id"]))
+    for conv_id, ids in by_conversation.items():
+        conv = conversation(conv_id)
+        if conv.applies(record):
+            conv.mark_read(ids)
+            conv.mark_applied(record)

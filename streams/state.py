@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
-from schemas import Message, UnreadCounts
+from schemas import Message, RawMessage, UnreadCounts
 from streams.records import SourceRecord
 
 # Separates the user id from the conversation id in a conversation's table key. The user
@@ -116,6 +117,10 @@ class ConversationState(Watermarked):
     external_id: str | None = None
     reply_to: str | None = None
     recipient: str | None = None
+    # (sentAt, id) of the newest inbound message, which `reply_to` and `recipient` follow
+    # apart from `last` (a reply may be newer): live and replay interleave differently.
+    inbound_at: datetime | None = None
+    inbound_id: str | None = None
 
     @property
     def count(self) -> int:
@@ -131,6 +136,14 @@ class ConversationState(Watermarked):
             self.last = message
             if title is not None:
                 self.title = title
+
+    def answer(self, message: RawMessage) -> None:
+        """Reply to `message` from now on if it is the newest inbound message so far."""
+        key = (message.sent_at, message.id)
+        if self.inbound_at is None or key > (self.inbound_at, self.inbound_id or ""):
+            self.inbound_at, self.inbound_id = key
+            self.reply_to = message.external_message_id or None
+            self.recipient = message.sender.id
 
     def mark_read(self, message_ids: Iterable[str]) -> None:
         """One fewer unread per id; the newest message's status follows."""
@@ -160,6 +173,8 @@ class ConversationState(Watermarked):
             "externalId": self.external_id,
             "replyTo": self.reply_to,
             "recipient": self.recipient,
+            "inboundAt": self.inbound_at.isoformat() if self.inbound_at else None,
+            "inboundId": self.inbound_id,
             "applied": self.applied,
         }
 
@@ -169,6 +184,7 @@ class ConversationState(Watermarked):
         if not value:
             return cls()
         last = value.get("last")
+        inbound_at = value.get("inboundAt")
         return cls(
             unread=int(value.get("unread", 0)),
             platform=str(value.get("platform", "")),
@@ -178,6 +194,8 @@ class ConversationState(Watermarked):
             external_id=value.get("externalId"),
             reply_to=value.get("replyTo"),
             recipient=value.get("recipient"),
+            inbound_at=datetime.fromisoformat(inbound_at) if inbound_at else None,
+            inbound_id=value.get("inboundId"),
             applied={str(k): int(v) for k, v in value.get("applied", {}).items()},
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from schemas import (
     message_id,
     outbound_message_id,
 )
+from schemas.base import Record
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
@@ -373,3 +375,68 @@ async def wait_ready(worker: Worker, timeout: float = 60.0) -> None:
         return "Worker]: Ready" in worker.output()[worker.mark :]
 
     await wait_for(ready, timeout=timeout, what="the streams worker to be ready")
+
+
+PLATFORMS = ("telegram", "whatsapp", "slack")
+
+
+class MixedHistory:
+    """Seeded mixed traffic of several users, in rounds: each round's raw messages, then
+    commands naming only messages of that round or earlier (a client reads, and a platform
+    edits or deletes, only what it has seen): mark-reads, replies with their results, edits
+    and deletes, among them a read then an edit and a read then a reply of one conversation.
+    The raws of a round must be stored before its commands are applied, as live."""
+
+    def __init__(self, users: int, *, seed: int, per_round: int = 12) -> None:
+        self.rng = random.Random(seed)
+        self.users = [f"mixed-{seed}-{n}" for n in range(users)]
+        self.per_round = per_round
+        self.messages: list[RawMessage] = []
+        self._n = 0
+        self._edits = 0
+
+    def round(self) -> tuple[list[RawMessage], list[Record]]:
+        """The next round: (raw messages, commands), each in the order to produce them."""
+        rng = self.rng
+        raws = []
+        for user in self.users:
+            for _ in range(self.per_round):
+                self._n += 1
+                chat = rng.randrange(4)
+                raws.append(
+                    raw_message(user, self._n, chat=f"c{chat}", platform=PLATFORMS[chat % 3])
+                )
+        self.messages += raws
+        commands: list[Record] = []
+        for user in self.users:
+            seen = [m for m in self.messages if m.user_id == user]
+            for _ in range(self.per_round // 2):
+                commands.extend(self._command(user, seen))
+        return raws, commands
+
+    def _command(self, user: str, seen: list[RawMessage]) -> list[Record]:
+        rng = self.rng
+        target = rng.choice(seen)
+        kind = rng.randrange(6)
+        self._edits += 1
+        tag = f"{self._edits}"
+        if kind == 0:  # a tab reads a few messages of a conversation
+            ids = [m.id for m in seen if m.conversation_id == target.conversation_id]
+            return [mark_read(user, rng.sample(ids, min(3, len(ids))), f"read-{tag}")]
+        if kind == 1:  # read, then the platform edits what was read
+            return [
+                mark_read(user, [target.id], f"read-{tag}"),
+                edit_command(target, tag, 30 + self._edits),
+            ]
+        if kind == 2:  # read, then reply in that conversation, then its result
+            reply = send_command(user, target.conversation_id, f"r-{tag}")
+            return [
+                mark_read(user, [target.id], f"read-{tag}"),
+                reply,
+                send_result(reply, target.account_id, "sent", f"p-{tag}"),
+            ]
+        if kind == 3:
+            return [edit_command(target, f"edited {tag}", 30 + self._edits)]
+        if kind == 4:  # deleted: unread ones stop counting
+            return [delete_command(target)]
+        return [mark_read(user, [target.id], f"read-{tag}"), delete_command(target)]

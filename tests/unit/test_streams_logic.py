@@ -9,6 +9,7 @@ import pytest
 
 from hubcore.kafka import Topics
 from schemas import DeadLetter
+from streams.changes import read_change_cut
 from streams.errors import PoisonRecord
 from streams.records import (
     CommandInput,
@@ -27,7 +28,7 @@ from streams.state import (
 )
 from streams.statehash import canonical
 from streams.table import key_partition
-from tests.streams_helpers import mark_read, raw_message
+from tests.streams_helpers import delete_command, edit_command, mark_read, raw_message
 
 TOPICS = Topics("ns")
 
@@ -183,3 +184,34 @@ def test_retriable_classification() -> None:
     assert not is_retriable(MessageSizeTooLargeError())
     assert not is_retriable(DuplicateKeyError("dup"))
     assert not is_retriable(ValueError("bug"))
+
+
+def test_a_batch_is_cut_before_a_change_of_a_message_an_earlier_read_names() -> None:
+    first, second = raw_message("u1", 1), raw_message("u1", 2)
+    commands = [
+        edit_command(first, "before the read", 10),  # edits then reads: phase order holds
+        mark_read("u1", [first.id], "read-1"),
+        delete_command(second),  # not read in this batch
+        edit_command(first, "after the read", 20),  # must not share the read's batch
+        delete_command(first),
+    ]
+    records = [
+        _record(c.to_json(), topic=TOPICS.commands, offset=n) for n, c in enumerate(commands)
+    ]
+    assert read_change_cut(records, decode_batch(records, TOPICS)) == 3
+    assert read_change_cut(records[:3], decode_batch(records[:3], TOPICS)) == 0
+    reads = [_record(mark_read("u1", [second.id], "r2").to_json(), topic=TOPICS.commands)]
+    assert read_change_cut(reads, decode_batch(reads, TOPICS)) == 0
+
+
+def test_replies_go_to_the_newest_inbound_message_in_any_order() -> None:
+    older, newer = raw_message("u1", 1), raw_message("u1", 2)
+    newer = newer.model_copy(update={"sender": newer.sender.model_copy(update={"id": "s2"})})
+    for order in ([older, newer], [newer, older]):
+        conv = ConversationState()
+        for message in order:
+            conv.answer(message)
+        assert (conv.reply_to, conv.recipient) == (newer.external_message_id, "s2")
+        again = ConversationState.from_value(orjson.loads(orjson.dumps(conv.to_value())))
+        again.answer(older)
+        assert (again.reply_to, again.inbound_id) == (newer.external_message_id, newer.id)
