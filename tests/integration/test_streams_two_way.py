@@ -27,8 +27,10 @@ from tests.streams_helpers import (
     consume_all,
     delete_command,
     edit_command,
+    ground_truth,
     mark_read,
     produce,
+    projected_unread,
     raw_message,
     run_hub,
     send_command,
@@ -191,6 +193,9 @@ async def test_two_way_history_is_applied_and_replayed_identically(
         ]
     )
 
+    truth = await ground_truth(db, USER)
+    assert truth == {tg[0].conversation_id: 2, wa[1].conversation_id: 1, sl[0].conversation_id: 1}
+    assert await projected_unread(db, USER) == truth
     worker.stop()
     before = run_hub(worker.env, "state-hash")
     assert before.returncode == 0, before.stderr
@@ -198,5 +203,6 @@ async def test_two_way_history_is_applied_and_replayed_identically(
     assert replayed.returncode == 0, replayed.stderr
     after = run_hub(worker.env, "state-hash")
     assert after.stdout.strip() == before.stdout.strip()
+    assert await projected_unread(db, USER) == truth
     deleted = await db["messages"].find_one({"_id": sl[1].id})
     assert deleted is not None and (deleted["deleted"], deleted["text"]) == (True, "")
