@@ -13,7 +13,7 @@ from bench.p7_ramp import knee, knee_ratio, limit_process
 from bench.p8_cost import baseline_from, cost_row
 from bench.p26_streams import batch_window
 from bench.procs import BenchError, schedstat_seconds
-from bench.profile import thread_shares
+from bench.profile import collapsed, frames, thread_shares, top_own
 from bench.report import SCENARIOS, document, finish, markdown_table, ratio_result, worst_of
 from bench.run import parse_only, repeats_of, write_results
 from bench.stats import Latency, histogram_quantile, percentile, ratio
@@ -325,18 +325,55 @@ def test_only_p2_and_p3_repeat_and_only_in_a_full_run() -> None:
     assert repeats_of(("P8",), quick=False) == 1
 
 
-def test_profile_thread_shares_from_a_py_spy_svg() -> None:
-    svg = (
-        "<g><title>all (450 samples, 100%)</title></g>"
-        "<g><title>thread (101): MainThread (1,200 samples, 60.00%)</title></g>"
-        "<g><title>thread (102): Thread-1 &lt;consumer&gt; (300 samples, 15.00%)</title></g>"
-        "<g><title>run (faust/worker.py:10) (300 samples, 15.00%)</title></g>"
+def _box(title: str, depth: int, x: int, w: int) -> str:
+    """One frame as py-spy's flame graph (inferno) writes it: y grows with depth here."""
+    return (
+        f'<g><title>{title} ({w:,} samples, 1.00%)</title><rect x="0.1%" y="{52 + 16 * depth}" '
+        f'width="1%" height="15" fill="rgb(1,2,3)" fg:x="{x}" fg:w="{w}"/><text>t</text></g>'
     )
-    assert thread_shares(svg, 100, 20.0) == {
-        "MainThread (101)": 0.6,
-        "Thread-1 <consumer> (102)": 0.15,
+
+
+# all: MainThread (run a.py:1 (inner b.py:3), run a.py:2), Thread-1 (wait c.py:9); shuffled.
+SVG = "".join(
+    _box(*box)
+    for box in (
+        ("wait (c.py:9)", 2, 700, 300),
+        ("run (a.py:2)", 2, 500, 200),
+        ("thread (2): Thread-1 &lt;consumer&gt;", 1, 700, 300),
+        ("inner (b.py:3)", 3, 100, 300),
+        ("all", 0, 0, 1000),
+        ("run (a.py:1)", 2, 0, 500),
+        ("thread (1): MainThread", 1, 0, 700),
+    )
+)
+
+
+def test_profile_stacks_from_a_py_spy_svg() -> None:
+    found = frames(SVG)
+    own = {f.path[-1]: f.own for f in found}
+    assert own == {
+        "all": 0,
+        "thread (1): MainThread": 0,
+        "run (a.py:1)": 200,
+        "inner (b.py:3)": 300,
+        "run (a.py:2)": 200,
+        "thread (2): Thread-1 <consumer>": 0,
+        "wait (c.py:9)": 300,
     }
-    assert thread_shares("<svg></svg>", 100, 20.0) == {}
+    assert collapsed(found).splitlines() == [
+        "thread (1): MainThread;run (a.py:1) 200",
+        "thread (1): MainThread;run (a.py:1);inner (b.py:3) 300",
+        "thread (1): MainThread;run (a.py:2) 200",
+        "thread (2): Thread-1 <consumer>;wait (c.py:9) 300",
+    ]
+    # 100 samples/s for 10 s: 1,000 samples are one core's worth.
+    assert thread_shares(found, 100, 10.0) == {
+        "MainThread (1)": 0.7,
+        "Thread-1 <consumer> (2)": 0.3,
+    }
+    assert top_own(found, 100, 10.0) == {"run (a.py)": 0.4, "inner (b.py)": 0.3, "wait (c.py)": 0.3}
+    assert list(top_own(found, 100, 10.0, limit=1)) == ["run (a.py)"]
+    assert frames("<svg></svg>") == [] and collapsed([]) == ""
 
 
 def test_profiles_stay_in_the_file_until_the_next_profile(tmp_path: Path) -> None:
