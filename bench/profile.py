@@ -56,7 +56,8 @@ class Frame:
 
 def frames(svg: str) -> list[Frame]:
     """The frames of a py-spy (inferno) SVG, from each box's title, depth (its distance
-    from the root box `all`) and extent in samples (`fg:x`, `fg:w`)."""
+    from the root box `all`) and extent in samples (`fg:x`, `fg:w`). A frame too narrow to
+    draw is not in the SVG: its samples count as its parent's own."""
     boxes = [
         (html.unescape(title), float(y), int(x), int(w)) for title, y, x, w in _BOX.findall(svg)
     ]
