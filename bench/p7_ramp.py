@@ -7,7 +7,8 @@ last rate that held. Each step is bounded (`STEP_SECONDS` after a short warm-up)
 whole scenario takes a few minutes at most. Per step and server process, the CPU it used
 (from the kernel's scheduler statistics, `bench.procs.sched_seconds`) per message sent, its
 share of one core and how long it waited for a core: at the first step that breaks, the
-process nearest a full core is the limit.
+process nearest a full core is the limit. Its `ratio` is the knee over P1's bare FastAPI
+req/s when P1 ran in the same invocation (else none, and `ratio_note` says so).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bench.p3_latency import RunningHub, open_loop, running_hub
 from bench.procs import Children
 from bench.report import Result
 from bench.stage import stage
+from bench.stats import ratio
 
 STEPS = (100.0, 200.0, 400.0, 700.0, 1000.0, 1400.0, 2000.0, 2800.0)
 LIMIT_MS = 1000.0
@@ -41,6 +43,20 @@ def knee(steps: Sequence[Mapping[str, Any]]) -> float:
     return best
 
 
+def cpu_us_per_message(used: Mapping[str, float], sent: float) -> dict[str, float]:
+    """Each process's CPU seconds `used` over `sent` messages, in microseconds (unrounded)."""
+    return {name: seconds / sent * 1e6 for name, seconds in used.items()}
+
+
+def knee_ratio(knee_rate: float, p1: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`ratio` (knee ÷ P1's bare req/s) and its `baseline`, or why there is none."""
+    if p1 is None or "error" in p1:
+        why = "P1 did not run" if p1 is None else "P1 failed"
+        return {"ratio": None, "ratio_note": f"{why} in this invocation: no ratio"}
+    bare = float(p1["baseline"])
+    return {"ratio": ratio(knee_rate, bare), "baseline": bare, "baseline_name": "bare FastAPI"}
+
+
 def limit_process(step: Mapping[str, Any]) -> str:
     """The server that used the most of a core during `step`."""
     shares: Mapping[str, float] = step["core_share"]
@@ -59,14 +75,14 @@ async def _step(
         "p99_ms": e2e.get("p99_ms"),
         "lost": e2e["lost"],
         "sink_lag_p99_ms": e2e["sink_lag_p99_ms"],
-        "cpu_us_per_message": {n: round(u / sent * 1e6) for n, u in used.items()},
+        "cpu_us_per_message": {n: round(u) for n, u in cpu_us_per_message(used, sent).items()},
         "core_share": e2e["core_share"],
         "cpu_wait_share": e2e["cpu_wait_share"],
     }
 
 
-async def run(ctx: Context) -> Result:
-    """Measure P7."""
+async def run(ctx: Context, p1: Mapping[str, Any] | None) -> Result:
+    """Measure P7 (with P1's result of this invocation, if any)."""
     step_seconds = ctx.size(20.0, 5.0)
     warmup = ctx.size(3.0, 1.0)
     steps: list[dict[str, Any]] = []
@@ -80,6 +96,7 @@ async def run(ctx: Context) -> Result:
     at_knee = [s for s in steps if s["rate"] == knee(steps)]
     return {
         "knee_msg_per_s": knee(steps),
+        **knee_ratio(knee(steps), p1),
         "limit_process": limit_process(steps[-1]),
         "cpu_us_per_message": at_knee[0]["cpu_us_per_message"] if at_knee else {},
         "step_seconds": step_seconds,

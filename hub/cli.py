@@ -481,8 +481,15 @@ def bench(
         str | None, typer.Option(help="Comma-separated scenario ids, e.g. P1,P3 (default: all).")
     ] = None,
     quick: Annotated[bool, typer.Option(help="Smoke run: smaller sizes, shorter runs.")] = False,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            help="Also record py-spy flame graphs of each hub process in P8's runs "
+            "(bench/results/profiles/; adds P8)."
+        ),
+    ] = False,
 ) -> None:
-    """Run the performance scenarios (P1-P7, P4s, P5s, R1), each against its baseline in
+    """Run the performance scenarios (P1-P8, P4s, P5s, R1), each against its baseline in
     the same run; write bench/results/latest.json and print the table (see README,
     Performance)."""
     import asyncio
@@ -507,7 +514,7 @@ def bench(
         LocalServices(settings).up(echo=typer.echo)
     except ProvisionError as exc:
         _fail(str(exc))
-    _, measured = asyncio.run(run(settings, selected, quick=quick, say=typer.echo))
+    _, measured = asyncio.run(run(settings, selected, quick=quick, profile=profile, say=typer.echo))
     raise typer.Exit(0 if measured else 1)
 
 

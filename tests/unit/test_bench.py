@@ -9,11 +9,13 @@ import pytest
 
 from bench.arrivals import Arrivals
 from bench.p5_burst import burst_result
-from bench.p7_ramp import knee, limit_process
+from bench.p7_ramp import knee, knee_ratio, limit_process
+from bench.p8_cost import baseline_from, cost_row
 from bench.p26_streams import batch_window
 from bench.procs import BenchError, schedstat_seconds
-from bench.report import SCENARIOS, document, finish, markdown_table, ratio_result
-from bench.run import parse_only, write_results
+from bench.profile import collapsed, frames, thread_shares, top_own
+from bench.report import SCENARIOS, document, finish, markdown_table, ratio_result, worst_of
+from bench.run import parse_only, repeats_of, write_results
 from bench.stats import Latency, histogram_quantile, percentile, ratio
 
 AT = "2026-11-25T12:00:00+00:00"
@@ -154,8 +156,9 @@ def test_parse_only() -> None:
     assert parse_only(None) == set(SCENARIOS)
     assert parse_only(" p1, P3 ,") == {"P1", "P3"}
     assert parse_only("p5s,P4S") == {"P5s", "P4s"}
-    with pytest.raises(BenchError, match="unknown scenario P8"):
-        parse_only("P1,P8")
+    assert parse_only("p8") == {"P8"}
+    with pytest.raises(BenchError, match="unknown scenario P9"):
+        parse_only("P1,P9")
 
 
 def _batch(records: int, ms: float, time: str) -> str:
@@ -222,8 +225,165 @@ def test_p7_knee_limit_and_cpu() -> None:
     assert limit_process(steps[2]) == "streams"
     # /proc/<pid>/task/<tid>/schedstat: ns on a CPU, ns waiting for one, time slices.
     assert schedstat_seconds("2500000000 750000000 1433\n") == (2.5, 0.75)
-    result = {"knee_msg_per_s": 200.0, "limit_process": "streams", "cpu_us_per_message": {}}
-    assert finish("P7", result, AT)["met"] is True
+
+
+P1_RESULT = finish(
+    "P1", ratio_result(3000.0, 8000.0, "req/s", baseline_cpu_us_per_request=98.0), AT
+)
+
+
+def test_p7_ratio_is_the_knee_over_p1_s_bare_rate_of_the_same_run() -> None:
+    with_p1 = knee_ratio(1000.0, P1_RESULT)
+    assert with_p1 == {"ratio": 0.125, "baseline": 8000.0, "baseline_name": "bare FastAPI"}
+    assert knee_ratio(2000.0, P1_RESULT)["ratio"] == 0.25
+    alone = knee_ratio(1000.0, None)
+    assert alone["ratio"] is None and "P1 did not run" in alone["ratio_note"]
+    failed = knee_ratio(1000.0, finish("P1", {"error": "boom"}, AT))
+    assert failed["ratio"] is None and "P1 failed" in failed["ratio_note"]
+    base = {"knee_msg_per_s": 2000.0, "limit_process": "streams", "cpu_us_per_message": {}}
+    assert finish("P7", {**base, **knee_ratio(2000.0, P1_RESULT)}, AT)["met"] is True
+    assert finish("P7", {**base, **knee_ratio(1000.0, P1_RESULT)}, AT)["met"] is False
+    done = finish("P7", {**base, **alone}, AT)
+    assert done["met"] is False  # no ratio: the target cannot be said to hold
+    row = markdown_table(document({}, {"P7": done}, None)).splitlines()[2]
+    assert "P1 did not run in this invocation: no ratio" in row and row.count("| - |") == 1
+    row = markdown_table(
+        document({}, {"P7": finish("P7", {**base, **with_p1}, AT)}, None)
+    ).splitlines()[2]
+    assert "| 8,000 req/s (bare FastAPI); CPU per message: - | 0.12 |" in row
+
+
+def test_p8_cost_per_message_sum_and_ratio() -> None:
+    # CPU seconds per process over 1,000 messages, against a bare request of 125 us.
+    used = {"streams": 1.0, "connectors": 0.5, "gateway": 0.2504}
+    row = cost_row(used, 1000.0, 125.0)
+    assert row["cpu_us_per_message"] == {"connectors": 500, "gateway": 250, "streams": 1000}
+    assert row["sum_us"] == 1750  # 1,750.4, summed before rounding
+    assert row["ratio"] == 14.003
+    assert cost_row({"streams": 0.0015}, 3.0, 100.0)["sum_us"] == 500
+    assert cost_row(used, 1000.0, 0.0)["ratio"] == 0.0  # no baseline: no ratio, no crash
+
+
+def test_p8_takes_p1_s_bare_cpu_only_from_a_measured_p1() -> None:
+    assert baseline_from(P1_RESULT) == 98.0
+    assert baseline_from(None) is None
+    assert baseline_from(finish("P1", {"error": "boom"}, AT)) is None
+    assert baseline_from(finish("P1", ratio_result(1.0, 2.0, "req/s"), AT)) is None
+
+
+def _p8(ratio_500: float, ratio_100: float) -> dict[str, object]:
+    return {
+        "ratio": ratio_500,
+        "ratio_at_100": ratio_100,
+        "sum_us": 490,
+        "cpu_us_per_message": {"connectors": 200, "gateway": 90, "streams": 200},
+        "baseline_cpu_us_per_request": 98.0,
+        "rates": {"100": {"sum_us": 980}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("ratio_500", "ratio_100", "met"),
+    [(5.0, 10.0, True), (5.01, 3.0, False), (2.0, 10.5, False)],
+)
+def test_p8_target_needs_both_rates(ratio_500: float, ratio_100: float, met: bool) -> None:
+    assert finish("P8", _p8(ratio_500, ratio_100), AT)["met"] is met
+
+
+def test_p8_row() -> None:
+    table = markdown_table(document({}, {"P8": finish("P8", _p8(5.0, 10.0), AT)}, None))
+    assert table.splitlines()[2] == (
+        "| P8 | hub CPU per message vs a bare FastAPI request | 500 msg/s: 490 us per message "
+        "(connectors 200 us, gateway 90 us, streams 200 us); 100 msg/s: 980 us, ratio 10.00 "
+        "| 98 us per request (bare FastAPI) | 5.00 | ratio <= 5 at 500 msg/s, <= 10 at 100 "
+        "msg/s | yes |"
+    )
+
+
+def test_worst_of_three_keeps_every_run() -> None:
+    p2 = [finish("P2", ratio_result(v, 100.0, "msg/s"), AT) for v in (70.0, 48.0, 65.0)]
+    worst = worst_of("P2", p2)
+    assert worst["ratio"] == 0.48 and worst["met"] is False
+    assert worst["runs"] == p2
+    # P3: the run furthest from either target, not merely the highest p99.
+    p3 = [
+        finish("P3", {"p50_ms": p50, "p99_ms": p99, "baseline_p99_ms": 2.0}, AT)
+        for p50, p99 in ((15.0, 90.0), (40.0, 95.0), (18.0, 150.0))
+    ]
+    assert worst_of("P3", p3)["p50_ms"] == 40.0  # 2.0 x its p50 target beats 1.5 x p99's
+    assert worst_of("P3", p3[::2])["p99_ms"] == 150.0
+    failed = finish("P3", {"error": "3 messages never arrived"}, AT)
+    chosen = worst_of("P3", [p3[0], failed, p3[1]])
+    assert chosen["error"] == "3 messages never arrived" and len(chosen["runs"]) == 3
+
+
+def test_only_p2_and_p3_repeat_and_only_in_a_full_run() -> None:
+    assert repeats_of(("P2", "P6"), quick=False) == 3
+    assert repeats_of(("P3",), quick=False) == 3
+    assert repeats_of(("P3",), quick=True) == 1
+    assert repeats_of(("P1",), quick=False) == 1
+    assert repeats_of(("P8",), quick=False) == 1
+
+
+def _box(title: str, depth: int, x: int, w: int) -> str:
+    """One frame as py-spy's flame graph (inferno) writes it: y grows with depth here."""
+    return (
+        f'<g><title>{title} ({w:,} samples, 1.00%)</title><rect x="0.1%" y="{52 + 16 * depth}" '
+        f'width="1%" height="15" fill="rgb(1,2,3)" fg:x="{x}" fg:w="{w}"/><text>t</text></g>'
+    )
+
+
+# all: MainThread (run a.py:1 (inner b.py:3), run a.py:2), Thread-1 (wait c.py:9); shuffled.
+SVG = "".join(
+    _box(*box)
+    for box in (
+        ("wait (c.py:9)", 2, 700, 300),
+        ("run (a.py:2)", 2, 500, 200),
+        ("thread (2): Thread-1 &lt;consumer&gt;", 1, 700, 300),
+        ("inner (b.py:3)", 3, 100, 300),
+        ("all", 0, 0, 1000),
+        ("run (a.py:1)", 2, 0, 500),
+        ("thread (1): MainThread", 1, 0, 700),
+    )
+)
+
+
+def test_profile_stacks_from_a_py_spy_svg() -> None:
+    found = frames(SVG)
+    own = {f.path[-1]: f.own for f in found}
+    assert own == {
+        "all": 0,
+        "thread (1): MainThread": 0,
+        "run (a.py:1)": 200,
+        "inner (b.py:3)": 300,
+        "run (a.py:2)": 200,
+        "thread (2): Thread-1 <consumer>": 0,
+        "wait (c.py:9)": 300,
+    }
+    assert collapsed(found).splitlines() == [
+        "thread (1): MainThread;run (a.py:1) 200",
+        "thread (1): MainThread;run (a.py:1);inner (b.py:3) 300",
+        "thread (1): MainThread;run (a.py:2) 200",
+        "thread (2): Thread-1 <consumer>;wait (c.py:9) 300",
+    ]
+    # 100 samples/s for 10 s: 1,000 samples are one core's worth.
+    assert thread_shares(found, 100, 10.0) == {
+        "MainThread (1)": 0.7,
+        "Thread-1 <consumer> (2)": 0.3,
+    }
+    assert top_own(found, 100, 10.0) == {"run (a.py)": 0.4, "inner (b.py)": 0.3, "wait (c.py)": 0.3}
+    assert list(top_own(found, 100, 10.0, limit=1)) == ["run (a.py)"]
+    assert frames("<svg></svg>") == [] and collapsed([]) == ""
+
+
+def test_profiles_stay_in_the_file_until_the_next_profile(tmp_path: Path) -> None:
+    out = tmp_path / "latest.json"
+    first = {"scenario": "P8", "by_rate": {"500": {"streams": {"svg": "a.svg"}}}}
+    write_results(out, {}, {}, first)
+    assert write_results(out, {}, {})["profiles"] == first
+    second = {"scenario": "P8", "by_rate": {"100": {}}}
+    assert write_results(out, {}, {}, second)["profiles"] == second
+    assert "profiles" not in document({}, {}, None)
 
 
 def test_burst_result_takes_each_side_s_best_round() -> None:
@@ -236,3 +396,75 @@ def test_burst_result_takes_each_side_s_best_round() -> None:
     assert (result["value"], result["baseline"], result["ratio"]) == (110.0, 100.0, 1.1)
     assert result["cpu_us_per_frame"] == 10.0 and result["rounds"]["hub"] == [90, 110]
     assert finish("P5s", result, AT)["met"] is True
+
+
+async def test_a_full_run_repeats_p2_and_p3_and_hands_p1_to_p7_and_p8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run loop with the scenarios' measurements replaced: what each one was given."""
+    from bench import p1_webhooks, p3_latency, p7_ramp, p8_cost, p26_streams
+    from bench import run as bench_run
+    from hubcore.settings import Settings
+
+    p2_rates = iter([70.0, 45.0, 60.0])
+    p3_p99 = iter([80.0, 120.0, 90.0])
+    replays: list[bool] = []
+    given: dict[str, object] = {}
+
+    async def p1(ctx: object) -> dict[str, object]:
+        return ratio_result(3000.0, 8000.0, "req/s", baseline_cpu_us_per_request=98.0)
+
+    async def p26(ctx: object, *, replay: bool) -> dict[str, dict[str, object]]:
+        replays.append(replay)
+        out = {"P2": ratio_result(next(p2_rates), 100.0, "msg/s")}
+        if replay:
+            out["P6"] = ratio_result(300.0, 100.0, "events/s")
+        return out
+
+    async def p3(ctx: object) -> dict[str, object]:
+        return {"p50_ms": 10.0, "p99_ms": next(p3_p99), "baseline_p99_ms": 2.0}
+
+    async def p7(ctx: object, p1_result: dict[str, object] | None) -> dict[str, object]:
+        given["P7"] = p1_result
+        ratio = knee_ratio(2000.0, p1_result)
+        return {"knee_msg_per_s": 2000.0, "limit_process": "s", "cpu_us_per_message": {}, **ratio}
+
+    async def p8(ctx: object, p1_result: dict[str, object] | None) -> dict[str, object]:
+        given["P8"] = p1_result
+        return _p8(4.0, 9.0)
+
+    async def facts(*args: object, **kwargs: object) -> dict[str, object]:
+        return {"cores": 2}
+
+    monkeypatch.setattr(p1_webhooks, "run", p1)
+    monkeypatch.setattr(p26_streams, "run", p26)
+    monkeypatch.setattr(p3_latency, "run", p3)
+    monkeypatch.setattr(p7_ramp, "run", p7)
+    monkeypatch.setattr(p8_cost, "run", p8)
+    monkeypatch.setattr(bench_run, "machine_facts", facts)
+    monkeypatch.setattr("bench.run.tempfile.mkdtemp", lambda prefix: str(tmp_path))
+    doc, ok = await bench_run.run(
+        Settings(_env_file=None),
+        {"P1", "P2", "P3", "P6", "P7", "P8"},
+        quick=False,
+        output=tmp_path / "latest.json",
+        say=lambda _: None,
+    )
+    assert ok
+    assert replays == [True, False, False]  # P6 replays the first P2 run's history only
+    scenarios = doc["scenarios"]
+    assert [r["ratio"] for r in scenarios["P2"]["runs"]] == [0.7, 0.45, 0.6]
+    assert scenarios["P2"]["ratio"] == 0.45 and "runs" not in scenarios["P6"]
+    assert scenarios["P3"]["p99_ms"] == 120.0 and len(scenarios["P3"]["runs"]) == 3
+    assert given["P7"] is scenarios["P1"] and given["P8"] is scenarios["P1"]
+    assert scenarios["P7"]["ratio"] == 0.25 and scenarios["P7"]["met"] is True
+    # --quick: once each.
+    p2_rates, p3_p99 = iter([50.0]), iter([70.0])
+    doc, _ = await bench_run.run(
+        Settings(_env_file=None),
+        {"P2", "P3"},
+        quick=True,
+        output=tmp_path / "quick.json",
+        say=lambda _: None,
+    )
+    assert "runs" not in doc["scenarios"]["P2"] and doc["scenarios"]["P3"]["p99_ms"] == 70.0
