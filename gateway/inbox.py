@@ -13,6 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from gateway.errors import BadRequest
+from gateway.fresh import FreshViews
 from hubcore.mongo import CONVERSATIONS, MESSAGES, UNREAD, Document
 from hubcore.store import conversation_from_doc, message_from_doc, unread_from_doc
 from schemas import Conversation, Message, UnreadCounts
@@ -68,12 +69,36 @@ async def _page(
 
 
 class Inbox:
-    """The caller's conversations, messages and unread counts."""
+    """The caller's conversations, messages and unread counts: the projections, or what
+    this process pushed where that is newer (read-your-writes, `gateway/fresh.py`)."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], fresh: FreshViews | None = None) -> None:
         self.conversations = db[CONVERSATIONS]
         self.messages = db[MESSAGES]
         self.unread_counts = db[UNREAD]
+        self.fresh = fresh
+
+    async def _fresher(
+        self, user_id: str, platform: str | None, projected: dict[str, int]
+    ) -> dict[str, Conversation]:
+        """The conversations to answer instead of (or besides) the projected ones read
+        (`projected`: id -> version): those pushed to `user_id` in a newer version, and
+        those pushed whose projection was written only after the caller's read."""
+        if self.fresh is None:
+            return {}
+        pushed = self.fresh.conversations(user_id)
+        if platform is not None:
+            pushed = {k: v for k, v in pushed.items() if v[1].platform == platform}
+        out = {cid: conv for cid, (v, conv) in pushed.items() if v > projected.get(cid, -1)}
+        if missing := [cid for cid in pushed if cid not in projected]:
+            cursor = self.conversations.find({"_id": {"$in": missing}, "userId": user_id})
+            async for doc in cursor:
+                cid, version = str(doc["_id"]), int(doc.get("version", 0))
+                projected[cid] = version
+                if version >= pushed[cid][0]:
+                    out[cid] = conversation_from_doc(doc)  # the newer of the two
+        self.fresh.settled(user_id, projected)
+        return out
 
     async def list_conversations(
         self, user_id: str, *, platform: str | None, limit: int, cursor: str | None
@@ -83,7 +108,24 @@ class Inbox:
         if platform is not None:
             query["platform"] = platform
         page, next_cursor = await _page(self.conversations, query, "updatedAt", limit, cursor)
-        return [conversation_from_doc(d) for d in page], next_cursor
+        projected = {str(d["_id"]): int(d.get("version", 0)) for d in page}
+        newer = await self._fresher(user_id, platform, projected)
+        items = [conversation_from_doc(d) for d in page if d["_id"] not in newer]
+        if not newer:
+            return items, next_cursor
+        # A pushed conversation goes where its new time sorts: on this page if it falls
+        # between the previous page's last item and this page's last (when more follow).
+        upper = decode_page_cursor(cursor) if cursor is not None else None
+        lower = (page[-1]["updatedAt"], page[-1]["_id"]) if next_cursor is not None else None
+        for conv in newer.values():
+            at = (conv.updated_at, conv.id)
+            if (upper is None or at < upper) and (lower is None or at >= lower):
+                items.append(conv)
+        items.sort(key=lambda c: (c.updated_at, c.id), reverse=True)
+        if len(items) > limit:
+            items = items[:limit]
+            next_cursor = encode_page_cursor(items[-1].updated_at, items[-1].id)
+        return items, next_cursor
 
     async def owns_conversation(self, user_id: str, conversation_id: str) -> bool:
         """True when the conversation exists and is the caller's.
@@ -114,9 +156,20 @@ class Inbox:
         """The caller's unread counts (zero when nothing was ever counted)."""
         doc = await self.unread_counts.find_one({"_id": user_id})
         cursor = self.conversations.find(
-            {"userId": user_id, "unreadCount": {"$gt": 0}}, projection={"unreadCount": 1}
+            {"userId": user_id, "unreadCount": {"$gt": 0}},
+            projection={"unreadCount": 1, "version": 1},
         )
-        counts = {str(d["_id"]): int(d["unreadCount"]) async for d in cursor}
+        found = [d async for d in cursor]
+        counts = {str(d["_id"]): int(d["unreadCount"]) for d in found}
+        projected = {str(d["_id"]): int(d.get("version", 0)) for d in found}
+        for conv_id, conv in (await self._fresher(user_id, None, projected)).items():
+            counts[conv_id] = conv.unread_count
+        pushed = self.fresh.unread(user_id) if self.fresh is not None else None
+        if pushed is not None and pushed[0] > int((doc or {}).get("version", -1)):
+            doc = {
+                "total": pushed[1].get("total", 0),
+                "byPlatform": pushed[1].get("byPlatform", {}),
+            }
         return unread_from_doc(doc, counts)
 
     async def unread_in_conversation(self, user_id: str, conversation_id: str) -> list[str]:

@@ -11,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from gateway.frames import InvalidEvent, decode_event
+from gateway.fresh import FRESH_TYPES
 from gateway.metrics import EVENTS_CONSUMED, EVENTS_INVALID, EVENTS_ROUTED
 from gateway.registry import Registry
 from hubcore.errors import HubError
@@ -141,6 +142,8 @@ class EventPump:
             routed += 1
             for conn in conns:
                 conn.deliver(event)
+            if event.type in FRESH_TYPES:
+                self._registry.fresh.observe(key, event)
         if records:
             self._next[partition] = records[-1].offset + 1
             EVENTS_CONSUMED.inc(len(records))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.connection import WsConnection
+from gateway.fresh import FreshViews
 from gateway.metrics import AUTHENTICATED_USERS
 
 
@@ -17,6 +18,8 @@ class Registry:
     def __init__(self) -> None:
         self.ws: dict[bytes, list[WsConnection]] = {}
         self._listeners: dict[bytes, int] = {}  # connections per user
+        # What was pushed to the users listening here, for REST (read-your-writes).
+        self.fresh = FreshViews()
 
     def add_ws(self, conn: WsConnection) -> None:
         """Route the user's events to `conn` from now on."""
@@ -31,6 +34,7 @@ class Registry:
         conns.remove(conn)
         if not conns:
             del self.ws[conn.key]
+            self.fresh.forget(conn.key)
         self._count(conn.key, -1)
 
     def authenticated_users(self) -> int:

@@ -49,8 +49,8 @@ class Runtime:
         self.accounts = AccountStore(self.db, settings)
         self.rest_limit = RateLimiter(settings.rate_rest_per_user)
         self.limits = ConnectionLimits(settings)  # /ws and Socket.IO share them
-        self.inbox = Inbox(self.db)
         self.registry = Registry()
+        self.inbox = Inbox(self.db, self.registry.fresh)
         self.producer: AIOKafkaProducer | None = None
         self.commands = ReadCommands(self.inbox, lambda: self.producer, self.topics)
         self.pump = EventPump(settings, self.registry)

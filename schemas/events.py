@@ -41,10 +41,15 @@ class MessageDeletedData(HubModel):
 
 class UnreadCountUpdateData(HubModel):
     unread_counts: UnreadCounts
+    # The user's state version: grows with every change, so a reader that also has REST's
+    # answer keeps the newer of the two (the gateway does, docs/protocol.md).
+    version: int = Field(default=0, ge=0)
 
 
 class ConversationUpdateData(HubModel):
     conversation: Conversation
+    # The conversation's state version, as for `UnreadCountUpdateData.version`.
+    version: int = Field(default=0, ge=0)
 
 
 class ErrorData(HubModel):

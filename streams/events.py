@@ -42,7 +42,9 @@ def conversation_update(user_id: str, doc: Document, occurred_at: datetime) -> C
         id=event_id("conversation_update", str(doc["_id"]), str(doc["version"])),
         user_id=user_id,
         occurred_at=occurred_at,
-        data=ConversationUpdateData(conversation=conversation_from_doc(doc)),
+        data=ConversationUpdateData(
+            conversation=conversation_from_doc(doc), version=int(doc["version"])
+        ),
     )
 
 
@@ -78,5 +80,5 @@ def unread_count_update(
         id=event_id("unread_count_update", user_id, cause_origin),
         user_id=user_id,
         occurred_at=occurred_at,
-        data=UnreadCountUpdateData(unread_counts=state.counts(changed)),
+        data=UnreadCountUpdateData(unread_counts=state.counts(changed), version=state.version),
     )

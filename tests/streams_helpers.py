@@ -353,6 +353,19 @@ class Worker:
         ]
 
 
+async def toggle_sink(worker: Worker, paused: bool) -> None:
+    """SIGUSR2: hold (or resume) the worker's projection writes; returns once it said so."""
+    assert worker.proc is not None
+    mark = len(worker.output())
+    worker.proc.send_signal(signal.SIGUSR2)
+    word = "paused" if paused else "resumed"
+
+    async def logged() -> bool:
+        return f"projection sink {word}" in worker.output()[mark:]
+
+    await wait_for(logged, timeout=15, what=f"the sink {word}")
+
+
 def run_hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run one `hub` command (`replay`, `state-hash`) to its end."""
     return subprocess.run(

@@ -4,7 +4,6 @@ up and say what the events said. Mark read announces the conversation's new coun
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +29,7 @@ from tests.streams_helpers import (
     produce,
     projected_unread,
     raw_message,
+    toggle_sink,
     wait_for,
 )
 
@@ -54,18 +54,6 @@ def _conversations(frames: Frames) -> dict[str, Conversation]:
     return out
 
 
-async def _toggle_sink(worker: Worker, paused: bool) -> None:
-    assert worker.proc is not None
-    mark = len(worker.output())
-    worker.proc.send_signal(signal.SIGUSR2)
-    word = "paused" if paused else "resumed"
-
-    async def logged() -> bool:
-        return f"projection sink {word}" in worker.output()[mark:]
-
-    await wait_for(logged, timeout=15, what=f"the sink {word}")
-
-
 async def _health(worker: Worker) -> dict[str, Any]:
     port = worker.env["HUB_STREAMS_WEB_PORT"]
     async with httpx.AsyncClient(timeout=5) as client:
@@ -81,7 +69,7 @@ async def test_events_reach_the_socket_while_the_sink_is_paused(
     raws = [raw_message(user, n, chat=f"chat-{n % 2}") for n in range(1, 7)]
     async with running_gateway(module_settings) as gateway:
         ws = await open_ws(gateway, token(module_settings, user))
-        await _toggle_sink(worker, paused=True)
+        await toggle_sink(worker, paused=True)
         try:
             await produce(
                 module_settings, topics.raw_messages, [(user.encode(), r.to_json()) for r in raws]
@@ -96,7 +84,7 @@ async def test_events_reach_the_socket_while_the_sink_is_paused(
             health = await _health(worker)
             assert health["sinkPaused"] is True and health["sinkLagSeconds"] > 0
         finally:
-            await _toggle_sink(worker, paused=False)
+            await toggle_sink(worker, paused=False)
 
         async def caught_up() -> Document | None:
             return await db["unread"].find_one({"_id": user, "total": len(raws)})
