@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -21,12 +22,20 @@ from hubcore.settings import Settings
 log = structlog.get_logger("gateway.pump")
 
 _BATCH = 2000
+# How long the broker holds a fetch that finds nothing new. The hub's 20 ms wait
+# (hubcore.kafka) is for consumers that leave fetched records unconsumed for a while: a
+# pump takes every fetched record at once, so aiokafka's next fetch has all partitions
+# in it and returns as soon as any has a record. A longer wait costs no latency here and
+# saves 48 empty fetches a second: half of the gateway's CPU per event at 100 msg/s.
+FETCH_MAX_WAIT_MS = 500
 _RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
 
-def standalone_consumer(settings: Settings, *, offset_reset: str) -> AIOKafkaConsumer:
+def standalone_consumer(
+    settings: Settings, *, offset_reset: str, **overrides: Any
+) -> AIOKafkaConsumer:
     """A consumer outside any group that commits nothing: partitions are assigned by hand."""
-    return create_consumer(settings, group_id=None, auto_offset_reset=offset_reset)
+    return create_consumer(settings, group_id=None, auto_offset_reset=offset_reset, **overrides)
 
 
 class EventPump:
@@ -58,7 +67,9 @@ class EventPump:
         """Connect (retrying while Kafka is away), then dispatch until cancelled."""
         attempt = 0
         while True:
-            consumer = standalone_consumer(self._settings, offset_reset="latest")
+            consumer = standalone_consumer(
+                self._settings, offset_reset="latest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS
+            )
             try:
                 await self._start(consumer)
                 attempt = 0

@@ -7,6 +7,7 @@ the outbound policy; credentials are stored sealed (`sealing`), never in clear.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from hubcore.account_rules import Mode, check_account
 from hubcore.errors import InvalidInput
 from hubcore.mongo import ACCOUNTS, Document
 from hubcore.outbound import OutboundPolicy, Resolver
-from hubcore.sealing import CredentialCipher
+from hubcore.sealing import CredentialCipher, UnreadableCredentials
 from hubcore.settings import Settings
 from schemas import Platform, account_id
 from schemas.base import HubModel, UtcDatetime, utc_now
@@ -127,6 +128,17 @@ class AccountStore:
         """The account with this id, or None."""
         doc = await self.collection.find_one({"_id": account_id})
         return self._from_doc(doc) if doc else None
+
+    async def get_many(self, ids: Sequence[str]) -> dict[str, Account | UnreadableCredentials]:
+        """The accounts among `ids` that exist, in one read; an account whose credentials
+        cannot be opened maps to that error, so it fails alone."""
+        found: dict[str, Account | UnreadableCredentials] = {}
+        async for doc in self.collection.find({"_id": {"$in": list(ids)}}):
+            try:
+                found[doc["_id"]] = self._from_doc(doc)
+            except UnreadableCredentials as exc:
+                found[doc["_id"]] = exc
+        return found
 
     async def list(self, user_id: str | None = None, *, mode: Mode | None = None) -> list[Account]:
         """Accounts of one user (or all), oldest first."""

@@ -4,10 +4,12 @@ FastAPI, and one account's first concurrent deliveries read the store once."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
 from hubcore.accounts import Account
+from hubcore.sealing import UnreadableCredentials
 from tests import platform_payloads as p
 from tests.integration.connectors.harness import SECRETS, Harness, raw_messages
 
@@ -19,14 +21,16 @@ async def test_concurrent_first_deliveries_read_the_account_once(
 ) -> None:
     account = await connectors.account("generic", user="carol")
     store = connectors.runtime.accounts.store
-    real_get = store.get
-    reads: list[str] = []
+    real_get_many = store.get_many
+    reads: list[list[str]] = []
 
-    async def counting_get(account_id: str) -> Account | None:  # the real store, counted
-        reads.append(account_id)
-        return await real_get(account_id)
+    async def counting_get_many(  # the real store, counted
+        ids: Sequence[str],
+    ) -> dict[str, Account | UnreadableCredentials]:
+        reads.append(list(ids))
+        return await real_get_many(ids)
 
-    monkeypatch.setattr(store, "get", counting_get)
+    monkeypatch.setattr(store, "get_many", counting_get_many)
     bodies = [p.body(p.generic_message(f"m-{n}")) for n in range(20)]
     answers = await asyncio.gather(
         *(
@@ -37,7 +41,7 @@ async def test_concurrent_first_deliveries_read_the_account_once(
         )
     )
     assert [a.status_code for a in answers] == [200] * 20, [a.text for a in answers]
-    assert reads == [account.id]
+    assert reads == [[account.id]]
     assert len(await raw_messages(connectors.settings)) == 20
 
 

@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import re
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -22,6 +24,7 @@ from connectors.runtime import AccountCache
 from hubcore.accounts import Account, AccountStore
 from hubcore.kafka import partition_for
 from hubcore.logging import UtcStamper, render_json
+from hubcore.sealing import UnreadableCredentials
 from schemas.base import _to_utc_millis, format_utc
 from tests import platform_payloads as p
 
@@ -88,7 +91,7 @@ class SlowFailingStore(AccountStore):
     def __init__(self) -> None:
         self.reads = 0
 
-    async def get(self, account_id: str) -> Account | None:
+    async def get_many(self, ids: Sequence[str]) -> dict[str, Account | UnreadableCredentials]:
         self.reads += 1
         await asyncio.sleep(0.05)
         raise ServerSelectionTimeoutError("no server")
@@ -107,6 +110,57 @@ async def test_one_read_per_account_whose_failure_reaches_every_waiter() -> None
     with pytest.raises(StoreUnavailable):  # a failure is not cached
         await cache.get("acc_1")
     assert store.reads == 2
+
+
+class CountingStore(AccountStore):
+    """Accounts `acc_0`..`acc_9` of a dict (no database behind it); records each read."""
+
+    def __init__(self) -> None:
+        self.accounts = {
+            f"acc_{n}": ACCOUNT.model_copy(update={"id": f"acc_{n}"}) for n in range(10)
+        }
+        self.reads: list[list[str]] = []
+
+    async def get_many(self, ids: Sequence[str]) -> dict[str, Account | UnreadableCredentials]:
+        self.reads.append(sorted(ids))
+        return {i: self.accounts[i] for i in ids if i in self.accounts}
+
+
+async def test_a_read_takes_along_the_accounts_in_use_that_expire_soon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    store = CountingStore()
+    cache = AccountCache(store, ttl=2.0)
+    for n in range(4):  # read one by one, 0.4 s apart
+        assert await cache.get(f"acc_{n}") == store.accounts[f"acc_{n}"]
+        clock[0] += 0.4
+    assert store.reads == [["acc_0"], ["acc_1"], ["acc_2"], ["acc_3"]]
+    for n in (1, 2, 3):  # in use; acc_0 is not asked for again
+        await cache.get(f"acc_{n}")
+    clock[0] = 1002.3  # acc_0 expired; acc_1..acc_3 expire within a second
+    assert await cache.get("acc_7") == store.accounts["acc_7"]
+    assert store.reads[-1] == ["acc_1", "acc_2", "acc_3", "acc_7"]
+    del store.accounts["acc_2"]  # deleted: gone at its next read, as before
+    clock[0] = 1004.4
+    assert await cache.get("acc_2") is None
+    assert await cache.get("missing_9") is None  # an unknown id is cached as unknown
+    reads = len(store.reads)
+    assert await cache.get("missing_9") is None
+    assert len(store.reads) == reads
+
+
+async def test_an_account_whose_credentials_cannot_be_opened_fails_alone() -> None:
+    store = CountingStore()
+    store.accounts["acc_1"] = UnreadableCredentials("sealed with key k9, which is not configured")  # type: ignore[assignment]
+    cache = AccountCache(store, ttl=2.0)
+    assert await cache.get("acc_0") is not None
+    with pytest.raises(StoreUnavailable, match="k9"):
+        await cache.get("acc_1")
+    with pytest.raises(StoreUnavailable):  # not cached: asked again
+        await cache.get("acc_1")
+    assert store.reads[-2:] == [["acc_1"], ["acc_1"]]
 
 
 @pytest.mark.parametrize(
