@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from subprocess import STDOUT, Popen
 
+import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from connectors.outbound.ledger import SendLedger
@@ -23,6 +24,8 @@ from tests.integration.connectors.harness import SECRETS, eventually, hub_env, r
 from tests.integration.connectors.sending_rig import outbound
 from tests.local_servers import free_port
 from tests.platform_payloads import account
+
+pytestmark = pytest.mark.integration
 
 
 @contextmanager
