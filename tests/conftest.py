@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,11 +14,27 @@ from hubcore.settings import Settings
 from tests.resources import SessionResources
 from tests.servers import Servers, real_servers, wait_writable
 
+TESTS = Path(__file__).resolve().parent
+
+
+def misplaced(items: Iterable[pytest.Item]) -> list[str]:
+    """Tests whose `integration` marker disagrees with their folder: every test under
+    tests/integration talks to the real servers and says so, none under tests/unit does."""
+    wrong = []
+    for item in items:
+        marked = item.get_closest_marker("integration") is not None
+        if TESTS / "integration" in item.path.parents and not marked:
+            wrong.append(f"{item.nodeid}: under tests/integration without the marker")
+        elif TESTS / "unit" in item.path.parents and marked:
+            wrong.append(f"{item.nodeid}: under tests/unit with the integration marker")
+    return wrong
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with a slow test first, those allowed the longest first of all: with the tests
-    in several processes (`make test`) each file stays in one, and a long file handed out
-    last would run alone at the end. Order within a file is kept."""
+    """Refuses a run with a misplaced test (`misplaced`). Orders files with a slow test
+    first, those allowed the longest first of all: with the tests in several processes
+    (`make test`) each file stays in one, and a long file handed out last would run alone
+    at the end. Order within a file is kept."""
     rank: dict[Path, tuple[bool, float]] = {}
     for item in items:
         timeout = item.get_closest_marker("timeout")
@@ -27,6 +43,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         was_slow, was_limit = rank.get(item.path, (False, 0.0))
         rank[item.path] = (slow or was_slow, max(limit, was_limit))
     items.sort(key=lambda item: (not rank[item.path][0], -rank[item.path][1]))
+    if wrong := misplaced(items):
+        raise pytest.UsageError("integration marker wrong:\n" + "\n".join(wrong))
 
 
 @pytest.fixture(scope="session")

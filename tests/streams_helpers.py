@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.structs import RecordMetadata
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.kafka import create_producer
@@ -35,6 +36,7 @@ from schemas import (
     outbound_message_id,
 )
 from schemas.base import Record
+from streams.sinks import Headers, KafkaSink
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,22 +153,64 @@ def delete_command(raw: RawMessage, user: str | None = None) -> DeleteMessage:
     )
 
 
-class RecordingSink:
-    """Keeps what a batch produces, as (topic, key, parsed value), in production order."""
+class BrokerSink(KafkaSink):
+    """The worker's Kafka sink on a real producer that, at each flush, reads back from the
+    broker what it sent: `records` is (topic, key, parsed value) as the broker stores them,
+    in production order, this sink's records only (a test's runs each have one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, producer: AIOKafkaProducer, bootstrap: str) -> None:
+        super().__init__(producer)
+        self.bootstrap = bootstrap
         self.records: list[tuple[str, bytes | None, dict[str, Any]]] = []
+        self._sent: list[asyncio.Future[RecordMetadata]] = []
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Any = ()) -> None:
-        """Record one produced record."""
-        self.records.append((topic, key, orjson.loads(value)))
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers = ()
+    ) -> None:
+        await super().send(topic, key, value, headers)
+        self._sent.append(self._pending[-1])
 
-    async def flush(self) -> None:
-        """Nothing is pending."""
+    def flush(self) -> Awaitable[None]:
+        sent, self._sent = self._sent, []
+        return self._read_back(super().flush(), sent)
+
+    async def _read_back(
+        self, acks: Awaitable[None], sent: list[asyncio.Future[RecordMetadata]]
+    ) -> None:
+        await acks
+        if sent:
+            self.records += await read_at(self.bootstrap, [future.result() for future in sent])
 
     def on(self, topic: str) -> list[dict[str, Any]]:
         """The values produced on `topic`."""
         return [value for t, _, value in self.records if t == topic]
+
+
+async def read_at(
+    bootstrap: str, positions: Sequence[RecordMetadata]
+) -> list[tuple[str, bytes | None, dict[str, Any]]]:
+    """The records at `positions` (acks of sent records), read from the broker, in order."""
+    wanted = [(TopicPartition(p.topic, p.partition), p.offset) for p in positions]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    found: dict[tuple[TopicPartition, int], ConsumerRecord[bytes, bytes]] = {}
+    try:
+        partitions = {tp for tp, _ in wanted}
+        consumer.assign(list(partitions))
+        for tp in partitions:
+            consumer.seek(tp, min(offset for at, offset in wanted if at == tp))
+        async with asyncio.timeout(30):
+            while len(found) < len(set(wanted)):
+                for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                    found.update(((tp, r.offset), r) for r in records if (tp, r.offset) in wanted)
+    finally:
+        await consumer.stop()
+    return [
+        (tp.topic, found[tp, offset].key, orjson.loads(found[tp, offset].value or b"null"))
+        for tp, offset in wanted
+    ]
 
 
 async def produce(

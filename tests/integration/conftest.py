@@ -4,18 +4,18 @@ running `hub streams` per test module."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hubcore.kafka import ensure_topics
+from hubcore.kafka import Topics, create_producer, ensure_topics
 from hubcore.mongo import Document, create_client
 from hubcore.settings import Settings
 from tests.integration.gateway_kit import RunningGateway, running_gateway
 from tests.resources import SessionResources
-from tests.streams_helpers import Worker, wait_ready, worker_env
+from tests.streams_helpers import BrokerSink, Worker, wait_ready, worker_env
 
 
 @pytest.fixture
@@ -50,3 +50,18 @@ async def db(module_settings: Settings, worker: Worker) -> AsyncIterator[AsyncDa
     yield client[module_settings.mongo_db]
     await client.drop_database(module_settings.mongo_db)
     await client.close()
+
+
+@pytest.fixture(scope="module")
+async def sinks(
+    request: pytest.FixtureRequest, resources: SessionResources
+) -> AsyncIterator[Callable[[], BrokerSink]]:
+    """Makes sinks producing to the real broker, on the topics of the module's `TOPICS`
+    (a namespace of its own, removed with the session's), through one producer."""
+    topics: Topics = request.module.TOPICS
+    settings = resources.settings(topic_namespace=topics.namespace)
+    await ensure_topics(settings)
+    producer = create_producer(settings)
+    await producer.start()
+    yield lambda: BrokerSink(producer, settings.kafka_bootstrap)
+    await producer.stop()

@@ -79,10 +79,10 @@ class EchoHandlers:
 class EchoApp:
     """ASGI app: `/socket.io/` on the layer, everything else 404."""
 
-    def __init__(self) -> None:
+    def __init__(self, ping_interval: float = PING_INTERVAL) -> None:
         handlers = EchoHandlers()
         server = SocketIOServer({"/": handlers, "/custom": handlers}, handlers)
-        options = EngineOptions(PING_INTERVAL, PING_TIMEOUT, MAX_PAYLOAD, send_queue=256)
+        options = EngineOptions(ping_interval, PING_TIMEOUT, MAX_PAYLOAD, send_queue=256)
         self.engine = EngineServer(options, server)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -99,9 +99,10 @@ class EchoApp:
 
 
 @contextlib.asynccontextmanager
-async def running_echo_app() -> AsyncIterator[str]:
-    """Serve an `EchoApp` on a free loopback port; yields its base URL."""
-    app = EchoApp()
+async def running_echo_app(ping_interval: float = PING_INTERVAL) -> AsyncIterator[str]:
+    """Serve an `EchoApp` on a free loopback port; yields its base URL. A long
+    `ping_interval` keeps the heartbeat from closing a session a test closes otherwise."""
+    app = EchoApp(ping_interval)
     config = uvicorn.Config(
         app,
         ws="websockets-sansio",

@@ -27,9 +27,12 @@ async def test_produce_acks_all_idempotent_then_consume(settings: Settings) -> N
             )
             assert meta.offset >= 0
             sent.append((f"user-{i % 5}", i, meta.partition))
+        # The hub's producer: every in-sync replica acks (-1 is `all`), and idempotence
+        # is on, a producer id given by the broker, so a retried send is not written twice.
+        assert producer._sender._acks == -1
+        assert producer._txn_manager is not None and producer._txn_manager.has_pid()
     finally:
         await producer.stop()
-    assert producer.client is not None
 
     consumer = AIOKafkaConsumer(
         topic,

@@ -25,11 +25,23 @@ from tests.integration.sio_echo import running_echo_app
 pytestmark = pytest.mark.integration
 
 PLACEHOLDERS = '{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}'
+# The close tests' heartbeat: no ping within any wait of theirs, so a session a test sees
+# closed was closed by the behaviour under test, never by an unanswered ping.
+QUIET_PING_INTERVAL = 10 * DEADLINE
+PARSE_ERROR = (1000, "parse error")  # the layer's close of a malformed packet
+UNKNOWN_SID = {"code": 1, "message": "Session ID unknown"}  # Engine.IO's 400 answer
 
 
 @pytest.fixture
 async def host() -> AsyncIterator[str]:
     async with running_echo_app() as address:
+        yield address
+
+
+@pytest.fixture
+async def quiet_host() -> AsyncIterator[str]:
+    """The echo app with a heartbeat that cannot close a session during a test."""
+    async with running_echo_app(QUIET_PING_INTERVAL) as address:
         yield address
 
 
@@ -42,10 +54,11 @@ async def _recv(ws: ClientConnection) -> str | bytes:
         return await ws.recv()
 
 
-async def _closed(ws: ClientConnection) -> None:
+async def _closed(ws: ClientConnection) -> tuple[int | None, str | None]:
+    """The close frame's code and reason, once the server closed the connection."""
     async with asyncio.timeout(DEADLINE):
         await ws.wait_closed()
-    assert ws.close_code is not None
+    return ws.close_code, ws.close_reason
 
 
 async def _packets(ws: ClientConnection, count: int) -> list[str | bytes]:
@@ -101,16 +114,16 @@ async def test_connect_to_an_unknown_namespace_is_refused(host: str) -> None:
         assert await _recv(ws) == '44/random,{"message":"Invalid namespace"}'
 
 
-async def test_an_invalid_handshake_closes_the_connection(host: str) -> None:
-    async with websockets.connect(_url(host)) as ws:
+async def test_an_invalid_handshake_closes_the_connection(quiet_host: str) -> None:
+    async with websockets.connect(_url(quiet_host)) as ws:
         await _recv(ws)
         await ws.send("4abc")
-        await _closed(ws)
+        assert await _closed(ws) == PARSE_ERROR
 
 
-async def test_no_handshake_closes_the_connection(host: str) -> None:
-    async with websockets.connect(_url(host)) as ws:
-        await _closed(ws)
+async def test_no_handshake_closes_the_connection(quiet_host: str) -> None:
+    async with websockets.connect(_url(quiet_host)) as ws:
+        assert await _closed(ws) == (1000, "connect timeout")
 
 
 # --- disconnect -----------------------------------------------------------------------------
@@ -170,16 +183,16 @@ async def test_binary_attachments_are_echoed_in_place(host: str, sent: str, echo
     ["4abc", "42{}", '42abc["message-with-ack",1,"2",{"3":[false]}]'],
     ids=["unknown-packet-type", "invalid-payload", "invalid-ack-id"],
 )
-async def test_an_invalid_packet_closes_the_connection(host: str, bad: str) -> None:
-    ws = await _connected(host)
+async def test_an_invalid_packet_closes_the_connection(quiet_host: str, bad: str) -> None:
+    ws = await _connected(quiet_host)
     async with ws:
         await ws.send(bad)
-        await _closed(ws)
+        assert await _closed(ws) == PARSE_ERROR
 
 
 # --- beyond the suite -----------------------------------------------------------------------
-async def test_binary_attachments_over_long_polling_are_base64(host: str) -> None:
-    url = f"http://{host}/socket.io/?EIO=4&transport=polling"
+async def test_binary_attachments_over_long_polling_are_base64(quiet_host: str) -> None:
+    url = f"http://{quiet_host}/socket.io/?EIO=4&transport=polling"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DEADLINE)) as http:
         async with http.get(url) as answer:
             sid = orjson.loads((await answer.text())[1:])["sid"]
@@ -198,5 +211,5 @@ async def test_binary_attachments_over_long_polling_are_base64(host: str) -> Non
         # An attachment nobody announced is a protocol error: the session ends.
         async with http.post(url, data=attachment) as push:
             assert push.status == 200
-        async with http.get(url) as poll:
-            assert poll.status == 400 or await poll.text() == "1"
+        async with http.get(url) as poll:  # no poll was pending: the session is gone
+            assert (poll.status, await poll.json()) == (400, UNKNOWN_SID)

@@ -1,5 +1,6 @@
 """Projections in the real store: any batch order reaches the same documents, and a version
-guard keeps an older state from overwriting a newer one."""
+guard keeps an older state from overwriting a newer one. What is under test is the store's
+writes; the batches only compute them (no output sent, the table in memory), so no Kafka."""
 
 from __future__ import annotations
 

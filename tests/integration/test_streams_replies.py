@@ -3,6 +3,7 @@ and pending, announced, handed to the connectors once per command, never counted
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,8 +15,9 @@ from schemas import Message, OutboundMessage
 from streams.processor import BatchProcessor
 from streams.records import SourceRecord
 from streams.state import MemoryStateStore
+from tests.resources import unique
 from tests.streams_helpers import (
-    RecordingSink,
+    BrokerSink,
     delete_command,
     edit_command,
     ground_truth,
@@ -27,7 +29,7 @@ from tests.streams_helpers import (
 
 pytestmark = pytest.mark.integration
 
-TOPICS = Topics("replies")
+TOPICS = Topics(unique("t."))  # the `sinks` fixture produces to its topics
 
 
 def _raw_record(offset: int, value: Any) -> SourceRecord:
@@ -40,14 +42,15 @@ def _command_record(offset: int, value: Any) -> SourceRecord:
 
 async def test_a_reply_is_stored_announced_and_sent_once(
     mongo_db: AsyncDatabase[Document],
+    sinks: Callable[[], BrokerSink],
 ) -> None:
     store = MemoryStateStore()
     inbound = raw_message("u1", 1, chat="chat-9", text="Where is my order?")
-    first = BatchProcessor(mongo_db, store, RecordingSink(), TOPICS)
+    first = BatchProcessor(mongo_db, store, sinks(), TOPICS)
     await first.process([_raw_record(0, inbound)])
 
     reply = send_command("u1", inbound.conversation_id, "c-1")
-    sink = RecordingSink()
+    sink = sinks()
     outcome = await BatchProcessor(mongo_db, store, sink, TOPICS).process(
         [_command_record(0, reply)]
     )
@@ -82,14 +85,14 @@ async def test_a_reply_is_stored_announced_and_sent_once(
     assert state.total == 1
 
     # The same record again (a crash before the ack): the same events and outbound record.
-    redo = RecordingSink()
+    redo = sinks()
     await BatchProcessor(mongo_db, store, redo, TOPICS).process([_command_record(0, reply)])
     assert redo.on(TOPICS.outbound) == sink.on(TOPICS.outbound)
     ids = [e["id"] for e in redo.on(TOPICS.user_events)]
     assert ids == [e["id"] for e in sink.on(TOPICS.user_events)]
 
     # The same reply in a later command (the client retried): nothing new, nothing sent.
-    again = RecordingSink()
+    again = sinks()
     await BatchProcessor(mongo_db, store, again, TOPICS).process([_command_record(1, reply)])
     assert again.records == []
     assert await mongo_db[MESSAGES].count_documents({"direction": "outbound"}) == 1
@@ -97,12 +100,13 @@ async def test_a_reply_is_stored_announced_and_sent_once(
 
 async def test_a_reply_to_a_conversation_the_user_has_not_is_dead_lettered(
     mongo_db: AsyncDatabase[Document],
+    sinks: Callable[[], BrokerSink],
 ) -> None:
     store = MemoryStateStore()
     theirs = raw_message("owner", 1, chat="chat-x")
-    await BatchProcessor(mongo_db, store, RecordingSink(), TOPICS).process([_raw_record(0, theirs)])
+    await BatchProcessor(mongo_db, store, sinks(), TOPICS).process([_raw_record(0, theirs)])
     intruder = send_command("intruder", theirs.conversation_id, "c-1")
-    sink = RecordingSink()
+    sink = sinks()
     outcome = await BatchProcessor(mongo_db, store, sink, TOPICS).process(
         [_command_record(0, intruder)]
     )
@@ -116,10 +120,11 @@ async def test_a_reply_to_a_conversation_the_user_has_not_is_dead_lettered(
 
 async def test_a_reply_in_the_batch_of_the_conversations_first_message(
     mongo_db: AsyncDatabase[Document],
+    sinks: Callable[[], BrokerSink],
 ) -> None:
     inbound = raw_message("u2", 1, chat="chat-new", platform="slack")
     reply = send_command("u2", inbound.conversation_id, "c-9")
-    sink = RecordingSink()
+    sink = sinks()
     await BatchProcessor(mongo_db, MemoryStateStore(), sink, TOPICS).process(
         [_raw_record(0, inbound), _command_record(0, reply)]
     )
@@ -131,7 +136,7 @@ async def test_a_reply_in_the_batch_of_the_conversations_first_message(
     assert counts["total"] == 1
 
 
-def _statuses(sink: RecordingSink) -> list[str]:
+def _statuses(sink: BrokerSink) -> list[str]:
     return [
         e["data"]["status"]
         for e in sink.on(TOPICS.user_events)
@@ -139,9 +144,12 @@ def _statuses(sink: RecordingSink) -> list[str]:
     ]
 
 
-async def test_whatsapp_statuses_never_move_backwards(mongo_db: AsyncDatabase[Document]) -> None:
+async def test_whatsapp_statuses_never_move_backwards(
+    mongo_db: AsyncDatabase[Document],
+    sinks: Callable[[], BrokerSink],
+) -> None:
     store = MemoryStateStore()
-    sink = RecordingSink()
+    sink = sinks()
     inbound = raw_message("u3", 1, chat="15550001", platform="whatsapp")
     reply = send_command("u3", inbound.conversation_id, "c-3")
     processor = BatchProcessor(mongo_db, store, sink, TOPICS)
@@ -162,15 +170,18 @@ async def test_whatsapp_statuses_never_move_backwards(mongo_db: AsyncDatabase[Do
     updates = [e for e in sink.on(TOPICS.user_events) if e["type"] == "conversation_update"]
     assert updates[-1]["data"]["conversation"]["lastMessage"]["status"] == "read"
     # The same reports again (the platform repeating itself) change nothing.
-    again = RecordingSink()
+    again = sinks()
     await BatchProcessor(mongo_db, store, again, TOPICS).process(
         [_command_record(10 + i, c) for i, c in enumerate(later)]
     )
     assert _statuses(again) == []
 
 
-async def test_reports_of_one_batch_apply_in_order(mongo_db: AsyncDatabase[Document]) -> None:
-    sink = RecordingSink()
+async def test_reports_of_one_batch_apply_in_order(
+    mongo_db: AsyncDatabase[Document],
+    sinks: Callable[[], BrokerSink],
+) -> None:
+    sink = sinks()
     inbound = raw_message("u4", 1, chat="15550002", platform="whatsapp")
     reply = send_command("u4", inbound.conversation_id, "c-4")
     account = inbound.account_id
@@ -193,9 +204,12 @@ async def test_reports_of_one_batch_apply_in_order(mongo_db: AsyncDatabase[Docum
     assert _statuses(sink) == ["sent", "read"]  # every step, in order; the late one none
 
 
-async def test_a_failed_send_says_so(mongo_db: AsyncDatabase[Document]) -> None:
+async def test_a_failed_send_says_so(
+    mongo_db: AsyncDatabase[Document],
+    sinks: Callable[[], BrokerSink],
+) -> None:
     store = MemoryStateStore()
-    sink = RecordingSink()
+    sink = sinks()
     inbound = raw_message("u5", 1, chat="chat-f")
     reply = send_command("u5", inbound.conversation_id, "c-5")
     processor = BatchProcessor(mongo_db, store, sink, TOPICS)
@@ -213,7 +227,7 @@ async def test_a_failed_send_says_so(mongo_db: AsyncDatabase[Document]) -> None:
         "messageId": reply.message_id,
     }
     # Another user's result for this reply changes nothing.
-    other = RecordingSink()
+    other = sinks()
     stolen = send_result(reply, inbound.account_id, "sent", "9", n=2).model_copy(
         update={"user_id": "intruder"}
     )
@@ -221,24 +235,25 @@ async def test_a_failed_send_says_so(mongo_db: AsyncDatabase[Document]) -> None:
     assert other.records == []
 
 
-def _kinds(sink: RecordingSink) -> list[str]:
+def _kinds(sink: BrokerSink) -> list[str]:
     return [str(e["type"]) for e in sink.on(TOPICS.user_events)]
 
 
-def _event(sink: RecordingSink, kind: str) -> dict[str, Any]:
+def _event(sink: BrokerSink, kind: str) -> dict[str, Any]:
     [event] = [e for e in sink.on(TOPICS.user_events) if e["type"] == kind]
     return event
 
 
 async def test_a_telegram_edit_updates_the_message_and_the_conversation(
     mongo_db: AsyncDatabase[Document],
+    sinks: Callable[[], BrokerSink],
 ) -> None:
     store = MemoryStateStore()
     older, newest = raw_message("u6", 1, chat="t-1"), raw_message("u6", 2, chat="t-1")
-    await BatchProcessor(mongo_db, store, RecordingSink(), TOPICS).process(
+    await BatchProcessor(mongo_db, store, sinks(), TOPICS).process(
         [_raw_record(0, older), _raw_record(1, newest)]
     )
-    sink = RecordingSink()
+    sink = sinks()
     await BatchProcessor(mongo_db, store, sink, TOPICS).process(
         [
             _command_record(0, edit_command(newest, "hello, corrected", 30)),
@@ -259,21 +274,22 @@ async def test_a_telegram_edit_updates_the_message_and_the_conversation(
 
 async def test_a_slack_delete_of_an_unread_message_stops_counting_it(
     mongo_db: AsyncDatabase[Document],
+    sinks: Callable[[], BrokerSink],
 ) -> None:
     store = MemoryStateStore()
     first, last = (raw_message("u7", n, chat="C1", platform="slack") for n in (1, 2))
-    await BatchProcessor(mongo_db, store, RecordingSink(), TOPICS).process(
+    await BatchProcessor(mongo_db, store, sinks(), TOPICS).process(
         [_raw_record(0, first), _raw_record(1, last)]
     )
     # Another user naming this message changes nothing, and nobody is told anything.
-    other = RecordingSink()
+    other = sinks()
     await BatchProcessor(mongo_db, store, other, TOPICS).process(
         [_command_record(0, delete_command(last, user="u8"))]
     )
     assert other.records == []
 
-    sink = RecordingSink()
-    redo = RecordingSink()
+    sink = sinks()
+    redo = sinks()
     for target in (sink, redo):  # the second run is a redo of the same record
         await BatchProcessor(mongo_db, store, target, TOPICS).process(
             [_command_record(1, delete_command(last))]
@@ -296,7 +312,7 @@ async def test_a_slack_delete_of_an_unread_message_stops_counting_it(
     assert doc is not None and (doc["deleted"], doc["text"], doc["status"]) == (True, "", "read")
     assert await ground_truth(mongo_db, "u7") == {last.conversation_id: 1}
     # An edit after the delete does not bring the text back.
-    late = RecordingSink()
+    late = sinks()
     await BatchProcessor(mongo_db, store, late, TOPICS).process(
         [_command_record(2, edit_command(last, "back again", 60))]
     )

@@ -3,6 +3,7 @@ pending again, handed to the connectors as the next attempt; anything else stays
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,18 +15,19 @@ from schemas import OutboundMessage
 from streams.processor import BatchProcessor
 from streams.records import SourceRecord
 from streams.state import MemoryStateStore
-from tests.streams_helpers import RecordingSink, raw_message, send_command, send_result
+from tests.resources import unique
+from tests.streams_helpers import BrokerSink, raw_message, send_command, send_result
 
 pytestmark = pytest.mark.integration
 
-TOPICS = Topics("retries")
+TOPICS = Topics(unique("t."))  # the `sinks` fixture produces to its topics
 
 
 def _record(topic: str, offset: int, value: Any) -> SourceRecord:
     return SourceRecord(topic, 0, offset, value.user_id.encode(), value.to_json())
 
 
-def _told(sink: RecordingSink) -> list[tuple[str, str]]:
+def _told(sink: BrokerSink) -> list[tuple[str, str]]:
     """(event type, status) of the replies' events."""
     out = []
     for event in sink.on(TOPICS.user_events):
@@ -38,12 +40,13 @@ def _told(sink: RecordingSink) -> list[tuple[str, str]]:
 
 async def test_a_failed_reply_is_sent_again_by_the_users_retry(
     mongo_db: AsyncDatabase[Document],
+    sinks: Callable[[], BrokerSink],
 ) -> None:
     store = MemoryStateStore()
     inbound = raw_message("u-r", 1, chat="chat-r")
     reply = send_command("u-r", inbound.conversation_id, "c-r")
     account = inbound.account_id
-    first = RecordingSink()
+    first = sinks()
     processor = BatchProcessor(mongo_db, store, first, TOPICS)
     await processor.process(
         [_record(TOPICS.raw_messages, 0, inbound), _record(TOPICS.commands, 0, reply)]
@@ -51,7 +54,7 @@ async def test_a_failed_reply_is_sent_again_by_the_users_retry(
     await processor.process([_record(TOPICS.commands, 1, send_result(reply, account, "failed"))])
     assert _told(first) == [("new_message", "pending"), ("message_status_update", "failed")]
 
-    retry = RecordingSink()
+    retry = sinks()
     await BatchProcessor(mongo_db, store, retry, TOPICS).process(
         [_record(TOPICS.commands, 2, reply)]
     )
@@ -62,7 +65,7 @@ async def test_a_failed_reply_is_sent_again_by_the_users_retry(
     assert await mongo_db[MESSAGES].count_documents({"_id": reply.message_id}) == 1
 
     # A redo of the retry's record tells the same again; another copy of it is a repeat.
-    redo, repeat = RecordingSink(), RecordingSink()
+    redo, repeat = sinks(), sinks()
     await BatchProcessor(mongo_db, store, redo, TOPICS).process(
         [_record(TOPICS.commands, 2, reply)]
     )
@@ -74,7 +77,7 @@ async def test_a_failed_reply_is_sent_again_by_the_users_retry(
     assert repeat.records == []
 
     # A redo of the first attempt's failure does not fail the retry; its success counts.
-    later = RecordingSink()
+    later = sinks()
     processor = BatchProcessor(mongo_db, store, later, TOPICS)
     await processor.process([_record(TOPICS.commands, 1, send_result(reply, account, "failed"))])
     doc = await mongo_db[MESSAGES].find_one({"_id": reply.message_id})
@@ -90,13 +93,14 @@ async def test_a_failed_reply_is_sent_again_by_the_users_retry(
 
 async def test_a_retry_in_the_batch_of_the_failure_is_one_too(
     mongo_db: AsyncDatabase[Document],
+    sinks: Callable[[], BrokerSink],
 ) -> None:
     """Replay reads larger batches than the live worker: the failure and the user's retry
     after it may share one, and must apply as they did live."""
     inbound = raw_message("u-b", 1, chat="chat-b")
     reply = send_command("u-b", inbound.conversation_id, "c-b")
     account = inbound.account_id
-    sink = RecordingSink()
+    sink = sinks()
     outcome = await BatchProcessor(mongo_db, MemoryStateStore(), sink, TOPICS).process(
         [
             _record(TOPICS.raw_messages, 0, inbound),

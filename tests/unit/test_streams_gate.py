@@ -57,16 +57,30 @@ async def test_chunk_waits_while_a_store_phase_runs_or_waits() -> None:
 
 
 async def test_chunk_goes_ahead_after_its_patience() -> None:
-    gate, log = WriteGate(patience=0.05), list[str]()
-    store_done, chunk_done = asyncio.Event(), asyncio.Event()
+    patience = 0.2
+    gate, log = WriteGate(patience=patience), list[str]()
+    store_done, chunk_in = asyncio.Event(), asyncio.Event()
     store = asyncio.create_task(_hold(gate, "store", log, store_done, "store"))
     await _settle()
-    chunk = asyncio.create_task(_hold(gate, "sink", log, chunk_done, "chunk"))
-    await asyncio.sleep(0.2)
-    assert log == ["store in", "chunk in"]  # not starved by a store phase that lasts
+
+    async def chunk() -> float:
+        asked = loop.time()
+        async with gate.sink():
+            chunk_in.set()
+            return loop.time() - asked
+
+    loop = asyncio.get_running_loop()
+    waited = asyncio.create_task(chunk())
+    await _settle()
+    assert not chunk_in.is_set()  # the store phase runs: the chunk waits...
+    # ...its patience, then goes ahead while the store phase lasts (no starvation). No
+    # upper bound on a loaded machine: the timeout only stops a chunk that never goes.
+    async with asyncio.timeout(30):
+        await chunk_in.wait()
+    assert not store.done() and log == ["store in"]
+    assert await waited >= patience - 0.01  # asyncio's timers may fire a tick early
     store_done.set()
-    chunk_done.set()
-    await asyncio.gather(store, chunk)
+    await store
 
 
 async def test_no_gate_never_waits() -> None:

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
+from datetime import timedelta
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from connectors.pollers import lease
 from connectors.pollers.base import Fenced, PollState
 from connectors.pollers.lease import Leases
 from hubcore.mongo import Document
+from tests.streams_helpers import T0
 
 pytestmark = pytest.mark.integration
 
 
 async def test_one_holder_then_take_over_with_a_newer_token(
-    mongo_db: AsyncDatabase[Document],
+    mongo_db: AsyncDatabase[Document], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    a, b = Leases(mongo_db, "a", ttl=1.0), Leases(mongo_db, "b", ttl=1.0)
+    # The leases' clock is the test's: expiry is a step of it, however slow the store.
+    now = [T0]
+    monkeypatch.setattr(lease, "utc_now", lambda: now[0])
+    a, b = Leases(mongo_db, "a", ttl=60.0), Leases(mongo_db, "b", ttl=60.0)
     assert await a.hold("telegram:acc") == 1
     assert await b.hold("telegram:acc") is None  # held, not expired
+    now[0] += timedelta(seconds=30)
     assert await a.hold("telegram:acc") == 1  # renewal keeps the token
-    await asyncio.sleep(1.2)
+    now[0] += timedelta(seconds=59)
+    assert await b.hold("telegram:acc") is None  # 89 s after the take, 59 s after renewal
+    now[0] += timedelta(seconds=2)
     assert await b.hold("telegram:acc") == 2  # expired: taken, token moves on
     assert await a.hold("telegram:acc") is None
     await b.release("telegram:acc")

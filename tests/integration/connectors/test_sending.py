@@ -14,6 +14,8 @@ from tests.integration.connectors.sending_rig import Rig, outbound
 from tests.local_servers import free_port
 from tests.platform_payloads import hub_signature
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize("platform", ["telegram", "whatsapp", "slack", "generic"])
 async def test_a_reply_reaches_the_platform_api_and_comes_back_sent(

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from subprocess import STDOUT, Popen
 
+import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from connectors.outbound import ledger
 from connectors.outbound.ledger import SendLedger
 from hub.demo.platform_apis import PlatformApis, serving
 from hubcore.accounts import AccountStore
@@ -23,6 +25,9 @@ from tests.integration.connectors.harness import SECRETS, eventually, hub_env, r
 from tests.integration.connectors.sending_rig import outbound
 from tests.local_servers import free_port
 from tests.platform_payloads import account
+from tests.streams_helpers import T0
+
+pytestmark = pytest.mark.integration
 
 
 @contextmanager
@@ -92,16 +97,23 @@ async def test_sigkill_during_the_platform_call_never_sends_twice(
     assert sent.detail and "may have been delivered" in sent.detail
 
 
-async def test_one_process_at_a_time_holds_a_reply(mongo_db: AsyncDatabase[Document]) -> None:
+async def test_one_process_at_a_time_holds_a_reply(
+    mongo_db: AsyncDatabase[Document], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The ledger's clock is the test's: a lease ends at a step of it, not after a sleep.
+    now = [T0]
+    monkeypatch.setattr(ledger, "utc_now", lambda: now[0])
     msg = outbound(account("slack", "T1"))
-    first, second = SendLedger(mongo_db, lease=1.0), SendLedger(mongo_db, lease=1.0)
+    first, second = SendLedger(mongo_db, lease=60.0), SendLedger(mongo_db, lease=60.0)
     assert (await first.open(msg))["state"] == "new"
     assert (await second.open(msg))["state"] == "new"  # the same entry, not a second one
     assert await first.claim(msg.message_id) is not None
     assert await second.claim(msg.message_id) is None  # the first is working on it
+    now[0] += timedelta(seconds=30)
     await first.mark(msg.message_id, "waiting")  # renews the lease
+    now[0] += timedelta(seconds=59)
     assert await second.claim(msg.message_id) is None
-    await asyncio.sleep(1.2)  # the first went away: its lease ends
+    now[0] += timedelta(seconds=2)  # the first went away: its lease ends
     taken = await second.claim(msg.message_id)
     assert taken is not None and taken["owner"] == second.owner
     assert taken["state"] == "waiting"

@@ -15,7 +15,7 @@ from tests.integration.connectors.harness import eventually
 from tests.integration.connectors.sending_rig import CHATS, Rig
 from tests.streams_helpers import Worker, produce, raw_message, send_command, wait_ready, worker_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 async def test_a_reply_goes_out_through_streams_and_comes_back_sent(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -11,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.accounts import AccountStore
 from hubcore.mongo import Document
+from hubcore.ratelimit import RateLimiter
 from hubcore.sealing import new_key
 from hubcore.settings import Settings
 from tests import platform_payloads as p
@@ -30,6 +30,11 @@ async def test_webhooks_per_account_are_limited_and_retries_succeed(
         rate_webhooks_per_account="2/s",
     )
     async with running_app(limited, mongo_db) as connectors:
+        # The app's limit on a clock of the test's: the posts of one instant, then later.
+        assert connectors.runtime.webhook_limit is not None
+        assert connectors.runtime.webhook_limit.spec == "2/s"
+        now = [0.0]
+        connectors.runtime.webhook_limit = RateLimiter("2/s", clock=lambda: now[0])
         busy = await connectors.account("generic")
         other = await connectors.account("generic", user="bob")
         answers = []
@@ -45,7 +50,7 @@ async def test_webhooks_per_account_are_limited_and_retries_succeed(
         # Forged deliveries do not use up the account's allowance: they stop at 401.
         forged = await connectors.post("generic", busy.id, raw, {"X-Hub-Signature-256": "x"})
         assert forged.status_code == 401
-        await asyncio.sleep(float(refused.headers["retry-after"]))
+        now[0] += float(refused.headers["retry-after"])
         raw, headers = signed_delivery("generic", busy, 2)  # the platform's retry
         assert (await connectors.post("generic", busy.id, raw, headers)).status_code == 200
         texts = sorted(r.text for _, r in await raw_messages(limited))

@@ -1,5 +1,6 @@
 """Two `hub gateway` processes with clients on both; SIGKILL one while events flow: its
-clients reconnect to the other with their cursors, miss nothing and get nothing twice."""
+clients reconnect to the other with their cursors, miss nothing and get nothing twice
+(each reads up to a last, sentinel event: a duplicate would come before it)."""
 
 from __future__ import annotations
 
@@ -38,17 +39,17 @@ class Client:
         self.got: list[str] = []
         self.cursor: str | None = None
         self.reconnects = 0
+        self.ready = asyncio.Event()  # authenticated on the primary: it sees what follows
 
     async def run(self, primary: GatewayAddress, fallback: GatewayAddress, want: int) -> None:
         jwt = token(self.settings, self.user)
         ws = await open_ws(primary, jwt)
+        self.ready.set()
         try:
-            while True:
+            while len(self.got) < want:
                 try:
-                    raw = await asyncio.wait_for(ws.recv(), 2.0 if len(self.got) >= want else 30)
+                    raw = await asyncio.wait_for(ws.recv(), 30)
                 except TimeoutError:
-                    if len(self.got) >= want:
-                        return  # and nothing more came: no duplicates after the last one
                     raise AssertionError(f"{self.user}: {len(self.got)} of {want} events") from None
                 except websockets.ConnectionClosed:
                     assert self.cursor is not None, "killed before the first event"
@@ -71,11 +72,13 @@ async def test_killed_gateway_clients_resume_on_the_other(
     async with two_gateway_processes(settings, tmp_path) as (gw1, gw2):
         on_1 = [Client(settings, u) for u in users]
         on_2 = [Client(settings, u) for u in users]
-        runs = [asyncio.create_task(c.run(gw1, gw2, ROUNDS)) for c in on_1]
-        runs += [asyncio.create_task(c.run(gw2, gw1, ROUNDS)) for c in on_2]
-        await asyncio.sleep(1.0)  # the sockets authenticate
+        # Each reads the rounds' events and then the sentinel round's one.
+        runs = [asyncio.create_task(c.run(gw1, gw2, ROUNDS + 1)) for c in on_1]
+        runs += [asyncio.create_task(c.run(gw2, gw1, ROUNDS + 1)) for c in on_2]
+        async with asyncio.timeout(60):
+            await asyncio.gather(*(c.ready.wait() for c in on_1 + on_2))
         expected: dict[str, list[str]] = {u: [] for u in users}
-        for n in range(ROUNDS):
+        for n in range(ROUNDS + 1):
             events = [new_message(u, n) for u in users]
             await produce(settings, events)
             for event in events:

@@ -3,7 +3,6 @@ the other takes over from the saved position - nothing lost, no second reader.""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -89,9 +88,12 @@ async def test_one_poller_at_a_time_and_failover_on_kill(
             assert lease is not None
             token = int(lease["token"])
             leader = next(pr for pr in procs if f":{pr.pid}:" in lease["owner"])
-            # Mid-stream: more arrives while the leader long-polls; it dies at once.
+            # Mid-stream: more arrives while the leader long-polls; it dies once it asks
+            # for what follows its first page of it.
             fake.release(up_to=119)
-            await asyncio.sleep(0.3)
+            await eventually(
+                lambda: fake.offsets_seen[-1] > 110, timeout=30, what="the leader mid-stream"
+            )
             os.kill(leader.pid, signal.SIGKILL)
             killed = time.monotonic()
             leader.wait(10)

@@ -1,7 +1,9 @@
-"""Resume during a broker outage: every event up to the live position, or `resume_unavailable`.
+"""Resume during a broker outage longer than the read may stall: `resume_unavailable`,
+never a partial history reported as complete, nor a wait for the broker's return.
 
-Never a partial history reported as complete. Runs against a private broker it stops and
-restarts (never the shared one); the outage starts once the catch-up read is under way.
+Runs against a private broker it stops and restarts (never the shared one); the outage
+starts once the catch-up read is under way, with most of the history still on the broker
+(a consumer buffers about one fetch per partition, `max_partition_fetch_bytes`).
 """
 
 from __future__ import annotations
@@ -97,8 +99,7 @@ async def test_resume_across_an_outage_is_complete_or_unavailable(
         await service.close()
 
     got = [event.cursor for event in outcome.events]
-    print("OUTCOME", outcome.error, len(got), len(expected))
-    if outcome.error is None:
-        assert got == expected, f"resume reported success with {len(expected) - len(got)} missing"
-    else:
-        assert outcome.error[0] == UNAVAILABLE and got == []
+    # The read stalled for STALL_LIMIT within the OUTAGE: it gave up, and said so.
+    assert outcome.error is not None, f"resume waited out the outage ({len(got)} events)"
+    assert outcome.error[0] == UNAVAILABLE and got == []
+    assert len(expected) == RECORDS // EVERY - 1  # the history it could not give in full

@@ -86,14 +86,17 @@ def test_generic_parses_once_and_answers_as_before() -> None:
 
 
 class SlowFailingStore(AccountStore):
-    """A store that answers after a pause by failing (no database behind it)."""
+    """A store that answers, once `answer` is set, by failing (no database behind it)."""
 
     def __init__(self) -> None:
         self.reads = 0
+        self.reading = asyncio.Event()  # a read is waiting for its answer
+        self.answer = asyncio.Event()
 
     async def get_many(self, ids: Sequence[str]) -> dict[str, Account | UnreadableCredentials]:
         self.reads += 1
-        await asyncio.sleep(0.05)
+        self.reading.set()
+        await self.answer.wait()
         raise ServerSelectionTimeoutError("no server")
 
 
@@ -101,8 +104,10 @@ async def test_one_read_per_account_whose_failure_reaches_every_waiter() -> None
     store = SlowFailingStore()
     cache = AccountCache(store, ttl=2.0)
     waiters = [asyncio.create_task(cache.get("acc_1")) for _ in range(5)]
-    await asyncio.sleep(0.01)
+    await store.reading.wait()
     waiters[0].cancel()  # a client hanging up does not cancel the others' read
+    await asyncio.sleep(0)  # the cancellation delivered before the read's answer
+    store.answer.set()
     results = await asyncio.gather(*waiters, return_exceptions=True)
     assert isinstance(results[0], asyncio.CancelledError)
     assert all(isinstance(r, StoreUnavailable) for r in results[1:])
