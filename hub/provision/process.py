@@ -33,6 +33,17 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def process_identity(pid: int) -> str | None:
+    """What tells this process from a later one given the same pid: the boot and the
+    start time (clock ticks since boot, /proc/<pid>/stat field 22); None without /proc."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return f"{boot}/{stat.rsplit(')', 1)[1].split()[19]}"
+    except (OSError, IndexError):
+        return None
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     """True when something accepts TCP connections on host:port."""
     try:
@@ -58,12 +69,20 @@ class ManagedProcess:
         return self.run_dir / f"{self.name}.log"
 
     def pid(self) -> int | None:
-        """The pid of the running process this record names, or None (stale files removed)."""
+        """The pid of the running process this record names, or None (stale files removed).
+
+        The file holds the pid and the process's identity at start: after a reboot, or
+        once the server has exited, the pid may name an unrelated process, which must
+        never be signalled."""
         try:
-            pid = int(self.pid_file.read_text().strip())
+            pid_text, _, recorded = self.pid_file.read_text().strip().partition(" ")
+            pid = int(pid_text)
         except (OSError, ValueError):
             return None
-        if pid_alive(pid):
+        current = process_identity(pid)
+        # Without /proc (not Linux) the identity cannot be read; the pid alone decides.
+        same = recorded == current if current is not None else True
+        if same and pid_alive(pid):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
@@ -84,7 +103,8 @@ class ManagedProcess:
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
             )
-        self.pid_file.write_text(str(proc.pid))
+        identity = process_identity(proc.pid)
+        self.pid_file.write_text(f"{proc.pid} {identity}" if identity else str(proc.pid))
         return proc.pid
 
     def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> bool:
