@@ -44,6 +44,20 @@ def process_identity(pid: int) -> str | None:
         return None
 
 
+def _started_at(pid: int) -> float | None:
+    """When the process started (epoch seconds), from /proc; None without it."""
+    try:
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     """True when something accepts TCP connections on host:port."""
     try:
@@ -80,8 +94,19 @@ class ManagedProcess:
         except (OSError, ValueError):
             return None
         current = process_identity(pid)
-        # Without /proc (not Linux) the identity cannot be read; the pid alone decides.
-        same = recorded == current if current is not None else True
+        if current is None:  # without /proc (not Linux) the pid alone decides
+            same = True
+        elif recorded:
+            same = recorded == current
+        else:
+            # A file of an earlier version holds the pid alone: it was written just after
+            # the start, so the process it names started shortly before the file.
+            started = _started_at(pid)
+            try:
+                written = self.pid_file.stat().st_mtime
+            except OSError:
+                return None
+            same = started is not None and -1 <= written - started <= 30
         if same and pid_alive(pid):
             return pid
         self.pid_file.unlink(missing_ok=True)

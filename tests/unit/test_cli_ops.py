@@ -89,9 +89,15 @@ def test_services_down_signals_only_the_process_it_started(tmp_path: Path) -> No
         server.pid_file.write_text(f"{stranger.pid} {recorded.split()[1]}")
         assert server.pid() is None and not server.stop(timeout=1)
         assert stranger.poll() is None
-        server.pid_file.write_text(str(stranger.pid))  # a record without identity: not trusted
+        # A record of an earlier version (the pid alone) written long before this process
+        # started is not trusted; one written just after its start is.
+        server.pid_file.write_text(str(stranger.pid))
+        hour_ago = time.time() - 3600
+        os.utime(server.pid_file, (hour_ago, hour_ago))
         assert not server.stop(timeout=1)
         assert stranger.poll() is None
+        server.pid_file.write_text(str(stranger.pid))
+        assert server.pid() == stranger.pid
         server.pid_file.write_text(f"{stranger.pid} {process_identity(stranger.pid)}")
         assert server.stop(timeout=5)  # the one it names
         assert not pid_alive(stranger.pid)  # (and reaped by stop, being our child)
