@@ -285,3 +285,21 @@ def test_nginx_accepts_the_shipped_config(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+# --- the documented compose commands ---------------------------------------------------
+def _code_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```(?:bash|sh)\n(.*?)```", markdown, re.S)
+
+
+@pytest.mark.parametrize("doc", ["docs/operations.md", "docs/observability.md"])
+def test_documented_compose_commands_set_what_compose_requires(doc: str) -> None:
+    """Each pasted `docker compose up` block exports every variable the file requires
+    (`${VAR:?...}`); running them needs Docker, so the variables are what is checked."""
+    required = set(re.findall(r"\$\{(\w+):\?", COMPOSE.read_text()))
+    assert required >= {"HUB_JWT_SECRET", "HUB_CREDENTIALS_KEY"}
+    blocks = [b for b in _code_blocks((ROOT / doc).read_text()) if "docker compose" in b]
+    assert blocks, f"{doc} has no compose command"
+    for block in blocks:
+        exported = set(re.findall(r"(?:export\s+|\s)(HUB_\w+)=", " " + block))
+        assert required <= exported, f"{doc}: the block leaves out {sorted(required - exported)}"
