@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -20,6 +21,26 @@ services_app = typer.Typer(no_args_is_help=True, help="Local Kafka and MongoDB-c
 schemas_app = typer.Typer(no_args_is_help=True, help="Published JSON Schema and AsyncAPI files.")
 app.add_typer(services_app, name="services")
 app.add_typer(schemas_app, name="schemas")
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        typer.echo(f"hub {version('hub')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """hub: a Kafka-driven real-time backend for a multi-platform messaging inbox."""
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -95,20 +116,22 @@ def up(
     """Start local Kafka and FerretDB when none is reachable, then connectors, streams and
     gateway with merged logs; Ctrl-C stops everything this run started."""
     from hub.provision.services import LocalServices
+    from hub.supervisor import until_reader_gone
     from hub.up import up as run_up
 
     settings = settings_or_exit()
     services = LocalServices(settings)
+    echo = until_reader_gone(typer.echo)  # stops all even when our output pipe is gone
     try:
-        started = services.up(echo=typer.echo)
+        started = services.up(echo=echo)
     except ProvisionError as exc:
         _fail(str(exc))
     try:
-        code = run_up(settings, demo=demo)
+        code = run_up(settings, demo=demo, say=echo)
     finally:
         # Servers that were already running (another shell, the test suite) are left alone.
         if started and not keep_services:
-            services.down(echo=typer.echo, only=started)
+            services.down(echo=echo, only=started)
     raise typer.Exit(code)
 
 
@@ -186,10 +209,18 @@ def token(
     user_id: Annotated[str, typer.Argument(help="The hub user id (the token's `sub`).")],
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 12 * 3600,
 ) -> None:
-    """Print a development JWT for USER_ID, signed with HUB_JWT_SECRET."""
+    """Print a development JWT for USER_ID, signed with HUB_JWT_SECRET (or, unset, with
+    the development secret `hub up` wrote, for the hub it runs)."""
     from hub.tokens import mint_token
+    from hub.up import local_settings
 
-    settings = settings_or_exit()
+    settings, _ = local_settings(settings_or_exit(), create=False)
+    if settings.jwt_secret is None and settings.jwt_public_key_file is None:
+        _fail(
+            "HUB_JWT_SECRET is unset and `hub up` has not written a development secret "
+            f"under {settings.services_dir}/ yet: set one, or run `hub up` first",
+            code=2,
+        )
     try:
         typer.echo(mint_token(settings, user_id, timedelta(seconds=ttl)))
     except SettingsError as exc:
@@ -197,6 +228,23 @@ def token(
 
 
 # --- connectors (issue 3) ---------------------------------------------------------------
+class PlatformName(StrEnum):
+    """`--platform`'s choices: schemas.messages.PLATFORMS (a unit test keeps them equal)."""
+
+    telegram = "telegram"
+    whatsapp = "whatsapp"
+    slack = "slack"
+    email = "email"
+    generic = "generic"
+
+
+class ModeName(StrEnum):
+    """`--mode`'s choices: hubcore.account_rules.Mode (a unit test keeps them equal)."""
+
+    webhook = "webhook"
+    poll = "poll"
+
+
 accounts_app = typer.Typer(no_args_is_help=True, help="Connected platform accounts.")
 app.add_typer(accounts_app, name="accounts")
 
@@ -204,7 +252,7 @@ app.add_typer(accounts_app, name="accounts")
 @accounts_app.command("add")
 def accounts_add(
     user: Annotated[str, typer.Option(help="The owning hub user id.")],
-    platform: Annotated[str, typer.Option(help="telegram, whatsapp, slack, email or generic.")],
+    platform: Annotated[PlatformName, typer.Option(help="The account's platform.")],
     external_id: Annotated[
         str, typer.Option(help="Bot id, phone number id, team id, mailbox address, or any.")
     ],
@@ -213,7 +261,8 @@ def accounts_add(
         typer.Option(help="key=value, once per credential (see docs/platforms.md)."),
     ] = None,
     mode: Annotated[
-        str | None, typer.Option(help="poll or webhook (default: email polls, others webhook).")
+        ModeName | None,
+        typer.Option(help="How messages arrive (default: email polls, the others webhook)."),
     ] = None,
 ) -> None:
     """Store a new account; prints only its id."""
@@ -223,17 +272,15 @@ def accounts_add(
     from hubcore.errors import HubError
 
     settings = settings_or_exit()
-    if mode not in (None, "poll", "webhook"):
-        _fail(f"--mode must be poll or webhook, not {mode!r}", code=2)
     try:
         account = asyncio.run(
             add_account(
                 settings,
                 user_id=user,
-                platform=platform,
+                platform=platform.value,
                 external_id=external_id,
                 credentials=credential or [],
-                mode="poll" if mode == "poll" else "webhook" if mode else None,
+                mode=None if mode is None else mode.value,
             )
         )
     except HubError as exc:

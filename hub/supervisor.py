@@ -30,6 +30,34 @@ class Child:
     process: asyncio.subprocess.Process | None = None
 
 
+def _silence_stdout() -> None:
+    # Later writes, and the interpreter's flush at exit, go nowhere instead of raising.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def until_reader_gone(
+    write: Callable[[str], None], on_gone: Callable[[], None] = _silence_stdout
+) -> Callable[[str], None]:
+    """`write`, until whoever reads our output has gone (`make up | tee log`, then Ctrl-C:
+    `tee` dies first), then nothing: stopping every child must not end at the first line
+    it reports."""
+    gone = False
+
+    def out(line: str) -> None:
+        nonlocal gone
+        if gone:
+            return
+        try:
+            write(line)
+        except BrokenPipeError:
+            gone = True
+            on_gone()
+
+    return out
+
+
 def hub_argv(*args: str) -> list[str]:
     """Run a `hub` subcommand with the same interpreter (works without the console script)."""
     return [sys.executable, "-m", "hub", *args]
@@ -51,7 +79,7 @@ class Supervisor:
     ) -> None:
         self.children = list(children)
         self.color = sys.stdout.isatty() if color is None else color
-        self.out = out or (lambda line: print(line, flush=True))
+        self.out = until_reader_gone(out or (lambda line: print(line, flush=True)))
         self.width = max(len(c.name) for c in self.children)
         self._stopping = asyncio.Event()
 

@@ -22,10 +22,18 @@ from hubcore.mongo import create_client, database
 from hubcore.sealing import new_key
 from hubcore.settings import Settings
 
+DEV_JWT_SECRET = "dev-jwt-secret"  # noqa: S105 - a file name
+DEV_CREDENTIALS_KEY = "dev-credentials-key"
+
+
+def _dev_path(settings: Settings, name: str) -> Path:
+    path: Path = resolve_path(settings.services_dir) / name
+    return path
+
 
 def _dev_file(settings: Settings, name: str, make: Callable[[], str]) -> str:
     """A development secret kept under the services folder, so it survives restarts."""
-    path: Path = resolve_path(settings.services_dir) / name
+    path = _dev_path(settings, name)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(0o600)
@@ -35,12 +43,37 @@ def _dev_file(settings: Settings, name: str, make: Callable[[], str]) -> str:
 
 def dev_jwt_secret(settings: Settings) -> str:
     """The development JWT secret (tokens survive restarts)."""
-    return _dev_file(settings, "dev-jwt-secret", lambda: secrets.token_urlsafe(48))
+    return _dev_file(settings, DEV_JWT_SECRET, lambda: secrets.token_urlsafe(48))
 
 
 def dev_credentials_key(settings: Settings) -> str:
     """The development credentials key (sealed demo accounts stay readable)."""
-    return _dev_file(settings, "dev-credentials-key", new_key)
+    return _dev_file(settings, DEV_CREDENTIALS_KEY, new_key)
+
+
+def local_settings(
+    settings: Settings, *, demo: bool = False, create: bool = True
+) -> tuple[Settings, dict[str, str]]:
+    """The settings `hub up` runs its processes with, and the environment that gives them
+    those: the development secret and credentials key under HUB_SERVICES_DIR when none is
+    configured, and development mode (no audience or issuer) on a generated secret.
+    With `create=False` (`hub token`) nothing is written: a missing file stays missing."""
+    env: dict[str, str] = {}
+    update: dict[str, object] = {}
+    keyless = settings.jwt_secret is None and settings.jwt_public_key_file is None
+    if keyless and (create or _dev_path(settings, DEV_JWT_SECRET).exists()):
+        secret = dev_jwt_secret(settings)
+        env["HUB_JWT_SECRET"] = secret
+        update["jwt_secret"] = SecretStr(secret)
+    if settings.credentials_key is None and create:
+        key = dev_credentials_key(settings)
+        env["HUB_CREDENTIALS_KEY"] = key
+        update["credentials_key"] = SecretStr(key)
+    if (demo or "jwt_secret" in update) and not settings.development:
+        # A local run on generated secrets: tokens need no audience or issuer.
+        env["HUB_DEVELOPMENT"] = "true"
+        update["development"] = True
+    return settings.model_copy(update=update), env
 
 
 def _local(host: str) -> str:
@@ -107,23 +140,15 @@ async def run_demo(
         say(summary.line())
 
 
-def up(settings: Settings, *, demo: bool) -> int:
+def up(settings: Settings, *, demo: bool, say: Callable[[str], None] = print) -> int:
     """Run the hub in the foreground until Ctrl-C; returns the exit code."""
-    env: dict[str, str] = {}
-    update: dict[str, object] = {}
-    if settings.jwt_secret is None and settings.jwt_public_key_file is None:
-        secret = dev_jwt_secret(settings)
-        env["HUB_JWT_SECRET"] = secret
-        update["jwt_secret"] = SecretStr(secret)
-    if settings.credentials_key is None:
-        key = dev_credentials_key(settings)
-        env["HUB_CREDENTIALS_KEY"] = key
-        update["credentials_key"] = SecretStr(key)
-    if (demo or "jwt_secret" in update) and not settings.development:
-        # A local run on generated secrets: tokens need no audience or issuer.
-        env["HUB_DEVELOPMENT"] = "true"
-        update["development"] = True
-    settings = settings.model_copy(update=update)
+    settings, env = local_settings(settings, demo=demo)
+    for variable, name in (
+        ("HUB_JWT_SECRET", DEV_JWT_SECRET),
+        ("HUB_CREDENTIALS_KEY", DEV_CREDENTIALS_KEY),
+    ):
+        if variable in env:
+            say(f"{variable} unset: using {_dev_path(settings, name)} (generated once, kept)")
     return asyncio.run(_run(settings, env, demo=demo))
 
 

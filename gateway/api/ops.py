@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from gateway.api.deps import RuntimeDep
+from hubcore.group_lag import GroupLagProbe, watched_groups
 from hubcore.health import record_health
 from schemas.base import format_utc, utc_now
 
@@ -58,8 +59,19 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
+# One per hub namespace served by this process (tests run several in one).
+_group_lag: dict[str, GroupLagProbe] = {}
+
+
 @router.get("/metrics", response_class=Response)
 async def metrics(runtime: RuntimeDep) -> Response:
-    """Prometheus text exposition of this process (health evaluated now: `hub_healthy`)."""
+    """Prometheus text exposition of this process (health evaluated now: `hub_healthy`;
+    the streams and reply-sender groups' lag read from Kafka now: hubcore.group_lag)."""
     _record(await runtime.health())
+    settings = runtime.settings
+    probe = _group_lag.get(settings.topic_namespace)
+    if probe is None:
+        probe = GroupLagProbe(settings, watched_groups(settings))
+        _group_lag[settings.topic_namespace] = probe
+    await probe.refresh()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -33,6 +33,31 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def process_identity(pid: int) -> str | None:
+    """What tells this process from a later one given the same pid: the boot and the
+    start time (clock ticks since boot, /proc/<pid>/stat field 22); None without /proc."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return f"{boot}/{stat.rsplit(')', 1)[1].split()[19]}"
+    except (OSError, IndexError):
+        return None
+
+
+def _started_at(pid: int) -> float | None:
+    """When the process started (epoch seconds), from /proc; None without it."""
+    try:
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     """True when something accepts TCP connections on host:port."""
     try:
@@ -58,12 +83,31 @@ class ManagedProcess:
         return self.run_dir / f"{self.name}.log"
 
     def pid(self) -> int | None:
-        """The pid of the running process this record names, or None (stale files removed)."""
+        """The pid of the running process this record names, or None (stale files removed).
+
+        The file holds the pid and the process's identity at start: after a reboot, or
+        once the server has exited, the pid may name an unrelated process, which must
+        never be signalled."""
         try:
-            pid = int(self.pid_file.read_text().strip())
+            pid_text, _, recorded = self.pid_file.read_text().strip().partition(" ")
+            pid = int(pid_text)
         except (OSError, ValueError):
             return None
-        if pid_alive(pid):
+        current = process_identity(pid)
+        if current is None:  # without /proc (not Linux) the pid alone decides
+            same = True
+        elif recorded:
+            same = recorded == current
+        else:
+            # A file of an earlier version holds the pid alone: it was written just after
+            # the start, so the process it names started shortly before the file.
+            started = _started_at(pid)
+            try:
+                written = self.pid_file.stat().st_mtime
+            except OSError:
+                return None
+            same = started is not None and -1 <= written - started <= 30
+        if same and pid_alive(pid):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
@@ -84,7 +128,8 @@ class ManagedProcess:
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
             )
-        self.pid_file.write_text(str(proc.pid))
+        identity = process_identity(proc.pid)
+        self.pid_file.write_text(f"{proc.pid} {identity}" if identity else str(proc.pid))
         return proc.pid
 
     def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> bool:

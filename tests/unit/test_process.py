@@ -23,7 +23,7 @@ def test_start_status_stop(tmp_path: Path) -> None:
 def test_stale_pid_file_is_ignored(tmp_path: Path) -> None:
     proc = ManagedProcess("gone", tmp_path)
     proc.start([sys.executable, "-c", "pass"])
-    pid = int(proc.pid_file.read_text())
+    pid = int(proc.pid_file.read_text().split()[0])
     import os
 
     os.waitpid(pid, 0)
