@@ -154,6 +154,13 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=600, description="Longest wait between calls (Retry-After too)."
     )
     poll_interval: float = Field(default=5.0, gt=0)
+    poll_max_backoff: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="Longest wait between polls of an account whose polls keep failing "
+        "(the wait doubles from HUB_POLL_INTERVAL).",
+    )
     kafka_request_timeout: float = Field(default=5.0, gt=0, le=120)
     telegram_long_poll: int = Field(
         default=25, ge=0, le=50, description="`timeout` of each getUpdates long poll, seconds."

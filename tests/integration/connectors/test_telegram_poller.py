@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
+import structlog.testing
 from pymongo.asynchronous.database import AsyncDatabase
 
 from connectors.pollers.base import PollState
@@ -157,3 +159,39 @@ async def test_app_runs_pollers_for_poll_accounts_and_webhook_gives_the_same_id(
             await eventually(lambda: not supervisor.pollers, what="poller of a deleted account")
     ids = {r.id for _, r in await raw_messages(s)}
     assert ids == {message_id("telegram", account.id, "123456789", "77")}
+
+
+async def test_a_token_that_makes_no_request_backs_that_account_off(
+    settings: Settings, settings_factory: Callable[..., Settings], mongo_db: AsyncDatabase[Document]
+) -> None:
+    """A bot token with a line break (stored before the rules refused it) fails every poll:
+    the poller keeps running, waits longer after each failure, and never logs the token."""
+    bad = "123456:secret\nX-Evil: 1"
+    fake = FakeTelegram(TOKEN)
+    async with serving(fake) as api:
+        s = settings_factory(mongo_db=settings.mongo_db, telegram_api_base=api, poll_interval=0.05)
+        account = Account.model_validate(
+            {
+                "id": "acc_badtoken",
+                "userId": "alice",
+                "platform": "telegram",
+                "externalId": EXTERNAL_IDS["telegram"],
+                "mode": "poll",
+                "createdAt": "2026-12-07T00:00:00Z",
+                "credentials": {**SECRETS["telegram"], "botToken": bad},
+            }
+        )
+        with structlog.testing.capture_logs() as logs:
+            async with poller(account, s, mongo_db) as polling:
+
+                def failed() -> list[Any]:
+                    found = [e for e in logs if e["event"] == "poll failed"]
+                    return found if len(found) >= 4 else []
+
+                failures = await eventually(failed, what="four failed polls")
+                assert polling.running
+    waits = [e["retry_in"] for e in failures]
+    assert waits == sorted(waits) and waits[3] > waits[0] * 2, waits
+    assert [e["failures"] for e in failures[:4]] == [1, 2, 3, 4]
+    assert not fake.offsets_seen  # no request ever left
+    assert "secret" not in str(logs)
