@@ -114,6 +114,19 @@ class Settings(BaseSettings):
     rate_ws_per_ip: str = Field(default="120/min", pattern=r"^[1-9]\d*/(s|min|h)$")
     rate_rest_per_user: str = Field(default="600/min", pattern=r"^[1-9]\d*/(s|min|h)$")
     rate_webhooks_per_account: str = Field(default="3000/min", pattern=r"^[1-9]\d*/(s|min|h)$")
+    ws_max_per_user: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="Open sockets (/ws and Socket.IO together) one user may hold on one "
+        "gateway process; one more is closed with 4429 `too_many_connections`.",
+    )
+    max_accounts_per_user: int = Field(
+        default=50,
+        ge=1,
+        le=100_000,
+        description="Accounts one user may connect; one more is answered 409 `too_many_accounts`.",
+    )
 
     # --- HTTP and WebSocket ---------------------------------------------------------
     host: str = "127.0.0.1"

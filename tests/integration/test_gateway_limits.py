@@ -22,6 +22,7 @@ from tests.integration.gateway_kit import (
     produce,
     recv_events,
     running_gateway,
+    sio_client,
     token,
 )
 
@@ -122,3 +123,63 @@ async def test_ws_connections_per_user_and_another_users_latency(
         assert max(busy) < 5.0
         for ws in [*kept, bob]:
             await ws.close()
+
+
+async def test_open_sockets_per_user_are_capped_across_ws_and_socketio(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """One token could otherwise hold tens of thousands of sockets (a rate is no cap):
+    the third of alice's sockets, of either kind, is refused; bob's are not."""
+    s = settings_factory(ws_max_per_user=2, rate_ws_per_user="100/min")
+    async with running_gateway(s) as gw:
+        alice = token(s, "alice")
+        kept = [await open_ws(gw, alice)]
+        async with sio_client(gw.base_url, emitAuth=alice) as second:
+            await second.until("authenticated")
+            third = await open_ws(gw)
+            await third.send(orjson.dumps({"type": "authenticate", "token": alice}).decode())
+            frames, code = await frames_until_closed(third)
+            assert code == 4429
+            assert [f["data"]["code"] for f in frames] == ["too_many_connections"]
+            assert "HUB_WS_MAX_PER_USER" in frames[0]["data"]["message"]
+            async with sio_client(gw.base_url, emitAuth=alice) as fourth:
+                error, _ = await fourth.until("error")
+                assert error["data"]["code"] == "too_many_connections"
+                gone, _ = await fourth.until("disconnect")
+                assert gone["reason"] == "io server disconnect"
+            kept.append(await open_ws(gw, token(s, "bob")))  # another user is not affected
+        # One of alice's closed: a new one is let in.
+        kept.append(await open_ws(gw, alice))
+        async with httpx.AsyncClient(base_url=gw.base_url, timeout=15) as http:
+            metrics = (await http.get("/metrics")).text
+        assert 'hub_gateway_rate_limited_total{limit="ws_open"} 1.0' in metrics
+        assert 'hub_gateway_rate_limited_total{limit="socketio_open"} 1.0' in metrics
+        for ws in kept:
+            await ws.close()
+
+
+async def test_accounts_per_user_are_capped(settings_factory: Callable[..., Settings]) -> None:
+    async with running_gateway(settings_factory(max_accounts_per_user=3)) as gw:
+        s = gw.app.settings
+        async with httpx.AsyncClient(base_url=gw.base_url, timeout=15) as http:
+
+            async def create(user: str, n: int) -> httpx.Response:
+                body = {
+                    "platform": "generic",
+                    "externalId": f"crm-{n}",
+                    "credentials": {"secret": "s"},
+                }
+                headers = {"Authorization": f"Bearer {token(s, user)}"}
+                return await http.post("/api/accounts", json=body, headers=headers)
+
+            assert [(await create("alice", n)).status_code for n in range(3)] == [201] * 3
+            refused = await create("alice", 3)
+            assert refused.status_code == 409, refused.text
+            assert refused.json()["code"] == "too_many_accounts"
+            assert "HUB_MAX_ACCOUNTS_PER_USER" in refused.json()["detail"]
+            assert (await create("bob", 0)).status_code == 201
+            alice = {"Authorization": f"Bearer {token(s, 'alice')}"}
+            listed = (await http.get("/api/accounts", headers=alice)).json()["accounts"]
+            assert len(listed) == 3
+            await http.delete(f"/api/accounts/{listed[0]['id']}", headers=alice)
+            assert (await create("alice", 4)).status_code == 201
