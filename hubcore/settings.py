@@ -199,6 +199,13 @@ class Settings(BaseSettings):
     )
     email_fetch_batch: int = Field(default=50, ge=1, le=1000)
     imap_timeout: float = Field(default=30.0, gt=0, le=600)
+    email_max_bytes: int = Field(
+        default=1024 * 1024,
+        ge=16 * 1024,
+        le=64 * 1024 * 1024,
+        description="Bytes of one mail fetched over IMAP (a partial fetch: the rest is never "
+        "read; the record says `truncated`).",
+    )
 
     # --- streams --------------------------------------------------------------------
     streams_store: Literal["memory", "rocksdb"] = "memory"

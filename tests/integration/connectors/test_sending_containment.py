@@ -4,6 +4,8 @@ credentials directly in the store, as one stored before today's rules would hold
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -86,3 +88,57 @@ async def test_an_smtp_host_turned_internal_is_refused_at_send_time(rig: Rig) ->
     assert refused.detail and "refused" in refused.detail and "loopback" in refused.detail
     assert sent.status == "sent", sent.detail
     assert len(received) == 1
+
+
+class EndlessAnswer:
+    """A callback server that takes the request, answers 200, then streams JSON-ish bytes
+    (up to `limit`, to keep a failing run's memory in check) until the client hangs up."""
+
+    def __init__(self, limit: int = 100 * 1024 * 1024) -> None:
+        self.limit = limit
+        self.sent = 0
+        self.requests = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        self.requests += 1
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b" " * 65536
+        try:
+            writer.write(b'%x\r\n{"id": "x"\r\n' % len(b'{"id": "x"'))
+            while self.sent < self.limit:
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                await writer.drain()
+                self.sent += len(chunk)
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+
+async def test_a_callback_answer_is_read_only_up_to_its_cap(rig: Rig) -> None:
+    server = EndlessAnswer()
+    listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    try:
+        account = await rig.account("generic", callbackUrl=f"http://127.0.0.1:{port}/hook")
+        msg = outbound(account, client_id="endless")
+        await rig.produce(msg)
+        [result] = await rig.results(1)
+    finally:
+        listening.close()
+    assert server.requests == 1
+    assert result.status == "sent", result.detail
+    assert result.platform_message_id == msg.message_id  # the answer was not readable JSON
+    assert server.sent < 10 * 1024 * 1024, f"{server.sent} bytes of the answer were read"
