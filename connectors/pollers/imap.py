@@ -145,6 +145,11 @@ class ImapMailbox:
         except imaplib.IMAP4.error:
             conn.shutdown()
             raise
+        except UnicodeEncodeError:
+            conn.shutdown()
+            raise imaplib.IMAP4.error(
+                "the user name or password is not ASCII, which IMAP LOGIN cannot send"
+            ) from None
         return conn
 
     def _call(self, action: Callable[[imaplib.IMAP4], T]) -> T:

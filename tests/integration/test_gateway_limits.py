@@ -6,6 +6,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import orjson
@@ -61,9 +62,36 @@ async def test_security_headers_on_api_and_page(settings: Settings) -> None:
         assert api.headers["cache-control"] == "no-store"
         csp = page.headers["content-security-policy"]
         assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        # Sockets to this origin only: `ws: wss:` let an injected script reach any host.
+        assert "connect-src 'self';" in csp and "ws:" not in csp
         assert "unsafe-inline" not in csp  # styles come from /static/inbox.css
         script = (await http.get("/static/inbox.js")).text
         assert "history.replaceState" in script  # ?token= leaves the address bar
+
+
+def _hardened(headers: Any) -> bool:
+    return bool(
+        headers.get("x-content-type-options") == "nosniff"
+        and headers.get("referrer-policy") == "no-referrer"
+    )
+
+
+async def test_security_headers_on_sockets_and_their_refusals(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    async with running_gateway(settings_factory(rate_ws_per_ip="2/min")) as gw:
+        ws = await websockets.connect(gw.ws_url, open_timeout=15)
+        assert ws.response is not None and _hardened(ws.response.headers)
+        await ws.close()
+        async with httpx.AsyncClient(base_url=gw.base_url, timeout=15) as http:
+            polling = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling"})
+            assert polling.status_code == 200 and _hardened(polling.headers)
+            refused = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling"})
+            assert refused.status_code == 429 and _hardened(refused.headers)
+        with pytest.raises(InvalidStatus) as info:
+            await websockets.connect(gw.ws_url, open_timeout=15)
+        assert info.value.response.status_code == 429
+        assert _hardened(info.value.response.headers)
 
 
 async def test_ws_handshakes_per_ip_get_429(settings_factory: Callable[..., Settings]) -> None:

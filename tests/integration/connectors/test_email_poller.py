@@ -232,3 +232,24 @@ async def test_big_and_hostile_mail_is_cut_short_and_never_blocks_the_loop(
     assert produced[1].raw["size"] >= 2_000_000 and produced[1].raw["truncated"] is True
     assert 0 < len(produced[1].text) <= 128 * 1024
     assert produced[2].text.startswith("Hi")
+
+
+async def test_a_password_imap_cannot_send_is_a_poll_error_naming_no_secret(
+    dovecot: Dovecot,
+    settings: Settings,
+    settings_factory: Callable[..., Settings],
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    """imaplib encodes LOGIN arguments as ASCII: a non-ASCII password raised an
+    UnicodeEncodeError out of the poll, traceback and all (issue 22)."""
+    s = mail_settings(settings_factory, settings)
+    account = await mail_account(mongo_db, s, dovecot, "INBOX")
+    secret = "".join(["p\u00e4ss", "-hunter", "2"])
+    account = account.model_copy(
+        update={"credentials": {**account.credentials, "password": secret}}
+    )
+    polling = EmailPoller(account, s, Publisher(s), PollState(mongo_db))
+    with pytest.raises(PollError, match="not ASCII") as raised:
+        await polling.poll_once()
+    assert secret not in str(raised.value)
+    await polling.close()
