@@ -9,6 +9,8 @@ import asyncio
 import pytest
 from aiosmtpd.controller import Controller
 
+from hubcore.accounts import Account
+from hubcore.mongo import SEND_LEDGER
 from tests.integration.connectors.sending_rig import Rig, outbound
 from tests.local_servers import free_port
 
@@ -142,3 +144,27 @@ async def test_a_callback_answer_is_read_only_up_to_its_cap(rig: Rig) -> None:
     assert result.status == "sent", result.detail
     assert result.platform_message_id == msg.message_id  # the answer was not readable JSON
     assert server.sent < 10 * 1024 * 1024, f"{server.sent} bytes of the answer were read"
+
+
+async def test_a_bug_outside_the_platform_call_fails_that_reply_only(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumer's last resort: whatever raises while one reply is handled (here the
+    account lookup, as a bug would) is that reply's failure, settled in the ledger."""
+    account = await rig.account("slack")
+    cache = rig.harness.runtime.accounts
+    real = cache.get
+
+    async def broken(account_id: str) -> Account | None:
+        if account_id == account.id:
+            raise RuntimeError("a bug")
+        return await real(account_id)
+
+    monkeypatch.setattr(cache, "get", broken)
+    await rig.produce(outbound(account, client_id="bug"))
+    [result] = await rig.results(1)
+    assert result.status == "failed" and not result.ambiguous
+    assert result.detail == "slack: the send failed (RuntimeError)"
+    ledger = await rig.db[SEND_LEDGER].find_one({"_id": result.message_id})
+    assert ledger is not None and ledger["state"] == "failed"
+    await _then_a_good_reply_is_sent(rig, "slack")
