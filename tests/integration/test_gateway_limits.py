@@ -16,6 +16,7 @@ from websockets.exceptions import InvalidStatus
 
 from hubcore.settings import Settings
 from tests.integration.gateway_kit import (
+    GatewayAddress,
     frames_until_closed,
     ids,
     new_message,
@@ -26,6 +27,7 @@ from tests.integration.gateway_kit import (
     sio_client,
     token,
 )
+from tests.local_servers import nginx_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -211,3 +213,26 @@ async def test_accounts_per_user_are_capped(settings_factory: Callable[..., Sett
             assert len(listed) == 3
             await http.delete(f"/api/accounts/{listed[0]['id']}", headers=alice)
             assert (await create("alice", 4)).status_code == 201
+
+
+async def test_forged_forwarded_addresses_do_not_bypass_the_limit_behind_nginx(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """deploy/nginx.conf appended the client's own `X-Forwarded-For`, so the gateway took
+    the client-written address: every handshake came from someone new (issue 22)."""
+    async with running_gateway(settings_factory(rate_ws_per_ip="2/min")) as gw:
+        with nginx_proxy([gw.port]) as port:
+            proxy = GatewayAddress(port)
+            codes = []
+            for n in range(3):
+                forged = {"X-Forwarded-For": f"198.51.100.{n}"}
+                try:
+                    ws = await websockets.connect(
+                        proxy.ws_url, additional_headers=forged, open_timeout=15
+                    )
+                except InvalidStatus as refused:
+                    codes.append(refused.response.status_code)
+                else:
+                    codes.append(101)
+                    await ws.close()
+    assert codes == [101, 101, 429]

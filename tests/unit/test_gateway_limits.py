@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from gateway.limits import ConnectionLimits, refuse_handshake
 from hubcore.settings import Settings
@@ -42,3 +45,14 @@ async def test_handshakes_are_refused_with_429_and_retry_after() -> None:
         assert (b"retry-after", b"3") in start["headers"]
         assert body["type"] == prefix + "response.body" and b"rate_limited" in body["body"]
     assert await _answer({"type": "websocket"}) == [{"type": "websocket.close", "code": 1013}]
+
+
+def test_the_shipped_compose_trusts_only_its_own_network() -> None:
+    """`*` let whoever reached a gateway name their own address (issue 22)."""
+    root = Path(__file__).resolve().parents[2]
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text(encoding="utf-8"))
+    trusted = compose["services"]["gateway"]["environment"]["HUB_TRUSTED_PROXIES"]
+    subnets = [c["subnet"] for c in compose["networks"]["default"]["ipam"]["config"]]
+    assert trusted != "*" and trusted.split(",") == subnets
+    nginx = (root / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    assert "X-Forwarded-For $remote_addr;" in nginx and "proxy_add_x_forwarded_for" not in nginx
