@@ -8,6 +8,8 @@ from typing import Any
 import yaml
 
 from gateway.limits import ConnectionLimits, refuse_handshake
+from gateway.metrics import HTTP_REQUESTS
+from gateway.middleware import RequestLog
 from hubcore.settings import Settings
 
 
@@ -56,3 +58,25 @@ def test_the_shipped_compose_trusts_only_its_own_network() -> None:
     assert trusted != "*" and trusted.split(",") == subnets
     nginx = (root / "deploy" / "nginx.conf").read_text(encoding="utf-8")
     assert "X-Forwarded-For $remote_addr;" in nginx and "proxy_add_x_forwarded_for" not in nginx
+
+
+async def test_request_methods_add_no_metric_series_of_their_own() -> None:
+    """HTTP methods are whatever a client writes (h11 takes any token): counted as
+    `other` unless one the API knows."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 405, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def ignore(message: dict[str, Any]) -> None:
+        pass
+
+    def methods() -> set[str]:
+        return {s.labels["method"] for m in HTTP_REQUESTS.collect() for s in m.samples}
+
+    before = methods()
+    logged = RequestLog(app)
+    for n in range(50):
+        scope = {"type": "http", "method": f"X{n}", "path": "/x", "headers": []}
+        await logged(scope, None, ignore)
+    assert methods() - before <= {"other"}
