@@ -32,7 +32,7 @@ from connectors.errors import (
     RateLimited,
     UnknownAccount,
 )
-from connectors.metrics import IGNORED, WEBHOOK_REQUESTS, WEBHOOK_SECONDS
+from connectors.metrics import IGNORED, WEBHOOK_REQUESTS, WEBHOOK_SECONDS, ignored_reason
 from connectors.platforms import WEBHOOK_PLATFORMS
 from connectors.platforms.whatsapp import verify_subscription
 from connectors.runtime import Runtime
@@ -161,7 +161,7 @@ async def receive_webhook(
             await rt.publisher.commands(outcome.changes)
             fields["changes"] = [c.type for c in outcome.changes]
         for ignored in outcome.ignored:
-            IGNORED.labels(platform, ignored.reason).inc()
+            IGNORED.labels(platform, ignored_reason(ignored.reason)).inc()
         ids = [r.id for r in outcome.records]
         fields.update(
             produced=published.produced,

@@ -13,7 +13,7 @@ from pymongo.errors import ConnectionFailure
 from gateway.api import accounts, inbox, ops
 from gateway.api.page import mount_page
 from gateway.errors import GatewayError, TooManyRequests
-from gateway.middleware import BodyLimit, RequestLog
+from gateway.middleware import BodyLimit, RequestLog, with_security_headers
 from gateway.origin import OriginPolicy
 from gateway.runtime import Runtime
 from hubcore.errors import HubError, InvalidField, InvalidInput
@@ -44,8 +44,9 @@ class GatewayApp:
             return
         path: str = scope["path"]
         if kind == "websocket" and path == "/ws":
-            await self.runtime.websocket(scope, receive, send)
+            await self.runtime.websocket(scope, receive, with_security_headers(send))
         elif path == SOCKETIO_PREFIX or path.startswith(SOCKETIO_PREFIX + "/"):
+            send = with_security_headers(send)
             if self._origins.allows(scope):
                 await self.runtime.socketio.app(scope, receive, send)
             else:

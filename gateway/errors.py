@@ -33,6 +33,13 @@ class BadRequest(GatewayError):
     code = "bad_request"
 
 
+class Conflict(GatewayError):
+    """The request cannot be done in the caller's current state (a limit reached)."""
+
+    status = 409
+    code = "conflict"
+
+
 class Unavailable(GatewayError):
     """Kafka or MongoDB did not answer; the client may retry later."""
 

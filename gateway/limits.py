@@ -1,7 +1,9 @@
-"""Connection-rate limits of the real-time endpoints, shared by `/ws` and Socket.IO.
+"""Connection limits of the real-time endpoints, shared by `/ws` and Socket.IO.
 
 `admit_ip` runs at the handshake (before any accept), `admit_user` once a token has
 verified. Both return 0.0 to admit, else the seconds to wait before trying again.
+`too_many_open` caps the sockets one user holds open at once (`HUB_WS_MAX_PER_USER`):
+a rate alone would let one token gather tens of thousands over a day.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.metrics import RATE_LIMITED
+from gateway.registry import Registry
 from hubcore.ratelimit import RateLimiter, retry_after
 from hubcore.settings import Settings
 
@@ -29,6 +32,18 @@ class ConnectionLimits:
     def __init__(self, settings: Settings) -> None:
         self.per_ip = RateLimiter(settings.rate_ws_per_ip)
         self.per_user = RateLimiter(settings.rate_ws_per_user)
+        self.max_open = settings.ws_max_per_user
+
+    def too_many_open(self, registry: Registry, user_id: str, transport: str = "ws") -> str | None:
+        """Why one more socket of the user is refused here, or None."""
+        open_now = registry.open_for(user_id)
+        if open_now < self.max_open:
+            return None
+        RATE_LIMITED.labels(f"{transport}_open").inc()
+        return (
+            f"this user has {open_now} sockets open on this gateway, the most allowed "
+            "(HUB_WS_MAX_PER_USER); close one first"
+        )
 
     def admit_ip(self, scope: dict[str, Any], transport: str = "ws") -> float:
         wait = self.per_ip.acquire(client_ip(scope))

@@ -90,6 +90,28 @@ _API = [
 ]
 
 
+def with_security_headers(send: Any) -> Any:
+    """`send` adding `_ALWAYS` to the answer's head: for the socket endpoints, which do
+    not pass through `RequestLog` (their handshakes, refusals and polling answers)."""
+
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] in _HEADS:
+            headers = list(message.get("headers", []))
+            present = {name.lower() for name, _ in headers}
+            headers += [(k, v) for k, v in _ALWAYS if k not in present]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
+
+
+_HEADS = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
+
+
+# Metric labels from a closed set: a method is whatever the client writes (issue 22).
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class RequestLog:
     """One log line and one counter increment per REST request, with ids bound; every
     answer gets the security headers above (a route's own, like the page's CSP, win)."""
@@ -121,7 +143,8 @@ class RequestLog:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            HTTP_REQUESTS.labels(method, template, str(status)).inc()
             log.info(
                 "http_request",
                 request_id=request_id,

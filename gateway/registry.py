@@ -37,6 +37,10 @@ class Registry:
             self.fresh.forget(conn.key)
         self._count(conn.key, -1)
 
+    def open_for(self, user_id: str) -> int:
+        """The user's connections registered here."""
+        return self._listeners.get(user_id.encode(), 0)
+
     def authenticated_users(self) -> int:
         """Distinct users with at least one authenticated connection here."""
         return len(self._listeners)

@@ -211,6 +211,9 @@ class SocketIOGateway(SocketEndpoint):
         if not first:
             session.send(authenticated)
             return
+        if full := self.limits.too_many_open(self.registry, identity.user_id, "socketio"):
+            self._refuse(session, "too_many_connections", full, code=CLOSE_RATE_LIMITED)
+            return
         if wait := self.limits.admit_user(identity.user_id, "socketio"):
             message = f"too many connections of this user; retry after {retry_after(wait)} s"
             self._refuse(session, "rate_limited", message, code=CLOSE_RATE_LIMITED)
@@ -279,8 +282,8 @@ class SocketIOGateway(SocketEndpoint):
         """`error` with {code, message}, then a Socket.IO and an Engine.IO disconnect."""
         if session.closed:
             return
-        if reason == "rate_limited":  # counted by the limiter's own metric
-            error = "rate_limited"
+        if reason in ("rate_limited", "too_many_connections"):  # counted by the limiter
+            error = reason
         else:
             AUTH_FAILURES.labels("socketio", reason).inc()
             error = "token_expired" if reason == "expired" else "unauthorized"

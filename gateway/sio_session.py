@@ -45,10 +45,14 @@ class PidSigner:
         nonce, dot, signature = pid.partition(".")
         if not dot or len(pid) > 100:
             return False
+        # Bytes: `compare_digest` raises on str with characters outside ASCII.
+        given = signature.encode("utf-8", "surrogatepass")
         candidates = [None] if user_id is None else [user_id, None]
-        return any(hmac.compare_digest(signature, self._sign(nonce, user)) for user in candidates)
+        return any(
+            hmac.compare_digest(given, self._sign(nonce, user).encode()) for user in candidates
+        )
 
     def _sign(self, nonce: str, user_id: str | None) -> str:
-        message = f"{nonce}|{user_id or ''}".encode()
+        message = f"{nonce}|{user_id or ''}".encode("utf-8", "surrogatepass")
         digest = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest[:18]).decode()

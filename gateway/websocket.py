@@ -167,7 +167,15 @@ class _Session:
         if self.identity is not None and identity.user_id != self.identity.user_id:
             self._refuse("token", "a connection cannot change its user")
             return False
-        if first and (wait := self.endpoint.limits.admit_user(identity.user_id)):
+        limits = self.endpoint.limits
+        if first and (full := limits.too_many_open(self.endpoint.registry, identity.user_id)):
+            self.conn.close(
+                CLOSE_RATE_LIMITED,
+                "too many connections",
+                error=error_frame("too_many_connections", full),
+            )
+            return False
+        if first and (wait := limits.admit_user(identity.user_id)):
             self.conn.close(
                 CLOSE_RATE_LIMITED,
                 "rate limited",

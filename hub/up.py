@@ -132,7 +132,8 @@ async def run_demo(
     say("demo users (tokens valid 24 h):")
     for user in demo_user_ids(users):
         token = mint_token(settings, user, timedelta(hours=24))
-        say(f"  {user}: open {gateway}/?token={token}")
+        # A fragment, not a query: browsers never send it, so no access log records it.
+        say(f"  {user}: open {gateway}/#token={token}")
         say(f"  {user}: token {token}")
     say(f"sending demo webhooks at {rate}/s to {connectors} (Ctrl-C stops everything)")
     while True:

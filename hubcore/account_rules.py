@@ -3,13 +3,19 @@
 Credentials are typed per platform (contract: Platform accounts); keys not listed are
 refused, strings must be non-empty, email's port and ssl accept their usual text
 spellings (the CLI types everything as text) and are stored as int and bool.
+
+No field may hold a control character or line break (one in a token ended up in a
+request line or header: issue 22); tokens that go into a URL or an HTTP header take only
+the characters that can go there, and a callback URL must parse as httpx parses it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
+
+import httpx
 
 from hubcore.errors import InvalidField
 
@@ -39,6 +45,16 @@ RULES: dict[str, PlatformRules] = {
     "generic": PlatformRules(("secret",), ("webhook",), ("callbackUrl",)),
 }
 _TEXT_OPTIONAL = frozenset({"accessToken", "botToken", "smtpHost", "smtpUsername", "smtpPassword"})
+# C0, DEL, C1 and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Tokens sent in a URL path (Telegram's `bot<token>`) or a `Bearer` header.
+_PATH_TOKEN = re.compile(r"^[A-Za-z0-9:_-]+$")
+_HEADER_TOKEN = re.compile(r"^[\x21-\x7e]+$")
+_TOKEN_SHAPES = {
+    ("telegram", "botToken"): (_PATH_TOKEN, "letters, digits, ':', '_' and '-'"),
+    ("slack", "botToken"): (_HEADER_TOKEN, "printable ASCII without spaces"),
+    ("whatsapp", "accessToken"): (_HEADER_TOKEN, "printable ASCII without spaces"),
+}
 
 
 def as_bool(value: Any, name: str = "credentials.ssl") -> bool:
@@ -73,8 +89,13 @@ def _text(platform: str, key: str, value: Any) -> str:
         raise InvalidField(name, f"must be a string for {platform}")
     if not value.strip():
         raise InvalidField(name, "must not be empty")
-    if len(value) > MAX_SECRET_CHARS or "\x00" in value:
-        raise InvalidField(name, f"must be at most {MAX_SECRET_CHARS} characters, without NUL")
+    if len(value) > MAX_SECRET_CHARS:
+        raise InvalidField(name, f"must be at most {MAX_SECRET_CHARS} characters")
+    if _CONTROL.search(value):
+        raise InvalidField(name, "must not contain control characters or line breaks")
+    shape = _TOKEN_SHAPES.get((platform, key))
+    if shape is not None and not shape[0].match(value):
+        raise InvalidField(name, f"may hold only {shape[1]}")
     return value
 
 
@@ -88,6 +109,8 @@ def check_account(
         raise InvalidField("platform", f"unknown platform {platform[:32]!r}", fix=f"use {known}")
     if not external_id or not external_id.strip() or len(external_id) > 512:
         raise InvalidField("externalId", "must be 1 to 512 characters")
+    if _CONTROL.search(external_id):
+        raise InvalidField("externalId", "must not contain control characters or line breaks")
     if mode is None:
         chosen: Mode = rules.modes[0]
     elif mode in rules.modes:
@@ -123,15 +146,18 @@ def check_account(
 
 
 def callback_url(value: Any, name: str = "credentials.callbackUrl") -> str:
-    """An absolute http(s) URL without user info (the policy checks its host)."""
+    """An absolute http(s) URL without user info, as httpx will parse it when sending
+    (the policy checks its host)."""
     text = _text("generic", "callbackUrl", value)
-    parts = urlsplit(text)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InvalidField(name, "must be an absolute https:// URL")
-    if parts.username or parts.password:
-        raise InvalidField(name, "must not carry a user name or password")
     try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise InvalidField(name, "has an invalid port") from None
+        url = httpx.URL(text)
+        port = url.port  # an invalid one raises here
+    except (httpx.InvalidURL, ValueError):
+        raise InvalidField(name, "is not a valid URL") from None
+    if url.scheme not in ("https", "http") or not url.host:
+        raise InvalidField(name, "must be an absolute https:// URL")
+    if url.userinfo:
+        raise InvalidField(name, "must not carry a user name or password")
+    if port is not None and not 0 < port < 65536:
+        raise InvalidField(name, "has an invalid port")
     return text

@@ -149,6 +149,10 @@ class AccountStore:
             query["mode"] = mode
         return [self._from_doc(d) async for d in self.collection.find(query).sort("createdAt", 1)]
 
+    async def count(self, user_id: str) -> int:
+        """How many accounts `user_id` has."""
+        return await self.collection.count_documents({"userId": user_id})
+
     async def delete(self, user_id: str, account_id: str) -> bool:
         """Delete one of `user_id`'s accounts; False when it is not theirs or does not exist."""
         result = await self.collection.delete_one({"_id": account_id, "userId": user_id})

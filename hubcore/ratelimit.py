@@ -58,12 +58,16 @@ class RateLimiter:
         return (1.0 - tokens) / self.rate
 
     def _forget_full(self, now: float) -> None:
-        """Drop buckets that have refilled (they are the same as absent ones); if every
-        key is still active, drop them all rather than grow without bound."""
-        self._buckets = {
-            k: (t, at)
-            for k, (t, at) in self._buckets.items()
-            if t + (now - at) * self.rate < self.capacity
-        }
-        if len(self._buckets) >= self.max_keys:
-            self._buckets.clear()
+        """Drop buckets that have refilled (they are the same as absent ones). If every
+        key is still active, drop the half with the most tokens left, the newest first
+        among equals: a flood of new keys must not free a key it has exhausted (issue 22)."""
+        active = {}
+        for key, (tokens, at) in self._buckets.items():
+            refilled = tokens + (now - at) * self.rate
+            if refilled < self.capacity:
+                active[key] = (tokens, at, refilled)
+        if len(active) >= self.max_keys:
+            newest_first = list(active.items())[::-1]
+            fullest = sorted(newest_first, key=lambda item: item[1][2], reverse=True)
+            active = dict(fullest[len(fullest) // 2 :])
+        self._buckets = {k: (t, at) for k, (t, at, _) in active.items()}

@@ -114,6 +114,19 @@ class Settings(BaseSettings):
     rate_ws_per_ip: str = Field(default="120/min", pattern=r"^[1-9]\d*/(s|min|h)$")
     rate_rest_per_user: str = Field(default="600/min", pattern=r"^[1-9]\d*/(s|min|h)$")
     rate_webhooks_per_account: str = Field(default="3000/min", pattern=r"^[1-9]\d*/(s|min|h)$")
+    ws_max_per_user: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="Open sockets (/ws and Socket.IO together) one user may hold on one "
+        "gateway process; one more is closed with 4429 `too_many_connections`.",
+    )
+    max_accounts_per_user: int = Field(
+        default=50,
+        ge=1,
+        le=100_000,
+        description="Accounts one user may connect; one more is answered 409 `too_many_accounts`.",
+    )
 
     # --- HTTP and WebSocket ---------------------------------------------------------
     host: str = "127.0.0.1"
@@ -154,6 +167,13 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=600, description="Longest wait between calls (Retry-After too)."
     )
     poll_interval: float = Field(default=5.0, gt=0)
+    poll_max_backoff: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="Longest wait between polls of an account whose polls keep failing "
+        "(the wait doubles from HUB_POLL_INTERVAL).",
+    )
     kafka_request_timeout: float = Field(default=5.0, gt=0, le=120)
     telegram_long_poll: int = Field(
         default=25, ge=0, le=50, description="`timeout` of each getUpdates long poll, seconds."
@@ -179,6 +199,13 @@ class Settings(BaseSettings):
     )
     email_fetch_batch: int = Field(default=50, ge=1, le=1000)
     imap_timeout: float = Field(default=30.0, gt=0, le=600)
+    email_max_bytes: int = Field(
+        default=1024 * 1024,
+        ge=16 * 1024,
+        le=64 * 1024 * 1024,
+        description="Bytes of one mail fetched over IMAP (a partial fetch: the rest is never "
+        "read; the record says `truncated`).",
+    )
 
     # --- streams --------------------------------------------------------------------
     streams_store: Literal["memory", "rocksdb"] = "memory"

@@ -151,5 +151,12 @@ class OutboundConsumer:
                 ),
             )
             return
-        result = await self.delivery.deliver(msg)
+        try:
+            result = await self.delivery.deliver(msg)
+        except (Stopping, KafkaError, ConnectorError, PyMongoError, OSError):
+            raise  # an outage: the batch is read again once it is over
+        except Exception as exc:
+            # One record must never end the task: that would stall its partition for good.
+            log.exception("reply crashed", message_id=msg.message_id)
+            result = await self.delivery.give_up(msg, exc)
         await self.publisher.commands([result])

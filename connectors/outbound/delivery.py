@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import httpx
 import structlog
 
 from connectors.errors import SendError
@@ -79,9 +80,24 @@ class Delivery:
                 if not exc.ambiguous:
                     await self.ledger.mark(msg.message_id, "waiting")
                 raise
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+                # The account's own credentials make no request: none left, none ever will.
+                await self.ledger.mark(msg.message_id, "waiting")
+                raise SendError(
+                    f"{msg.platform}: the account's credentials make no valid request "
+                    f"({type(exc).__name__}): connect it again"
+                ) from None
             except (KeyError, TypeError, ValueError) as exc:
                 raise SendError(
                     f"{msg.platform}: unreadable answer ({type(exc).__name__}); "
+                    "the platform may have the message",
+                    ambiguous=True,
+                ) from None
+            except Exception as exc:
+                # Anything else fails this reply only, never the consumer (issue 22).
+                log.exception("send crashed", message_id=msg.message_id, platform=msg.platform)
+                raise SendError(
+                    f"{msg.platform}: the send failed ({type(exc).__name__}); "
                     "the platform may have the message",
                     ambiguous=True,
                 ) from None
@@ -96,6 +112,14 @@ class Delivery:
         except SendError as exc:
             return await self._settle(msg, calls, None, exc)
         return await self._settle(msg, calls, platform_id, None)
+
+    async def give_up(self, msg: OutboundMessage, exc: BaseException) -> SendResult:
+        """The reply failed for a reason outside any platform call (a bug): say so."""
+        entry = await self.ledger.get(msg.message_id)
+        entry = entry or {}
+        reason = f"{msg.platform}: the send failed ({type(exc).__name__})"
+        error = SendError(reason, ambiguous=entry.get("state") == "calling")
+        return await self._settle(msg, int(entry.get("attempts", 0)), None, error)
 
     async def _settle(
         self, msg: OutboundMessage, calls: int, platform_id: str | None, error: SendError | None

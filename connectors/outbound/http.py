@@ -7,6 +7,8 @@ platform dedupes (`idempotent`), else reported as such.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -49,18 +51,34 @@ async def post(
     json: Any = None,
     content: bytes | None = None,
     extensions: dict[str, Any] | None = None,
+    max_answer_bytes: int | None = None,
 ) -> httpx.Response:
     """POST; `SendError` when no answer came. `what` names the call in errors (never the
-    URL: it may carry a token)."""
+    URL: it may carry a token). With `max_answer_bytes`, at most that much of the answer
+    is read, within `timeout` (a server a user names may stream without end)."""
+    request = http.build_request(
+        "POST",
+        url,
+        headers=headers,
+        json=json,
+        content=content,
+        timeout=timeout,
+        extensions=extensions,
+    )
     try:
-        return await http.post(
-            url,
-            headers=headers,
-            json=json,
-            content=content,
-            timeout=timeout,
-            extensions=extensions,
-        )
+        if max_answer_bytes is None:
+            return await http.send(request)
+        response = await http.send(request, stream=True)
+        try:
+            body = await _read_capped(response, max_answer_bytes, timeout)
+        finally:
+            await response.aclose()
+        kept = [
+            (k, v)
+            for k, v in response.headers.multi_items()
+            if k not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(response.status_code, headers=kept, content=body, request=request)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         raise SendError(
             f"{what}: could not connect ({type(exc).__name__})", retriable=True
@@ -73,6 +91,18 @@ async def post(
             retriable=idempotent,
             ambiguous=not idempotent,
         ) from None
+
+
+async def _read_capped(response: httpx.Response, cap: int, timeout: float) -> bytes:
+    """Up to `cap` bytes of the (decoded) answer, as far as it came within `timeout`."""
+    body = bytearray()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            async for chunk in response.aiter_bytes():
+                body += chunk[: cap - len(body)]
+                if len(body) >= cap:
+                    break
+    return bytes(body)
 
 
 def status_error(

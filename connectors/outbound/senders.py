@@ -33,6 +33,9 @@ class SendContext:
     http: httpx.AsyncClient
 
 
+# Of a callback's answer only its `id` is used: a server that streams more is not read on.
+CALLBACK_MAX_ANSWER_BYTES = 64 * 1024
+
 SendCall = Callable[[SendContext, Account, OutboundMessage], Awaitable[str]]
 
 
@@ -164,6 +167,7 @@ async def _generic(ctx: SendContext, account: Account, msg: OutboundMessage) -> 
             "X-Hub-Signature-256": "sha256=" + hmac_sha256_hex(secret, raw),
         },
         extensions={"sni_hostname": server_name},
+        max_answer_bytes=CALLBACK_MAX_ANSWER_BYTES,
     )
     if response.is_success:
         answer = json_body(response)

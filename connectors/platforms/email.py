@@ -40,6 +40,7 @@ class FetchedMail:
     uid: int
     source: bytes
     internal_date: datetime | None = None
+    size: int | None = None  # the whole mail's (RFC822.SIZE), when `source` is cut short
 
 
 def email_message(
@@ -68,9 +69,11 @@ def email_message(
         "uid": mail.uid,
         "uidValidity": uid_validity,
         "mailbox": mailbox,
-        "size": len(mail.source),
+        "size": max(mail.size or 0, len(mail.source)),
         "headers": headers,
     }
+    if mail.size is not None and mail.size > len(mail.source):
+        raw["truncated"] = True  # only the first HUB_EMAIL_MAX_BYTES were fetched
     if len(mail.source) <= MAX_SOURCE_IN_RAW:
         raw["source"], raw["sourceEncoding"] = DeadLetter.encode_payload(mail.source)
     return raw_message(

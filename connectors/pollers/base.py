@@ -24,6 +24,7 @@ from connectors.platforms.base import Change
 from connectors.publisher import Publisher
 from hubcore.accounts import Account
 from hubcore.mongo import POLL_STATE, Document
+from hubcore.retry import Backoff
 from hubcore.settings import Settings
 from schemas import RawMessage
 from schemas.base import utc_now
@@ -174,6 +175,10 @@ class Poller(ABC):
     async def _run(self) -> None:
         POLLERS.labels(self.platform).inc()
         self.log.info("poller started")
+        # One account's failures (a bad token, a dead server) back off that account only.
+        s = self.settings
+        backoff = Backoff(first=s.poll_interval, max_delay=max(s.poll_interval, s.poll_max_backoff))
+        failures = 0
         try:
             while not self._stopping.is_set():
                 try:
@@ -181,16 +186,22 @@ class Poller(ABC):
                 except Fenced as exc:
                     self.log.warning("poller lease lost", error=str(exc))
                     return
-                except (ConnectorError, PyMongoError, OSError) as exc:
+                except Exception as exc:  # no account's failure may end its polling for good
+                    failures += 1
                     POLLS.labels(self.platform, "error").inc()
-                    self.log.warning("poll failed", error=str(exc), retry_in=self.idle_delay)
-                    await self._pause(self.settings.poll_interval)
+                    wait = backoff.delay(failures, getattr(exc, "retry_after", None))
+                    known = isinstance(exc, ConnectorError | PyMongoError | OSError)
+                    self.log.warning(
+                        "poll failed",
+                        error=str(exc) if known else type(exc).__name__,
+                        failures=failures,
+                        retry_in=round(wait, 3),
+                        # A bug's traceback once per run of failures, not every round.
+                        exc_info=not known and failures == 1,
+                    )
+                    await self._pause(wait)
                     continue
-                except Exception:  # a bug must not end polling for good; it retries
-                    POLLS.labels(self.platform, "error").inc()
-                    self.log.exception("poll crashed", retry_in=self.idle_delay)
-                    await self._pause(self.settings.poll_interval)
-                    continue
+                failures = 0
                 POLLS.labels(self.platform, "ok").inc()
                 if not more:
                     await self._pause(self.idle_delay)

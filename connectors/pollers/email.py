@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from connectors.errors import BadPayload
-from connectors.platforms.email import email_message
+from connectors.platforms.email import FetchedMail, email_message
 from connectors.pollers.base import Poller, PollState
 from connectors.pollers.imap import ImapMailbox
 from connectors.publisher import Publisher
@@ -31,7 +31,10 @@ class EmailPoller(Poller):
     ) -> None:
         super().__init__(account, settings, publisher, state)
         self.mailbox = ImapMailbox.from_credentials(
-            account.credentials, settings.imap_timeout, OutboundPolicy.from_settings(settings)
+            account.credentials,
+            settings.imap_timeout,
+            OutboundPolicy.from_settings(settings),
+            settings.email_max_bytes,
         )
 
     async def close(self) -> None:
@@ -55,6 +58,15 @@ class EmailPoller(Poller):
             return False
         batch = uids[: self.settings.email_fetch_batch]
         mails = await asyncio.to_thread(self.mailbox.fetch, batch)
+        # MIME and HTML parsing off the event loop: anyone can mail an account.
+        records, poison = await asyncio.to_thread(self._normalize, mails, validity)
+        # Past the whole batch, also UIDs that vanished (expunged) between SEARCH and FETCH.
+        await self.commit(records, poison, len(mails), uidValidity=validity, lastUid=max(batch))
+        return len(uids) > len(batch)
+
+    def _normalize(
+        self, mails: list[FetchedMail], validity: int
+    ) -> tuple[list[RawMessage], list[tuple[bytes, BadPayload]]]:
         received_at = utc_now()
         records: list[RawMessage] = []
         poison: list[tuple[bytes, BadPayload]] = []
@@ -71,6 +83,4 @@ class EmailPoller(Poller):
                 )
             except BadPayload as exc:
                 poison.append((mail.source, exc))
-        # Past the whole batch, also UIDs that vanished (expunged) between SEARCH and FETCH.
-        await self.commit(records, poison, len(mails), uidValidity=validity, lastUid=max(batch))
-        return len(uids) > len(batch)
+        return records, poison

@@ -23,6 +23,10 @@ from hubcore.outbound import AddressRefused, OutboundPolicy
 
 T = TypeVar("T")
 _UID = re.compile(rb"\bUID (\d+)")
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+# Room for a literal beyond the partial fetch's bytes (none is expected; a server that
+# sends a bigger one anyway is cut off, not read into memory).
+_LITERAL_SLACK = 64 * 1024
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
 
 
@@ -30,24 +34,45 @@ def _quote(mailbox: str) -> str:
     return '"' + mailbox.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class _PinnedImap(imaplib.IMAP4):
+class _CappedLiterals(imaplib.IMAP4):
+    """Refuses to read a literal (a mail's bytes) over `max_literal` from the server."""
+
+    max_literal = 1024 * 1024 + _LITERAL_SLACK
+
+    def read(self, size: int) -> bytes:
+        if size > self.max_literal:
+            raise self.abort(f"the server sent {size} bytes for one item, over the cap")
+        return super().read(size)
+
+
+class _PinnedImap(_CappedLiterals):
     """Plain IMAP to a checked address (`self.host` stays the name)."""
 
-    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
+    def __init__(
+        self, host: str, address: str, port: int, timeout: float, max_literal: int
+    ) -> None:
         self.address = address
+        self.max_literal = max_literal
         super().__init__(host, port, timeout=timeout)
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
         return socket.create_connection((self.address, self.port), timeout)
 
 
-class _PinnedImapTls(imaplib.IMAP4_SSL):
+class _PinnedImapTls(_CappedLiterals, imaplib.IMAP4_SSL):
     """IMAP over TLS to a checked address; the certificate is verified against the name."""
 
     def __init__(
-        self, host: str, address: str, port: int, context: ssl.SSLContext, timeout: float
+        self,
+        host: str,
+        address: str,
+        port: int,
+        context: ssl.SSLContext,
+        timeout: float,
+        max_literal: int,
     ) -> None:
         self.address = address
+        self.max_literal = max_literal
         super().__init__(host, port, ssl_context=context, timeout=timeout)
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
@@ -70,8 +95,10 @@ class ImapMailbox:
         mailbox: str,
         timeout: float,
         policy: OutboundPolicy,
+        max_bytes: int = 1024 * 1024,
     ) -> None:
         self.host, self.port, self.use_ssl = host, port, use_ssl
+        self.max_bytes = max_bytes
         self.policy = policy
         self.username, self._password = username, password
         self.mailbox = mailbox
@@ -80,7 +107,11 @@ class ImapMailbox:
 
     @classmethod
     def from_credentials(
-        cls, credentials: dict[str, Any], timeout: float, policy: OutboundPolicy
+        cls,
+        credentials: dict[str, Any],
+        timeout: float,
+        policy: OutboundPolicy,
+        max_bytes: int = 1024 * 1024,
     ) -> ImapMailbox:
         """From an email account's credentials (host, port, username, password, ssl, mailbox)."""
         return cls(
@@ -92,6 +123,7 @@ class ImapMailbox:
             mailbox=str(credentials.get("mailbox") or "INBOX"),
             timeout=timeout,
             policy=policy,
+            max_bytes=max_bytes,
         )
 
     def _connect(self) -> imaplib.IMAP4:
@@ -102,16 +134,22 @@ class ImapMailbox:
             address = self.policy.address_for(self.host, self.port)
         except AddressRefused as exc:
             raise PollError(f"IMAP {self.host[:100]}: refused, {exc}") from None
+        literal = self.max_bytes + _LITERAL_SLACK
         if self.use_ssl:
             context = ssl.create_default_context()
-            conn = _PinnedImapTls(self.host, address, self.port, context, self.timeout)
+            conn = _PinnedImapTls(self.host, address, self.port, context, self.timeout, literal)
         else:
-            conn = _PinnedImap(self.host, address, self.port, self.timeout)
+            conn = _PinnedImap(self.host, address, self.port, self.timeout, literal)
         try:
             conn.login(self.username, self._password)
         except imaplib.IMAP4.error:
             conn.shutdown()
             raise
+        except UnicodeEncodeError:
+            conn.shutdown()
+            raise imaplib.IMAP4.error(
+                "the user name or password is not ASCII, which IMAP LOGIN cannot send"
+            ) from None
         return conn
 
     def _call(self, action: Callable[[imaplib.IMAP4], T]) -> T:
@@ -151,11 +189,13 @@ class ImapMailbox:
         return self._call(search)
 
     def fetch(self, uids: Sequence[int]) -> list[FetchedMail]:
-        """Full sources (without setting \\Seen) and INTERNALDATEs of `uids`."""
+        """Sources (without setting \\Seen), sizes and INTERNALDATEs of `uids`; of a mail
+        over `max_bytes` only its first `max_bytes` (a partial fetch)."""
 
         def fetch(conn: imaplib.IMAP4) -> list[FetchedMail]:
             wanted = ",".join(str(u) for u in uids)
-            typ, data = conn.uid("FETCH", wanted, "(UID INTERNALDATE BODY.PEEK[])")
+            items = f"(UID INTERNALDATE RFC822.SIZE BODY.PEEK[]<0.{self.max_bytes}>)"
+            typ, data = conn.uid("FETCH", wanted, items)
             if typ != "OK":
                 raise imaplib.IMAP4.error(f"UID FETCH failed: {data!r}")
             mails = []
@@ -166,7 +206,15 @@ class ImapMailbox:
                 uid = _UID.search(head)
                 if uid is None:
                     continue
-                mails.append(FetchedMail(int(uid.group(1)), source, _internal_date(head)))
+                size = _SIZE.search(head)
+                mails.append(
+                    FetchedMail(
+                        int(uid.group(1)),
+                        source,
+                        _internal_date(head),
+                        int(size.group(1)) if size else None,
+                    )
+                )
             return sorted(mails, key=lambda m: m.uid)
 
         return self._call(fetch)

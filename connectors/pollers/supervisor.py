@@ -73,6 +73,8 @@ class PollerSupervisor:
                 await self.sync(reread=False)
             except (PyMongoError, HubError) as exc:  # HubError: credentials that do not open
                 log.warning("cannot read the poll-mode accounts or leases", error=str(exc))
+            except Exception:  # a bug must not end polling for every account
+                log.exception("poller supervision failed")
             # Renew held leases well before they expire.
             s = self.settings
             await asyncio.sleep(min(s.poll_lease_ttl / 3, s.connectors_accounts_refresh))
@@ -120,6 +122,8 @@ class PollerSupervisor:
             problem = f"no poller for platform {account.platform}"
         except HubError as exc:
             problem = str(exc)
+        except Exception as exc:  # credentials stored before today's rules, say
+            problem = f"its credentials make no poller ({type(exc).__name__})"
         if account.id not in self._unusable:  # say it once, not every refresh
             self._unusable.add(account.id)
             log.warning("account cannot be polled", account_id=account.id, problem=problem)

@@ -8,15 +8,27 @@ from fastapi import APIRouter, Path, Response
 
 from gateway.api.deps import RuntimeDep, UserId
 from gateway.api.models import AccountList, NewAccount
-from gateway.errors import NotFound
+from gateway.errors import Conflict, NotFound
 from hubcore.accounts import AccountView
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
 
+class TooManyAccounts(Conflict):
+    code = "too_many_accounts"
+
+
 @router.post("/accounts", status_code=201, response_model=AccountView)
 async def create_account(user_id: UserId, runtime: RuntimeDep, body: NewAccount) -> AccountView:
-    """Connect an account; 422 naming what is wrong with platform or credentials."""
+    """Connect an account; 422 naming what is wrong with platform or credentials, 409 when
+    the caller has `HUB_MAX_ACCOUNTS_PER_USER` already."""
+    most = runtime.settings.max_accounts_per_user
+    # A check before the insert: concurrent creations may pass it together, a few at most.
+    if await runtime.accounts.count(user_id) >= most:
+        raise TooManyAccounts(
+            f"this user has {most} accounts connected, the most allowed "
+            "(HUB_MAX_ACCOUNTS_PER_USER); delete one first"
+        )
     account = await runtime.accounts.create(
         user_id, body.platform, body.external_id, body.credentials, body.mode
     )

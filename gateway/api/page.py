@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 STATIC = Path(__file__).resolve().parent.parent / "static"
 # The page talks only to this origin (REST and the WebSocket); nothing inline, nothing remote.
 CSP = (
-    "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self'; "
+    "default-src 'self'; connect-src 'self'; style-src 'self'; "
     "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
 )
 

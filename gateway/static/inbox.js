@@ -2,9 +2,11 @@
 import { RANK, keepSends, messageNode, msgSelector, sends, setOutboundStatus, showContent, tombstone }
   from "./messages.js";
 
-const params = new URLSearchParams(location.search);
-if (params.get("token")) {
-  sessionStorage.setItem("hub.token", params.get("token"));
+// `#token=` (never sent to a server, so never in a proxy's log), or `?token=` as before.
+const given = new URLSearchParams(location.hash.slice(1)).get("token")
+  || new URLSearchParams(location.search).get("token");
+if (given) {
+  sessionStorage.setItem("hub.token", given);
   history.replaceState(null, "", location.pathname);
 }
 const state = { token: sessionStorage.getItem("hub.token"), conversations: new Map(),

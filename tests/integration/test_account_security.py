@@ -77,33 +77,95 @@ async def post_account(gw: RunningGateway, body: dict[str, Any]) -> httpx.Respon
         return await client.post("/api/accounts", json=body)
 
 
+def smtp(host: str, **more: Any) -> dict[str, Any]:
+    return {**mail("imap.example.com"), "smtpHost": host, **more}
+
+
+def hook(url: str) -> dict[str, Any]:
+    return {"secret": "s", "callbackUrl": url}
+
+
 @pytest.mark.parametrize(
-    ("credentials", "field", "says"),
+    ("platform", "credentials", "field", "says"),
     [
-        (mail("127.0.0.1"), "credentials.host", "loopback"),
-        (mail("169.254.169.254", port=80), "credentials.host", "link-local"),
-        (mail("10.0.0.7"), "credentials.host", "private"),
-        (mail("intranet.corp.example"), "credentials.host", "private"),
-        (mail("imap.example.com", ssl=False), "credentials.ssl", "plaintext"),
-        (mail("imap.example.com", port="x"), "credentials.port", "must be a number"),
-        ({"host": "imap.example.com", "username": "a"}, "credentials.password", "required"),
+        ("email", mail("127.0.0.1"), "credentials.host", "loopback"),
+        ("email", mail("169.254.169.254", port=80), "credentials.host", "link-local"),
+        ("email", mail("10.0.0.7"), "credentials.host", "private"),
+        ("email", mail("intranet.corp.example"), "credentials.host", "private"),
+        ("email", mail("imap.example.com", ssl=False), "credentials.ssl", "plaintext"),
+        ("email", mail("imap.example.com", port="x"), "credentials.port", "must be a number"),
+        ("email", {"host": "imap.example.com", "username": "a"}, "credentials.password", "req"),
+        ("email", smtp("10.0.0.7"), "credentials.smtpHost", "private"),
+        ("email", smtp("intranet.corp.example"), "credentials.smtpHost", "private"),
+        ("email", smtp("smtp.example.com", smtpTls="no"), "credentials.smtpTls", "plaintext"),
+        ("email", smtp("smtp.example.com\r\nRCPT TO:<x@y>"), "credentials.smtpHost", "control"),
+        ("generic", hook("https://10.1.2.3/hook"), "credentials.callbackUrl", "private"),
+        ("generic", hook("https://metadata.internal/"), "credentials.callbackUrl", "link-local"),
+        ("generic", hook("http://smtp.example.com/"), "credentials.callbackUrl", "plaintext"),
     ],
 )
-async def test_rest_refuses_bad_and_internal_mail_servers(
+async def test_rest_refuses_bad_and_internal_servers(
     gw: RunningGateway,
     mongo_db: AsyncDatabase[Document],
+    platform: str,
     credentials: dict[str, Any],
     field: str,
     says: str,
 ) -> None:
-    dns = Dns({"intranet.corp.example": ["10.20.0.3"], "imap.example.com": [PUBLIC]})
+    dns = Dns(
+        {
+            "intranet.corp.example": ["10.20.0.3"],
+            "metadata.internal": ["169.254.169.254"],
+            "imap.example.com": [PUBLIC],
+            "smtp.example.com": [PUBLIC],
+        }
+    )
     gw.app.runtime.accounts.policy = OutboundPolicy.from_settings(gw.app.settings, dns)
     answer = await post_account(
-        gw, {"platform": "email", "externalId": "a@example.com", "credentials": credentials}
+        gw, {"platform": platform, "externalId": "a@example.com", "credentials": credentials}
     )
     assert answer.status_code == 422, answer.text
     assert answer.json()["field"] == field and says in answer.json()["detail"]
     assert SECRETS["password"] not in answer.text
+    assert await mongo_db[ACCOUNTS].count_documents({}) == 0
+
+
+HOSTILE = [
+    # (platform, externalId, credentials, field): each was answered 201 before issue 22.
+    ("telegram", "1", {"botToken": "123:abc\nX-Evil: 1", "webhookSecret": "w"}, "botToken"),
+    ("telegram", "1", {"botToken": "123:abc/../x?y#", "webhookSecret": "w"}, "botToken"),
+    ("telegram", "1", {"botToken": "123:abc", "webhookSecret": "w\x1b[2J"}, "webhookSecret"),
+    ("slack", "T1", {"signingSecret": "s", "botToken": "xoxb-\r\nX: 1"}, "botToken"),
+    ("whatsapp", "1", {"appSecret": "a", "verifyToken": "v", "accessToken": "t\u00f6k"}, None),
+    ("generic", "crm", {"secret": "s", "callbackUrl": "https://hooks.example.com/a\x07b"}, None),
+    ("generic", "crm", {"secret": "s", "callbackUrl": "https://hooks.example.com:99999/"}, None),
+    ("generic", "crm\n2", {"secret": "s"}, "externalId"),
+    ("email", "a@example.com", mail("imap.example.com", mailbox="INBOX\r\nA1 LOGOUT"), None),
+    ("email", "a@example.com", mail("imap.example.com", password="p\u2028w"), "password"),
+]
+
+
+@pytest.mark.parametrize(("platform", "external_id", "credentials", "field"), HOSTILE)
+async def test_rest_refuses_control_characters_and_unusable_urls(
+    gw: RunningGateway,
+    mongo_db: AsyncDatabase[Document],
+    platform: str,
+    external_id: str,
+    credentials: dict[str, Any],
+    field: str | None,
+) -> None:
+    dns = Dns({"imap.example.com": [PUBLIC], "hooks.example.com": [PUBLIC]})
+    gw.app.runtime.accounts.policy = OutboundPolicy.from_settings(gw.app.settings, dns)
+    body = {"platform": platform, "externalId": external_id, "credentials": credentials}
+    answer = await post_account(gw, body)
+    assert answer.status_code == 422, answer.text
+    named = answer.json()["field"]
+    assert named == (field if field == "externalId" else f"credentials.{field}") or (
+        field is None and named.startswith("credentials.")
+    ), named
+    for value in credentials.values():
+        if len(str(value)) > 4:
+            assert str(value) not in answer.text  # a secret pasted wrong is never echoed
     assert await mongo_db[ACCOUNTS].count_documents({}) == 0
 
 

@@ -65,9 +65,10 @@ async def browser() -> AsyncIterator[Browser]:
         await chromium.close()
 
 
-async def _open(browser: Browser, hub: RunningHub, user: str) -> Page:
+async def _open(browser: Browser, hub: RunningHub, user: str, mark: str = "#") -> Page:
+    """A tab given the token as `hub up` prints it (`#token=`) or in the query."""
     page = await browser.new_page()
-    await page.goto(f"{hub.gateway}/?token={hub.token(user)}")
+    await page.goto(f"{hub.gateway}/{mark}token={hub.token(user)}")
     await expect(page.locator("#status")).to_have_text("live", timeout=WAIT_MS)
     return page
 
@@ -77,8 +78,8 @@ async def test_two_tabs_see_the_message_and_the_read_state(
 ) -> None:
     user = "page-alice"
     account, secret = await asyncio.to_thread(hub.create_generic_account, user)
-    tab1, tab2 = await _open(browser, hub, user), await _open(browser, hub, user)
-    assert "token" not in tab1.url  # the token leaves the address bar
+    tab1, tab2 = await _open(browser, hub, user), await _open(browser, hub, user, "?")
+    assert "token" not in tab1.url and "token" not in tab2.url  # it leaves the address bar
 
     resp = await asyncio.to_thread(
         hub.send_generic,

@@ -8,6 +8,7 @@ import ipaddress
 import json
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -73,6 +74,40 @@ def test_account_bodies_are_checked_or_name_a_field(
         return
     assert chosen in RULES[platform].modes
     assert all(isinstance(v, str | int | bool) for v in clean.values())
+
+
+BASE = {
+    "telegram": {"botToken": "123:abc", "webhookSecret": "w"},
+    "slack": {"signingSecret": "s", "botToken": "xoxb-1"},
+    "whatsapp": {"appSecret": "a", "verifyToken": "v", "accessToken": "EAAG"},
+    "generic": {"secret": "s", "callbackUrl": "https://hooks.example.com/h"},
+}
+CONTROL = st.sampled_from(["\n", "\r", "\x00", "\x07", "\x1b", "\x7f", "\x85", "\u2028"])
+
+
+@FUZZ
+@given(
+    case=st.sampled_from([(p, k) for p, creds in BASE.items() for k in creds]),
+    value=st.text(min_size=1, max_size=40)
+    | st.tuples(st.text(max_size=10), CONTROL, st.text(max_size=10)).map("".join),
+)
+def test_accepted_credentials_make_valid_requests(case: tuple[str, str], value: str) -> None:
+    """Whatever a user puts in one field: refused naming it, or the request the sender
+    will build from it is valid (a line break in a token ended a consumer, issue 22)."""
+    platform, key = case
+    try:
+        clean, _ = check_account(platform, "ext", {**BASE[platform], key: value}, None)
+    except InvalidField as exc:
+        assert exc.field == f"credentials.{key}"
+        return
+    assert not any(c in v for v in clean.values() if isinstance(v, str) for c in "\n\r\x00")
+    url = clean.get("callbackUrl", "https://api.example.com/")
+    if platform == "telegram":
+        url = f"https://api.example.com/bot{clean['botToken']}/sendMessage"
+    token = clean.get("accessToken") or clean.get("botToken") or "t"
+    request = httpx.Request("POST", url, headers={"Authorization": f"Bearer {token}"})
+    if platform == "telegram":
+        assert request.url.path.endswith("/sendMessage") and "?" not in str(request.url)
 
 
 @FUZZ

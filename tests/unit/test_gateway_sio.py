@@ -89,6 +89,9 @@ def test_pids_are_bound_to_their_user_and_shared_by_processes() -> None:
     assert not PidSigner(Settings(jwt_secret="t" * 40)).valid(alice, "alice")
     for forged in ("", "nodot", alice.split(".")[0] + ".AAAA", "x" * 200):
         assert not signer.valid(forged, "alice")
+    # Not ASCII: compared as bytes, refused (the str comparison raised, issue 22).
+    for forged in (alice[:-2] + "\u00e9\u00e9", "\u00e9.\u00e9", "\ud800.\udc00"):
+        assert not signer.valid(forged, "alice") and not signer.valid(forged, None)
 
 
 def test_a_shared_pid_key_serves_public_key_deployments() -> None:

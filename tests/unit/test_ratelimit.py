@@ -44,3 +44,17 @@ def test_memory_is_bounded() -> None:
         limiter.acquire(f"ip{n}")
         clock.now += 0.001
     assert len(limiter._buckets) <= 100
+
+
+def test_a_flood_of_new_keys_frees_no_limited_one() -> None:
+    """100,000 distinct keys (spoofed forwarded addresses, an IPv6 range) emptied every
+    bucket once the table was full: the flooder's own limit was lifted (issue 22)."""
+    clock = Clock()
+    limiter = RateLimiter("120/min", max_keys=100, clock=clock)  # HUB_RATE_WS_PER_IP
+    assert all(limiter.acquire("flooder") == 0.0 for _ in range(120))
+    assert limiter.acquire("flooder") > 0
+    for n in range(1000):
+        limiter.acquire(f"spoofed-{n}")
+        clock.now += 0.0001  # 0.1 s in all: 0.2 tokens refilled
+        assert len(limiter._buckets) <= 100
+    assert limiter.acquire("flooder") > 0  # still limited, not a fresh bucket of 120

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import imaplib
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -192,3 +194,62 @@ async def test_imap_errors_are_retried_not_fatal(
     finally:
         await polling.stop()
     assert await saved(mongo_db, account) == {}
+
+
+async def test_big_and_hostile_mail_is_cut_short_and_never_blocks_the_loop(
+    dovecot: Dovecot,
+    settings: Settings,
+    settings_factory: Callable[..., Settings],
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    """Anyone can mail an account (issue 22): a 2 MB mail is fetched only up to
+    HUB_EMAIL_MAX_BYTES, and HTML the stdlib parser is slow on (`<a ` repeated: 27 s of
+    one core for 60 KB) is parsed off the event loop, for at most its time limit."""
+    s = mail_settings(settings_factory, settings, email_max_bytes=128 * 1024)
+    await ensure_topics(s)
+    big = p.email_source("big@example.com", text="A" * 2_000_000)
+    hostile = p.email_source("slow@example.com", text=None, html="<p>Hi</p>" + "<a " * 30_000)
+    dovecot.append("Hostile", big, hostile)
+    account = await mail_account(mongo_db, s, dovecot, "Hostile")
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async with email_poller(account, s, mongo_db) as polling:
+        ticking = asyncio.create_task(ticker())
+        try:
+            assert await polling.poll_once() is False
+        finally:
+            ticking.cancel()
+    assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.2f} s"
+    produced = {r.raw["uid"]: r for _, r in await raw_messages(s)}
+    assert produced[1].raw["size"] >= 2_000_000 and produced[1].raw["truncated"] is True
+    assert 0 < len(produced[1].text) <= 128 * 1024
+    assert produced[2].text.startswith("Hi")
+
+
+async def test_a_password_imap_cannot_send_is_a_poll_error_naming_no_secret(
+    dovecot: Dovecot,
+    settings: Settings,
+    settings_factory: Callable[..., Settings],
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    """imaplib encodes LOGIN arguments as ASCII: a non-ASCII password raised an
+    UnicodeEncodeError out of the poll, traceback and all (issue 22)."""
+    s = mail_settings(settings_factory, settings)
+    account = await mail_account(mongo_db, s, dovecot, "INBOX")
+    secret = "".join(["p\u00e4ss", "-hunter", "2"])
+    account = account.model_copy(
+        update={"credentials": {**account.credentials, "password": secret}}
+    )
+    polling = EmailPoller(account, s, Publisher(s), PollState(mongo_db))
+    with pytest.raises(PollError, match="not ASCII") as raised:
+        await polling.poll_once()
+    assert secret not in str(raised.value)
+    await polling.close()

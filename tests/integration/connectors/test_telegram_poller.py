@@ -8,14 +8,17 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
+import structlog.testing
 from pymongo.asynchronous.database import AsyncDatabase
 
 from connectors.pollers.base import PollState
+from connectors.pollers.supervisor import PollerSupervisor
 from connectors.pollers.telegram import TelegramPoller
 from connectors.publisher import Publisher
 from hubcore.accounts import Account, AccountStore
 from hubcore.kafka import ensure_topics
-from hubcore.mongo import Document
+from hubcore.mongo import ACCOUNTS, Document
 from hubcore.settings import Settings
 from schemas import message_id
 from tests import platform_payloads as p
@@ -157,3 +160,73 @@ async def test_app_runs_pollers_for_poll_accounts_and_webhook_gives_the_same_id(
             await eventually(lambda: not supervisor.pollers, what="poller of a deleted account")
     ids = {r.id for _, r in await raw_messages(s)}
     assert ids == {message_id("telegram", account.id, "123456789", "77")}
+
+
+async def test_a_token_that_makes_no_request_backs_that_account_off(
+    settings: Settings, settings_factory: Callable[..., Settings], mongo_db: AsyncDatabase[Document]
+) -> None:
+    """A bot token with a line break (stored before the rules refused it) fails every poll:
+    the poller keeps running, waits longer after each failure, and never logs the token."""
+    bad = "123456:secret\nX-Evil: 1"
+    fake = FakeTelegram(TOKEN)
+    async with serving(fake) as api:
+        s = settings_factory(mongo_db=settings.mongo_db, telegram_api_base=api, poll_interval=0.05)
+        account = Account.model_validate(
+            {
+                "id": "acc_badtoken",
+                "userId": "alice",
+                "platform": "telegram",
+                "externalId": EXTERNAL_IDS["telegram"],
+                "mode": "poll",
+                "createdAt": "2026-12-07T00:00:00Z",
+                "credentials": {**SECRETS["telegram"], "botToken": bad},
+            }
+        )
+        with structlog.testing.capture_logs() as logs:
+            async with poller(account, s, mongo_db) as polling:
+
+                def failed() -> list[Any]:
+                    found = [e for e in logs if e["event"] == "poll failed"]
+                    return found if len(found) >= 4 else []
+
+                failures = await eventually(failed, what="four failed polls")
+                assert polling.running
+    waits = [e["retry_in"] for e in failures]
+    assert waits == sorted(waits) and waits[3] > waits[0] * 2, waits
+    assert [e["failures"] for e in failures[:4]] == [1, 2, 3, 4]
+    assert not fake.offsets_seen  # no request ever left
+    assert "secret" not in str(logs)
+
+
+async def test_an_account_no_poller_can_be_made_for_is_skipped_not_fatal(
+    settings: Settings, settings_factory: Callable[..., Settings], mongo_db: AsyncDatabase[Document]
+) -> None:
+    """A stored account whose credentials make its poller's constructor fail (here an
+    email account without `host`, as one stored before today's rules might be) must not
+    end the supervisor: every other account is polled."""
+    fake = FakeTelegram(TOKEN)
+    async with serving(fake) as api:
+        s = poll_settings(settings_factory, settings, api)
+        store = AccountStore(mongo_db, settings)
+        good = await store.create(
+            "alice", "telegram", EXTERNAL_IDS["telegram"], SECRETS["telegram"], "poll"
+        )
+        broken = good.model_copy(
+            update={
+                "id": "acc_broken",
+                "platform": "email",
+                "external_id": "b@example.com",
+                "credentials": {"username": "b", "password": "p"},
+            }
+        )
+        await mongo_db[ACCOUNTS].insert_one(store._to_doc(broken))
+        publisher = Publisher(s)
+        await publisher.start()
+        supervisor = PollerSupervisor(s, mongo_db, publisher)
+        try:
+            await supervisor.sync()
+            assert set(supervisor.pollers) == {good.id}
+            await eventually(lambda: fake.offsets_seen, what="the good account polled")
+        finally:
+            await supervisor.stop()
+            await publisher.stop()

@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
+from prometheus_client import REGISTRY
 
+from connectors.metrics import IGNORED
 from hubcore.accounts import Account
 from schemas import EditMessage, StatusReport, message_id
 from tests import platform_payloads as p
@@ -285,3 +287,34 @@ async def test_telegram_edit_is_the_same_message(connectors: Harness) -> None:
     [(_, edit)] = await commands(connectors.settings)
     assert isinstance(edit, EditMessage)
     assert (edit.message_id, edit.text) == (first.json()["messageIds"][0], "fixed")
+
+
+def _ignored_series() -> set[tuple[str, str]]:
+    return {
+        (s.labels["platform"], s.labels["reason"])
+        for metric in IGNORED.collect()
+        for s in metric.samples
+    }
+
+
+async def test_signed_bodies_add_no_metric_series_of_their_own(connectors: Harness) -> None:
+    """Whoever holds an account's secret signs what they like: 20,000 distinct WhatsApp
+    `changes[].field` values and Slack event types count as `other`, not as new series."""
+    wa = await connectors.account("whatsapp")
+    slack = await connectors.account("slack")
+    before = _ignored_series()
+    entry = {"id": "1", "changes": [{"field": f"f{i:05d}", "value": {}} for i in range(20_000)]}
+    raw = p.body({"object": "whatsapp_business_account", "entry": [entry]})
+    answer = await connectors.post("whatsapp", wa.id, raw, p.hub_signature("wa-app-secret", raw))
+    assert answer.status_code == 200, answer.text
+    for i in range(50):
+        event = {"type": "event_callback", "team_id": slack.external_id, "event": {"type": f"x{i}"}}
+        raw = p.body(event)
+        headers = p.slack_headers(SECRETS["slack"]["signingSecret"], raw)
+        assert (await connectors.post("slack", slack.id, raw, headers)).status_code == 200
+    added = _ignored_series() - before
+    assert {reason for _, reason in added} <= {"other"}, sorted(added)[:5]
+    counted = REGISTRY.get_sample_value(
+        "hub_connectors_ignored_total", {"platform": "whatsapp", "reason": "other"}
+    )
+    assert counted is not None and counted >= 20_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -33,6 +34,20 @@ def test_html_to_text() -> None:
         "<script>alert(1)</script><ul><li>one</li><li>two</li></ul></body></html>"
     )
     assert html_to_text(html) == "Hello there\n\nFirst line\nsecond & last\n\n- one\n\n- two"
+
+
+@pytest.mark.parametrize("hostile", ["</" * 120_000, "<!--" * 60_000, "<a " * 80_000])
+def test_html_that_the_parser_is_slow_on_is_cut_short(hostile: str) -> None:
+    """Anyone can mail an account: 240 KB of `</` took seconds of one core (issue 22)."""
+    started = time.process_time()
+    text = html_to_text("<p>Hello</p>" + hostile)
+    assert time.process_time() - started < 2.0  # the 0.5 s limit, with room for a slow CI
+    assert text.startswith("Hello")
+
+
+def test_html_past_the_size_cap_is_not_read() -> None:
+    assert html_to_text("<p>a</p>" + "x" * 600_000 + "<p>tail</p>").endswith("x")
+    assert html_to_text("<p>a</p><p>b</p>", max_chars=8) == "a"
 
 
 def test_cli_credentials_are_key_value_pairs() -> None:
