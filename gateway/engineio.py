@@ -273,7 +273,10 @@ class EngineServer:
         return True
 
     # --- WebSocket ----------------------------------------------------------------------
-    async def _websocket(
+    # The WebSocket transport is not mutated (docs/development.md, "Mutation testing"):
+    # socket.io's own protocol suite runs it on a real server
+    # (tests/integration/test_socketio_conformance.py).
+    async def _websocket(  # pragma: no mutate block
         self,
         scope: dict[str, Any],
         receive: Any,
@@ -315,7 +318,9 @@ class EngineServer:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
 
-    async def _upgrade(self, session: EngineSession, receive: Any, send: AsgiSend) -> bool:
+    async def _upgrade(  # pragma: no mutate block
+        self, session: EngineSession, receive: Any, send: AsgiSend
+    ) -> bool:
         """Probe (`2probe` -> `3probe`), pause the poll with a noop, then `5` switches."""
         session.upgrading = True
         try:
@@ -348,7 +353,7 @@ class EngineServer:
         session.conn.attach(send)  # the writer starts with what the last poll left queued
         return True
 
-    async def _read(self, session: EngineSession, receive: Any) -> None:
+    async def _read(self, session: EngineSession, receive: Any) -> None:  # pragma: no mutate block
         while not session.closed:
             message = await receive()
             if message["type"] == "websocket.disconnect":

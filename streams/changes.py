@@ -26,7 +26,9 @@ from schemas import (
 from streams.records import ChangeInput
 
 
-def _updates(item: ChangeInput) -> list[UpdateOne]:
+# Mongo filters and writes: only the server can tell a wrong one, so mutation testing
+# skips them (docs/development.md, "Mutation testing"); tests/integration runs them.
+def _updates(item: ChangeInput) -> list[UpdateOne]:  # pragma: no mutate block
     cmd, origin = item.command, item.record.origin
     where: Document = {
         "_id": cmd.message_id,
@@ -49,7 +51,8 @@ def _updates(item: ChangeInput) -> list[UpdateOne]:
     return [UpdateOne({**where, **newer}, {"$set": change})]
 
 
-async def apply_changes(
+# Not mutated either: the store's writes and reads (see `_updates`).
+async def apply_changes(  # pragma: no mutate block
     db: AsyncDatabase[Document], items: Sequence[ChangeInput]
 ) -> dict[str, Document]:
     """Apply edits and deletes in order; return command origin -> the message it changed."""

@@ -190,7 +190,9 @@ class BatchProcessor:
             poison.headers(),
         )
 
-    async def _store_messages(
+    # Not mutated (docs/development.md, "Mutation testing"): its outcome is the store's
+    # answers; tests/integration (test_streams_crash_replay.py and others) runs it.
+    async def _store_messages(  # pragma: no mutate block
         self, raws: Sequence[RawInput], work: dict[str, UserWork]
     ) -> dict[str, str]:
         """Insert messages; fill each user's `inserted`; return id -> current status."""

@@ -37,7 +37,9 @@ def earlier_than(status: str) -> list[str]:
     return list(_ORDER[: _ORDER.index(status)])
 
 
-def _update(item: StatusInput) -> UpdateOne:
+# Mongo filters and writes: only the server can tell a wrong one, so mutation testing
+# skips them (docs/development.md, "Mutation testing"); tests/integration runs them.
+def _update(item: StatusInput) -> UpdateOne:  # pragma: no mutate block
     cmd = item.command
     where: Document = {
         "userId": cmd.user_id,
@@ -59,7 +61,8 @@ def _update(item: StatusInput) -> UpdateOne:
     return UpdateOne(where, {"$set": change, "$push": {"statusBy": item.record.origin}})
 
 
-async def apply_statuses(
+# Not mutated either: the store's writes and reads (see `_update`).
+async def apply_statuses(  # pragma: no mutate block
     db: AsyncDatabase[Document], items: Sequence[StatusInput]
 ) -> dict[str, Document]:
     """Apply the status commands in order; return command origin -> the reply it moved."""
