@@ -309,3 +309,8 @@ async def test_one_dead_letter_carries_its_source_in_headers() -> None:
             ],
         )
     ]
+
+
+async def test_the_memory_store_is_durable_at_once() -> None:
+    done = await MemoryStateStore().send()
+    assert done.done() and done.result() is None
