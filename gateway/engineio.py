@@ -276,7 +276,8 @@ class EngineServer:
     # The WebSocket transport is not mutated (docs/development.md, "Mutation testing"):
     # socket.io's own protocol suite runs it on a real server
     # (tests/integration/test_socketio_conformance.py).
-    async def _websocket(  # pragma: no mutate block
+    # pragma: no mutate start
+    async def _websocket(
         self,
         scope: dict[str, Any],
         receive: Any,
@@ -318,9 +319,7 @@ class EngineServer:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
 
-    async def _upgrade(  # pragma: no mutate block
-        self, session: EngineSession, receive: Any, send: AsgiSend
-    ) -> bool:
+    async def _upgrade(self, session: EngineSession, receive: Any, send: AsgiSend) -> bool:
         """Probe (`2probe` -> `3probe`), pause the poll with a noop, then `5` switches."""
         session.upgrading = True
         try:
@@ -353,7 +352,7 @@ class EngineServer:
         session.conn.attach(send)  # the writer starts with what the last poll left queued
         return True
 
-    async def _read(self, session: EngineSession, receive: Any) -> None:  # pragma: no mutate block
+    async def _read(self, session: EngineSession, receive: Any) -> None:
         while not session.closed:
             message = await receive()
             if message["type"] == "websocket.disconnect":
@@ -363,6 +362,8 @@ class EngineServer:
                 self.handler.on_binary(session, message.get("bytes") or b"")
             elif not self._packet(session, text):
                 return
+
+    # pragma: no mutate end
 
 
 async def respond(

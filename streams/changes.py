@@ -28,7 +28,8 @@ from streams.records import ChangeInput
 
 # Mongo filters and writes: only the server can tell a wrong one, so mutation testing
 # skips them (docs/development.md, "Mutation testing"); tests/integration runs them.
-def _updates(item: ChangeInput) -> list[UpdateOne]:  # pragma: no mutate block
+# pragma: no mutate start
+def _updates(item: ChangeInput) -> list[UpdateOne]:
     cmd, origin = item.command, item.record.origin
     where: Document = {
         "_id": cmd.message_id,
@@ -51,8 +52,7 @@ def _updates(item: ChangeInput) -> list[UpdateOne]:  # pragma: no mutate block
     return [UpdateOne({**where, **newer}, {"$set": change})]
 
 
-# Not mutated either: the store's writes and reads (see `_updates`).
-async def apply_changes(  # pragma: no mutate block
+async def apply_changes(
     db: AsyncDatabase[Document], items: Sequence[ChangeInput]
 ) -> dict[str, Document]:
     """Apply edits and deletes in order; return command origin -> the message it changed."""
@@ -67,6 +67,9 @@ async def apply_changes(  # pragma: no mutate block
     # The user ids let the (userId, ...) indexes narrow the search.
     cursor = db[MESSAGES].find({"userId": {"$in": users}, "changedBy": {"$in": origins}})
     return {str(doc["changedBy"]): doc async for doc in cursor}
+
+
+# pragma: no mutate end
 
 
 def change_event(item: ChangeInput, doc: Document) -> MessageUpdated | MessageDeleted:

@@ -108,6 +108,9 @@ class BatchProcessor:
         )
         clock = PhaseClock(outcome.phases)
         work: dict[str, UserWork] = {}
+        # The store phase is not mutated (docs/development.md, "Mutation testing"): what it
+        # does is the store's to answer; tests/integration runs it.
+        # pragma: no mutate start
         async with self.gate.store():
             clock.lap("gate")  # waiting for the projection sink's write in flight
             status = await self._store_messages(decoded.raws, work)
@@ -115,6 +118,7 @@ class BatchProcessor:
             moved = await apply_statuses(self.db, decoded.statuses)
             changed = await apply_changes(self.db, decoded.changes)
             transitions = await mark_read(self.db, decoded.commands)
+        # pragma: no mutate end
         for reply in replies:
             work.setdefault(reply.user_id, UserWork()).sent.append(reply)
         for item in decoded.statuses:
@@ -192,7 +196,8 @@ class BatchProcessor:
 
     # Not mutated (docs/development.md, "Mutation testing"): its outcome is the store's
     # answers; tests/integration (test_streams_crash_replay.py and others) runs it.
-    async def _store_messages(  # pragma: no mutate block
+    # pragma: no mutate start
+    async def _store_messages(
         self, raws: Sequence[RawInput], work: dict[str, UserWork]
     ) -> dict[str, str]:
         """Insert messages; fill each user's `inserted`; return id -> current status."""
@@ -215,6 +220,8 @@ class BatchProcessor:
                 status[message_id] = str(doc.get("status", "unread"))
             work[raw.message.user_id].inserted.append(raw)
         return status
+
+    # pragma: no mutate end
 
     def _apply(self, user_id: str, user: UserWork, status: dict[str, str]) -> UserResult:
         """Apply a user's effects to its values above their watermarks, and put them.

@@ -39,7 +39,8 @@ def earlier_than(status: str) -> list[str]:
 
 # Mongo filters and writes: only the server can tell a wrong one, so mutation testing
 # skips them (docs/development.md, "Mutation testing"); tests/integration runs them.
-def _update(item: StatusInput) -> UpdateOne:  # pragma: no mutate block
+# pragma: no mutate start
+def _update(item: StatusInput) -> UpdateOne:
     cmd = item.command
     where: Document = {
         "userId": cmd.user_id,
@@ -61,8 +62,7 @@ def _update(item: StatusInput) -> UpdateOne:  # pragma: no mutate block
     return UpdateOne(where, {"$set": change, "$push": {"statusBy": item.record.origin}})
 
 
-# Not mutated either: the store's writes and reads (see `_update`).
-async def apply_statuses(  # pragma: no mutate block
+async def apply_statuses(
     db: AsyncDatabase[Document], items: Sequence[StatusInput]
 ) -> dict[str, Document]:
     """Apply the status commands in order; return command origin -> the reply it moved."""
@@ -83,6 +83,9 @@ async def apply_statuses(  # pragma: no mutate block
             if origin in origins:
                 out[str(origin)] = doc
     return out
+
+
+# pragma: no mutate end
 
 
 def status_events(item: StatusInput, doc: Document) -> list[MessageStatusUpdate | ErrorEvent]:

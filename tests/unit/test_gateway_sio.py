@@ -19,6 +19,7 @@ from gateway.sio_core import (
     EVENT,
     Packet,
     SocketIOServer,
+    emit,
     encode_packet,
     parse_packet,
     send_packet,
@@ -300,3 +301,15 @@ async def test_send_packet_queues_the_text_then_each_attachment() -> None:
         ['461-12["ok",{"_placeholder":true,"num":0}]', "b" + "Bw=="],
         False,
     )
+
+
+async def test_emit_sends_an_event_with_its_arguments() -> None:
+    _, _, session = _server()
+    emit(session, "/custom", "message-back", 1, {"a": "b"})
+    assert await session.conn.take() == (['42/custom,["message-back",1,{"a":"b"}]'], False)
+
+
+def test_session_hooks_hear_of_an_open_session() -> None:
+    server, recorder, session = _server()
+    server.on_open(session)
+    assert recorder.calls == [("open",)]
