@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, cast
 
+import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+import streams.processor as processor_module
 from hubcore.kafka import Topics
 from hubcore.mongo import Document
 from hubcore.store import message_doc
@@ -314,3 +316,156 @@ async def test_one_dead_letter_carries_its_source_in_headers() -> None:
 async def test_the_memory_store_is_durable_at_once() -> None:
     done = await MemoryStateStore().send()
     assert done.done() and done.result() is None
+
+
+def _answers(items: Any, answers: dict[str, Any]) -> dict[str, Any]:
+    """The answers for the items' records, as the store finds them by their origin."""
+    return {i.record.origin: answers[i.record.origin] for i in items if i.record.origin in answers}
+
+
+class _StoreAnswers:
+    """What the store answers a batch, as the processor's store functions would: every
+    message new, and the commands' effects given by the test (keyed by record origin)."""
+
+    def __init__(
+        self,
+        moved: dict[str, Document] | None = None,
+        changed: dict[str, Document] | None = None,
+        transitions: dict[str, list[Document]] | None = None,
+    ) -> None:
+        self.moved, self.changed = moved or {}, changed or {}
+        self.transitions = transitions or {}
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        async def insert_messages(db: Any, raws: Any) -> set[str]:
+            return {r.message.id for r in raws}
+
+        async def find_messages(db: Any, ids: Any) -> dict[str, Document]:
+            return {}
+
+        async def store_replies(db: Any, store: Any, decoded: Any, status: Any) -> list[Reply]:
+            return []
+
+        async def apply_statuses(db: Any, items: Any) -> dict[str, Document]:
+            return {
+                i.record.origin: self.moved[i.record.origin]
+                for i in items
+                if i.record.origin in self.moved
+            }
+
+        async def apply_changes(db: Any, items: Any) -> dict[str, Document]:
+            return {
+                i.record.origin: self.changed[i.record.origin]
+                for i in items
+                if i.record.origin in self.changed
+            }
+
+        async def mark_read(db: Any, commands: Any) -> dict[str, list[Document]]:
+            return {
+                c.record.origin: self.transitions[c.record.origin]
+                for c in commands
+                if c.record.origin in self.transitions
+            }
+
+        for name, fake in [
+            ("insert_messages", insert_messages),
+            ("find_messages", find_messages),
+            ("store_replies", store_replies),
+            ("apply_statuses", apply_statuses),
+            ("apply_changes", apply_changes),
+            ("mark_read", mark_read),
+        ]:
+            monkeypatch.setattr(processor_module, name, fake)
+
+
+def _on_commands(value: Any, offset: int, key: bytes = b"u1") -> SourceRecord:
+    return SourceRecord(TOPICS.commands, 1, offset, key, value.to_json())
+
+
+def _on_raws(raw: RawMessage, offset: int) -> SourceRecord:
+    return SourceRecord(TOPICS.raw_messages, 0, offset, raw.user_id.encode(), raw.to_json())
+
+
+async def test_a_batch_reaches_the_table_the_projections_and_the_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    processor, store, sink = _processor()
+    r1, r2 = raw_message(USER, 1), raw_message(USER, 2)
+    other = raw_message("u2", 3)
+    read = mark_read(USER, [r1.id], "cmd-read")
+    edit = edit_command(r2, "fixed", 30)
+    send = send_command(USER, r1.conversation_id, "client-1")
+    status = send_result(send, r1.account_id, "sent", "p1")
+    records = [
+        _on_raws(r1, 0),
+        _on_raws(r2, 1),
+        _on_raws(other, 2),
+        _on_raws(r1, 3),  # the same message again: stored and counted once
+        # In the order the table applies a user's kinds of command today (statuses,
+        # changes, reads), which is also their offset order here.
+        _on_commands(status, 0),
+        _on_commands(edit, 1),
+        _on_commands(read, 2),
+        SourceRecord(TOPICS.commands, 1, 3, b"u1", b"{nope"),
+    ]
+    edited = _doc(r2, text="fixed", editedAt=edit.edited_at)
+    reply_doc = {"_id": send.message_id, "conversationId": r1.conversation_id}
+    _StoreAnswers(
+        moved={f"{TOPICS.commands}:1:0": reply_doc},
+        changed={f"{TOPICS.commands}:1:1": edited},
+        transitions={f"{TOPICS.commands}:1:2": [_doc(r1)]},
+    ).install(monkeypatch)
+    outcome = await processor.process(records)
+    assert (outcome.records, outcome.raws, outcome.commands) == (8, 4, 1)
+    assert (outcome.stored, outcome.read, outcome.users) == (3, 1, 2)
+    unread = outcome.projections.unread
+    assert (unread[USER].total, unread[USER].by_platform) == (1, {"telegram": 1})
+    assert (unread["u2"].total, unread["u2"].version) == (1, 3)
+    conversation = outcome.projections.conversations[r1.conversation_id]
+    assert conversation["unreadCount"] == 1
+    assert conversation["lastMessage"]["text"] == "fixed"
+    assert store.get_user(USER).total == 1
+    events = sink.on(TOPICS.user_events)
+    kinds = [(e["type"], e["userId"]) for e in events]
+    assert kinds.count(("new_message", USER)) == 2 and kinds.count(("new_message", "u2")) == 1
+    new = {
+        e["data"]["message"]["id"]: e["data"]["message"]["status"]
+        for e in events
+        if e["type"] == "new_message"
+    }
+    assert new == {r1.id: "read", r2.id: "unread", other.id: "unread"}  # read in this batch
+    assert ("message_updated", USER) in kinds
+    statuses = [e["data"] for e in events if e["type"] == "message_status_update"]
+    assert {
+        "conversationId": r1.conversation_id,
+        "messageIds": [r1.id],
+        "status": "read",
+    } in statuses
+    assert any(s.get("status") == "sent" and s["messageIds"] == [send.message_id] for s in statuses)
+    counts = [e for e in events if e["type"] == "unread_count_update" and e["userId"] == USER]
+    assert [c["data"]["unreadCounts"]["total"] for c in counts] == [1]
+    updates = [e for e in events if e["type"] == "conversation_update"]
+    assert {e["data"]["conversation"]["id"] for e in updates} == {
+        r1.conversation_id,
+        other.conversation_id,
+    }
+    assert [d["source"]["offset"] for d in sink.on(TOPICS.dead_letter)] == [3]
+    assert outcome.events["new_message"] == 3
+
+
+async def test_commands_that_changed_nothing_touch_no_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    processor, store, sink = _processor()
+    r1 = raw_message(USER, 1)
+    send = send_command(USER, r1.conversation_id, "client-1")
+    _StoreAnswers().install(monkeypatch)
+    records = [
+        _on_commands(mark_read(USER, [r1.id], "cmd-read"), 0),
+        _on_commands(edit_command(r1, "fixed", 30), 1),
+        _on_commands(send_result(send, r1.account_id, "sent", "p1"), 2),
+    ]
+    outcome = await processor.process(records)
+    assert (outcome.users, outcome.read, outcome.stored) == (0, 0, 0)
+    assert outcome.projections.unread == {} and outcome.projections.conversations == {}
+    assert sink.records == [] and store.users == {}
