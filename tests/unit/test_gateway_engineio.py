@@ -29,15 +29,18 @@ class Handler:
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.sids: set[str] = set()  # the sessions messages came on
 
     def on_open(self, session: EngineSession) -> None:
         self.calls.append(("open", session.sid))
 
     def on_message(self, session: EngineSession, data: str) -> None:
         self.calls.append(("message", data))
+        self.sids.add(session.sid)
 
     def on_binary(self, session: EngineSession, data: bytes) -> None:
         self.calls.append(("binary", data))
+        self.sids.add(session.sid)
 
     def on_close(self, session: EngineSession, reason: str) -> None:
         self.calls.append(("close", reason))
@@ -165,12 +168,15 @@ async def test_a_post_hands_each_packet_of_its_payload_to_the_layer_above() -> N
     handler = Handler()
     engine = EngineServer(OPTIONS, handler)
     session = await _open(engine)
-    payload = SEPARATOR.join(["4hello", "b" + base64.b64encode(b"\x00\x01").decode(), "6", "2"])
+    payload = SEPARATOR.join(
+        ["4hello", "b" + base64.b64encode(b"\x00\x01").decode(), "6", "5", "2"]
+    )
     answer = await _request(
         engine, "POST", _query(session.sid), [payload[:5].encode(), payload[5:].encode()]
     )
     assert (answer.status, answer.body) == (200, b"ok")
     assert handler.calls[1:] == [("message", "hello"), ("binary", b"\x00\x01")]
+    assert handler.sids == {session.sid}
     assert not session.closed
     session.stop_timers()
 
@@ -191,6 +197,7 @@ async def test_a_pong_answers_the_ping_and_schedules_the_next() -> None:
     [
         (b"9what", "parse error"),
         (b"b!!not-base64", "parse error"),
+        (b"bAQ!I=", "parse error"),  # base64 only once the stray character is dropped
         (b"1", "client close"),
         (SEPARATOR.join(["1", "4late"]).encode(), "client close"),
     ],

@@ -88,3 +88,4 @@ def test_the_system_resolver_answers_each_address_once_in_order() -> None:
     assert "127.0.0.1" in addresses
     assert addresses == sorted(set(addresses))
     assert all(ipaddress.ip_address(a) for a in addresses)
+    assert system_resolver("192.0.2.7", 25) == ["192.0.2.7"]

@@ -335,6 +335,7 @@ class _StoreAnswers:
     ) -> None:
         self.moved, self.changed = moved or {}, changed or {}
         self.transitions = transitions or {}
+        self.replies: list[list[str]] = []  # the sends of each batch, by origin
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         async def insert_messages(db: Any, raws: Any) -> set[str]:
@@ -344,6 +345,7 @@ class _StoreAnswers:
             return {}
 
         async def store_replies(db: Any, store: Any, decoded: Any, status: Any) -> list[Reply]:
+            self.replies.append([s.record.origin for s in decoded.sends])
             return []
 
         async def apply_statuses(db: Any, items: Any) -> dict[str, Document]:
@@ -451,6 +453,24 @@ async def test_a_batch_reaches_the_table_the_projections_and_the_events(
     }
     assert [d["source"]["offset"] for d in sink.on(TOPICS.dead_letter)] == [3]
     assert outcome.events["new_message"] == 3
+    assert list(outcome.phases) == ["gate", "store", "table", "send", "acks"]
+
+
+async def test_a_retry_after_its_failure_in_one_batch_goes_in_a_batch_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    processor, _, _ = _processor()
+    send = send_command(USER, "conv", "client-1")
+    failed = send_result(send, "acc", "failed")
+    answers = _StoreAnswers()
+    answers.install(monkeypatch)
+    records = [_on_commands(failed, 0), _on_commands(send, 1), _on_commands(send, 2)]
+    outcome = await processor.process(records)
+    assert outcome.records == 3
+    origin = f"{TOPICS.commands}:1:"
+    assert answers.replies == [[], [origin + "1", origin + "2"]]
+    prepared = await processor.prepare(records)
+    assert prepared is None  # to be cut: `process` does it
 
 
 async def test_commands_that_changed_nothing_touch_no_user(
