@@ -175,9 +175,19 @@ async def test_a_post_hands_each_packet_of_its_payload_to_the_layer_above() -> N
         engine, "POST", _query(session.sid), [payload[:5].encode(), payload[5:].encode()]
     )
     assert (answer.status, answer.body) == (200, b"ok")
+    assert answer.headers[b"access-control-allow-origin"] == b"https://app.example"
     assert handler.calls[1:] == [("message", "hello"), ("binary", b"\x00\x01")]
     assert handler.sids == {session.sid}
     assert not session.closed
+    session.stop_timers()
+
+
+async def test_a_message_keeps_its_spaces_and_bad_utf8_becomes_replacement_characters() -> None:
+    handler = Handler()
+    engine = EngineServer(OPTIONS, handler)
+    session = await _open(engine)
+    await _request(engine, "POST", _query(session.sid), [b"4hello world", b"\x1e4\xff"])
+    assert handler.calls[1:] == [("message", "hello world"), ("message", "\ufffd")]
     session.stop_timers()
 
 
@@ -219,6 +229,7 @@ async def test_a_payload_over_the_limit_is_refused_and_closes() -> None:
     session = await _open(engine)
     answer = await _request(engine, "POST", _query(session.sid), [b"4" + b"x" * 40, b"y" * 40])
     assert (answer.status, answer.body) == (413, b"payload too large")
+    assert answer.headers[b"access-control-allow-origin"] == b"https://app.example"
     assert handler.calls[1:] == [("close", "payload too large")]
     exact = await _open(engine)
     fits = await _request(engine, "POST", _query(exact.sid), [b"4" + b"x" * 63])
@@ -242,6 +253,7 @@ async def test_a_poll_takes_what_is_queued_joined_by_the_separator() -> None:
     session.send("4b")
     answer = await _request(engine, "GET", _query(session.sid))
     assert (answer.status, answer.body) == (200, b"4a\x1e4b")
+    assert answer.headers[b"access-control-allow-origin"] == b"https://app.example"
     assert not session.polling
     session.stop_timers()
 

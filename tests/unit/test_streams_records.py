@@ -123,9 +123,9 @@ def test_poison_names_its_reason_exactly(
 
 
 def test_validation_errors_name_three_fields_and_count_the_rest() -> None:
-    four = b'{"schema": "hub.command/1", "type": "edit", "text": 5}'
+    six = b'{"schema": "hub.command/1", "type": "edit", "text": 5}'
     with pytest.raises(PoisonRecord) as caught:
-        decode_record(_command(four), TOPICS)
+        decode_record(_command(six), TOPICS)
     assert caught.value.error_type == "validation_error"
     assert caught.value.message == (
         "id: Field required; userId: Field required; conversationId: Field required (and 3 more)"
@@ -142,6 +142,10 @@ def test_validation_errors_name_three_fields_and_count_the_rest() -> None:
     with pytest.raises(PoisonRecord) as exact:
         decode_record(_command(three), TOPICS)
     assert exact.value.message == "conversationId: Field required; messageId: Field required"
+    four = b'{"schema": "hub.command/1", "type": "delete", "id": "d1"}'
+    with pytest.raises(PoisonRecord) as one_more:
+        decode_record(_command(four), TOPICS)
+    assert one_more.value.message.endswith("messageId: Field required (and 1 more)")
     nested = orjson.dumps(
         {**orjson.loads(mark_read("u1", ["m"], "c").to_json()), "messageIds": [1]}
     )
