@@ -6,8 +6,9 @@ empty `mutants/`, so a test added since the last run counts. Writes `.hub/mutate
 (scores, then every surviving mutant's diff) and `.hub/mutate/scores.json`, and fails when
 a module scores below its floor (`MIN_SCORE`, or a lower one in `FLOORS`).
 
-`--changed-since REV` (CI) tests only the modules changed between REV and HEAD, and all of
-them when REV is unknown (docs/development.md, "Mutation testing").
+`--changed-since REV` tests only the modules that differ from REV in the work tree (all
+of them when REV is unknown): quicker while working on one; CI runs all (docs/development.md,
+"Mutation testing").
 
 mutmut 3.7 is the newest the lock allows (3.8 needs a click that faust-streaming rules
 out); it reads pytest's private `Item._nodeid`, which pytest 9.2 removed, so its
@@ -30,8 +31,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "mutants"
 REPORT_DIR = ROOT / ".hub" / "mutate"
-# The commit a full run last passed at: CI tests the modules changed since.
-BASE = ROOT / ".ci" / "mutate-base"
 MIN_SCORE = 80.0
 # Modules whose score is gated below MIN_SCORE, with the score reached: raise, never lower.
 FLOORS: dict[str, float] = {}
@@ -48,9 +47,9 @@ def modules() -> list[str]:
 
 
 def changed_modules(rev: str, candidates: list[str]) -> list[str]:
-    """The candidates changed between `rev` and HEAD; all of them if `rev` is unknown."""
+    """The candidates that differ from `rev` in the work tree; all if `rev` is unknown."""
     diff = subprocess.run(
-        ["git", "diff", "--name-only", f"{rev}...HEAD", "--", *candidates],
+        ["git", "diff", "--name-only", rev, "--", *candidates],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -63,36 +62,30 @@ def changed_modules(rev: str, candidates: list[str]) -> list[str]:
     return [m for m in candidates if m in changed]
 
 
-def record_base() -> None:
-    """After a full run that passed: HEAD goes to BASE when the modules are committed."""
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", *modules()],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if dirty:
-        print(f"mutate: modules with uncommitted changes: {BASE.name} left as it is")
-        return
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    if BASE.read_text() != head:
-        BASE.write_text(head)
-        print(f"mutate: recorded HEAD in {BASE.relative_to(ROOT)}: commit it")
-
-
 def mutant_glob(module: str) -> str:
     return module.removesuffix(".py").replace("/", ".") + ".*"
 
 
 def run_mutmut(selected: list[str]) -> int:
+    """mutmut's run, its output (a progress line per mutant) in `mutmut.log` beside the
+    report; the end of it printed when the run fails."""
     shutil.rmtree(MUTANTS, ignore_errors=True)
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    log = REPORT_DIR / "mutmut.log"
     command = [sys.executable, str(Path(__file__).resolve()), "--mutmut", "run"]
-    return subprocess.run(
-        [*command, *(mutant_glob(m) for m in selected)], cwd=ROOT, check=False
-    ).returncode
+    print(f"mutate: {len(selected)} modules, mutmut's output in {log}")
+    with log.open("w") as out:
+        code = subprocess.run(
+            [*command, *(mutant_glob(m) for m in selected)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        ).returncode
+    if code:
+        lines = log.read_text(errors="replace").replace("\r", "\n").splitlines()
+        print("\n".join(lines[-40:]))
+    return code
 
 
 def cpu_seconds() -> float:
@@ -189,11 +182,7 @@ def main() -> int:
     if code := run_mutmut(selected):
         print(f"mutate: mutmut failed ({code})")
         return code
-    if not report(selected, time.monotonic() - started, cpu_seconds() - cpu):
-        return 1
-    if selected == modules():
-        record_base()
-    return 0
+    return 0 if report(selected, time.monotonic() - started, cpu_seconds() - cpu) else 1
 
 
 if __name__ == "__main__":

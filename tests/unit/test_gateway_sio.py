@@ -126,7 +126,7 @@ class _Recorder:
         self.calls: list[tuple[Any, ...]] = []
 
     def on_open(self, session: EngineSession) -> None:
-        self.calls.append(("open",))
+        self.calls.append(("open", session.sid))
 
     def on_close(self, session: EngineSession, reason: str) -> None:
         self.calls.append(("close", reason))
@@ -312,4 +312,4 @@ async def test_emit_sends_an_event_with_its_arguments() -> None:
 def test_session_hooks_hear_of_an_open_session() -> None:
     server, recorder, session = _server()
     server.on_open(session)
-    assert recorder.calls == [("open",)]
+    assert recorder.calls == [("open", "sid")]

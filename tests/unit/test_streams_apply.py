@@ -250,8 +250,8 @@ def test_mark_read_uncounts_each_message_in_its_conversation() -> None:
     _apply(processor, UserWork(inserted=[a1, a2, b1]), dict.fromkeys(ids, "unread"))
     command = CommandInput(_command_record(9), mark_read(USER, ids, "cmd1"))
     docs = [_doc(a2.message), _doc(b1.message)]
-    empty = CommandInput(_command_record(10), mark_read(USER, [], "cmd2"))
-    result = _apply(processor, UserWork(commands=[(command, docs), (empty, [])]))
+    empty = CommandInput(_command_record(8), mark_read(USER, [], "cmd2"))
+    result = _apply(processor, UserWork(commands=[(empty, []), (command, docs)]))
     assert (result.state.total, result.state.by_platform) == (1, {"telegram": 1})
     # The command without transitions raises no watermark.
     assert result.state.applied[f"{TOPICS.commands}:1"] == 9
