@@ -309,6 +309,7 @@ async def test_a_refusal_flushed_to_a_polling_client_stays_fetchable() -> None:
     assert handler.calls[1:] == [("close", "refused")]  # told once
     last = await _request(engine, "GET", _query(session.sid))
     assert (last.status, last.body) == (200, b"1")  # then the close packet, alone
+    assert last.headers[b"access-control-allow-origin"] == b"https://app.example"
     assert session.sid not in engine.sessions
     gone = await _request(engine, "GET", _query(session.sid))
     assert orjson.loads(gone.body) == {"code": 1, "message": "Session ID unknown"}
