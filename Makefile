@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: up test faults lint audit lock install services-down clean
+.PHONY: up test faults mutate lint audit lock install services-down clean
 
 # Exact versions with hashes from requirements.lock (`make lock` regenerates it), then the
 # hub itself without resolving anything again. uv (itself pinned and hashed in the lock)
@@ -48,6 +48,12 @@ faults: $(STAMP)
 	scripts/system-packages.sh
 	$(VENV)/bin/hub services up
 	$(VENV)/bin/python -m pytest -m faults $(PYTEST_ARGS)
+
+## Mutation testing of the pure core against the unit tests (scripts/mutate.py): every
+## module of pyproject's [tool.mutmut] only_mutate, or those in MUTATE_ARGS; the report goes
+## to .hub/mutate/, and a score below 80 % fails (docs/development.md, "Mutation testing").
+mutate: $(STAMP)
+	$(VENV)/bin/python scripts/mutate.py $(MUTATE_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -273,6 +273,10 @@ class EngineServer:
         return True
 
     # --- WebSocket ----------------------------------------------------------------------
+    # The WebSocket transport is not mutated (docs/development.md, "Mutation testing"):
+    # socket.io's own protocol suite runs it on a real server
+    # (tests/integration/test_socketio_conformance.py).
+    # pragma: no mutate start
     async def _websocket(
         self,
         scope: dict[str, Any],
@@ -358,6 +362,8 @@ class EngineServer:
                 self.handler.on_binary(session, message.get("bytes") or b"")
             elif not self._packet(session, text):
                 return
+
+    # pragma: no mutate end
 
 
 async def respond(

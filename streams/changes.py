@@ -26,6 +26,9 @@ from schemas import (
 from streams.records import ChangeInput, Decoded, SourceRecord
 
 
+# Mongo filters and writes: only the server can tell a wrong one, so mutation testing
+# skips them (docs/development.md, "Mutation testing"); tests/integration runs them.
+# pragma: no mutate start
 def _updates(item: ChangeInput) -> list[UpdateOne]:
     cmd, origin = item.command, item.record.origin
     where: Document = {
@@ -64,6 +67,9 @@ async def apply_changes(
     # The user ids let the (userId, ...) indexes narrow the search.
     cursor = db[MESSAGES].find({"userId": {"$in": users}, "changedBy": {"$in": origins}})
     return {str(doc["changedBy"]): doc async for doc in cursor}
+
+
+# pragma: no mutate end
 
 
 def read_change_cut(records: Sequence[SourceRecord], decoded: Decoded) -> int:

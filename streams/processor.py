@@ -111,6 +111,9 @@ class BatchProcessor:
         )
         clock = PhaseClock(outcome.phases)
         work: dict[str, UserWork] = {}
+        # The store phase is not mutated (docs/development.md, "Mutation testing"): what it
+        # does is the store's to answer; tests/integration runs it.
+        # pragma: no mutate start
         async with self.gate.store():
             clock.lap("gate")  # waiting for the projection sink's write in flight
             status = await self._store_messages(decoded.raws, work)
@@ -118,6 +121,7 @@ class BatchProcessor:
             moved = await apply_statuses(self.db, decoded.statuses)
             changed = await apply_changes(self.db, decoded.changes)
             transitions = await mark_read(self.db, decoded.commands)
+        # pragma: no mutate end
         for reply in replies:
             work.setdefault(reply.user_id, UserWork()).sent.append(reply)
         for item in decoded.statuses:
@@ -193,6 +197,9 @@ class BatchProcessor:
             poison.headers(),
         )
 
+    # Not mutated (docs/development.md, "Mutation testing"): its outcome is the store's
+    # answers; tests/integration (test_streams_crash_replay.py and others) runs it.
+    # pragma: no mutate start
     async def _store_messages(
         self, raws: Sequence[RawInput], work: dict[str, UserWork]
     ) -> dict[str, str]:
@@ -216,6 +223,8 @@ class BatchProcessor:
                 status[message_id] = str(doc.get("status", "unread"))
             work[raw.message.user_id].inserted.append(raw)
         return status
+
+    # pragma: no mutate end
 
     def _apply(self, user_id: str, user: UserWork, status: dict[str, str]) -> UserResult:
         """Apply a user's effects to its values above their watermarks, and put them.

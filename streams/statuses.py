@@ -37,6 +37,9 @@ def earlier_than(status: str) -> list[str]:
     return list(_ORDER[: _ORDER.index(status)])
 
 
+# Mongo filters and writes: only the server can tell a wrong one, so mutation testing
+# skips them (docs/development.md, "Mutation testing"); tests/integration runs them.
+# pragma: no mutate start
 def _update(item: StatusInput) -> UpdateOne:
     cmd = item.command
     where: Document = {
@@ -80,6 +83,9 @@ async def apply_statuses(
             if origin in origins:
                 out[str(origin)] = doc
     return out
+
+
+# pragma: no mutate end
 
 
 def status_events(item: StatusInput, doc: Document) -> list[MessageStatusUpdate | ErrorEvent]:

@@ -153,6 +153,25 @@ def delete_command(raw: RawMessage, user: str | None = None) -> DeleteMessage:
     )
 
 
+class RecordingSink:
+    """Keeps what a batch produces, as (topic, key, parsed value), in production order: the
+    unit tests' sink (no broker; integration tests use `BrokerSink`)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes | None, dict[str, Any]]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Any = ()) -> None:
+        """Record one produced record."""
+        self.records.append((topic, key, orjson.loads(value)))
+
+    async def flush(self) -> None:
+        """Nothing is pending."""
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        """The values produced on `topic`."""
+        return [value for t, _, value in self.records if t == topic]
+
+
 class BrokerSink(KafkaSink):
     """The worker's Kafka sink on a real producer that, at each flush, reads back from the
     broker what it sent: `records` is (topic, key, parsed value) as the broker stores them,

@@ -200,6 +200,7 @@ def test_unusable_public_key_files_are_setting_errors(tmp_path: Path) -> None:
         TokenVerifier(_settings(jwt_secret=None, jwt_public_key_file=ec_key))
 
 
+@pytest.mark.slow
 def test_hub_gateway_without_a_key_exits_2_naming_the_variable(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     result = subprocess.run(

@@ -19,8 +19,10 @@ from gateway.sio_core import (
     EVENT,
     Packet,
     SocketIOServer,
+    emit,
     encode_packet,
     parse_packet,
+    send_packet,
 )
 from gateway.sio_session import PidSigner
 from hubcore.settings import Settings, SettingsError, load_settings
@@ -127,7 +129,7 @@ class _Recorder:
         self.calls: list[tuple[Any, ...]] = []
 
     def on_open(self, session: EngineSession) -> None:
-        self.calls.append(("open",))
+        self.calls.append(("open", session.sid))
 
     def on_close(self, session: EngineSession, reason: str) -> None:
         self.calls.append(("close", reason))
@@ -184,3 +186,133 @@ async def test_broken_attachments_close_the_session(
             server.on_message(session, message)
     assert session.closed and recorder.calls == [("close", "parse error")]
     assert not server._partial
+
+
+@pytest.mark.parametrize(
+    ("data", "parsed"),
+    [
+        (
+            '51-["a-b",{"_placeholder":true,"num":0}]',
+            Packet(BINARY_EVENT, data=["a-b", {"_placeholder": True, "num": 0}], attachments=1),
+        ),
+        ('2/admin,["a,b"]', Packet(EVENT, "/admin", ["a,b"])),
+        ('2/admin,7["x"]', Packet(EVENT, "/admin", ["x"], 7)),
+    ],
+)
+def test_separators_inside_the_payload_are_payload(data: str, parsed: Packet) -> None:
+    assert parse_packet(data) == parsed
+
+
+def test_a_packet_type_outside_the_protocol_is_none() -> None:
+    assert parse_packet("X0") is None and parse_packet("7") is None
+
+
+def test_attachments_nested_in_objects_go_apart_and_come_back() -> None:
+    data = ["up", {"file": {"bytes": b"\x01"}, "list": [b"\x02"]}]
+    text, buffers = encode_packet(EVENT, "/", data, 4)
+    assert text == (
+        '52-4["up",{"file":{"bytes":{"_placeholder":true,"num":0}},'
+        '"list":[{"_placeholder":true,"num":1}]}]'
+    )
+    assert buffers == [b"\x01", b"\x02"]
+    server, recorder, session = _server()
+    server.on_message(session, text)
+    for buffer in buffers:
+        server.on_binary(session, buffer)
+    assert recorder.calls == [("event", "/", data, 4)]
+
+
+async def test_a_placeholder_past_the_last_attachment_closes_the_session() -> None:
+    server, recorder, session = _server()
+    server.on_message(session, '52-["up",{"_placeholder":true,"num":2}]')
+    server.on_binary(session, b"\x01")
+    server.on_binary(session, b"\x02")
+    assert recorder.calls == [("close", "parse error")]
+
+
+def test_a_packet_may_carry_up_to_sixteen_attachments() -> None:
+    placeholders = ",".join(f'{{"_placeholder":true,"num":{n}}}' for n in range(16))
+    server, recorder, session = _server()
+    server.on_message(session, f'516-["up",{placeholders}]')
+    for n in range(16):
+        server.on_binary(session, bytes([n]))
+    assert recorder.calls == [("event", "/", ["up", *(bytes([n]) for n in range(16))], None)]
+    assert not session.closed
+
+
+def test_a_server_takes_attachments_unless_told_not_to() -> None:
+    recorder = _Recorder()
+    server = SocketIOServer({"/": recorder}, recorder)
+    engine = EngineServer(EngineOptions(30, 30, 1000, 16), server)
+    session = EngineSession("sid", WsConnection(None, 16, socketio=True), engine)
+    server.on_message(session, '51-["up",{"_placeholder":true,"num":0}]')
+    server.on_binary(session, b"\x01")
+    assert recorder.calls == [("event", "/", ["up", b"\x01"], None)]
+
+
+class _SessionRecorder(_Recorder):
+    """Keeps which session each call was about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions: list[EngineSession] = []
+
+    def on_close(self, session: EngineSession, reason: str) -> None:
+        self.sessions.append(session)
+        super().on_close(session, reason)
+
+    def on_connect(self, session: EngineSession, namespace: str, auth: dict[str, Any]) -> None:
+        self.sessions.append(session)
+        super().on_connect(session, namespace, auth)
+
+    def on_event(
+        self, session: EngineSession, namespace: str, args: list[Any], ack: int | None
+    ) -> None:
+        self.sessions.append(session)
+        super().on_event(session, namespace, args, ack)
+
+    def on_disconnect(self, session: EngineSession, namespace: str) -> None:
+        self.sessions.append(session)
+        super().on_disconnect(session, namespace)
+
+
+def test_handlers_hear_of_their_own_session() -> None:
+    recorder = _SessionRecorder()
+    server = SocketIOServer({"/": recorder, "/admin": recorder}, recorder)
+    engine = EngineServer(EngineOptions(30, 30, 1000, 16), server)
+    session = EngineSession("sid", WsConnection(None, 16, socketio=True), engine)
+    for text in ("0", "0/admin,", '2["x"]', "1/admin,"):
+        server.on_message(session, text)
+    server.on_message(session, '51-["b",{"_placeholder":true,"num":0}]')
+    server.on_binary(session, b"\x00")
+    server.on_close(session, "transport close")
+    assert recorder.calls == [
+        ("connect", "/", {}),
+        ("connect", "/admin", {}),
+        ("event", "/", ["x"], None),
+        ("disconnect", "/admin"),
+        ("event", "/", ["b", b"\x00"], None),
+        ("close", "transport close"),
+    ]
+    assert all(s is session for s in recorder.sessions) and len(recorder.sessions) == 6
+
+
+async def test_send_packet_queues_the_text_then_each_attachment() -> None:
+    _, _, session = _server()
+    send_packet(session, ACK, "/", ["ok", b"\x07"], 12)
+    assert await session.conn.take() == (
+        ['461-12["ok",{"_placeholder":true,"num":0}]', "b" + "Bw=="],
+        False,
+    )
+
+
+async def test_emit_sends_an_event_with_its_arguments() -> None:
+    _, _, session = _server()
+    emit(session, "/custom", "message-back", 1, {"a": "b"})
+    assert await session.conn.take() == (['42/custom,["message-back",1,{"a":"b"}]'], False)
+
+
+def test_session_hooks_hear_of_an_open_session() -> None:
+    server, recorder, session = _server()
+    server.on_open(session)
+    assert recorder.calls == [("open", "sid")]

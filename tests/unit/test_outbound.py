@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
 
-from hubcore.outbound import AddressRefused, OutboundPolicy, Resolver
+from hubcore.outbound import AddressRefused, OutboundPolicy, Resolver, system_resolver
 from hubcore.settings import Settings
 
 PUBLIC = "93.184.215.14"
@@ -79,3 +80,12 @@ def test_plaintext_needs_the_operator() -> None:
     assert info.value.field == "credentials.ssl"
     policy({}).check_tls(True)
     policy({}, outbound_allow_plaintext=True).check_tls(False)
+
+
+def test_the_system_resolver_answers_each_address_once_in_order() -> None:
+    # localhost comes from the hosts file: no network.
+    addresses = system_resolver("localhost", 993)
+    assert "127.0.0.1" in addresses
+    assert addresses == sorted(set(addresses))
+    assert all(ipaddress.ip_address(a) for a in addresses)
+    assert system_resolver("192.0.2.7", 25) == ["192.0.2.7"]

@@ -69,6 +69,7 @@ def test_public_key_algorithms_need_a_key_file(monkeypatch: pytest.MonkeyPatch) 
     assert info.value.variable == "HUB_JWT_ALGORITHMS"
 
 
+@pytest.mark.slow
 def test_process_exits_2_with_one_line_naming_the_variable() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env["HUB_JWT_SECRET"] = "short"

@@ -14,6 +14,8 @@ from hubcore.mongo import SEND_LEDGER
 from tests.integration.connectors.sending_rig import Rig, outbound
 from tests.local_servers import free_port
 
+pytestmark = pytest.mark.integration
+
 
 async def _then_a_good_reply_is_sent(rig: Rig, platform: str) -> None:
     """After a failed reply, another is still delivered: the consumer task did not end."""
