@@ -48,6 +48,7 @@ USERS = 20
 CONVERSATIONS = 5
 SINK_LAG = "hub_streams_sink_lag_seconds"
 RAW = 'hub_streams_records_total{kind="raw"}'
+BATCHES = "hub_streams_batch_size_count"
 TAG = "order #"  # bench.data.TEXT: the message number follows
 
 
@@ -87,6 +88,7 @@ async def _step(
                 await metric(url, RAW),
                 await histogram(url, SINK_LAG),
             )
+            batches = await metric(url, BATCHES)
             if profile is not None:
                 spy = await asyncio.create_subprocess_exec(
                     str(Path(sys.executable).parent / "py-spy"),
@@ -120,6 +122,7 @@ async def _step(
     while await metric(url, RAW) < want and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     after = (time.monotonic(), _user_system(pid), await metric(url, RAW))
+    batches = await metric(url, BATCHES) - batches
     lag = histogram_quantile(before[3], await histogram(url, SINK_LAG), 0.99)
     if spy is not None:
         await spy.wait()
@@ -134,6 +137,8 @@ async def _step(
         "cpu_us_per_msg": round((user + system) / records * 1e6),
         "user_system_us_per_msg": [round(user / records * 1e6), round(system / records * 1e6)],
         "core_share": round((user + system) / (after[0] - before[0]), 3),
+        # CPU per message falls as batches grow (a starved worker batches more).
+        "records_per_batch": round(records / max(batches, 1), 2),
         "sink_lag_p99_ms": None if lag is None else round(lag * 1000),
         "hop": Latency.of_seconds(hops).as_dict() if hops else None,
         "lost": total - skip - len(hops),
