@@ -115,6 +115,7 @@ async def _step(
         key, value = encoded[i]
         acks.append(await producer.send(topic, key=key, value=value))
     await asyncio.gather(*acks)
+    produced = time.monotonic()
     assert before is not None
     # Until every sent record is processed (at most 30 s more).
     want = before[2] + (total - skip)
@@ -139,6 +140,8 @@ async def _step(
         "core_share": round((user + system) / (after[0] - before[0]), 3),
         # CPU per message falls as batches grow (a starved worker batches more).
         "records_per_batch": round(records / max(batches, 1), 2),
+        # From the last record's ack to every record processed: the backlog's drain.
+        "drain_s": round(after[0] - produced, 2),
         "sink_lag_p99_ms": None if lag is None else round(lag * 1000),
         "hop": Latency.of_seconds(hops).as_dict() if hops else None,
         "lost": total - skip - len(hops),
