@@ -72,6 +72,11 @@ class SourceBuffer:
     def __len__(self) -> int:
         return len(self._messages)
 
+    @property
+    def full(self) -> bool:
+        """True while the consumer must wait for `room`."""
+        return len(self._messages) >= self.limit
+
     def put(self, messages: list[Message]) -> None:
         """Add a fetch's records; past `limit` the consumer waits for `room`."""
         self._messages.extend(messages)
@@ -140,7 +145,9 @@ class StreamsConsumer(Consumer):
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
                 fetched = self.getmany(timeout=1.0)
-                await self.sleep(0)
+                # Faust's `self.sleep(0)` here costs a task and a timeout: a bare yield
+                # lets the loop in as well.
+                await asyncio.sleep(0)
                 if self.should_stop:
                     break
                 batch: list[Message] = []
@@ -162,7 +169,8 @@ class StreamsConsumer(Consumer):
                     set_read_offset(tp, offset)
                 if batch:
                     buffer.put(batch)
-                    await self.wait_first(buffer.room(), self.suspend_flow.wait())
+                    if buffer.full:  # (a wait costs four tasks: not per fetch)
+                        await self.wait_first(buffer.room(), self.suspend_flow.wait())
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

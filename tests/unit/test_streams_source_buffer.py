@@ -63,7 +63,10 @@ async def test_a_batch_takes_what_is_there_at_once_oldest_first_at_most_max() ->
 
 async def test_the_consumer_waits_for_room_past_the_limit() -> None:
     buffer = SourceBuffer([TOPIC], limit=2)
-    buffer.put([message(0), message(1), message(2)])  # one fetch may overshoot
+    buffer.put([message(0)])
+    assert not buffer.full
+    buffer.put([message(1), message(2)])  # one fetch may overshoot
+    assert buffer.full
     room = asyncio.ensure_future(buffer.room())
     await asyncio.sleep(0)
     assert not room.done()
@@ -72,7 +75,7 @@ async def test_the_consumer_waits_for_room_past_the_limit() -> None:
     assert not room.done()  # still at the limit
     await buffer.take(1)
     await asyncio.wait_for(room, 1.0)
-    assert len(buffer) == 1
+    assert len(buffer) == 1 and not buffer.full
 
 
 async def test_flow_control_resuming_clears_the_buffer_as_faust_clears_its_streams() -> None:
