@@ -35,6 +35,9 @@ MAX_REMEMBERED = 200_000
 REST_AFTER = 0.05
 MAX_REST = 0.2
 REST_STEP = 0.02
+# Seconds at least from one write's start to the next: at light load every batch would
+# otherwise be a write of its own (two store commands per message).
+MIN_INTERVAL = 0.05
 
 
 class ProjectionSink:
@@ -64,6 +67,7 @@ class ProjectionSink:
         self.written = 0
         self._stored: set[str] = set()
         self._gated = 0.0  # seconds the write in progress waited at the gate
+        self._last_start = 0.0  # monotonic time the last write started
 
     def offer(self, projections: Projections, done: Done) -> None:
         """Queue a batch's documents; `done` runs once they are written."""
@@ -106,7 +110,10 @@ class ProjectionSink:
         while True:
             await self._wake.wait()
             await self._resumed.wait()
+            if (wait := self._last_start + MIN_INTERVAL - time.monotonic()) > 0:
+                await asyncio.sleep(wait)  # what is offered meanwhile joins this write
             self._wake.clear()
+            self._last_start = time.monotonic()
             batch, done, self._pending, self._done = self._pending, self._done, Projections(), []
             self._inflight_since, self._pending_since = self._pending_since, None
             began = time.monotonic()
