@@ -27,14 +27,17 @@ log = structlog.get_logger("streams.projector")
 Done = Callable[[], None]
 # Documents per write of stored documents: a batch's store phase waits for at most one
 # such write in flight; and per write of documents this sink has not written yet.
-CHUNK = 4
+CHUNK = 8
 NEW_CHUNK = 200
 # Ids of documents written, remembered to skip their lookup (at most this many).
 MAX_REMEMBERED = 200_000
 # Seconds a write must have taken before the sink rests after it, and the longest rest.
 REST_AFTER = 0.05
-MAX_REST = 0.5
+MAX_REST = 0.2
 REST_STEP = 0.02
+# Seconds at least from one write's start to the next: at light load every batch would
+# otherwise be a write of its own (two store commands per message).
+MIN_INTERVAL = 0.05
 
 
 class ProjectionSink:
@@ -63,6 +66,8 @@ class ProjectionSink:
         self.retrying_since: float | None = None
         self.written = 0
         self._stored: set[str] = set()
+        self._gated = 0.0  # seconds the write in progress waited at the gate
+        self._last_start = 0.0  # monotonic time the last write started
 
     def offer(self, projections: Projections, done: Done) -> None:
         """Queue a batch's documents; `done` runs once they are written."""
@@ -105,7 +110,10 @@ class ProjectionSink:
         while True:
             await self._wake.wait()
             await self._resumed.wait()
+            if (wait := self._last_start + MIN_INTERVAL - time.monotonic()) > 0:
+                await asyncio.sleep(wait)  # what is offered meanwhile joins this write
             self._wake.clear()
+            self._last_start = time.monotonic()
             batch, done, self._pending, self._done = self._pending, self._done, Projections(), []
             self._inflight_since, self._pending_since = self._pending_since, None
             began = time.monotonic()
@@ -138,6 +146,8 @@ class ProjectionSink:
 
     async def _write(self, batch: Projections) -> int:
         started = time.perf_counter()
+        since = self._inflight_since
+        self._gated = 0.0
         written = chunks = 0
         stored, new = batch.split(self._stored)
         # Documents not written by this sink yet: looked up and inserted in big chunks (a
@@ -158,6 +168,10 @@ class ProjectionSink:
             written=written,
             chunks=chunks,
             ms=round((time.perf_counter() - started) * 1000, 1),
+            # Of which waiting for the batches' store phases to let the chunks in.
+            gate_ms=round(self._gated * 1000, 1),
+            # Age of the oldest change written (hub_streams_sink_lag_seconds).
+            lag_ms=round((time.monotonic() - since) * 1000, 1) if since is not None else None,
         )
         return written
 
@@ -165,7 +179,9 @@ class ProjectionSink:
         delay = 0.2
         while True:
             try:
+                asked = time.perf_counter()
                 async with self.gate.sink():
+                    self._gated += time.perf_counter() - asked
                     written = await write_projections(
                         self.db, chunk.conversations, chunk.unread, stored=stored
                     )

@@ -9,12 +9,12 @@ import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 import structlog
 from aiokafka import AIOKafkaProducer
-from faust.types import EventT, StreamT
+from faust.types import Message, StreamT
 from faust.types.transports import TransportT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import ASCENDING, AsyncMongoClient
@@ -25,8 +25,7 @@ from hubcore.logging import configure_logging
 from hubcore.mongo import MESSAGES, Document, create_client, database, ensure_indexes
 from hubcore.settings import Settings
 from streams import metrics
-from streams.batching import take_ready
-from streams.consumer import StreamsTransport
+from streams.consumer import SourceBuffer, StreamsTransport
 from streams.gate import WriteGate
 from streams.outcome import BatchOutcome
 from streams.pipeline import BatchPipeline
@@ -63,6 +62,7 @@ class StreamsApp(faust.App):
 
     hub_settings: Settings
     unread_table: UnreadTable
+    source_buffer: SourceBuffer
     runner: BatchRunner
     projector: ProjectionSink
     _projector_task: asyncio.Task[None] | None = None
@@ -151,7 +151,7 @@ def _broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
 
 
-def _observe_positions(app: StreamsApp, messages: list[Any]) -> None:
+def _observe_positions(app: StreamsApp, messages: Sequence[Message]) -> None:
     """Consumer lag per partition and the batch's projection delay, after a batch."""
     if not messages:
         return
@@ -204,26 +204,46 @@ def _log_batch(outcome: BatchOutcome, seconds: float, partitions: list[str], wai
     )
 
 
-def _ack(app: StreamsApp, events: Sequence[EventT[Any]]) -> None:
-    for event in events:
-        event.message.ack(app.consumer)
+def _ack(app: StreamsApp, messages: Sequence[Message]) -> None:
+    for message in messages:
+        message.ack(app.consumer)
+
+
+def _take(app: StreamsApp, messages: list[Message]) -> list[Message]:
+    """The records to process, tracked as a Faust stream tracks what it reads; those of an
+    earlier generation or fetched around a flow stop are dropped, as a stream drops them
+    (they are fetched again from the committed offsets)."""
+    if not app.flow_control.is_active():
+        return []
+    generation = app.consumer_generation_id
+    consumer = app.consumer
+    taken = []
+    for message in messages:
+        if message.generation_id != generation:
+            continue
+        if not message.tracked:
+            message.tracked = True
+            consumer.track_message(message)
+        # Acknowledged (one reference) once the sink has written the batch's projections.
+        message.incref()
+        taken.append(message)
+    return taken
 
 
 def _batch_done(
     app: StreamsApp,
-    events: Sequence[EventT[Any]],
+    messages: Sequence[Message],
     started: float,
     now: float,
     outcome: BatchOutcome,
 ) -> None:
     """Log a batch whose events are out; its records are acknowledged once the sink has
     written its projections, which later batches do not wait for."""
-    messages = [event.message for event in events]
     waited = now - min(message.timestamp for message in messages)
     partitions = sorted({f"{m.topic}:{m.partition}" for m in messages})
     _log_batch(outcome, time.perf_counter() - started, partitions, waited)
     _observe_positions(app, messages)
-    app.projector.offer(outcome.projections, partial(_ack, app, events))
+    app.projector.offer(outcome.projections, partial(_ack, app, messages))
 
 
 def create_app(settings: Settings) -> StreamsApp:
@@ -271,23 +291,32 @@ def create_app(settings: Settings) -> StreamsApp:
     source = app.topic(
         topics.raw_messages, topics.commands, key_serializer="raw", value_serializer="raw"
     )
+    # Filled by the consumer a fetch at a time (streams/consumer.py); cleared with
+    # Faust's stream buffers when flow control resumes after a rebalance.
+    app.source_buffer = SourceBuffer(
+        (topics.raw_messages, topics.commands), limit=4 * settings.streams_batch_size
+    )
+    app.flow_control.manage_queue(cast(Any, app.source_buffer))
 
     @app.agent(source, name="process")
     async def process(stream: StreamT[bytes]) -> None:
-        """Process raw messages and commands in batches; acknowledge only what succeeded."""
+        """Process raw messages and commands in batches; acknowledge only what succeeded.
+
+        No fixed wait: a batch takes whatever is buffered the moment the loop is free (one
+        record at a time when traffic is light, up to `HUB_STREAMS_BATCH_SIZE` under load).
+        """
+        aiter(cast(Any, stream).channel)  # subscribes the consumer to the source topics
         pipeline = BatchPipeline(app.runner)
         try:
-            async for events in take_ready(stream, settings.streams_batch_size):
-                # Faust acks a `take` batch in a `finally`, even when processing failed or
-                # was cancelled; one extra reference per message keeps the offsets
-                # uncommitted until the batch is really done.
-                for event in events:
-                    event.message.incref()
+            while True:
+                taken = await app.source_buffer.take(settings.streams_batch_size)
+                messages = _take(app, taken)
+                if not messages:
+                    continue
                 records = [
-                    SourceRecord(m.topic, m.partition, m.offset, m.key, m.value)
-                    for m in (event.message for event in events)
+                    SourceRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages
                 ]
-                done = partial(_batch_done, app, events, time.perf_counter(), time.time())
+                done = partial(_batch_done, app, messages, time.perf_counter(), time.time())
                 await pipeline.submit(records, done)
         finally:
             await pipeline.close()
