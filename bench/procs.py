@@ -161,8 +161,14 @@ class Children:
         pipe: bool = False,
     ) -> Child:
         """Start `argv` from the checkout root; `pipe`: stdin and stdout are pipes (stderr
-        still goes to the log), else both outputs go to `<log_dir>/<name>.log`."""
+        still goes to the log), else both outputs go to `<log_dir>/<name>.log`; a name
+        started again (a repeated scenario) logs to `<name>-2.log` and so on, so that its
+        readiness and batch lines are its own."""
         log = self.log_dir / f"{name}.log"
+        again = 1
+        while log.exists():
+            again += 1
+            log = self.log_dir / f"{name}-{again}.log"
         with log.open("ab") as out:
             process = await asyncio.create_subprocess_exec(
                 *argv,
