@@ -26,7 +26,11 @@ WEBHOOK_SECRET = "hub-bench-webhook-secret"  # noqa: S105 - generic accounts of 
 
 # Benchmarks measure throughput: the limiters still run, but never refuse.
 _RATES = ("rate_ws_per_user", "rate_ws_per_ip", "rate_rest_per_user", "rate_webhooks_per_account")
-BENCH_RATES: dict[str, Any] = dict.fromkeys(_RATES, "100000000/s")
+BENCH_RATES: dict[str, Any] = {
+    **dict.fromkeys(_RATES, "100000000/s"),
+    # P5 holds 5,000 sockets of one user on one gateway.
+    "ws_max_per_user": 10_000,
+}
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class Stage:
                 "HUB_HOST": "127.0.0.1",
                 "HUB_DEVELOPMENT": "true",
                 "HUB_CREDENTIALS_KEY": s.require_credentials_key().get_secret_value(),
-                **{f"HUB_{k.upper()}": v for k, v in BENCH_RATES.items()},
+                **{f"HUB_{k.upper()}": str(v) for k, v in BENCH_RATES.items()},
                 # The hub's default level, as JSON lines: logging costs what it costs.
                 "HUB_LOG_FORMAT": "json",
                 "HUB_LOG_LEVEL": "info",

@@ -93,16 +93,25 @@ _API = [
 def with_security_headers(send: Any) -> Any:
     """`send` adding `_ALWAYS` to the answer's head: for the socket endpoints, which do
     not pass through `RequestLog` (their handshakes, refusals and polling answers)."""
+    return _Headed(send)
 
-    async def sending(message: dict[str, Any]) -> None:
+
+class _Headed:
+    """Not a coroutine function: a frame's send is the server's own awaitable, handed back
+    at once (a wrapping coroutine per frame cost Socket.IO's burst 2 us a frame, P5s)."""
+
+    __slots__ = ("_send",)
+
+    def __init__(self, send: Any) -> None:
+        self._send = send
+
+    def __call__(self, message: dict[str, Any]) -> Any:
         if message["type"] in _HEADS:
             headers = list(message.get("headers", []))
             present = {name.lower() for name, _ in headers}
             headers += [(k, v) for k, v in _ALWAYS if k not in present]
             message = {**message, "headers": headers}
-        await send(message)
-
-    return sending
+        return self._send(message)
 
 
 _HEADS = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
