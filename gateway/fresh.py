@@ -33,7 +33,7 @@ PER_USER = 256
 class UserView:
     """One user's pushed state, newer than its projection as far as this process knows."""
 
-    conversations: OrderedDict[str, tuple[int, Conversation]] = field(default_factory=OrderedDict)
+    conversations: OrderedDict[str, tuple[int, dict[str, Any]]] = field(default_factory=OrderedDict)
     unread: tuple[int, dict[str, Any]] | None = None
 
 
@@ -51,16 +51,16 @@ class FreshViews:
             version = event.data.get("version")
             if not isinstance(conversation, dict) or not isinstance(version, int):
                 return  # a worker older than versioned events: nothing to compare with
-            try:
-                parsed = Conversation.model_validate(conversation)
-            except ValidationError:
-                return  # pushed as it came; REST just answers from the projection
+            conv_id = conversation.get("id")
+            if not isinstance(conv_id, str):
+                return  # not a conversation: nothing REST could answer with
+            # Kept as pushed: validated only when REST reads it, off the pump's hot path.
             view = self._users.setdefault(key, UserView())
             convs = view.conversations
-            if parsed.id in convs and convs[parsed.id][0] >= version:
+            if conv_id in convs and convs[conv_id][0] >= version:
                 return
-            convs[parsed.id] = (version, parsed)
-            convs.move_to_end(parsed.id)
+            convs[conv_id] = (version, conversation)
+            convs.move_to_end(conv_id)
             while len(convs) > self._per_user:
                 convs.popitem(last=False)
         elif event.type == "unread_count_update":
@@ -77,7 +77,13 @@ class FreshViews:
     def conversations(self, user_id: str) -> dict[str, tuple[int, Conversation]]:
         """Conversation id -> (version, conversation) pushed to `user_id`."""
         view = self._users.get(user_id.encode())
-        return dict(view.conversations) if view else {}
+        out: dict[str, tuple[int, Conversation]] = {}
+        for conv_id, (version, pushed) in (view.conversations if view else {}).items():
+            try:
+                out[conv_id] = (version, Conversation.model_validate(pushed))
+            except ValidationError:
+                continue  # REST answers that one from the projection
+        return out
 
     def unread(self, user_id: str) -> tuple[int, dict[str, Any]] | None:
         """(version, `unreadCounts`) last pushed to `user_id`."""
