@@ -66,7 +66,8 @@ class PollError(ConnectorError):
 class SendError(ConnectorError):
     """A platform did not take a reply. `retriable`: a 429, 5xx or a call that never left;
     `retry_after`: the platform's requested wait; `ambiguous`: the request left and no
-    answer came, so the platform may have the message."""
+    answer came, so the platform may have the message; `reason`: the metrics' label
+    (`connectors.outbound.metrics.SEND_FAILURE_REASONS`)."""
 
     code = "send_failed"
 
@@ -77,10 +78,12 @@ class SendError(ConnectorError):
         retriable: bool = False,
         retry_after: float | None = None,
         ambiguous: bool = False,
+        reason: str = "other",
     ) -> None:
         super().__init__(message, retriable=retriable)
         self.retry_after = retry_after
         self.ambiguous = ambiguous
+        self.reason = reason
 
 
 class RateLimited(ConnectorError):

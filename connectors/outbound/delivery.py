@@ -8,6 +8,7 @@ the reply fails with that said, rather than risk a second copy in the chat.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -15,8 +16,10 @@ import structlog
 
 from connectors.errors import SendError
 from connectors.outbound.ledger import FINAL, SendLedger
-from connectors.outbound.senders import SENDERS, SendContext
+from connectors.outbound.metrics import SEND_ATTEMPTS, SEND_FAILURES, SEND_SECONDS, failure_reason
+from connectors.outbound.senders import SENDERS, PlatformSender, SendContext
 from connectors.runtime import AccountCache
+from hubcore.accounts import Account
 from hubcore.mongo import Document
 from hubcore.retry import Backoff, retry
 from schemas import OutboundMessage, SendResult, event_id
@@ -62,11 +65,12 @@ class Delivery:
             return _result(msg, entry)
         if entry["state"] == "calling" and not sender.idempotent:
             return await self._settle(
-                msg, entry["attempts"], None, SendError(LOST_DURING_CALL, ambiguous=True)
+                msg, entry["attempts"], None, _no_call(msg, LOST_DURING_CALL, "lost_during_call")
             )
         account = await self.accounts.get(msg.account_id)
         if account is None or account.platform != msg.platform or account.user_id != msg.user_id:
-            error = SendError(f"the {msg.platform} account {msg.account_id} is no longer connected")
+            gone = f"the {msg.platform} account {msg.account_id} is no longer connected"
+            error = _no_call(msg, gone, "account_gone")
             return await self._settle(msg, entry["attempts"], None, error)
         calls = entry["attempts"]
 
@@ -74,33 +78,15 @@ class Delivery:
             nonlocal calls
             await self.ledger.mark(msg.message_id, "calling")
             calls += 1
+            SEND_ATTEMPTS.labels(msg.platform).inc()
+            started = time.perf_counter()
             try:
-                return await sender.send(self.ctx, account, msg)
+                return await self._call(sender, account, msg)
             except SendError as exc:
-                if not exc.ambiguous:
-                    await self.ledger.mark(msg.message_id, "waiting")
+                SEND_FAILURES.labels(msg.platform, failure_reason(exc.reason)).inc()
                 raise
-            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-                # The account's own credentials make no request: none left, none ever will.
-                await self.ledger.mark(msg.message_id, "waiting")
-                raise SendError(
-                    f"{msg.platform}: the account's credentials make no valid request "
-                    f"({type(exc).__name__}): connect it again"
-                ) from None
-            except (KeyError, TypeError, ValueError) as exc:
-                raise SendError(
-                    f"{msg.platform}: unreadable answer ({type(exc).__name__}); "
-                    "the platform may have the message",
-                    ambiguous=True,
-                ) from None
-            except Exception as exc:
-                # Anything else fails this reply only, never the consumer (issue 22).
-                log.exception("send crashed", message_id=msg.message_id, platform=msg.platform)
-                raise SendError(
-                    f"{msg.platform}: the send failed ({type(exc).__name__}); "
-                    "the platform may have the message",
-                    ambiguous=True,
-                ) from None
+            finally:
+                SEND_SECONDS.labels(msg.platform).observe(time.perf_counter() - started)
 
         def on_retry(exc: BaseException, wait: float) -> None:
             log.info(
@@ -113,12 +99,45 @@ class Delivery:
             return await self._settle(msg, calls, None, exc)
         return await self._settle(msg, calls, platform_id, None)
 
+    async def _call(self, sender: PlatformSender, account: Account, msg: OutboundMessage) -> str:
+        """One platform call; every failure a `SendError` with its reason."""
+        try:
+            return await sender.send(self.ctx, account, msg)
+        except SendError as exc:
+            if not exc.ambiguous:
+                await self.ledger.mark(msg.message_id, "waiting")
+            raise
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            # The account's own credentials make no request: none left, none ever will.
+            await self.ledger.mark(msg.message_id, "waiting")
+            raise SendError(
+                f"{msg.platform}: the account's credentials make no valid request "
+                f"({type(exc).__name__}): connect it again",
+                reason="credentials",
+            ) from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SendError(
+                f"{msg.platform}: unreadable answer ({type(exc).__name__}); "
+                "the platform may have the message",
+                ambiguous=True,
+                reason="bad_answer",
+            ) from None
+        except Exception as exc:
+            # Anything else fails this reply only, never the consumer (issue 22).
+            log.exception("send crashed", message_id=msg.message_id, platform=msg.platform)
+            raise SendError(
+                f"{msg.platform}: the send failed ({type(exc).__name__}); "
+                "the platform may have the message",
+                ambiguous=True,
+                reason="crashed",
+            ) from None
+
     async def give_up(self, msg: OutboundMessage, exc: BaseException) -> SendResult:
         """The reply failed for a reason outside any platform call (a bug): say so."""
         entry = await self.ledger.get(msg.message_id)
         entry = entry or {}
         reason = f"{msg.platform}: the send failed ({type(exc).__name__})"
-        error = SendError(reason, ambiguous=entry.get("state") == "calling")
+        error = _no_call(msg, reason, "crashed", ambiguous=entry.get("state") == "calling")
         return await self._settle(msg, int(entry.get("attempts", 0)), None, error)
 
     async def _settle(
@@ -143,6 +162,12 @@ class Delivery:
             detail=result.detail,
         )
         return result
+
+
+def _no_call(msg: OutboundMessage, detail: str, reason: str, ambiguous: bool = False) -> SendError:
+    """A reply failed without a platform call: counted here (calls count in `call`)."""
+    SEND_FAILURES.labels(msg.platform, reason).inc()
+    return SendError(detail, ambiguous=ambiguous, reason=reason)
 
 
 def _result(msg: OutboundMessage, entry: Document) -> SendResult:

@@ -81,7 +81,7 @@ async def post(
         return httpx.Response(response.status_code, headers=kept, content=body, request=request)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         raise SendError(
-            f"{what}: could not connect ({type(exc).__name__})", retriable=True
+            f"{what}: could not connect ({type(exc).__name__})", retriable=True, reason="connect"
         ) from None
     except httpx.TransportError as exc:
         # The request may have arrived: only a platform that dedupes can take it again.
@@ -90,6 +90,7 @@ async def post(
             + ("sent again" if idempotent else "the platform may have the message"),
             retriable=idempotent,
             ambiguous=not idempotent,
+            reason="no_answer",
         ) from None
 
 
@@ -115,8 +116,9 @@ def status_error(
             f"{what}: {code} {description}",
             retriable=True,
             retry_after=retry_after(response, after),
+            reason="rate_limited" if code == 429 else "server_error",
         )
-    return SendError(f"{what}: {code} {description}")
+    return SendError(f"{what}: {code} {description}", reason="rejected")
 
 
 def json_body(response: httpx.Response) -> dict[str, Any]:

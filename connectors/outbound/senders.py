@@ -52,7 +52,8 @@ def credential(account: Account, key: str) -> str:
     value = account.credentials.get(key)
     if not isinstance(value, str) or not value:
         raise SendError(
-            f"the {account.platform} account has no {key} to send with: connect it with one"
+            f"the {account.platform} account has no {key} to send with: connect it with one",
+            reason="credentials",
         )
     return value
 
@@ -121,7 +122,7 @@ async def _slack(ctx: SendContext, account: Account, msg: OutboundMessage) -> st
     # Slack answers most errors 200 {"ok": false, "error": "invalid_auth"}: final.
     description = str(answer.get("error") or response.reason_phrase)
     if response.is_success:
-        raise SendError(f"{what}: {description}")
+        raise SendError(f"{what}: {description}", reason="rejected")
     raise status_error(what, response, description)
 
 
@@ -131,7 +132,7 @@ def _pinned(settings: Settings, url: str) -> tuple[str, str, str]:
     try:
         address = OutboundPolicy.from_settings(settings).url_address(url)
     except InvalidInput as exc:
-        raise SendError(f"generic callback: refused, {exc}") from None
+        raise SendError(f"generic callback: refused, {exc}", reason="address_refused") from None
     host = parts.hostname or ""
     netloc = f"[{address}]" if ":" in address else address
     if parts.port:

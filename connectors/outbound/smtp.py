@@ -72,7 +72,9 @@ def _deliver(settings: Settings, account: Account, mail: EmailMessage) -> None:
     creds = account.credentials
     host = str(creds.get("smtpHost") or "")
     if not host or not msg_recipient(mail):
-        raise SendError("the email account has no smtpHost, or the reply no recipient")
+        raise SendError(
+            "the email account has no smtpHost, or the reply no recipient", reason="credentials"
+        )
     try:
         port = as_port(creds.get("smtpPort", 465), "smtpPort")
         tls = as_bool(creds.get("smtpTls", True), "smtpTls")
@@ -81,7 +83,7 @@ def _deliver(settings: Settings, account: Account, mail: EmailMessage) -> None:
         policy.check_tls(tls, "credentials.smtpTls")
         address = policy.address_for(host, port, "credentials.smtpHost")
     except InvalidInput as exc:
-        raise SendError(f"{WHAT}: refused, {exc}") from None
+        raise SendError(f"{WHAT}: refused, {exc}", reason="address_refused") from None
     timeout = settings.send_timeout
     context = ssl.create_default_context()
     smtp: smtplib.SMTP
@@ -91,7 +93,9 @@ def _deliver(settings: Settings, account: Account, mail: EmailMessage) -> None:
         else:
             smtp = _PinnedSmtp(host, address, port, timeout)
     except (OSError, smtplib.SMTPException) as exc:
-        raise SendError(f"{WHAT}: could not connect ({exc})", retriable=True) from None
+        raise SendError(
+            f"{WHAT}: could not connect ({exc})", retriable=True, reason="connect"
+        ) from None
     with smtp:
         try:
             if tls and port != 465:
@@ -99,25 +103,32 @@ def _deliver(settings: Settings, account: Account, mail: EmailMessage) -> None:
             if creds.get("smtpUsername"):
                 smtp.login(str(creds["smtpUsername"]), str(creds.get("smtpPassword") or ""))
         except smtplib.SMTPAuthenticationError as exc:
-            raise SendError(f"{WHAT}: login refused ({exc.smtp_code})") from None
+            raise SendError(
+                f"{WHAT}: login refused ({exc.smtp_code})", reason="credentials"
+            ) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise SendError(
-                f"{WHAT}: session failed before sending ({exc})", retriable=True
+                f"{WHAT}: session failed before sending ({exc})", retriable=True, reason="connect"
             ) from None
         try:
             smtp.send_message(mail)
         except smtplib.SMTPResponseException as exc:
             # 4xx is "try again later", 5xx final; either way the server did not take it.
             raise SendError(
-                f"{WHAT}: {exc.smtp_code} {exc.smtp_error!r}", retriable=400 <= exc.smtp_code < 500
+                f"{WHAT}: {exc.smtp_code} {exc.smtp_error!r}",
+                retriable=400 <= exc.smtp_code < 500,
+                reason="server_error" if 400 <= exc.smtp_code < 500 else "rejected",
             ) from None
         except smtplib.SMTPRecipientsRefused as exc:
-            raise SendError(f"{WHAT}: recipient refused ({', '.join(exc.recipients)})") from None
+            raise SendError(
+                f"{WHAT}: recipient refused ({', '.join(exc.recipients)})", reason="rejected"
+            ) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise SendError(
                 f"{WHAT}: connection lost while sending ({type(exc).__name__}); "
                 "the server may have the message",
                 ambiguous=True,
+                reason="no_answer",
             ) from None
 
 
