@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Generic, TypeVar
 
 import structlog
 from aiokafka import TopicPartition
@@ -45,6 +46,36 @@ READ_OK = Gauge(
 )
 
 Key = tuple[str, str, int]
+K = TypeVar("K")
+
+
+class CommitStall(Generic[K]):
+    """Per partition: since when its committed offset has stood while records waited past
+    it. Counted from the first observation that saw them wait at that offset: when they
+    came before it is unknown. Also the worker's own view (streams/positions.py)."""
+
+    def __init__(self) -> None:
+        self._since: dict[K, tuple[int, float | None]] = {}
+
+    def seconds(self, key: K, committed: int, lag: int, now: float) -> float:
+        """Seconds the commit has stood with `lag` records waiting; 0 when none wait."""
+        seen = self._since.get(key)
+        since: float | None
+        if lag <= 0:
+            since = None
+        elif seen is None or seen[0] != committed or seen[1] is None:
+            since = now
+        else:
+            since = seen[1]
+        self._since[key] = (committed, since)
+        return 0.0 if since is None else now - since
+
+    def drop(self, key: K) -> bool:
+        """Forget `key`; whether it was known."""
+        return self._since.pop(key, None) is not None
+
+    def known(self) -> list[K]:
+        return list(self._since)
 
 
 def watched_groups(settings: Settings) -> dict[str, list[str]]:
@@ -77,9 +108,7 @@ class GroupLagProbe:
         self.timeout = timeout
         self.clock = clock
         self._last_read: float | None = None
-        # Per partition: the committed offset last seen, since when it has not moved, and
-        # whether records were waiting then.
-        self._since: dict[Key, tuple[int, float, bool]] = {}
+        self._stall = CommitStall[Key]()
         self._lock = asyncio.Lock()
 
     async def refresh(self) -> None:
@@ -104,12 +133,7 @@ class GroupLagProbe:
         for key, (committed, end) in offsets.items():
             group, topic, partition = key
             lag = max(0, end - committed)
-            seen = self._since.get(key)
-            # Waiting is counted from the first read that saw records wait at this
-            # committed offset: when they came after the previous read is unknown.
-            if lag == 0 or seen is None or seen[0] != committed or not seen[2]:
-                self._since[key] = (committed, now, lag > 0)
-            stalled = 0.0 if lag == 0 else now - self._since[key][1]
+            stalled = self._stall.seconds(key, committed, lag, now)
             GROUP_LAG.labels(group, topic, str(partition)).set(lag)
             COMMIT_STALLED.labels(group, topic, str(partition)).set(stalled)
 

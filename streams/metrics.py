@@ -36,7 +36,14 @@ BATCH_PHASE_SECONDS = Histogram(
 )
 CONSUMER_LAG = Gauge(
     "hub_streams_consumer_lag",
-    "Records of a source partition not yet processed, as of this worker's last batch on it.",
+    "Records past this worker's committed offset on a source partition it owns, at the "
+    "scrape (streams/positions.py).",
+    ["topic", "partition"],
+)
+COMMIT_STALLED = Gauge(
+    "hub_streams_commit_stalled_seconds",
+    "How long this worker's committed offset on a source partition it owns has not moved "
+    "while records wait past it; 0 when caught up.",
     ["topic", "partition"],
 )
 PROJECTION_DELAY = Histogram(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -14,7 +14,7 @@ from typing import Any, cast
 import faust
 import structlog
 from aiokafka import AIOKafkaProducer
-from faust.types import Message, StreamT
+from faust.types import TP, Message, StreamT
 from faust.types.transports import TransportT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import ASCENDING, AsyncMongoClient
@@ -29,6 +29,7 @@ from streams.consumer import SourceBuffer, StreamsTransport
 from streams.gate import WriteGate
 from streams.outcome import BatchOutcome
 from streams.pipeline import BatchPipeline
+from streams.positions import PartitionPositions
 from streams.processor import BatchProcessor
 from streams.projector import ProjectionSink
 from streams.records import SourceRecord
@@ -151,18 +152,10 @@ def _broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
 
 
-def _observe_positions(app: StreamsApp, messages: Sequence[Message]) -> None:
-    """Consumer lag per partition and the batch's projection delay, after a batch."""
+def _observe_delay(messages: Sequence[Message]) -> None:
+    """The batch's projection delay (the lag per partition is read at the scrape)."""
     if not messages:
         return
-    last: dict[Any, int] = {}
-    for message in messages:
-        last[message.tp] = max(last.get(message.tp, -1), message.offset)
-    for tp, offset in last.items():
-        highwater = app.consumer.highwater(tp)
-        if highwater is not None:
-            lag = max(highwater - offset - 1, 0)
-            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
     oldest = min(message.timestamp for message in messages)  # seconds, the record's time
     metrics.PROJECTION_DELAY.observe(max(time.time() - oldest, 0.0))
 
@@ -242,7 +235,7 @@ def _batch_done(
     waited = now - min(message.timestamp for message in messages)
     partitions = sorted({f"{m.topic}:{m.partition}" for m in messages})
     _log_batch(outcome, time.perf_counter() - started, partitions, waited)
-    _observe_positions(app, messages)
+    _observe_delay(messages)
     app.projector.offer(outcome.projections, partial(_ack, app, messages))
 
 
@@ -297,6 +290,13 @@ def create_app(settings: Settings) -> StreamsApp:
         (topics.raw_messages, topics.commands), limit=4 * settings.streams_batch_size
     )
     app.flow_control.manage_queue(cast(Any, app.source_buffer))
+    positions = PartitionPositions((topics.raw_messages, topics.commands))
+
+    @app.on_partitions_revoked.connect
+    def forget_revoked(sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        """A partition gone to another worker leaves this one's /metrics at once."""
+        revoked: Set[TP] = args[0]
+        positions.forget(revoked)
 
     @app.agent(source, name="process")
     async def process(stream: StreamT[bytes]) -> None:
@@ -331,6 +331,7 @@ def create_app(settings: Settings) -> StreamsApp:
     async def metrics_page(view: Any, request: Any) -> Any:
         """Prometheus text exposition."""
         app.health()  # hub_healthy as of this scrape
+        positions.scrape(app.consumer)
         # aiohttp refuses a charset in `content_type`; a header carries it unchanged.
         return view.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -99,10 +99,16 @@ def test_a_message_moves_the_streams_position_metrics(hub: RunningHub) -> None:
     ):
         assert time.monotonic() < deadline, "no batch observed"
         time.sleep(1)
-    text = _scrape(streams)
-    assert re.search(
-        r'^hub_streams_consumer_lag\{partition="\d+",topic="[^"]+raw-messages"\} 0\.0', text, re.M
-    ), text
+    # The lag is past the committed offset, read at the scrape: 0 once the batch's
+    # records are committed (after its projections are written).
+    while not re.search(
+        r'^hub_streams_consumer_lag\{partition="\d+",topic="[^"]+raw-messages"\} 0\.0',
+        text := _scrape(streams),
+        re.M,
+    ):
+        assert time.monotonic() < deadline, text
+        time.sleep(1)
+    assert re.search(r"^hub_streams_commit_stalled_seconds\{", text, re.M), text
     assert 'hub_streams_batch_phase_seconds_count{phase="store"}' in text
 
 
