@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hubcore.kafka import Topics, create_consumer, create_producer, ensure_topics
+from hubcore.kafka import Topics, close_consumer, create_consumer, create_producer, ensure_topics
 from hubcore.mongo import (
     DERIVED_COLLECTIONS,
     MESSAGES,
@@ -113,7 +113,7 @@ async def _bounds(
     try:
         return await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
     finally:
-        await consumer.stop()
+        await close_consumer(consumer)
 
 
 async def _drop_finished(
@@ -243,7 +243,7 @@ class Replay:
                     summary.read += outcome.read
                     self.progress(outcome.records)
         finally:
-            await consumer.stop()
+            await close_consumer(consumer)
 
     async def _hand_over(self, store: MemoryStateStore, end: dict[TopicPartition, int]) -> None:
         """Make the rebuilt table the workers' state and move their group past the history."""
@@ -286,5 +286,5 @@ class Replay:
                     keys.update(r.key for r in records if r.key is not None)
                 await _drop_finished(consumer, todo, todo.__getitem__)
         finally:
-            await consumer.stop()
+            await close_consumer(consumer)
         return keys
