@@ -65,6 +65,14 @@ def test_each_alert_has_a_firing_and_a_quiet_case() -> None:
     assert fires | quiet <= names, "cases of alerts that do not exist"
 
 
+def test_each_alert_has_a_runbook_entry() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = text.split("### Alerts: runbook", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in re.findall(r"`(Hub\w+)`", row.split(" | ")[0])}
+    assert named == {rule["alert"] for rule in alerts()}
+
+
 def test_the_prometheus_config_loads(tmp_path: Path) -> None:
     # The config names the rules where compose mounts them; point it at the file here.
     config = (PROMETHEUS / "prometheus.yml").read_text()
