@@ -64,9 +64,8 @@ class Delivery:
         if entry["state"] in FINAL:
             return _result(msg, entry)
         if entry["state"] == "calling" and not sender.idempotent:
-            return await self._settle(
-                msg, entry["attempts"], None, _no_call(msg, LOST_DURING_CALL, "lost_during_call")
-            )
+            lost = _no_call(msg, LOST_DURING_CALL, "lost_during_call", ambiguous=True)
+            return await self._settle(msg, entry["attempts"], None, lost)
         account = await self.accounts.get(msg.account_id)
         if account is None or account.platform != msg.platform or account.user_id != msg.user_id:
             gone = f"the {msg.platform} account {msg.account_id} is no longer connected"

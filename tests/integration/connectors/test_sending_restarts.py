@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from subprocess import STDOUT, Popen
 
+import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -36,7 +37,7 @@ def killable_connectors(env: dict[str, str], cwd: Path, name: str) -> Iterator[P
     log = (cwd / f"{name}.log").open("wb")
     proc = Popen(
         [sys.executable, "-m", "hub", "connectors"],
-        env={**env, "HUB_CONNECTORS_PORT": str(free_port()), "HUB_HOST": "127.0.0.1"},
+        env={"HUB_CONNECTORS_PORT": str(free_port()), **env, "HUB_HOST": "127.0.0.1"},
         cwd=cwd,
         stdout=log,
         stderr=STDOUT,
@@ -83,7 +84,8 @@ async def test_sigkill_during_the_platform_call_never_sends_twice(
             first.wait(10)
         entry = await mongo_db[SEND_LEDGER].find_one({"_id": msg.message_id})
         assert entry is not None and entry["state"] == "calling"
-        with killable_connectors(env, tmp_path, "second"):
+        port = free_port()
+        with killable_connectors({**env, "HUB_CONNECTORS_PORT": str(port)}, tmp_path, "second"):
             topic = Topics.from_settings(settings).commands
 
             async def result() -> SendResult | None:
@@ -91,6 +93,12 @@ async def test_sigkill_during_the_platform_call_never_sends_twice(
                 return next((c for c in got if isinstance(c, SendResult)), None)
 
             sent: SendResult = await eventually(result, 60, "the send result")
+            async with httpx.AsyncClient() as client:
+                metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    # The second process failed the reply without a platform call, and counted it so.
+    lost = 'hub_connectors_send_failures_total{platform="whatsapp",reason="lost_during_call"}'
+    assert f"{lost} 1.0" in metrics
+    assert 'hub_connectors_send_attempts_total{platform="whatsapp"}' not in metrics
     assert len(fake.of("whatsapp")) == 1
     assert sent.status == "failed"
     assert sent.ambiguous
