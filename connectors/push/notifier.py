@@ -62,6 +62,7 @@ FETCH_MAX_WAIT_MS = 250
 _MAX_BACKOFF = 10.0
 
 Observer = Callable[[str, str], None]
+ONLINE = float("inf")
 
 
 def group_id(settings: Settings) -> str:
@@ -127,6 +128,8 @@ class Notifier:
         if blocked is not None:
             return self._decided(message.id, blocked)
         wait = await self._grace_left(user)
+        if wait == ONLINE:
+            return self._decided(message.id, "online")
         if wait > 0:
             window = self._window(user, conv, now + wait)
             window.pending, window.latest = 1, message
@@ -147,10 +150,10 @@ class Notifier:
 
     async def _grace_left(self, user: str) -> float:
         """0 when the user has had no live device for the grace period; else the seconds
-        until then (`inf` while online)."""
+        until then (`ONLINE` while a device is live)."""
         presence = await self.store.presence_of(user)
         if presence.online:
-            return float("inf")
+            return ONLINE
         if presence.last_seen is None:
             return 0.0
         since = (utc_now() - presence.last_seen).total_seconds()
@@ -197,7 +200,7 @@ class Notifier:
         except PyMongoError as exc:
             log.warning("push_flush_failed", error=str(exc)[:200])
             blocked, wait = "error", 0.0
-        if blocked is not None or wait == float("inf"):
+        if blocked is not None or wait == ONLINE:
             self._decided(message.id, blocked or "online")
             return
         if wait > 0:  # seen again since: the grace starts over
