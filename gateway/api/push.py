@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-import functools
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -15,7 +15,6 @@ from gateway.api.deps import RuntimeDep, UserId
 from gateway.errors import Conflict, NotFound
 from hubcore.outbound import OutboundPolicy
 from hubcore.push_store import PushStore, UserPushSettings
-from hubcore.settings import Settings
 from hubcore.webpush import AUTH_BYTES, Vapid, b64url_decode, load_p256_public
 from schemas.base import HubModel
 
@@ -95,26 +94,35 @@ class MuteState(HubModel):
     muted: bool
 
 
-@functools.cache
-def _vapid_public_key(settings: Settings) -> str | None:
-    vapid = Vapid.from_settings(settings)
-    return vapid.public_key if vapid else None
+@dataclass(frozen=True, slots=True)
+class PushState:
+    """What the routes share, built once per gateway process (on first use)."""
+
+    store: PushStore
+    policy: OutboundPolicy
+    public_key: str | None
 
 
-def _store(runtime: Any) -> PushStore:
-    store: PushStore | None = getattr(runtime, "push_store", None)
-    if store is None:
-        store = PushStore(runtime.db)
-        runtime.push_store = store
-    return store
+def _state(runtime: Any) -> PushState:
+    state: PushState | None = getattr(runtime, "push_state", None)
+    if state is None:
+        vapid = Vapid.from_settings(runtime.settings)
+        state = PushState(
+            PushStore(runtime.db),
+            OutboundPolicy.from_settings(runtime.settings),
+            vapid.public_key if vapid else None,
+        )
+        runtime.push_state = state
+    return state
 
 
 @router.get("/vapid-public-key", response_model=PushConfig, response_model_by_alias=True)
 async def push_config(user_id: UserId, runtime: RuntimeDep) -> PushConfig:
     """The page's push configuration: the `applicationServerKey` and the caller's switch."""
-    mine = await _store(runtime).user_settings(user_id)
+    state = _state(runtime)
+    mine = await state.store.user_settings(user_id)
     return PushConfig(
-        vapid_public_key=_vapid_public_key(runtime.settings),
+        vapid_public_key=state.public_key,
         enabled=mine.enabled,
         preview=mine.preview,
     )
@@ -125,13 +133,12 @@ async def subscribe(user_id: UserId, runtime: RuntimeDep, body: PushSubscription
     """Register this browser for pushes (201; the same endpoint again replaces it). The
     endpoint must be https and a public host (HUB_OUTBOUND_* name exceptions); 409 past
     `HUB_PUSH_MAX_SUBSCRIPTIONS_PER_USER`."""
-    settings = runtime.settings
-    if _vapid_public_key(settings) is None:
+    state = _state(runtime)
+    if state.public_key is None:
         raise Conflict("Web Push is not configured on this hub (HUB_VAPID_PRIVATE_KEY)")
-    policy = OutboundPolicy.from_settings(settings)
-    await asyncio.to_thread(policy.url_address, body.endpoint, "endpoint")
-    store = _store(runtime)
-    most = settings.push_max_subscriptions_per_user
+    await asyncio.to_thread(state.policy.url_address, body.endpoint, "endpoint")
+    store = state.store
+    most = runtime.settings.push_max_subscriptions_per_user
     known = await store.has_subscription(user_id, body.endpoint)
     if not known and await store.count(user_id) >= most:
         raise TooManySubscriptions(
@@ -147,7 +154,7 @@ async def subscribe(user_id: UserId, runtime: RuntimeDep, body: PushSubscription
 @router.delete("/push-subscriptions", status_code=204, response_class=Response)
 async def unsubscribe(user_id: UserId, runtime: RuntimeDep, body: EndpointBody) -> Response:
     """Forget this browser's subscription; 404 when the caller has none with that endpoint."""
-    if not await _store(runtime).unsubscribe(user_id, body.endpoint):
+    if not await _state(runtime).store.unsubscribe(user_id, body.endpoint):
         raise NotFound("no push subscription with that endpoint")
     return Response(status_code=204)
 
@@ -157,7 +164,9 @@ async def put_push_settings(
     user_id: UserId, runtime: RuntimeDep, body: PushSettingsBody
 ) -> PushSettingsBody:
     """Turn the caller's notifications on or off, and their previews."""
-    await _store(runtime).set_user_settings(user_id, UserPushSettings(body.enabled, body.preview))
+    await _state(runtime).store.set_user_settings(
+        user_id, UserPushSettings(body.enabled, body.preview)
+    )
     return body
 
 
@@ -172,7 +181,7 @@ async def get_mute(
 ) -> MuteState:
     """Whether the caller muted this conversation's notifications; 404 unless theirs."""
     await _own(runtime, user_id, conversation_id)
-    muted = await _store(runtime).is_muted(user_id, conversation_id)
+    muted = await _state(runtime).store.is_muted(user_id, conversation_id)
     return MuteState(conversation_id=conversation_id, muted=muted)
 
 
@@ -182,5 +191,5 @@ async def put_mute(
 ) -> MuteState:
     """Mute or unmute this conversation's notifications; 404 unless it is the caller's."""
     await _own(runtime, user_id, conversation_id)
-    await _store(runtime).set_muted(user_id, conversation_id, body.muted)
+    await _state(runtime).store.set_muted(user_id, conversation_id, body.muted)
     return MuteState(conversation_id=conversation_id, muted=body.muted)
