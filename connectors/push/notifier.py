@@ -43,7 +43,7 @@ from connectors.push.metrics import PUSH_DECISIONS
 from connectors.push.sender import Push, PushSender
 from hubcore.kafka import Topics, close_consumer, create_consumer
 from hubcore.mongo import Document
-from hubcore.push_store import PushStore
+from hubcore.push_store import PushStore, Subscription
 from hubcore.settings import Settings
 from hubcore.webpush import MAX_PAYLOAD_BYTES, Vapid, b64url
 from schemas import DeadLetterSource, Message, NewMessage, parse_user_event
@@ -62,11 +62,20 @@ FETCH_MAX_WAIT_MS = 250
 _MAX_BACKOFF = 10.0
 
 Observer = Callable[[str, str], None]
-ONLINE = float("inf")
 
 
 def group_id(settings: Settings) -> str:
     return f"{settings.topic_namespace}.push-notifier"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the store says of a user and conversation now."""
+
+    blocked: str | None  # why nothing is pushed: disabled, muted, online, no_subscription
+    wait: float  # seconds until the grace is over (0: it is)
+    preview: bool
+    subscriptions: list[Subscription]
 
 
 @dataclass(slots=True)
@@ -124,40 +133,42 @@ class Notifier:
             window.latest = message
             self._arm(window)
             return self._decided(message.id, "coalesced")
-        blocked = await self._blocked(user, conv)
-        if blocked is not None:
-            return self._decided(message.id, blocked)
-        wait = await self._grace_left(user)
-        if wait == ONLINE:
-            return self._decided(message.id, "online")
-        if wait > 0:
-            window = self._window(user, conv, now + wait)
+        verdict = await self._verdict(user, conv)
+        if verdict.blocked is not None:
+            return self._decided(message.id, verdict.blocked)
+        if verdict.wait > 0:
+            window = self._window(user, conv, now + verdict.wait)
             window.pending, window.latest = 1, message
             self._arm(window)
             return self._decided(message.id, "deferred")
         self._window(user, conv, now + self.settings.push_interval)
-        decision = await self._push(user, message, 1)
-        return self._decided(message.id, decision)
+        await self._push(verdict, message, 1)
+        return self._decided(message.id, "sent")
 
-    async def _blocked(self, user: str, conv: str) -> str | None:
-        """Why nothing is pushed to `user` for `conv` now, or None."""
-        mine = await self.store.user_settings(user)
+    async def _verdict(self, user: str, conv: str) -> Verdict:
+        """Whether, when and how to push to `user` for `conv` (four reads, side by side)."""
+        mine, muted, presence, subscriptions = await asyncio.gather(
+            self.store.user_settings(user),
+            self.store.is_muted(user, conv),
+            self.store.presence_of(user),
+            self.store.of_user(user, self.settings.push_max_subscriptions_per_user),
+        )
+        blocked: str | None = None
         if not mine.enabled:
-            return "disabled"
-        if await self.store.is_muted(user, conv):
-            return "muted"
-        return None
-
-    async def _grace_left(self, user: str) -> float:
-        """0 when the user has had no live device for the grace period; else the seconds
-        until then (`ONLINE` while a device is live)."""
-        presence = await self.store.presence_of(user)
-        if presence.online:
-            return ONLINE
-        if presence.last_seen is None:
-            return 0.0
-        since = (utc_now() - presence.last_seen).total_seconds()
-        return max(0.0, self.settings.push_grace - since)
+            blocked = "disabled"
+        elif muted:
+            blocked = "muted"
+        elif presence.online:
+            blocked = "online"
+        elif not subscriptions:
+            blocked = "no_subscription"
+        wait = 0.0
+        if presence.last_seen is not None:
+            # The grace counts from when the last device went away.
+            since = (utc_now() - presence.last_seen).total_seconds()
+            wait = max(0.0, self.settings.push_grace - since)
+        preview = self.settings.push_preview and mine.preview
+        return Verdict(blocked, wait, preview, subscriptions)
 
     def _window(self, user: str, conv: str, until: float) -> Window:
         key = (user, conv)
@@ -175,7 +186,7 @@ class Notifier:
             if window.until <= now and not window.pending:
                 del self.windows[key]
         while len(self.windows) >= MAX_WINDOWS:  # all busy: the oldest loses its summary
-            _, dropped = self.windows.popitem()
+            dropped = self.windows.pop(next(iter(self.windows)))
             if dropped.timer is not None:
                 dropped.timer.cancel()
 
@@ -194,37 +205,33 @@ class Notifier:
         count, window.pending, window.latest = window.pending, 0, None
         if not count or message is None:
             return
+        # Claimed for the next interval at once: a message arriving while the store is
+        # asked joins the next summary instead of being pushed beside this one.
+        window.until = self.clock() + self.settings.push_interval
         try:
-            blocked = await self._blocked(user, conv)
-            wait = 0.0 if blocked else await self._grace_left(user)
+            verdict = await self._verdict(user, conv)
         except PyMongoError as exc:
             log.warning("push_flush_failed", error=str(exc)[:200])
-            blocked, wait = "error", 0.0
-        if blocked is not None or wait == ONLINE:
-            self._decided(message.id, blocked or "online")
+            verdict = Verdict("error", 0.0, False, [])
+        if verdict.blocked is not None:
+            window.until = self.clock()  # the next message is judged afresh
+            self._decided(message.id, verdict.blocked)
             return
-        if wait > 0:  # seen again since: the grace starts over
-            window.until = self.clock() + wait
-            window.pending, window.latest = count, message
+        if verdict.wait > 0:  # seen again since: the grace starts over
+            window.until = self.clock() + verdict.wait
+            window.pending += count
+            window.latest = window.latest or message
             self._arm(window)
             return
-        window.until = self.clock() + self.settings.push_interval
-        self._decided(message.id, await self._push(user, message, count))
+        await self._push(verdict, message, count)
+        self._decided(message.id, "sent")
 
-    async def _push(self, user: str, message: Message, count: int) -> str:
-        """Start the push to every subscription of `user`; `sent` or `no_subscription`."""
-        subscriptions = await self.store.of_user(
-            user, self.settings.push_max_subscriptions_per_user
-        )
-        if not subscriptions:
-            return "no_subscription"
-        mine = await self.store.user_settings(user)
-        preview = self.settings.push_preview and mine.preview
-        push = notification(message, count, preview, self.settings.push_preview_chars)
-        for sub in subscriptions:
+    async def _push(self, verdict: Verdict, message: Message, count: int) -> None:
+        """Start the push to each of the user's subscriptions (they run beside)."""
+        push = notification(message, count, verdict.preview, self.settings.push_preview_chars)
+        for sub in verdict.subscriptions:
             await self._room.acquire()
             self._spawn(self.sender.send(sub, push), room=True)
-        return "sent"
 
     def _spawn(self, work: Coroutine[Any, Any, Any], *, room: bool = False) -> None:
         async def run() -> None:
