@@ -54,7 +54,10 @@ log = structlog.get_logger("connectors.push")
 # Older events are not worth a notification (a notifier that was down catches up
 # silently); a push service would drop most of them anyway after `TTL`.
 STALE_AFTER = timedelta(minutes=15)
-# Windows kept at most; beyond it, the ones over and empty are dropped first.
+# A new subscription is used, and a removed one left, within this many seconds.
+SUBSCRIPTIONS_TTL = 5.0
+# Windows (and users' subscriptions) kept at most; beyond it, the windows over and empty
+# are dropped first.
 MAX_WINDOWS = 100_000
 # Pushes under way at most; a decision waits for room (back-pressure on the consumer).
 MAX_IN_FLIGHT = 256
@@ -108,6 +111,7 @@ class Notifier:
         self.observer = observer
         self.clock = clock
         self.windows: dict[tuple[str, str], Window] = {}
+        self._known: dict[str, tuple[float, list[Subscription]]] = {}
         self._room = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -146,12 +150,15 @@ class Notifier:
         return self._decided(message.id, "sent")
 
     async def _verdict(self, user: str, conv: str) -> Verdict:
-        """Whether, when and how to push to `user` for `conv` (four reads, side by side)."""
-        mine, muted, presence, subscriptions = await asyncio.gather(
+        """Whether, when and how to push to `user` for `conv`: most users have no
+        subscription, and one read says so; the other three then go side by side."""
+        subscriptions = await self._subscriptions(user)
+        if not subscriptions:
+            return Verdict("no_subscription", 0.0, False, [])
+        mine, muted, presence = await asyncio.gather(
             self.store.user_settings(user),
             self.store.is_muted(user, conv),
             self.store.presence_of(user),
-            self.store.of_user(user, self.settings.push_max_subscriptions_per_user),
         )
         blocked: str | None = None
         if not mine.enabled:
@@ -160,8 +167,6 @@ class Notifier:
             blocked = "muted"
         elif presence.online:
             blocked = "online"
-        elif not subscriptions:
-            blocked = "no_subscription"
         wait = 0.0
         if presence.last_seen is not None:
             # The grace counts from when the last device went away.
@@ -169,6 +174,19 @@ class Notifier:
             wait = max(0.0, self.settings.push_grace - since)
         preview = self.settings.push_preview and mine.preview
         return Verdict(blocked, wait, preview, subscriptions)
+
+    async def _subscriptions(self, user: str) -> list[Subscription]:
+        """The user's subscriptions, read at most every `SUBSCRIPTIONS_TTL` seconds: a
+        store read costs more CPU than the rest of a decision, and most users have none."""
+        now = self.clock()
+        cached = self._known.get(user)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        found = await self.store.of_user(user, self.settings.push_max_subscriptions_per_user)
+        if len(self._known) >= MAX_WINDOWS:
+            self._known.clear()  # a cache: starting over only costs reads
+        self._known[user] = (now + SUBSCRIPTIONS_TTL, found)
+        return found
 
     def _window(self, user: str, conv: str, until: float) -> Window:
         key = (user, conv)
