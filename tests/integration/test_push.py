@@ -16,18 +16,21 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from pydantic import SecretStr
 from pymongo.asynchronous.database import AsyncDatabase
 
+from connectors.app import create_app
 from connectors.publisher import Publisher
 from connectors.push.notifier import Notifier, NotifierConsumer
 from connectors.push.sender import PushSender
 from hubcore.kafka import Topics, create_producer, ensure_topics
 from hubcore.mongo import Document
 from hubcore.push_store import PRESENCE, PushStore, UserPushSettings
-from hubcore.settings import Settings
+from hubcore.settings import Settings, SettingsError
 from hubcore.webpush import Vapid, new_vapid_key
 from schemas import NewMessage
 from schemas.base import format_utc, utc_now
+from tests.integration.connectors.harness import running_app
 from tests.integration.gateway_kit import new_message, produce
 from tests.push_service import Browser, PushService, push_service
 
@@ -280,3 +283,30 @@ async def test_a_malformed_user_event_goes_to_the_dead_letter_topic(rig: Make) -
     finally:
         await consumer.stop()
     assert b"push notifier" in (record.value or b"")
+
+
+async def test_the_connectors_process_runs_the_notifier(
+    settings_factory: Callable[..., Settings], mongo_client: Any
+) -> None:
+    async with push_service() as service:
+        settings = settings_factory(
+            vapid_private_key=new_vapid_key(),
+            outbound_allowed_hosts=["127.0.0.1"],
+            outbound_allow_plaintext=True,
+        )
+        await ensure_topics(settings)
+        db = mongo_client[settings.mongo_db]
+        store = PushStore(db)
+        browser = service.browser()
+        await store.subscribe("cat", browser.endpoint, browser.p256dh, browser.auth)
+        async with running_app(settings, db):
+            assert [t for t in asyncio.all_tasks() if t.get_name() == "push-notifier"]
+            await produce(settings, _burst("cat", 1))
+            [receipt] = await service.wait_for(browser, 1)
+        assert receipt.payload["messageId"] == "msg_cat_0"
+        with pytest.raises(SettingsError, match="HUB_VAPID_PRIVATE_KEY"):
+            create_app(settings.model_copy(update={"vapid_private_key": SecretStr("nope")}))
+        off = settings.model_copy(update={"vapid_private_key": None})
+        async with running_app(off, db) as harness:
+            assert not [t for t in asyncio.all_tasks() if t.get_name() == "push-notifier"]
+            assert harness.runtime.publisher.ready
