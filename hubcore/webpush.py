@@ -105,10 +105,12 @@ class Vapid:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Vapid | None:
-        """None when Web Push is not configured (no private key)."""
-        if settings.vapid_private_key is None:
+        """None when Web Push is not configured (no private key, or a blank one: what a
+        deployment passes on when the operator left it unset)."""
+        text = settings.vapid_private_key.get_secret_value() if settings.vapid_private_key else ""
+        if not text.strip():
             return None
-        key = load_vapid_key(settings.vapid_private_key.get_secret_value())
+        key = load_vapid_key(text)
         return cls(key, settings.vapid_subject)
 
     def authorization(self, endpoint: str, now: float | None = None) -> str:

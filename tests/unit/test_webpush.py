@@ -102,6 +102,8 @@ def test_a_bad_vapid_key_is_refused_without_being_echoed() -> None:
     assert load_vapid_key(pem).private_numbers() == pem_key.private_numbers()
     settings = Settings(_env_file=None, vapid_private_key="secret-value-here")
     assert "secret-value-here" not in repr(settings)
+    # Blank (a deployment passing on an unset variable) is unset: no Web Push.
+    assert Vapid.from_settings(Settings(_env_file=None, vapid_private_key=" ")) is None
 
 
 def _message(text: str, name: str | None = "Ann") -> Message:
