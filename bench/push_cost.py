@@ -1,32 +1,35 @@
-"""CPU per Web Push notification of the notifier, measured simply (`python -m bench.push_cost`).
+"""N1: CPU of the Web Push notifier (docs/push.md) per user event and per notification.
 
 The notifier's own path, in this process: `Notifier.handle` of a `new_message` for a user
 away with one subscription (four store reads on FerretDB, the payload built, encrypted
 per RFC 8291, the VAPID token, the HTTP POST through httpx) against a push service in a
 child process that answers `201 Created` at once (its CPU is not counted); then the same
-for users with no subscription (the common case: the decision alone); then the
-encryption alone. CPU is this process's (`time.process_time`), divided by the messages.
-A user's subscriptions are cached for a few seconds (most users have none), so a
-decision is measured for a user first seen and again. Not counted: consuming the record
-from Kafka (the gateway's pump pays the same per event).
+for users with no subscription, the common case: first seen (one store read) and again
+(the notifier caches a user's subscriptions for a few seconds); then parsing a user
+event and the encryption alone. CPU is this process's (`time.process_time`) divided by
+the messages. Not counted: consuming the records from Kafka (the gateway's pump pays the
+same per event). `python -m bench.push_cost` runs it alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
-import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import SecretStr
 from pymongo.asynchronous.database import AsyncDatabase
 
+from bench.context import Context
+from bench.report import Result
+from bench.stage import stage
 from connectors.push.notifier import Notifier
 from connectors.push.sender import PushSender
 from hubcore.mongo import Document, create_client
@@ -38,7 +41,7 @@ from schemas.base import format_utc, utc_now
 
 # A push service that answers every request 201 at once, keep-alive (stdlib only).
 _SERVICE = r"""
-import asyncio, sys
+import asyncio
 async def serve(reader, writer):
     while True:
         try:
@@ -72,48 +75,57 @@ def _event(user: str, n: int) -> NewMessage:
         sent_at=now,
         received_at=now,
     )
-    return NewMessage(
-        id=f"evt_{user}_{n}", user_id=user, occurred_at=now, data=NewMessageData(message=message)
-    )
+    data = NewMessageData(message=message)
+    return NewMessage(id=f"evt_{user}_{n}", user_id=user, occurred_at=now, data=data)
 
 
-async def _cpu_per(label: str, count: int, run: Coroutine[Any, Any, None]) -> float:
+async def _cpu_per(
+    results: dict[str, float], key: str, count: int, run: Coroutine[Any, Any, None]
+) -> None:
     started = time.process_time()
     await run
-    used = (time.process_time() - started) / count * 1e6
-    print(f"{label}: {used:.0f} µs CPU each ({count})")
-    return used
+    results[key] = round((time.process_time() - started) / count * 1e6, 1)
 
 
-async def _run(port: int, count: int) -> None:
-    settings = Settings(
-        mongo_url=os.environ.get("HUB_MONGO_URL", "mongodb://localhost:27017"),
-        mongo_db=f"bench_push_{uuid.uuid4().hex[:8]}",
-        vapid_private_key=new_vapid_key(),
-        outbound_allowed_hosts=["127.0.0.1"],
-        outbound_allow_plaintext=True,
-        push_interval=0.0,
-        push_grace=0.0,
+@contextlib.asynccontextmanager
+async def _push_service() -> AsyncIterator[int]:
+    """The child process's push service; its port."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SERVICE, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None
+        yield int(await child.stdout.readline())
+    finally:
+        child.terminate()
+        await child.wait()
+
+
+async def measure(base: Settings, count: int) -> dict[str, float]:
+    """µs of this process's CPU per message on each path, on `base`'s store and database
+    (dropped after)."""
+    settings = base.model_copy(
+        update={
+            "vapid_private_key": SecretStr(new_vapid_key()),
+            "outbound_allowed_hosts": ["127.0.0.1"],
+            "outbound_allow_plaintext": True,
+            "push_interval": 0.0,
+            "push_grace": 0.0,
+        }
     )
     client = create_client(settings.mongo_url)
     try:
-        await _measure(settings, client[settings.mongo_db], port, count)
+        async with _push_service() as port:
+            return await _measure(settings, client[settings.mongo_db], port, count)
     finally:
         await client.drop_database(settings.mongo_db)
         await client.close()
 
 
-def main(count: int) -> None:
-    service = subprocess.Popen([sys.executable, "-c", _SERVICE], stdout=subprocess.PIPE, text=True)
-    try:
-        assert service.stdout is not None
-        asyncio.run(_run(int(service.stdout.readline()), count))
-    finally:
-        service.terminate()
-        service.wait(5)
-
-
-async def _measure(settings: Settings, db: AsyncDatabase[Document], port: int, count: int) -> None:
+async def _measure(
+    settings: Settings, db: AsyncDatabase[Document], port: int, count: int
+) -> dict[str, float]:
+    results: dict[str, float] = {}
     store = PushStore(db)
     await store.ensure_indexes()
     users = [f"u{n}" for n in range(count)]
@@ -128,8 +140,7 @@ async def _measure(settings: Settings, db: AsyncDatabase[Document], port: int, c
     vapid = Vapid.from_settings(settings)
     assert vapid is not None
     async with httpx.AsyncClient() as http:
-        sender = PushSender(settings, http, vapid, store)
-        notifier = Notifier(settings, store, sender)
+        notifier = Notifier(settings, store, PushSender(settings, http, vapid, store))
 
         async def notify(first: int) -> None:
             for user in users:
@@ -137,30 +148,47 @@ async def _measure(settings: Settings, db: AsyncDatabase[Document], port: int, c
             await notifier.idle()
 
         await notify(0)  # warm-up: connections, the VAPID token, caches
-        await _cpu_per("notification sent (decision + push)", count, notify(1))
+        await _cpu_per(results, "notification_us", count, notify(1))
 
         async def decide(first: int) -> None:
             for n in range(count):
                 await notifier.handle(_event(f"nobody{n}", first))
 
-        await _cpu_per("decision, user without subscription, first seen", count, decide(1))
-        await _cpu_per("decision, user without subscription, seen lately", count, decide(2))
+        await _cpu_per(results, "event_first_us", count, decide(1))
+        await _cpu_per(results, "event_us", count, decide(2))
 
-        async def parse() -> None:
-            raw = _event("u0", 0).to_json()
-            for _ in range(count):
-                parse_user_event(raw)
+    async def parse() -> None:
+        raw = _event("u0", 0).to_json()
+        for _ in range(count):
+            parse_user_event(raw)
 
-        await _cpu_per("parsing the user event", count, parse())
+    await _cpu_per(results, "parse_us", count, parse())
 
-        async def crypto() -> None:
-            for _ in range(count):
-                encrypt(b"x" * 200, p256dh, auth)
+    async def crypto() -> None:
+        for _ in range(count):
+            encrypt(b"x" * 200, p256dh, auth)
 
-        await _cpu_per("RFC 8291 encryption alone", count, crypto())
+    await _cpu_per(results, "encryption_us", count, crypto())
+    return results
+
+
+async def run(ctx: Context) -> Result:
+    """N1 of `hub bench`: `event_us` (a user event for a user without a subscription,
+    seen lately), `event_first_us`, `notification_us`, `parse_us`, `encryption_us`."""
+    count = ctx.size(500, 100)
+    async with stage(ctx.base, "n1") as st:
+        figures = await measure(st.settings, count)
+    return {**figures, "messages": count}
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500)
-    main(parser.parse_args().count)
+    count = parser.parse_args().count
+    base = Settings(
+        _env_file=None,
+        mongo_url=os.environ.get("HUB_MONGO_URL", "mongodb://localhost:27017"),
+        mongo_db=f"bench_push_{os.getpid()}",
+    )
+    for name, value in asyncio.run(measure(base, count)).items():
+        print(f"{name}: {value} µs CPU ({count} messages)")
