@@ -6,6 +6,13 @@ function keyBytes(base64url) {
   return Uint8Array.from(text, (c) => c.charCodeAt(0));
 }
 
+function sameKey(subscription, publicKey) {
+  const key = subscription.options && subscription.options.applicationServerKey;
+  if (!key) return true;
+  const mine = new Uint8Array(key), theirs = keyBytes(publicKey);
+  return mine.length === theirs.length && mine.every((v, i) => v === theirs[i]);
+}
+
 export async function setupPush(api, bell, onOpen) {
   if (!("serviceWorker" in navigator) || !("PushManager" in window)) {
     bell.dataset.state = "unavailable"; bell.title = "this browser has no Web Push"; bell.hidden = false;
@@ -51,6 +58,15 @@ export async function setupPush(api, bell, onOpen) {
       await show();
     }
   });
+  // A browser subscribed before is told to the hub again (the same endpoint replaces
+  // itself): the hub may have dropped it (a 410 once) while this browser kept it.
+  const existing = config.vapidPublicKey && await registration.pushManager.getSubscription();
+  if (existing && !sameKey(existing, config.vapidPublicKey)) {
+    await existing.unsubscribe();  // made for a key the hub no longer has: useless
+  } else if (existing && config.enabled) {
+    api("/api/push-subscriptions", { method: "POST", body: JSON.stringify(existing.toJSON()) })
+      .catch((err) => console.warn("push subscription not renewed", err));
+  }
   bell.hidden = false;
   await show();
 }

@@ -5,6 +5,7 @@ notification, the bell appears, the conversation header mutes, and `#conversatio
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -68,6 +69,13 @@ async def test_service_worker_bell_mute_and_notification_link(
         "navigator.serviceWorker.ready.then(r => [r.scope, r.active.scriptURL])"
     )
     assert (scope, script) == (f"{gw.base_url}/", f"{gw.base_url}/static/sw.js")
+
+    # Subscribing needs the browser vendor's push service, out of reach here: the bell
+    # says why and stays off; nothing was stored.
+    await bell.click()
+    await expect(bell).to_have_attribute("data-error", re.compile(r"\S"), timeout=WAIT_MS)
+    await expect(bell).to_have_attribute("data-state", "off")
+    assert await PushStore(mongo_db).count("pia") == 0
 
     # The worker turns a push payload into a notification tagged by its conversation.
     worker = context.service_workers[0] if context.service_workers else None
