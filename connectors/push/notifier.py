@@ -113,7 +113,7 @@ class Notifier:
         self.windows: dict[tuple[str, str], Window] = {}
         self._known: dict[str, tuple[float, list[Subscription]]] = {}
         self._room = asyncio.Semaphore(MAX_IN_FLIGHT)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def _decided(self, message_id: str, decision: str) -> str:
         PUSH_DECISIONS.labels(decision).inc()
@@ -252,18 +252,16 @@ class Notifier:
             self._spawn(self.sender.send(sub, push), room=True)
 
     def _spawn(self, work: Coroutine[Any, Any, Any], *, room: bool = False) -> None:
-        async def run() -> None:
-            try:
-                await work
-            except Exception:
-                log.exception("push_task_crashed")
-            finally:
-                if room:
-                    self._room.release()
-
-        task = asyncio.create_task(run(), name="push")
+        task = asyncio.create_task(work, name="push")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda done: self._done(done, room))
+
+    def _done(self, task: asyncio.Task[Any], room: bool) -> None:
+        self._tasks.discard(task)
+        if room:
+            self._room.release()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("push_task_crashed", error=repr(error)[:300])
 
     async def idle(self) -> None:
         """Return once no push is under way (tests, shutdown)."""
