@@ -5,11 +5,12 @@ and P6 hold `value`, `baseline`, `ratio`; P3 `p50_ms`, `p99_ms`, `baseline_p99_m
 `rates`: the same at 10, 200 and 1,000 msg/s); P4 `connections`, `rss_per_conn_kib`; P7
 `knee_msg_per_s`, `limit_process`, `cpu_us_per_message` (issue 11) and `ratio` (the knee
 over P1's bare req/s, issue 21); P8 `ratio` (at 500 msg/s), `ratio_at_100`, `sum_us`,
-`cpu_us_per_message`, `baseline_cpu_us_per_request`. Every scenario also carries `target`,
-`met`, `measured_at` and scenario-specific detail; a scenario that failed holds `error`
-instead. A scenario run several times (P2 and P3 in a full run) shows its worst run, with
-all of them under `runs`. `profiles` (top level, kept until the next `--profile`) names
-the flame graphs of `hub bench --profile`.
+`cpu_us_per_message`, `baseline_cpu_us_per_request`; N1 `event_us`, `event_first_us`,
+`notification_us`, `encryption_us` (the push notifier, `bench/push_cost.py`). Every
+scenario also carries `target`, `met`, `measured_at` and scenario-specific detail; a
+scenario that failed holds `error` instead. A scenario run several times (P2 and P3 in a
+full run) shows its worst run, with all of them under `runs`. `profiles` (top level, kept
+until the next `--profile`) names the flame graphs of `hub bench --profile`.
 """
 
 from __future__ import annotations
@@ -105,6 +106,13 @@ SCENARIOS: dict[str, Scenario] = {
             _P8_FIELDS,
             "ratio <= 5 at 500 msg/s, <= 10 at 100 msg/s",
             lambda r: r["ratio"] <= 5 and r["ratio_at_100"] <= 10,
+        ),
+        Scenario(
+            "N1",
+            "Web Push notifier CPU per user event (and per notification sent)",
+            ("event_us", "event_first_us", "notification_us", "encryption_us"),
+            "<= 100 us per user event (user without a subscription)",
+            lambda r: r["event_us"] <= 100,
         ),
         Scenario(
             "R1",
@@ -224,6 +232,13 @@ def _cells(scenario_id: str, r: Mapping[str, Any]) -> tuple[str, str, str]:
         )
     if scenario_id == "R1":
         return (f"{_n(r['ms'], 1)} ms, {r['events']} events", "-", "-")
+    if scenario_id == "N1":
+        return (
+            f"{_n(r['event_us'], 1)} us per user event ({_n(r['event_first_us'])} us first "
+            f"in 5 s); {_n(r['notification_us'])} us per notification sent",
+            f"RFC 8291 encryption {_n(r['encryption_us'])} us",
+            "-",
+        )
     if scenario_id in ("P4", "P4s"):
         return (
             f"{_n(r['connections'])} sockets, {_n(r['rss_per_conn_kib'], 1)} KiB each",

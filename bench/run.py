@@ -40,6 +40,7 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
         p7_ramp,
         p8_cost,
         p26_streams,
+        push_cost,
         recovery,
     )
 
@@ -74,6 +75,9 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     async def p8(ctx: Context, earlier: Mapping[str, Result]) -> dict[str, Result]:
         return {"P8": await p8_cost.run(ctx, earlier.get("P1"))}
 
+    async def n1(ctx: Context, _: Mapping[str, Result]) -> dict[str, Result]:
+        return {"N1": await push_cost.run(ctx)}
+
     # P6 replays the history P2 builds, so selecting it runs P2 too.
     table: list[tuple[tuple[str, ...], Runner]] = [
         (("P1",), p1),
@@ -85,6 +89,7 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
         (("R1",), r1),
         (("P7",), p7),
         (("P8",), p8),
+        (("N1",), n1),
     ]
     return [(ids, fn) for ids, fn in table if selected & set(ids)]
 

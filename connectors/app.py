@@ -23,6 +23,7 @@ from connectors.outbound.ledger import SendLedger
 from connectors.outbound.senders import SendContext
 from connectors.pollers.supervisor import PollerSupervisor
 from connectors.publisher import Publisher
+from connectors.push.notifier import start_notifier
 from connectors.runtime import AccountCache, Runtime
 from connectors.webhooks import answer_webhook, router
 from hubcore.accounts import AccountStore
@@ -31,6 +32,7 @@ from hubcore.kafka import kafka_ping
 from hubcore.mongo import create_client, database
 from hubcore.sealing import CredentialCipher
 from hubcore.settings import Settings
+from hubcore.webpush import Vapid
 from schemas.base import format_utc, utc_now
 
 _PROBE_TIMEOUT = 2.0
@@ -51,6 +53,7 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
     `SettingsError` at once when HUB_CREDENTIALS_KEY is missing or malformed.
     """
     CredentialCipher.from_settings(settings)
+    vapid = Vapid.from_settings(settings)  # a bad key is a start-up error, like the cipher's
     run_pollers = settings.connectors_pollers if pollers is None else pollers
 
     @asynccontextmanager
@@ -78,6 +81,10 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
                 outbound = OutboundConsumer(settings, delivery, publisher)
                 outbound.start()
                 stack.push_async_callback(outbound.stop)
+            if settings.connectors_push and vapid is not None:
+                push_http = await stack.enter_async_context(httpx.AsyncClient())
+                notifier = await start_notifier(settings, db, push_http, vapid, publisher)
+                stack.push_async_callback(notifier.stop)
             yield
         finally:
             await stack.aclose()

@@ -21,9 +21,11 @@ from hub.tokens import mint_token
 from hubcore.mongo import create_client, database
 from hubcore.sealing import new_key
 from hubcore.settings import Settings
+from hubcore.webpush import new_vapid_key
 
 DEV_JWT_SECRET = "dev-jwt-secret"  # noqa: S105 - a file name
 DEV_CREDENTIALS_KEY = "dev-credentials-key"
+DEV_VAPID_KEY = "dev-vapid-key"
 
 
 def _dev_path(settings: Settings, name: str) -> Path:
@@ -51,6 +53,11 @@ def dev_credentials_key(settings: Settings) -> str:
     return _dev_file(settings, DEV_CREDENTIALS_KEY, new_key)
 
 
+def dev_vapid_key(settings: Settings) -> str:
+    """The development VAPID key (browsers' push subscriptions stay valid)."""
+    return _dev_file(settings, DEV_VAPID_KEY, new_vapid_key)
+
+
 def local_settings(
     settings: Settings, *, demo: bool = False, create: bool = True
 ) -> tuple[Settings, dict[str, str]]:
@@ -69,6 +76,10 @@ def local_settings(
         key = dev_credentials_key(settings)
         env["HUB_CREDENTIALS_KEY"] = key
         update["credentials_key"] = SecretStr(key)
+    if settings.vapid_private_key is None and create:
+        vapid = dev_vapid_key(settings)
+        env["HUB_VAPID_PRIVATE_KEY"] = vapid
+        update["vapid_private_key"] = SecretStr(vapid)
     if (demo or "jwt_secret" in update) and not settings.development:
         # A local run on generated secrets: tokens need no audience or issuer.
         env["HUB_DEVELOPMENT"] = "true"
@@ -147,6 +158,7 @@ def up(settings: Settings, *, demo: bool, say: Callable[[str], None] = print) ->
     for variable, name in (
         ("HUB_JWT_SECRET", DEV_JWT_SECRET),
         ("HUB_CREDENTIALS_KEY", DEV_CREDENTIALS_KEY),
+        ("HUB_VAPID_PRIVATE_KEY", DEV_VAPID_KEY),
     ):
         if variable in env:
             say(f"{variable} unset: using {_dev_path(settings, name)} (generated once, kept)")

@@ -15,7 +15,7 @@ import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from hubcore.errors import InvalidField
 from hubcore.settings import Settings
@@ -135,3 +135,17 @@ class OutboundPolicy:
         self.check_tls(parts.scheme == "https", field)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return self.address_for(parts.hostname or "", port, field)
+
+    def pin_url(self, url: str, field: str = "credentials.callbackUrl") -> tuple[str, str, str]:
+        """(the URL to the checked address, its Host header, the TLS server name): a request
+        to the first with the other two cannot be redirected by a changed DNS answer.
+
+        Blocking (it may resolve): call it from a thread in async code.
+        """
+        parts = urlsplit(url)
+        address = self.url_address(url, field)
+        netloc = f"[{address}]" if ":" in address else address
+        if parts.port:
+            netloc += f":{parts.port}"
+        pinned = urlunsplit(parts._replace(netloc=netloc))
+        return pinned, parts.netloc.rpartition("@")[2], parts.hostname or ""

@@ -233,6 +233,55 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 
+    # --- Web Push (docs/push.md) ------------------------------------------------------
+    vapid_private_key: SecretStr | None = Field(
+        default=None,
+        description="VAPID private key (RFC 8292): url-safe base64 of the 32-byte P-256 "
+        "scalar, or a PEM; unset: no Web Push (`hub up` generates a development key).",
+    )
+    vapid_subject: str = Field(
+        default="mailto:push@example.invalid",
+        pattern=r"^(mailto:[^\s]{3,200}|https://[^\s]{3,200})$",
+        description="The `sub` of VAPID tokens: how a push service reaches the operator.",
+    )
+    connectors_push: bool = Field(
+        default=True,
+        description="Run the push notifier (consumer of user-events) in this process, "
+        "when HUB_VAPID_PRIVATE_KEY is set.",
+    )
+    push_grace: float = Field(
+        default=30.0,
+        ge=0,
+        le=86_400,
+        description="Seconds a user must have had no live device before a push is sent.",
+    )
+    push_interval: float = Field(
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description="At most one notification per conversation this often, seconds; what "
+        'arrives meanwhile is summed up in one ("3 new messages") at its end.',
+    )
+    push_preview: bool = Field(
+        default=True,
+        description="Put sender and a short text preview in notifications; false: only "
+        "the platform and a count (users may also turn previews off).",
+    )
+    push_preview_chars: int = Field(default=120, ge=0, le=1000)
+    push_max_subscriptions_per_user: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Browsers one user may subscribe; one more is answered 409.",
+    )
+    push_ttl: int = Field(
+        default=86_400, ge=0, le=2_419_200, description="`TTL` of each push message, seconds."
+    )
+    push_timeout: float = Field(default=10.0, gt=0, le=120, description="Per push service call.")
+    push_attempts: int = Field(
+        default=4, ge=1, le=10, description="Calls per notification on 429/5xx answers."
+    )
+
     _split = field_validator(
         "jwt_algorithms", "cors_origins", "outbound_allowed_hosts", "trusted_proxies", mode="before"
     )(_split_csv)

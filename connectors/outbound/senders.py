@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -128,16 +127,10 @@ async def _slack(ctx: SendContext, account: Account, msg: OutboundMessage) -> st
 
 def _pinned(settings: Settings, url: str) -> tuple[str, str, str]:
     """(URL to the checked address, Host header, TLS server name) for a user's URL."""
-    parts = urlsplit(url)
     try:
-        address = OutboundPolicy.from_settings(settings).url_address(url)
+        return OutboundPolicy.from_settings(settings).pin_url(url)
     except InvalidInput as exc:
         raise SendError(f"generic callback: refused, {exc}", reason="address_refused") from None
-    host = parts.hostname or ""
-    netloc = f"[{address}]" if ":" in address else address
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc)), parts.netloc.rpartition("@")[2], host
 
 
 async def _generic(ctx: SendContext, account: Account, msg: OutboundMessage) -> str:

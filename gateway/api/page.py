@@ -31,6 +31,21 @@ async def inbox_page() -> FileResponse:
     )
 
 
+@router.get("/static/sw.js")
+async def service_worker() -> FileResponse:
+    """The page's service worker (Web Push, docs/push.md). Under /static/ like the rest of
+    the page (so proxies publish it already), and allowed the whole page as its scope."""
+    return FileResponse(
+        STATIC / "sw.js",
+        media_type="text/javascript",
+        headers={
+            "Content-Security-Policy": CSP,
+            "Service-Worker-Allowed": "/",
+            "Cache-Control": "no-cache",
+        },
+    )
+
+
 def mount_page(api: FastAPI) -> None:
     """Serve `/` and `/static/*`."""
     api.include_router(router)

@@ -1,6 +1,7 @@
 // The demo inbox: only the public REST API and the /ws protocol, no build step.
 import { RANK, keepSends, messageNode, msgSelector, sends, setOutboundStatus, showContent, tombstone }
   from "./messages.js";
+import { setupPush, showMute } from "./push.js";
 
 // `#token=` (never sent to a server, so never in a proxy's log), or `?token=` as before.
 const given = new URLSearchParams(location.hash.slice(1)).get("token")
@@ -142,6 +143,10 @@ async function openConversation(id) {
   renderConversations();
   $("#messages").replaceChildren();  // what arrives from now on belongs to this conversation
   $("#reply").hidden = false;
+  $("#thread-head").hidden = false;
+  const known = state.conversations.get(id);
+  $("#thread-title").textContent = (known && (known.title || state.names.get(id))) || id;
+  showMute(api, $("#mute"), id);
   const page = await storedMessages(id);
   if (state.selected !== id) return;  // another conversation was opened meanwhile
   const items = page.messages.slice().reverse();
@@ -290,6 +295,10 @@ async function start() {
   $("#login").hidden = true; $("#app").hidden = false;
   connect();  // first, so no event between the REST snapshot and the socket is missed
   await load();
+  // Opened from a notification: `#conversation=<id>`.
+  const wanted = new URLSearchParams(location.hash.slice(1)).get("conversation");
+  if (wanted) openConversation(wanted);
+  setupPush(api, $("#bell"), openConversation).catch((err) => console.warn("push", err));
   setInterval(() => state.socket && state.socket.readyState === 1 &&
     state.socket.send(JSON.stringify({ type: "ping" })), 25000);
 }

@@ -1,0 +1,1 @@
+"""Web Push notifications to users with no live device (docs/push.md)."""
