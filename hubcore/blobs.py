@@ -310,10 +310,50 @@ class Spooled:
         self.file.close()
 
 
+class ContentAddressedStore:
+    """`put` and `put_stream` over a subclass's `stat` and `_write`: hash, return the blob
+    already stored, else check the head and write the pieces."""
+
+    _max_image_pixels: int
+
+    async def stat(self, sha256: str) -> StoredBlob | None:
+        raise NotImplementedError
+
+    async def _write(self, blob: StoredBlob, pieces: Iterable[bytes]) -> None:
+        raise NotImplementedError
+
+    async def put(self, data: bytes) -> StoredBlob:
+        sha = hashlib.sha256(data).hexdigest()
+        if (known := await self.stat(sha)) is not None:
+            return known
+        mime_type, width, height = inspect_head(
+            data[:HEAD_BYTES], max_image_pixels=self._max_image_pixels
+        )
+        pieces = (data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES))
+        blob = StoredBlob(sha, len(data), mime_type, width, height)
+        await self._write(blob, pieces)
+        return blob
+
+    async def put_stream(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> StoredBlob:
+        spooled = await Spooled.read(chunks, max_bytes=max_bytes)
+        try:
+            sha = spooled.sha256
+            if (known := await self.stat(sha)) is not None:
+                return known
+            mime_type, width, height = inspect_head(
+                spooled.head, max_image_pixels=self._max_image_pixels
+            )
+            blob = StoredBlob(sha, spooled.size, mime_type, width, height)
+            await self._write(blob, spooled.pieces(CHUNK_BYTES))
+            return blob
+        finally:
+            spooled.close()
+
+
 # --- GridFS -----------------------------------------------------------------------------
 
 
-class GridFSBlobStore:
+class GridFSBlobStore(ContentAddressedStore):
     """Blobs in a GridFS bucket of the hub's database, the file's `_id` its SHA-256.
 
     Writes are the GridFS layout (`<bucket>.chunks` then `<bucket>.files`) done by hand
@@ -359,33 +399,6 @@ class GridFSBlobStore:
     async def stat(self, sha256: str) -> StoredBlob | None:
         doc = await self._files.find_one({"_id": sha256})
         return None if doc is None else self._blob(doc)
-
-    async def put(self, data: bytes) -> StoredBlob:
-        sha = hashlib.sha256(data).hexdigest()
-        if (known := await self.stat(sha)) is not None:
-            return known
-        mime_type, width, height = inspect_head(
-            data[:HEAD_BYTES], max_image_pixels=self._max_image_pixels
-        )
-        pieces = (data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES))
-        blob = StoredBlob(sha, len(data), mime_type, width, height)
-        await self._write(blob, pieces)
-        return blob
-
-    async def put_stream(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> StoredBlob:
-        spooled = await Spooled.read(chunks, max_bytes=max_bytes)
-        try:
-            sha = spooled.sha256
-            if (known := await self.stat(sha)) is not None:
-                return known
-            mime_type, width, height = inspect_head(
-                spooled.head, max_image_pixels=self._max_image_pixels
-            )
-            blob = StoredBlob(sha, spooled.size, mime_type, width, height)
-            await self._write(blob, spooled.pieces(CHUNK_BYTES))
-            return blob
-        finally:
-            spooled.close()
 
     async def _write(self, blob: StoredBlob, pieces: Iterable[bytes]) -> None:
         await self._ensure_indexes()
