@@ -27,6 +27,7 @@ from connectors.push.notifier import start_notifier
 from connectors.runtime import AccountCache, Runtime
 from connectors.webhooks import answer_webhook, router
 from hubcore.accounts import AccountStore
+from hubcore.blobs import blob_store
 from hubcore.health import record_health
 from hubcore.kafka import kafka_ping
 from hubcore.mongo import create_client, database
@@ -77,7 +78,9 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
                 # A lease outlives one call plus the longest wait between calls.
                 lease = settings.send_timeout + settings.send_max_backoff + 5
                 ledger = SendLedger(db, lease)
-                delivery = Delivery(SendContext(settings, http), ledger, accounts)
+                blobs = blob_store(settings, db)  # attachments' bytes (docs/media.md)
+                stack.push_async_callback(blobs.aclose)
+                delivery = Delivery(SendContext(settings, http, blobs), ledger, accounts)
                 outbound = OutboundConsumer(settings, delivery, publisher)
                 outbound.start()
                 stack.push_async_callback(outbound.stop)

@@ -35,6 +35,7 @@ _MESSAGE_FIELDS = (
     "direction",
     "editedAt",
     "deleted",
+    "attachments",
 )
 
 

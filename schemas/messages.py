@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from schemas.attachments import Attachment
 from schemas.base import HubModel, Record, UtcDatetime
 
 Platform = Literal["telegram", "whatsapp", "slack", "email", "generic"]
@@ -38,6 +39,7 @@ class Message(HubModel):
     direction: Direction = "inbound"
     edited_at: UtcDatetime | None = None
     deleted: bool = False
+    attachments: list[Attachment] = Field(default_factory=list)
 
 
 class Conversation(HubModel):
