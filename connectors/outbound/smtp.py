@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 from connectors.errors import SendError
+from connectors.platforms.email import single_address
 from hubcore.account_rules import as_bool, as_port
 from hubcore.accounts import Account
 from hubcore.errors import InvalidInput
@@ -26,10 +27,17 @@ WHAT = "SMTP"
 
 
 def compose(account: Account, msg: OutboundMessage, sender: str) -> EmailMessage:
-    """The reply as an RFC 5322 message."""
+    """The reply as an RFC 5322 message, to exactly one address."""
+    # Again here, whatever the state holds: `To` gets one bare addr-spec or nothing is sent.
+    recipient = single_address(msg.recipient or "")
+    if recipient is None:
+        raise SendError(
+            f"{WHAT}: the message answered names no single reply address "
+            f"({(msg.recipient or 'none')[:100]!r})"
+        )
     mail = EmailMessage()
     mail["From"] = sender
-    mail["To"] = msg.recipient or ""
+    mail["To"] = recipient
     subject = msg.subject or ""
     mail["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}".strip()
     mail["Date"] = formatdate(msg.issued_at.timestamp(), usegmt=True)

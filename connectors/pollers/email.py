@@ -8,6 +8,7 @@ already produced the same message again (dropped downstream).
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from connectors.errors import BadPayload
 from connectors.platforms.email import FetchedMail, email_message
@@ -19,6 +20,8 @@ from hubcore.outbound import OutboundPolicy
 from hubcore.settings import Settings
 from schemas import RawMessage
 from schemas.base import utc_now
+
+_TICK = timedelta(microseconds=1)
 
 
 class EmailPoller(Poller):
@@ -36,6 +39,9 @@ class EmailPoller(Poller):
             OutboundPolicy.from_settings(settings),
             settings.email_max_bytes,
         )
+        # Each mail's receipt time, strictly increasing in UID order: a thread is ordered by
+        # it, and ties would fall to the ids, which a sender chooses through `Message-ID`.
+        self._received = datetime.min.replace(tzinfo=UTC)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.mailbox.close)
@@ -67,10 +73,10 @@ class EmailPoller(Poller):
     def _normalize(
         self, mails: list[FetchedMail], validity: int
     ) -> tuple[list[RawMessage], list[tuple[bytes, BadPayload]]]:
-        received_at = utc_now()
         records: list[RawMessage] = []
         poison: list[tuple[bytes, BadPayload]] = []
-        for mail in mails:
+        for mail in sorted(mails, key=lambda m: m.uid):
+            received_at = self._received = max(utc_now(), self._received + _TICK)
             try:
                 records.append(
                     email_message(

@@ -137,11 +137,21 @@ function hear(m) {
   if (state.heard.size > HEARD_MAX) state.heard.delete(state.heard.keys().next().value);
 }
 
+// Who an email reply goes to: the sender of the thread's newest mail, which anyone who
+// knows the thread can be; shown before the user writes.
+function renderReplyTo() {
+  const conv = state.conversations.get(state.selected);
+  const node = $("#reply-to");
+  node.hidden = !conv || conv.platform !== "email";
+  node.textContent = node.hidden ? "" : `To: ${conv.recipient || "nobody (no reply address)"}`;
+}
+
 async function openConversation(id) {
   state.selected = id;
   renderConversations();
   $("#messages").replaceChildren();  // what arrives from now on belongs to this conversation
   $("#reply").hidden = false;
+  renderReplyTo();
   const page = await storedMessages(id);
   if (state.selected !== id) return;  // another conversation was opened meanwhile
   const items = page.messages.slice().reverse();
@@ -211,6 +221,7 @@ function applyEvent(ev) {
   } else if (ev.type === "conversation_update") {
     state.conversations.set(d.conversation.id, d.conversation);
     renderConversations();
+    if (d.conversation.id === state.selected) renderReplyTo();
   } else if (ev.type === "unread_count_update") {
     const u = d.unreadCounts;
     state.unread = { total: u.total, byPlatform: u.byPlatform };
