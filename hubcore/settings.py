@@ -233,6 +233,27 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 
+    # --- security round two (issue 22): what one user's servers and cursors may take -
+    imap_threads: int = Field(
+        default=16, ge=1, le=256, description="Threads for IMAP calls, all accounts of a process."
+    )
+    smtp_threads: int = Field(
+        default=8, ge=1, le=256, description="Threads for SMTP sessions (email replies)."
+    )
+    blocking_threads_per_user: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="Of each of those pools, the threads one user's calls may hold at once.",
+    )
+    imap_poll_deadline: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds one email poll's IMAP calls may take together; then the "
+        "connection is cut and the account backs off.",
+    )
+
     _split = field_validator(
         "jwt_algorithms", "cors_origins", "outbound_allowed_hosts", "trusted_proxies", mode="before"
     )(_split_csv)

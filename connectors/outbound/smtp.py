@@ -7,13 +7,13 @@ the hub's id, so the platform id of a reply is known before it leaves.
 
 from __future__ import annotations
 
-import asyncio
 import smtplib
 import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from connectors.blocking import smtp_lane
 from connectors.errors import SendError
 from connectors.platforms.email import single_address
 from hubcore.account_rules import as_bool, as_port
@@ -139,5 +139,6 @@ async def send_email(settings: Settings, account: Account, msg: OutboundMessage)
     username = str(creds.get("smtpUsername") or "")
     sender = username if "@" in username else account.external_id
     mail = compose(account, msg, sender)
-    await asyncio.to_thread(_deliver, settings, account, mail)
+    # A pool of its own, a few threads per user: one user's slow server delays their sends.
+    await smtp_lane(settings).run(account.user_id, _deliver, settings, account, mail)
     return str(mail["Message-ID"])
