@@ -246,6 +246,12 @@ class Settings(BaseSettings):
         le=256,
         description="Of each of those pools, the threads one user's calls may hold at once.",
     )
+    ws_resume_scan_per_user: str = Field(
+        default="2000000/h",
+        pattern=r"^[1-9]\d*/(s|min|h)$",
+        description="Records of the event topic one user's resumes may make a gateway process "
+        "read (a resume counts those between its cursor and now); beyond: resume_unavailable.",
+    )
     imap_poll_deadline: float = Field(
         default=60.0,
         gt=0,
