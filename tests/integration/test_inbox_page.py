@@ -320,8 +320,12 @@ async def test_an_email_thread_shows_where_a_reply_goes(hub: RunningHub, browser
     account = p.account("email", "frank@corp.example").model_copy(update={"user_id": user})
     now = datetime.now(UTC)
 
-    def mail(message_id: str, sender: str, uid: int, **more: str) -> tuple[bytes, bytes]:
-        source = p.email_source(message_id, sender=sender, subject="Invoice 7", **more)
+    def mail(
+        message_id: str, sender: str, uid: int, references: str | None = None
+    ) -> tuple[bytes, bytes]:
+        source = p.email_source(
+            message_id, sender=sender, subject="Invoice 7", references=references
+        )
         record = email_message(
             account,
             FetchedMail(uid, source),
