@@ -143,7 +143,8 @@ function renderReplyTo() {
   const conv = state.conversations.get(state.selected);
   const node = $("#reply-to");
   node.hidden = !conv || conv.platform !== "email";
-  node.textContent = node.hidden ? "" : `To: ${conv.recipient || "nobody (no reply address)"}`;
+  const to = conv && conv.recipient && conv.recipient.includes("@") ? conv.recipient : "";
+  node.textContent = node.hidden ? "" : `To: ${to || "nobody (the mail names no single address)"}`;
 }
 
 async function openConversation(id) {
