@@ -9,10 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from connectors.errors import SendError
+from connectors.errors import BadPayload, SendError
 from connectors.outbound.smtp import compose
-from connectors.platforms.email import UNKNOWN_SENDER, FetchedMail, email_message
+from connectors.platforms.email import (
+    UNKNOWN_SENDER,
+    FetchedMail,
+    email_message,
+    single_address,
+)
 from hubcore.store import conversation_from_doc
 from schemas import RawMessage
 from streams.projection import conversation_document
@@ -140,3 +147,31 @@ def test_mails_of_one_poll_are_received_in_uid_order() -> None:
     times = [r.received_at for r in records]
     assert [r.raw["uid"] for r in records] == [1, 2, 3]
     assert times == sorted(times) and len(set(times)) == 3
+
+
+_HEADER_PARTS = st.sampled_from(
+    ['"', "<", ">", ",", "@", ";", ":", "(", ")", "\\", " ", "=?utf-8?q?", "?=", "\t", "x", "é"]
+)
+_hostile = st.lists(_HEADER_PARTS | st.text(max_size=8), max_size=12).map("".join)
+
+
+@settings(max_examples=300, deadline=2000, database=None)
+@given(
+    sender=_hostile,
+    date=_hostile | st.sampled_from(["Fri, 1 Jan 2100 00:00:00 +0000", "-0000", ""]),
+    references=_hostile,
+    junk=st.binary(max_size=200),
+)
+def test_hostile_headers_give_one_address_or_none_and_no_future(
+    sender: str, date: str, references: str, junk: bytes
+) -> None:
+    """Whatever `From`, `Date` and `References` hold: a record whose sender is one bare
+    address or UNKNOWN_SENDER and whose time is not after its receipt, or BadPayload."""
+    head = f"From: {sender}\r\nDate: {date}\r\nReferences: {references}\r\n"
+    for source in (head.encode() + b"\r\nhi", head.encode("utf-8") + junk):
+        try:
+            record = received(source, T0, 1)
+        except BadPayload:
+            continue
+        assert record.sent_at <= T0
+        assert record.sender.id == UNKNOWN_SENDER or single_address(record.sender.id)
