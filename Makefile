@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-## Known vulnerabilities with a fix in the locked dependencies fail (scripts/audit_deps.py).
+## Known vulnerabilities and packages below their latest release fail, unless
+## scripts/audit_allowed.toml allows them with a reason (scripts/audit_deps.py).
 audit: $(STAMP)
 	$(VENV)/bin/python scripts/audit_deps.py
 

@@ -15,6 +15,7 @@ from gateway.frames import Cursor, Event, InvalidEvent, decode_event
 from gateway.metrics import EVENTS_INVALID, REPLAYED, RESUMES
 from gateway.pump import standalone_consumer
 from hubcore.kafka import Topics, close_consumer
+from hubcore.ratelimit import RateLimiter
 from hubcore.settings import Settings
 
 log = structlog.get_logger("gateway.resume")
@@ -70,6 +71,7 @@ class ResumeService:
         self._max_events = settings.ws_resume_max_events
         # Other users' records are read too: bound the scan, not only what is sent.
         self._max_scan = settings.ws_resume_max_events * SCAN_FACTOR
+        self._scan_budget = RateLimiter(settings.ws_resume_scan_per_user)
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._consumer: AIOKafkaConsumer | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -127,6 +129,12 @@ class ResumeService:
                     request.fail(INVALID, "cursor names no event")
                 elif request.live_from - request.cursor.offset > self._max_scan:
                     request.fail(UNAVAILABLE, "too many events since the cursor; reload")
+                elif self._scan_budget.acquire(
+                    request.key.decode(errors="replace"), request.stop - request.cursor.offset
+                ):
+                    # Every resume in a round waits for the longest scan: one user
+                    # resuming from old cursors again and again would slow them all.
+                    request.fail(UNAVAILABLE, "this user's resumes read too much history lately")
             alive = [r for r in requests if not r.future.done()]
             by_partition[tp.partition] = alive
             if alive:

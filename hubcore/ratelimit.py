@@ -45,17 +45,18 @@ class RateLimiter:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
 
-    def acquire(self, key: str) -> float:
+    def acquire(self, key: str, cost: float = 1.0) -> float:
+        """`cost` tokens (a resume's records read, say): more than the capacity never."""
         now = self._clock()
         tokens, at = self._buckets.get(key, (self.capacity, now))
         tokens = min(self.capacity, tokens + (now - at) * self.rate)
-        if tokens >= 1.0:
+        if tokens >= cost:
             if key not in self._buckets and len(self._buckets) >= self.max_keys:
                 self._forget_full(now)
-            self._buckets[key] = (tokens - 1.0, now)
+            self._buckets[key] = (tokens - cost, now)
             return 0.0
         self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / self.rate
+        return (cost - tokens) / self.rate
 
     def _forget_full(self, now: float) -> None:
         """Drop buckets that have refilled (they are the same as absent ones). If every

@@ -327,6 +327,33 @@ class Settings(BaseSettings):
         description="The gateway's address as platforms reach it (signed download URLs).",
     )
 
+    # --- security round two (issue 22): what one user's servers and cursors may take -
+    imap_threads: int = Field(
+        default=16, ge=1, le=256, description="Threads for IMAP calls, all accounts of a process."
+    )
+    smtp_threads: int = Field(
+        default=8, ge=1, le=256, description="Threads for SMTP sessions (email replies)."
+    )
+    blocking_threads_per_user: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="Of each of those pools, the threads one user's calls may hold at once.",
+    )
+    ws_resume_scan_per_user: str = Field(
+        default="2000000/h",
+        pattern=r"^[1-9]\d*/(s|min|h)$",
+        description="Records of the event topic one user's resumes may make a gateway process "
+        "read (a resume counts those between its cursor and now); beyond: resume_unavailable.",
+    )
+    imap_poll_deadline: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds one email poll's IMAP calls may take together; then the "
+        "connection is cut and the account backs off.",
+    )
+
     _split = field_validator(
         "jwt_algorithms", "cors_origins", "outbound_allowed_hosts", "trusted_proxies", mode="before"
     )(_split_csv)

@@ -79,6 +79,7 @@ def conversation_from_doc(doc: Document) -> Conversation:
         last_message=message_from_doc(last) if last else None,
         unread_count=max(0, int(doc.get("unreadCount", 0))),
         updated_at=doc["updatedAt"],
+        recipient=doc.get("recipient"),
     )
 
 

@@ -52,6 +52,9 @@ class Conversation(HubModel):
     last_message: Message | None = None
     unread_count: int = Field(default=0, ge=0)
     updated_at: UtcDatetime
+    recipient: str | None = Field(
+        default=None, description="Email: the one address a reply goes to (shown before sending)."
+    )
 
 
 class UnreadCounts(HubModel):

@@ -106,7 +106,7 @@ def conversation_document(user_id: str, conversation_id: str, state: Conversatio
     """The `conversations` document of a conversation state (with its version)."""
     last = state.last.model_dump(by_alias=True) if state.last else None
     at = state.last.sent_at if state.last else None
-    return {
+    doc: Document = {
         "_id": conversation_id,
         "userId": user_id,
         "platform": state.platform,
@@ -118,6 +118,9 @@ def conversation_document(user_id: str, conversation_id: str, state: Conversatio
         "unreadCount": state.count,
         "version": state.version,
     }
+    if state.platform == "email":  # who a reply goes to, for the page to show
+        doc["recipient"] = state.recipient
+    return doc
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,14 @@ class UserState(Watermarked):
         )
 
 
+def order_key(message: Message | RawMessage) -> tuple[datetime, str]:
+    """Which of a conversation's messages is newer: by `sentAt`, then id; email by when
+    the hub received it, since anyone mailing an account writes its `Date:` (a far-future
+    one made a stranger's mail the newest for good, and the thread's replies his)."""
+    at = message.received_at if message.platform == "email" else message.sent_at
+    return at, message.id
+
+
 @dataclass(slots=True)
 class ConversationState(Watermarked):
     """One conversation as clients see it: its unread count and its newest message."""
@@ -117,7 +125,8 @@ class ConversationState(Watermarked):
     external_id: str | None = None
     reply_to: str | None = None
     recipient: str | None = None
-    # (sentAt, id) of the newest inbound message, which `reply_to` and `recipient` follow
+    # (time, id) of the newest inbound message (see `order_key`), which `reply_to` and
+    # `recipient` follow
     # apart from `last` (a reply may be newer): live and replay interleave differently.
     inbound_at: datetime | None = None
     inbound_id: str | None = None
@@ -128,18 +137,18 @@ class ConversationState(Watermarked):
         return max(0, self.unread)
 
     def advance(self, message: Message, title: str | None) -> None:
-        """Make `message` the newest one if it is newer (by `sentAt`, then id), so the order
+        """Make `message` the newest one if it is newer (by `order_key`), so the order
         in which records arrive within a partition alone decides the outcome."""
         if not self.platform:
             self.platform, self.account_id, self.title = message.platform, message.account_id, title
-        if self.last is None or (message.sent_at, message.id) > (self.last.sent_at, self.last.id):
+        if self.last is None or order_key(message) > order_key(self.last):
             self.last = message
             if title is not None:
                 self.title = title
 
     def answer(self, message: RawMessage) -> None:
         """Reply to `message` from now on if it is the newest inbound message so far."""
-        key = (message.sent_at, message.id)
+        key = order_key(message)
         if self.inbound_at is None or key > (self.inbound_at, self.inbound_id or ""):
             self.inbound_at, self.inbound_id = key
             self.reply_to = message.external_message_id or None

@@ -7,11 +7,13 @@ import asyncio
 import getpass
 import imaplib
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -383,3 +385,51 @@ def nginx_proxy(upstreams: list[int]) -> Iterator[int]:
     finally:
         stop_process(process, 10)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@dataclass
+class Tarpit:
+    """A server that accepts connections and never says a word (issue 22's slow server)."""
+
+    port: int
+    accepted: int = 0
+    cut: int = 0  # connections the client closed (the tarpit never closes one)
+
+
+@contextmanager
+def tarpit() -> Iterator[Tarpit]:
+    """A tarpit on a free loopback port, served by one thread until the block ends."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    trap = Tarpit(listener.getsockname()[1])
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            readable, _, _ = select.select([listener, *held], [], [], 0.05)
+            for sock in readable:
+                if sock is listener:
+                    conn, _ = listener.accept()
+                    held.append(conn)
+                    trap.accepted += 1
+                    continue
+                try:
+                    data = sock.recv(4096)  # what the client says is read and ignored
+                except OSError:
+                    data = b""
+                if not data:
+                    held.remove(sock)
+                    sock.close()
+                    trap.cut += 1
+
+    thread = threading.Thread(target=serve, name="tarpit", daemon=True)
+    thread.start()
+    try:
+        yield trap
+    finally:
+        stop.set()
+        thread.join(5)
+        for sock in held:
+            sock.close()
+        listener.close()

@@ -7,7 +7,6 @@ the hub's id, so the platform id of a reply is known before it leaves.
 
 from __future__ import annotations
 
-import asyncio
 import smtplib
 import socket
 import ssl
@@ -15,7 +14,9 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from connectors.blocking import smtp_lane
 from connectors.errors import SendError
+from connectors.platforms.email import single_address
 from hubcore.account_rules import as_bool, as_port
 from hubcore.accounts import Account
 from hubcore.errors import InvalidInput
@@ -33,10 +34,19 @@ def compose(
     sender: str,
     files: Sequence[tuple[OutboundAttachment, bytes]] = (),
 ) -> EmailMessage:
-    """The reply as an RFC 5322 message; attachments as MIME parts (multipart/mixed)."""
+    """The reply as an RFC 5322 message to exactly one address; attachments as MIME
+    parts (multipart/mixed)."""
+    # Again here, whatever the state holds: `To` gets one bare addr-spec or nothing is sent.
+    recipient = single_address(msg.recipient or "")
+    if recipient is None:
+        raise SendError(
+            f"{WHAT}: the message answered names no single reply address "
+            f"({(msg.recipient or 'none')[:100]!r})",
+            reason="rejected",
+        )
     mail = EmailMessage()
     mail["From"] = sender
-    mail["To"] = msg.recipient or ""
+    mail["To"] = recipient
     subject = msg.subject or ""
     mail["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}".strip()
     mail["Date"] = formatdate(msg.issued_at.timestamp(), usegmt=True)
@@ -162,5 +172,6 @@ async def send_email(
     username = str(creds.get("smtpUsername") or "")
     sender = username if "@" in username else account.external_id
     mail = compose(account, msg, sender, files)
-    await asyncio.to_thread(_deliver, settings, account, mail)
+    # A pool of its own, a few threads per user: one user's slow server delays their sends.
+    await smtp_lane(settings).run(account.user_id, _deliver, settings, account, mail)
     return str(mail["Message-ID"])

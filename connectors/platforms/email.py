@@ -7,6 +7,10 @@ Conversation: the thread root, i.e. the first id of `References`, else `In-Reply
 the mail's own id (it starts a thread). Subjects are not used to join threads: unrelated
 mails share subjects like "Hello" too often.
 Text: the text/plain body; for HTML-only mail the HTML converted to text.
+Sender: the one addr-spec of `From` (a display name is only a name: `"a@x, b@y" <>` names
+no address at all); a mail without exactly one address has no reply address.
+Times: anyone can mail an account and write any `Date:`, so a mail's `sentAt` is never
+later than when the hub received it, and a thread is ordered by receipt (streams).
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import parseaddr, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from connectors.errors import BadPayload
@@ -28,7 +33,11 @@ from hubcore.accounts import Account
 from schemas import DeadLetter, RawMessage
 
 MAX_TEXT_CHARS = 100_000
+UNKNOWN_SENDER = "unknown"  # the sender id of a mail naming no single address
 MAX_SOURCE_IN_RAW = 256 * 1024  # bytes; larger sources (attachments) keep headers only
+# One addr-spec and nothing else: no space, list separator, route, comment, quote or control.
+_ATOMS = r'[^\s<>()\[\],;:\\"@\x00-\x1f\x7f]+'
+_BARE = re.compile(f"{_ATOMS}@{_ATOMS}")
 _ID = re.compile(r"<([^<>\s]+)>")
 _REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg|sv|vs)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
@@ -58,11 +67,12 @@ def email_message(
             "sha256:" + hashlib.sha256(mail.source).hexdigest()[:40]
         )
         root = _first_id(msg.get("References")) or _first_id(msg.get("In-Reply-To")) or own_id
-        name, address = parseaddr(str(msg.get("From") or ""))
+        name, address = _from(msg)
         subject = _REPLY_PREFIX.sub("", str(msg.get("Subject") or "")).strip()
         text = body_text(msg)[:MAX_TEXT_CHARS]
         headers = [[key, str(value)] for key, value in msg.items()]
-        sent_at = _date(msg.get("Date")) or mail.internal_date or received_at
+        # The sender writes `Date:`: a future one would sort the mail first for good.
+        sent_at = min(_date(msg.get("Date")) or mail.internal_date or received_at, received_at)
     except (ValueError, TypeError, LookupError, AttributeError) as exc:
         raise BadPayload(f"mail UID {mail.uid} cannot be read: {exc}") from None
     raw: dict[str, Any] = {
@@ -80,7 +90,7 @@ def email_message(
         account,
         chat=root,
         message=own_id,
-        sender=(address.lower() or name or "unknown", name or None),
+        sender=(address or UNKNOWN_SENDER, name or None),
         text=text,
         sent_at=sent_at,
         received_at=received_at,
@@ -105,6 +115,22 @@ def body_text(msg: EmailMessage) -> str:
     if part.get_content_subtype() == "html":
         return html_to_text(content)
     return content.strip()
+
+
+def _from(msg: EmailMessage) -> tuple[str, str]:
+    """(display name, the lowercased addr-spec or "" unless `From` names exactly one)."""
+    header = msg.get("From")
+    addresses: tuple[Address, ...] = getattr(header, "addresses", ())
+    if len(addresses) != 1:
+        return "", ""
+    [only] = addresses
+    return str(only.display_name or ""), single_address(only.addr_spec) or ""
+
+
+def single_address(value: str) -> str | None:
+    """`value` lowercased when it is exactly one bare addr-spec (no display name, no list,
+    no control character), else None: where a reply goes must be one mailbox."""
+    return value.lower() if _BARE.fullmatch(value) else None
 
 
 def _first_id(header: Any) -> str | None:

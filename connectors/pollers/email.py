@@ -8,8 +8,12 @@ already produced the same message again (dropped downstream).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
-from connectors.errors import BadPayload
+from connectors.blocking import imap_lane
+from connectors.errors import BadPayload, PollError
 from connectors.platforms.email import FetchedMail, email_message
 from connectors.pollers.base import Poller, PollState
 from connectors.pollers.imap import ImapMailbox
@@ -19,6 +23,10 @@ from hubcore.outbound import OutboundPolicy
 from hubcore.settings import Settings
 from schemas import RawMessage
 from schemas.base import utc_now
+
+T = TypeVar("T")
+
+_TICK = timedelta(microseconds=1)
 
 
 class EmailPoller(Poller):
@@ -36,13 +44,49 @@ class EmailPoller(Poller):
             OutboundPolicy.from_settings(settings),
             settings.email_max_bytes,
         )
+        self.lane = imap_lane(settings)
+        # Each mail's receipt time, strictly increasing in UID order: a thread is ordered by
+        # it, and ties would fall to the ids, which a sender chooses through `Message-ID`.
+        self._received = datetime.min.replace(tzinfo=UTC)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.mailbox.close)
+        if self.mailbox.busy:  # a call still blocked on the server: end it (it closes)
+            self.mailbox.abort()
+        else:
+            await self._imap(self.mailbox.close)
+
+    async def _imap(self, call: Callable[..., T], *args: object) -> T:
+        return await self.lane.run(self.account.user_id, call, *args)
 
     async def poll_once(self) -> bool:
         saved = await self.state.load(self.key)
-        validity = await asyncio.to_thread(self.mailbox.open)
+        if self.mailbox.busy:  # the last poll's deadline cut a call that has not ended yet
+            raise PollError(f"IMAP {self.mailbox.host[:100]}: the previous call has not ended")
+        # The IMAP calls together within a deadline: a server that answers slowly, or
+        # never, holds this account's poll (and a thread) no longer than that.
+        try:
+            async with asyncio.timeout(self.settings.imap_poll_deadline):
+                read = await self._read(saved)
+        except TimeoutError:
+            self.mailbox.abort()
+            raise PollError(
+                f"IMAP {self.mailbox.host[:100]}: no answer within the poll's deadline "
+                f"({self.settings.imap_poll_deadline:g} s, HUB_IMAP_POLL_DEADLINE)"
+            ) from None
+        if read is None:
+            return False
+        validity, batch, mails, more = read
+        # MIME and HTML parsing off the event loop: anyone can mail an account.
+        records, poison = await asyncio.to_thread(self._normalize, mails, validity)
+        # Past the whole batch, also UIDs that vanished (expunged) between SEARCH and FETCH.
+        await self.commit(records, poison, len(mails), uidValidity=validity, lastUid=max(batch))
+        return more
+
+    async def _read(
+        self, saved: dict[str, Any]
+    ) -> tuple[int, list[int], list[FetchedMail], bool] | None:
+        """(UIDVALIDITY, the batch's UIDs, its mails, whether more wait); None: no new mail."""
+        validity = await self._imap(self.mailbox.open)
         last_uid = int(saved.get("lastUid", 0))
         if saved and saved.get("uidValidity") != validity:
             self.log.warning(
@@ -51,26 +95,22 @@ class EmailPoller(Poller):
                 now=validity,
             )
             last_uid = 0
-        uids = await asyncio.to_thread(self.mailbox.uids_after, last_uid)
+        uids = await self._imap(self.mailbox.uids_after, last_uid)
         if not uids:
             if not saved:  # remember the validity of an empty mailbox too
                 await self.state.save(self.key, self.fence, uidValidity=validity, lastUid=0)
-            return False
+            return None
         batch = uids[: self.settings.email_fetch_batch]
-        mails = await asyncio.to_thread(self.mailbox.fetch, batch)
-        # MIME and HTML parsing off the event loop: anyone can mail an account.
-        records, poison = await asyncio.to_thread(self._normalize, mails, validity)
-        # Past the whole batch, also UIDs that vanished (expunged) between SEARCH and FETCH.
-        await self.commit(records, poison, len(mails), uidValidity=validity, lastUid=max(batch))
-        return len(uids) > len(batch)
+        mails = await self._imap(self.mailbox.fetch, batch)
+        return validity, batch, mails, len(uids) > len(batch)
 
     def _normalize(
         self, mails: list[FetchedMail], validity: int
     ) -> tuple[list[RawMessage], list[tuple[bytes, BadPayload]]]:
-        received_at = utc_now()
         records: list[RawMessage] = []
         poison: list[tuple[bytes, BadPayload]] = []
-        for mail in mails:
+        for mail in sorted(mails, key=lambda m: m.uid):
+            received_at = self._received = max(utc_now(), self._received + _TICK)
             try:
                 records.append(
                     email_message(

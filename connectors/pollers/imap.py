@@ -49,14 +49,23 @@ class _PinnedImap(_CappedLiterals):
     """Plain IMAP to a checked address (`self.host` stays the name)."""
 
     def __init__(
-        self, host: str, address: str, port: int, timeout: float, max_literal: int
+        self,
+        host: str,
+        address: str,
+        port: int,
+        timeout: float,
+        max_literal: int,
+        watch: Callable[[socket.socket], None],
     ) -> None:
         self.address = address
         self.max_literal = max_literal
+        self.watch = watch
         super().__init__(host, port, timeout=timeout)
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
-        return socket.create_connection((self.address, self.port), timeout)
+        sock = socket.create_connection((self.address, self.port), timeout)
+        self.watch(sock)
+        return sock
 
 
 class _PinnedImapTls(_CappedLiterals, imaplib.IMAP4_SSL):
@@ -70,14 +79,20 @@ class _PinnedImapTls(_CappedLiterals, imaplib.IMAP4_SSL):
         context: ssl.SSLContext,
         timeout: float,
         max_literal: int,
+        watch: Callable[[socket.socket], None],
     ) -> None:
         self.address = address
         self.max_literal = max_literal
+        self.watch = watch
         super().__init__(host, port, ssl_context=context, timeout=timeout)
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
         sock = socket.create_connection((self.address, self.port), timeout)
-        wrapped: socket.socket = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+        wrapped: ssl.SSLSocket = self.ssl_context.wrap_socket(
+            sock, server_hostname=self.host, do_handshake_on_connect=False
+        )
+        self.watch(wrapped)  # before the handshake, which a tarpit never finishes
+        wrapped.do_handshake()
         return wrapped
 
 
@@ -104,6 +119,9 @@ class ImapMailbox:
         self.mailbox = mailbox
         self.timeout = timeout
         self._conn: imaplib.IMAP4 | None = None
+        # The socket of the connection being made or used, for `abort` from another thread.
+        self._socket: socket.socket | None = None
+        self.busy = False  # a call runs in some thread (maybe one a deadline gave up on)
 
     @classmethod
     def from_credentials(
@@ -137,9 +155,11 @@ class ImapMailbox:
         literal = self.max_bytes + _LITERAL_SLACK
         if self.use_ssl:
             context = ssl.create_default_context()
-            conn = _PinnedImapTls(self.host, address, self.port, context, self.timeout, literal)
+            conn = _PinnedImapTls(
+                self.host, address, self.port, context, self.timeout, literal, self._watch
+            )
         else:
-            conn = _PinnedImap(self.host, address, self.port, self.timeout, literal)
+            conn = _PinnedImap(self.host, address, self.port, self.timeout, literal, self._watch)
         try:
             conn.login(self.username, self._password)
         except imaplib.IMAP4.error:
@@ -152,7 +172,11 @@ class ImapMailbox:
             ) from None
         return conn
 
+    def _watch(self, sock: socket.socket) -> None:
+        self._socket = sock
+
     def _call(self, action: Callable[[imaplib.IMAP4], T]) -> T:
+        self.busy = True
         try:
             if self._conn is None:
                 self._conn = self._connect()
@@ -160,6 +184,19 @@ class ImapMailbox:
         except (imaplib.IMAP4.error, OSError, EOFError) as exc:
             self.close()
             raise PollError(f"IMAP {self.host}:{self.port}: {exc}") from None
+        finally:
+            self.busy = False
+
+    def abort(self) -> None:
+        """End, from any thread, a call blocked on the server: its socket is shut down, so
+        the blocked read returns at once and the call fails (a slow or silent server
+        holds a thread only until a poll's deadline, not per operation's timeout)."""
+        sock = self._socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # The plain socket's shutdown: on a TLS socket it is safe from another
+                # thread (no TLS close_notify is attempted, which would block too).
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def open(self) -> int:
         """Select the mailbox read-only; returns its UIDVALIDITY."""
@@ -222,6 +259,7 @@ class ImapMailbox:
     def close(self) -> None:
         """Log out (best effort) and forget the connection."""
         conn, self._conn = self._conn, None
+        self._socket = None
         if conn is None:
             return
         try:

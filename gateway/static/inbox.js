@@ -159,6 +159,16 @@ function hear(m) {
   if (state.heard.size > HEARD_MAX) state.heard.delete(state.heard.keys().next().value);
 }
 
+// Who an email reply goes to: the sender of the thread's newest mail, which anyone who
+// knows the thread can be; shown before the user writes.
+function renderReplyTo() {
+  const conv = state.conversations.get(state.selected);
+  const node = $("#reply-to");
+  node.hidden = !conv || conv.platform !== "email";
+  const to = conv && conv.recipient && conv.recipient.includes("@") ? conv.recipient : "";
+  node.textContent = node.hidden ? "" : `To: ${to || "nobody (the mail names no single address)"}`;
+}
+
 async function openConversation(id) {
   state.selected = id;
   renderConversations();
@@ -168,6 +178,7 @@ async function openConversation(id) {
   const known = state.conversations.get(id);
   $("#thread-title").textContent = (known && (known.title || state.names.get(id))) || id;
   showMute(api, $("#mute"), id);
+  renderReplyTo();
   const page = await storedMessages(id);
   if (state.selected !== id) return;  // another conversation was opened meanwhile
   const items = page.messages.slice().reverse();
@@ -237,6 +248,7 @@ function applyEvent(ev) {
   } else if (ev.type === "conversation_update") {
     state.conversations.set(d.conversation.id, d.conversation);
     renderConversations();
+    if (d.conversation.id === state.selected) renderReplyTo();
   } else if (ev.type === "unread_count_update") {
     const u = d.unreadCounts;
     state.unread = { total: u.total, byPlatform: u.byPlatform };

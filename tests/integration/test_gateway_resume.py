@@ -131,3 +131,32 @@ async def test_resume_beyond_the_replay_bound_is_unavailable(
         for ws in (within, beyond):
             assert ids(await recv_events(ws, 1)) == ["evt_alice_4"]
             await ws.close()
+
+
+async def test_a_users_resumes_read_no_more_history_than_its_budget(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """Issue 22: resuming from an old cursor again and again made every round of resumes
+    read up to a million records; a user's resumes now read at most
+    HUB_WS_RESUME_SCAN_PER_USER records, then get resume_unavailable (reload from REST)."""
+    s = settings_factory(ws_resume_scan_per_user="6/h")
+    async with running_gateway(s) as gw:
+        cursors = await produce(s, [new_message("mallory", n) for n in range(4)])
+        # Resuming from the first event reads the 4 records from it to now: within budget.
+        first = await open_ws(gw, token(s, "mallory"), resume_from=cursors[0])
+        assert ids(await recv_events(first, 3)) == [f"evt_mallory_{n}" for n in (1, 2, 3)]
+        again = await open_ws(gw, token(s, "mallory"), resume_from=cursors[0])
+        error = await recv_frame(again)
+        assert error["type"] == "error" and error["data"]["code"] == "resume_unavailable"
+        assert "too much history" in error["data"]["message"]
+        # What is left of the budget still serves a recent cursor, and live events flow.
+        recent = await open_ws(gw, token(s, "mallory"), resume_from=cursors[3])
+        await produce(s, [new_message("mallory", 4)])
+        for ws in (first, again, recent):
+            assert ids(await recv_events(ws, 1)) == ["evt_mallory_4"]
+            await ws.close()
+        # Another user's budget is their own.
+        theirs = await produce(s, [new_message("alice", n) for n in range(4)])
+        alice = await open_ws(gw, token(s, "alice"), resume_from=theirs[0])
+        assert ids(await recv_events(alice, 3)) == [f"evt_alice_{n}" for n in (1, 2, 3)]
+        await alice.close()

@@ -8,16 +8,18 @@ import asyncio
 import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.async_api import Browser, Page, Request, async_playwright, expect
 
+from connectors.platforms.email import FetchedMail, email_message
 from hub.demo import payloads
 from hub.demo.changes import slack_delete, telegram_edit
 from hub.demo.platform_apis import PlatformApis, StatusReporter, api_bases
 from hubcore.kafka import Topics
 from schemas import parse_user_event
+from tests import platform_payloads as p
 from tests.integration.hub_process import RunningHub, hub_up, stand_ins_in_thread
 from tests.resources import SessionResources
 from tests.streams_helpers import consume_all, produce
@@ -309,3 +311,40 @@ async def test_edits_and_deletes_by_webhook_show_live(hub: RunningHub, browser: 
     await expect(gone).to_have_count(1, timeout=WAIT_MS)
     await expect(gone.locator(".text")).to_have_text("This message was deleted.")
     await expect(tab.locator("#thread")).not_to_contain_text("Wrong channel, sorry")
+
+
+async def test_an_email_thread_shows_where_a_reply_goes(hub: RunningHub, browser: Browser) -> None:
+    """Issue 22: anyone who knows a thread's Message-ID can join it and be its newest
+    sender, so the page shows the one address a reply goes to, and follows it live."""
+    user = "page-frank"
+    account = p.account("email", "frank@corp.example").model_copy(update={"user_id": user})
+    now = datetime.now(UTC)
+
+    def mail(
+        message_id: str, sender: str, uid: int, references: str | None = None
+    ) -> tuple[bytes, bytes]:
+        source = p.email_source(
+            message_id, sender=sender, subject="Invoice 7", references=references
+        )
+        record = email_message(
+            account,
+            FetchedMail(uid, source),
+            mailbox="INBOX",
+            uid_validity=1,
+            received_at=now + timedelta(seconds=uid),
+        )
+        return user.encode(), record.to_json()
+
+    topic = Topics.from_settings(hub.settings).raw_messages
+    await produce(hub.settings, topic, [mail("inv-7@corp", "Alice <alice@corp.example>", 1)])
+    tab = await _open(browser, hub, user)
+    await _open_conversation(tab, "Invoice 7", "the report is attached")
+    reply_to = tab.locator("#reply-to")
+    await expect(reply_to).to_have_text("To: alice@corp.example", timeout=WAIT_MS)
+
+    hijack = mail("x@attacker", '"Alice" <x@attacker.example>', 2, references="<inv-7@corp>")
+    await produce(hub.settings, topic, [hijack])
+    await expect(reply_to).to_have_text("To: x@attacker.example", timeout=WAIT_MS)
+    back = mail("inv-8@corp", "Alice <alice@corp.example>", 3, references="<inv-7@corp>")
+    await produce(hub.settings, topic, [back])
+    await expect(reply_to).to_have_text("To: alice@corp.example", timeout=WAIT_MS)

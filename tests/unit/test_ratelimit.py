@@ -58,3 +58,14 @@ def test_a_flood_of_new_keys_frees_no_limited_one() -> None:
         clock.now += 0.0001  # 0.1 s in all: 0.2 tokens refilled
         assert len(limiter._buckets) <= 100
     assert limiter.acquire("flooder") > 0  # still limited, not a fresh bucket of 120
+
+
+def test_a_cost_takes_that_many_tokens_and_more_than_the_capacity_never_passes() -> None:
+    clock = Clock()
+    limiter = RateLimiter("100/min", clock=clock)
+    assert limiter.acquire("alice", 60) == 0.0
+    assert limiter.acquire("alice", 60) == pytest.approx(12.0)  # 20 short at 100 per 60 s
+    assert limiter.acquire("alice", 40) == 0.0  # a smaller one still fits
+    assert limiter.acquire("bob", 101) > 0  # never, however long bob waits
+    clock.now += 3600
+    assert limiter.acquire("bob", 101) > 0

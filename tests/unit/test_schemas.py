@@ -125,6 +125,7 @@ def test_contract_payload_names() -> None:
         "lastMessage",
         "unreadCount",
         "updatedAt",
+        "recipient",  # contract extension (docs/security.md): email only, else null
     }
     assert new["data"]["message"]["sentAt"] == "2026-11-25T12:00:00.123Z"
 

@@ -24,7 +24,7 @@ from hubcore.settings import Settings
 from schemas import RawMessage
 from tests import platform_payloads as p
 from tests.integration.connectors.harness import eventually, raw_messages
-from tests.local_servers import Dovecot, dovecot_server
+from tests.local_servers import Dovecot, dovecot_server, tarpit
 
 pytestmark = pytest.mark.integration
 
@@ -253,3 +253,67 @@ async def test_a_password_imap_cannot_send_is_a_poll_error_naming_no_secret(
         await polling.poll_once()
     assert secret not in str(raised.value)
     await polling.close()
+
+
+async def test_a_users_tarpit_servers_do_not_stall_another_users_polling(
+    dovecot: Dovecot,
+    settings: Settings,
+    settings_factory: Callable[..., Settings],
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    """Issue 22: eight IMAP accounts of one user pointing at a server that accepts and
+    never answers held every thread of the default pool (min(32, CPUs + 4): 6 here) for
+    HUB_IMAP_TIMEOUT each, and another user's healthy account waited as long. Now that
+    user holds at most two threads of the IMAP pool, and each of their polls is cut at
+    HUB_IMAP_POLL_DEADLINE; the healthy account is polled as often as when alone."""
+    s = mail_settings(
+        settings_factory,
+        settings,
+        imap_timeout=30.0,
+        imap_poll_deadline=1.0,
+        imap_threads=4,
+        blocking_threads_per_user=2,
+    )
+    await ensure_topics(s)
+    store = AccountStore(mongo_db, s)
+    mailbox = f"Healthy-{time.monotonic_ns()}"
+    dovecot.append(mailbox, *mails(1))
+    healthy = await mail_account(mongo_db, s, dovecot, mailbox)
+    with tarpit() as trap:
+        credentials = {"host": "127.0.0.1", "port": trap.port, "username": "m", "password": "p"}
+        slow = [
+            await store.create(
+                "mallory", "email", f"m{n}@example.com", {**credentials, "ssl": False}
+            )
+            for n in range(8)
+        ]
+        publisher = Publisher(s)
+        await publisher.start()
+        pollers = [EmailPoller(a, s, publisher, PollState(mongo_db)) for a in slow]
+        try:
+            for poller in pollers:
+                poller.start()
+            await eventually(lambda: trap.accepted >= 2, what="the tarpit holds connections")
+            async with email_poller(healthy, s, mongo_db) as polling:
+                polling.start()
+                delays: list[float] = []
+                for round_ in range(1, 4):
+                    if round_ > 1:
+                        dovecot.append(mailbox, *mails(1, start=round_))
+                    started = time.perf_counter()
+
+                    async def read(n: int = round_) -> bool:
+                        return (await saved(mongo_db, healthy)).get("lastUid") == n
+
+                    # 30 s (the per-call timeout the tarpit exhausts) would be the old wait.
+                    await eventually(read, timeout=10, what=f"healthy mail {round_} polled")
+                    delays.append(time.perf_counter() - started)
+            # The tarpit's connections are cut at the deadline, not left for 30 s.
+            await eventually(lambda: trap.cut >= 2, timeout=10, what="tarpit calls cut")
+        finally:
+            for poller in pollers:
+                await poller.stop()
+                await poller.close()
+            await publisher.stop()
+    print(f"healthy account's mail read after {[round(d, 2) for d in delays]} s")
+    assert max(delays) < 5, delays
