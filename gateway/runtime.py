@@ -16,6 +16,7 @@ from gateway.auth import TokenVerifier
 from gateway.commands import ReadCommands
 from gateway.inbox import Inbox
 from gateway.limits import ConnectionLimits
+from gateway.presence import PresencePublisher
 from gateway.pump import EventPump
 from gateway.registry import Registry
 from gateway.resume import ResumeService
@@ -61,7 +62,10 @@ class Runtime:
         self.websocket = WebSocketEndpoint(
             settings, self.verifier, self.registry, self.pump, self.resume, self.limits
         )
+        self.presence = PresencePublisher(settings, lambda: self.producer)
+        self.registry.observer = self.presence.observe
         self._tasks: list[asyncio.Task[None]] = []
+        self._presence_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start the background work; returns at once."""
@@ -70,10 +74,15 @@ class Runtime:
             asyncio.create_task(self._start_producer(), name="gateway-producer"),
             asyncio.create_task(self._ensure_indexes(), name="gateway-indexes"),
         ]
+        self._presence_task = asyncio.create_task(self.presence.run(), name="gateway-presence")
 
     async def stop(self) -> None:
         """Stop everything started, in reverse order of dependence."""
         await self.socketio.close()
+        if self._presence_task is not None:
+            self._presence_task.cancel()
+            await asyncio.gather(self._presence_task, return_exceptions=True)
+            await self.presence.close()  # this gateway's devices go at once
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
