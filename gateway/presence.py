@@ -17,7 +17,7 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -40,18 +40,27 @@ _CLOSE_TIMEOUT = 3.0
 
 
 def gateway_id(settings: Settings) -> str:
-    """`HUB_GATEWAY_ID`, or one unique to this process."""
-    return settings.gateway_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    """`HUB_GATEWAY_ID` (else `<host>-<pid>`) and a suffix new at every start: a gateway
+    restarted under the same name must not keep its previous run's devices alive."""
+    name = settings.gateway_id or f"{socket.gethostname()}-{os.getpid()}"
+    return f"{name}-{secrets.token_hex(3)}"
 
 
 class PresencePublisher:
     """Queues this gateway's connection changes and sends them, with heartbeats."""
 
-    def __init__(self, settings: Settings, producer: Callable[[], AIOKafkaProducer | None]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        producer: Callable[[], AIOKafkaProducer | None],
+        live: Callable[[], Iterable[WsConnection]] = tuple,
+    ) -> None:
         self.gateway_id = gateway_id(settings)
         self._topic = Topics.from_settings(settings).presence
         self._interval = settings.presence_heartbeat_s
+        self._lease = settings.presence_lease_s
         self._producer = producer
+        self._live = live  # this gateway's connections now (the registry's)
         self._queue: deque[tuple[bytes, bytes]] = deque()
         self._wake = asyncio.Event()
 
@@ -72,10 +81,18 @@ class PresencePublisher:
         self._queue.append((conn.key, record.to_json()))
         self._wake.set()
 
+    def _announce_all(self) -> None:
+        """Queue a connect for every live connection: after this gateway could not
+        heartbeat for a lease, the workers have dropped its devices (a repeated connect of
+        a device they still have changes nothing)."""
+        for conn in list(self._live()):
+            self.observe(conn, True)
+
     # --- the sender ---------------------------------------------------------------------
     async def run(self) -> None:
         """Send queued records as they come and a heartbeat every interval, until cancelled."""
         next_beat = 0.0
+        last_beat = time.monotonic()
         while True:
             producer = self._producer()
             if producer is None:  # Kafka not reached yet: the runtime keeps trying
@@ -84,7 +101,13 @@ class PresencePublisher:
             try:
                 if time.monotonic() >= next_beat:
                     await self._to_every_partition(producer, "heartbeat")
-                    next_beat = time.monotonic() + self._interval
+                    if time.monotonic() - last_beat > self._lease:
+                        log.warning(
+                            "presence_reannounced", silent_s=round(time.monotonic() - last_beat)
+                        )
+                        self._announce_all()
+                    last_beat = time.monotonic()
+                    next_beat = last_beat + self._interval
                 await self._send_queued(producer)
             except (KafkaError, OSError) as exc:
                 log.warning("presence_send_failed", error=str(exc), retry_in=_RETRY_SECONDS)

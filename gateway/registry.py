@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from gateway.connection import WsConnection
 from gateway.fresh import FreshViews
@@ -45,6 +45,11 @@ class Registry:
         self._count(conn.key, -1)
         if self.observer is not None:
             self.observer(conn, False)
+
+    def connections(self) -> Iterator[WsConnection]:
+        """Every connection registered here."""
+        for conns in self.ws.values():
+            yield from conns
 
     def open_for(self, user_id: str) -> int:
         """The user's connections registered here."""

@@ -62,7 +62,9 @@ class Runtime:
         self.websocket = WebSocketEndpoint(
             settings, self.verifier, self.registry, self.pump, self.resume, self.limits
         )
-        self.presence = PresencePublisher(settings, lambda: self.producer)
+        self.presence = PresencePublisher(
+            settings, lambda: self.producer, lambda: self.registry.connections()
+        )
         self.registry.observer = self.presence.observe
         self._tasks: list[asyncio.Task[None]] = []
         self._presence_task: asyncio.Task[None] | None = None

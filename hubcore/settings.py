@@ -238,7 +238,8 @@ class Settings(BaseSettings):
     # hub.presence; a gateway silent for `presence_lease_s` has its devices expire.
     presence_heartbeat_s: float = Field(default=10.0, gt=0, le=300)
     presence_lease_s: float = Field(default=30.0, gt=0, le=3600)
-    # Names this gateway process in presence records; empty: `<host>-<pid>-<random>`.
+    # Names this gateway process in presence records (`-<random>` is added at each start);
+    # empty: `<host>-<pid>`.
     gateway_id: str = Field(default="", max_length=100, pattern=r"^[A-Za-z0-9._:-]*$")
 
     _split = field_validator(
