@@ -145,8 +145,8 @@ def _apply(
     holders: Any,
     poison: list[Poison],
 ) -> PresenceBatch:
-    """One partition's records into the table, written as of that partition (so a key's
-    changelog record lands on the partition its records come from)."""
+    """One partition's records applied to its state from the table (written by `_advance`,
+    as of that partition, so a key's changelog record lands on its records' partition)."""
     gateways, applied = clock_from_value(table.get(gateways_key(partition)))
     records: list[tuple[int, PresenceRecord]] = []
     for event in events:
@@ -168,9 +168,6 @@ def _apply(
         applied=applied,
     )
     batch.apply(records)
-    with _as_of(events[-1]):
-        for user_id in batch.changed:
-            table[user_id.encode()] = batch.users[user_id].to_value()
     for gateway_id in batch.expired:
         metrics.PRESENCE_GATEWAYS_EXPIRED.inc()
         log.info("presence_gateway_left", gateway_id=gateway_id, partition=partition)
@@ -189,10 +186,12 @@ def _as_of(event: EventT[Any]) -> Iterator[None]:
 
 
 def _advance(table: Any, event: EventT[Any], batch: PresenceBatch) -> None:
-    """The partition's clock and watermark, written once the batch's users are in the
-    store: a crash before redoes the batch (which ends in the same devices) and projects."""
+    """The batch's users, then the partition's clock and watermark, into the table once
+    the users are in the store: a crash before redoes the whole batch, projection too."""
     batch.applied = max(batch.applied, event.message.offset)
     with _as_of(event):
+        for user_id in batch.changed:
+            table[user_id.encode()] = batch.users[user_id].to_value()
         table[gateways_key(event.message.partition)] = clock_value(batch.gateways, batch.applied)
 
 
