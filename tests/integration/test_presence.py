@@ -24,6 +24,7 @@ from tests.integration.gateway_kit import (
     open_ws,
     recv_frame,
     running_gateway,
+    sio_client,
     token,
 )
 from tests.streams_helpers import Worker, wait_for, wait_ready, worker_env
@@ -180,6 +181,15 @@ async def test_presence_is_exact_after_a_worker_restart(
             assert (await db[PRESENCE].find_one({"_id": "eve"}) or {})["devices"][0][
                 "clientKind"
             ] == "ws"
+            # A Socket.IO socket is a device too, of its own kind.
+            auth = {"token": token(s, "eve")}
+            async with sio_client(gw.base_url, auth=auth, transports=["websocket"]) as sio:
+                authenticated, _ = await sio.until("authenticated")
+                sid = authenticated["data"]["connectionId"]
+                doc = await devices_become(db, "eve", {eves, sid})
+                kinds = {d["connectionId"]: d["clientKind"] for d in doc["devices"]}
+                assert kinds == {eves: "ws", sid: "socketio"}
+            await devices_become(db, "eve", {eves})
             await eve.close()
             await carl[2][0].close()
         finally:
