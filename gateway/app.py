@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure
 
-from gateway.api import accounts, attachments, inbox, ops, push
+from gateway.api import accounts, attachments, inbox, ops, presence, push
 from gateway.api.page import mount_page
 from gateway.errors import GatewayError, TooManyRequests
 from gateway.middleware import BodyLimit, RequestLog, with_security_headers
@@ -105,6 +105,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     api.include_router(ops.router)
     api.include_router(push.router)
     api.include_router(attachments.router)
+    api.include_router(presence.router)
     mount_page(api)
 
     @api.exception_handler(HubError)

@@ -14,6 +14,7 @@ from gateway.metrics import RESUMES
 from gateway.pump import EventPump
 from gateway.registry import Registry
 from gateway.resume import INVALID, UNAVAILABLE, ResumeOutcome, ResumeService
+from hubcore.kafka import partition_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,10 @@ def begin_catch_up(
         registry.add_ws(conn)
         return _failed(INVALID, exc.message)
     live_from = pump.position(cursor.partition)
+    if not cursor.anchored and live_from is not None and cursor.partition != _partition(conn, pump):
+        # No record to check it by: the partition must be the user's own.
+        registry.add_ws(conn)
+        return _failed(INVALID, "cursor does not belong to this user")
     if live_from is None:
         registry.add_ws(conn)
         if pump.ready.is_set():
@@ -46,6 +51,26 @@ def begin_catch_up(
     conn.start_replay()
     registry.add_ws(conn)
     return CatchUp(cursor, live_from)
+
+
+def live_cursor(conn: WsConnection, pump: EventPump) -> str | None:
+    """Where `conn`'s live events begin, were it registered now: the position cursor of its
+    user's partition at the pump's next offset (None before the pump is ready).
+
+    `authenticated` carries it, so a client that drops before its first event resumes from
+    it and misses nothing; take it in the same step (no await) as the registration.
+    """
+    if not pump.partitions:
+        return None
+    partition = _partition(conn, pump)
+    live_from = pump.position(partition)
+    return None if live_from is None else str(Cursor.position(partition, live_from))
+
+
+def _partition(conn: WsConnection, pump: EventPump) -> int:
+    """The partition of `hub.user-events` that holds the user's events (the key's)."""
+    partitions = pump.partitions
+    return partition_for(conn.key, partitions, partitions)
 
 
 async def hand_over(conn: WsConnection, catch_up: CatchUp, outcome: ResumeOutcome) -> None:

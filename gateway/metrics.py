@@ -64,3 +64,11 @@ RATE_LIMITED = Counter(
     "Connections and requests refused by a rate limit, by limit.",
     ["limit"],
 )
+# --- presence (gateway/presence.py) ---------------------------------------------------
+PRESENCE_SENT = Counter(
+    "hub_gateway_presence_records_total", "Records this gateway sent to hub.presence."
+)
+PRESENCE_DROPPED = Counter(
+    "hub_gateway_presence_dropped_total",
+    "Connection changes dropped while Kafka was away too long (the queue was full).",
+)

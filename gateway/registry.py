@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from gateway.connection import WsConnection
 from gateway.fresh import FreshViews
 from gateway.metrics import AUTHENTICATED_USERS
@@ -17,6 +19,9 @@ class Registry:
 
     def __init__(self) -> None:
         self.ws: dict[bytes, list[WsConnection]] = {}
+        # Told when a connection starts (True) or stops (False) getting its user's events:
+        # the presence publisher (gateway/presence.py).
+        self.observer: Callable[[WsConnection, bool], None] | None = None
         self._listeners: dict[bytes, int] = {}  # connections per user
         # What was pushed to the users listening here, for REST (read-your-writes).
         self.fresh = FreshViews()
@@ -25,6 +30,8 @@ class Registry:
         """Route the user's events to `conn` from now on."""
         self.ws.setdefault(conn.key, []).append(conn)
         self._count(conn.key, +1)
+        if self.observer is not None:
+            self.observer(conn, True)
 
     def remove_ws(self, conn: WsConnection) -> None:
         """Stop routing to `conn` (no-op when it never registered)."""
@@ -36,6 +43,13 @@ class Registry:
             del self.ws[conn.key]
             self.fresh.forget(conn.key)
         self._count(conn.key, -1)
+        if self.observer is not None:
+            self.observer(conn, False)
+
+    def connections(self) -> Iterator[WsConnection]:
+        """Every connection registered here."""
+        for conns in self.ws.values():
+            yield from conns
 
     def open_for(self, user_id: str) -> int:
         """The user's connections registered here."""

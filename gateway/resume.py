@@ -43,10 +43,20 @@ class _Request:
     events: list[Event] = field(default_factory=list)
     verified: bool = False  # the record at the cursor was seen and is the user's
 
+    def __post_init__(self) -> None:
+        self.verified = not self.cursor.anchored  # a position names no record to check
+
     @property
     def stop(self) -> int:
         # Read at least the cursor's own record, to check it is the user's.
+        if not self.cursor.anchored:
+            return self.live_from
         return max(self.live_from, self.cursor.offset + 1)
+
+    @property
+    def start(self) -> int:
+        """The first offset to read."""
+        return self.cursor.offset if self.cursor.anchored else self.cursor.offset + 1
 
     def fail(self, code: str, message: str) -> None:
         if not self.future.done():
@@ -123,14 +133,16 @@ class ResumeService:
         for tp in tps:
             requests = by_partition[tp.partition]
             for request in requests:
-                if request.cursor.offset < first[tp]:
+                if request.start < first[tp]:
                     request.fail(UNAVAILABLE, "cursor is older than the event retention; reload")
-                elif request.cursor.offset >= end[tp]:
+                elif request.start >= end[tp] + (not request.cursor.anchored):
                     request.fail(INVALID, "cursor names no event")
                 elif request.live_from - request.cursor.offset > self._max_scan:
                     request.fail(UNAVAILABLE, "too many events since the cursor; reload")
+                elif request.stop <= request.start:
+                    self._finish(request)  # a position at the live one: nothing was missed
                 elif self._scan_budget.acquire(
-                    request.key.decode(errors="replace"), request.stop - request.cursor.offset
+                    request.key.decode(errors="replace"), request.stop - request.start
                 ):
                     # Every resume in a round waits for the longest scan: one user
                     # resuming from old cursors again and again would slow them all.
@@ -144,7 +156,7 @@ class ResumeService:
         consumer.assign(list(stops))
         consumer.resume(*stops)  # partitions paused by an earlier round
         for tp in stops:
-            consumer.seek(tp, min(r.cursor.offset for r in by_partition[tp.partition]))
+            consumer.seek(tp, min(r.start for r in by_partition[tp.partition]))
         await self._read(consumer, stops, by_partition)
         for requests in by_partition.values():
             for request in requests:
@@ -188,7 +200,8 @@ class ResumeService:
         at_cursor: dict[int, list[_Request]] = {}
         by_key: dict[bytes, list[_Request]] = {}
         for request in requests:
-            at_cursor.setdefault(request.cursor.offset, []).append(request)
+            if request.cursor.anchored:
+                at_cursor.setdefault(request.cursor.offset, []).append(request)
             by_key.setdefault(request.key, []).append(request)
         for record in records:
             offset = record.offset

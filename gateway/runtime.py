@@ -17,6 +17,7 @@ from gateway.auth import TokenVerifier
 from gateway.commands import ReadCommands
 from gateway.inbox import Inbox
 from gateway.limits import ConnectionLimits
+from gateway.presence import PresencePublisher
 from gateway.pump import EventPump
 from gateway.registry import Registry
 from gateway.resume import ResumeService
@@ -65,7 +66,12 @@ class Runtime:
         self.websocket = WebSocketEndpoint(
             settings, self.verifier, self.registry, self.pump, self.resume, self.limits
         )
+        self.presence = PresencePublisher(
+            settings, lambda: self.producer, lambda: self.registry.connections()
+        )
+        self.registry.observer = self.presence.observe
         self._tasks: list[asyncio.Task[None]] = []
+        self._presence_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start the background work; returns at once."""
@@ -74,10 +80,15 @@ class Runtime:
             asyncio.create_task(self._start_producer(), name="gateway-producer"),
             asyncio.create_task(self._ensure_indexes(), name="gateway-indexes"),
         ]
+        self._presence_task = asyncio.create_task(self.presence.run(), name="gateway-presence")
 
     async def stop(self) -> None:
         """Stop everything started, in reverse order of dependence."""
         await self.socketio.close()
+        if self._presence_task is not None:
+            self._presence_task.cancel()
+            await asyncio.gather(self._presence_task, return_exceptions=True)
+            await self.presence.close()  # this gateway's devices go at once
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -4,9 +4,10 @@ Engine.IO (gateway/engineio.py) carries the packets and the Socket.IO core
 (gateway/sio_core.py) decodes them; this module is the handler of the hub's only namespace,
 the default one: CONNECT (with an optional `auth: {token}`), the `authenticate` event, then the
 user's events, each queued as the `42[...]` frame the pump encoded once per event.
-Connection state recovery is native: the CONNECT answer carries a `pid`, every event
-carries its cursor as last argument (the client's offset), and a reconnect with both is
-caught up from Kafka (gateway/catchup.py), so it works across gateway processes.
+Connection state recovery is native: the CONNECT answer carries a `pid`, `authenticated`
+and every event carry a cursor as last argument (the client's offset, so it has one before
+its first event), and a reconnect with both is caught up from Kafka (gateway/catchup.py),
+so it works across gateway processes.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import orjson
 import structlog
 
 from gateway.auth import Identity, seconds_left
-from gateway.catchup import CatchUp, begin_catch_up, hand_over, replay
-from gateway.connection import CLOSE_UNAUTHORIZED
+from gateway.catchup import CatchUp, begin_catch_up, hand_over, live_cursor, replay
+from gateway.connection import CLOSE_UNAUTHORIZED, WsConnection
 from gateway.endpoint import SocketEndpoint
 from gateway.engineio import EngineOptions, EngineServer, EngineSession
 from gateway.errors import Unauthorized
-from gateway.frames import error_data, socketio_event
+from gateway.frames import Cursor, error_data, socketio_authenticated, socketio_event
 from gateway.limits import CLOSE_RATE_LIMITED, refuse_handshake
 from gateway.metrics import AUTH_FAILURES, CONNECTIONS
 from gateway.sio_core import SocketIOServer
@@ -204,12 +205,9 @@ class SocketIOGateway(SocketEndpoint):
             "expired",
             "the token expired; reconnect with a fresh one",
         )
-        authenticated = socketio_event(
-            "authenticated", {"userId": identity.user_id, "connectionId": session.conn.id}
-        )
         conn = session.conn
         if not first:
-            session.send(authenticated)
+            session.send(socketio_authenticated(identity.user_id, conn.id))
             return
         if full := self.limits.too_many_open(self.registry, identity.user_id, "socketio"):
             self._refuse(session, "too_many_connections", full, code=CLOSE_RATE_LIMITED)
@@ -220,16 +218,17 @@ class SocketIOGateway(SocketEndpoint):
             return
         conn.bind(identity.user_id)
         if cursor is None:
-            session.send(authenticated)
+            # Its cursor is the client's offset from now on: recoverable before any event.
+            session.send(self._authenticated(conn, live_cursor(conn, self.pump)))
             self.registry.add_ws(conn)
             return
         begun = begin_catch_up(conn, self.registry, self.pump, cursor)
         if not isinstance(begun, CatchUp):
             self._recovery_failed(session, socket, begun, answer_connect, explicit)
-            session.send(authenticated)
+            session.send(self._authenticated(conn, live_cursor(conn, self.pump)))
             return
         task = asyncio.create_task(
-            self._recover(session, socket, begun, authenticated, answer_connect, explicit)
+            self._recover(session, socket, begun, cursor, answer_connect, explicit)
         )
         if socket.tasks is None:
             socket.tasks = set()
@@ -241,7 +240,7 @@ class SocketIOGateway(SocketEndpoint):
         session: EngineSession,
         socket: _Socket,
         catch_up: CatchUp,
-        authenticated: str,
+        cursor: str,
         answer_connect: bool,
         explicit: bool,
     ) -> None:
@@ -252,8 +251,15 @@ class SocketIOGateway(SocketEndpoint):
             socket.recovered = f"{len(outcome.events)} events"
         else:
             self._recovery_failed(session, socket, outcome.error, answer_connect, explicit)
-        session.send(authenticated)
+            # Live from where the replay would have ended: the held-back events follow.
+            cursor = str(Cursor.position(catch_up.cursor.partition, catch_up.live_from))
+        session.send(self._authenticated(session.conn, cursor))
         await hand_over(session.conn, catch_up, outcome)
+
+    @staticmethod
+    def _authenticated(conn: WsConnection, cursor: str | None) -> str:
+        assert conn.user_id is not None
+        return socketio_authenticated(conn.user_id, conn.id, cursor)
 
     def _recovery_failed(
         self,

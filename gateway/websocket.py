@@ -11,7 +11,7 @@ import structlog
 from pydantic import ValidationError
 
 from gateway.auth import Identity, seconds_left
-from gateway.catchup import CatchUp, begin_catch_up, hand_over, replay
+from gateway.catchup import CatchUp, begin_catch_up, hand_over, live_cursor, replay
 from gateway.connection import (
     CLOSE_TOO_BIG,
     CLOSE_UNAUTHORIZED,
@@ -191,11 +191,13 @@ class _Session:
             self.conn.control(authenticated_frame(identity.user_id, self.conn.id))
             return True
         self.conn.bind(identity.user_id)
-        self.conn.control(authenticated_frame(identity.user_id, self.conn.id))
         if frame.resume_from is None:
+            # The cursor where its live events begin: a resume from it misses nothing.
+            cursor = live_cursor(self.conn, self.endpoint.pump)
+            self.conn.control(authenticated_frame(identity.user_id, self.conn.id, cursor))
             self.endpoint.registry.add_ws(self.conn)
         else:
-            self._begin_resume(frame.resume_from)
+            self._begin_resume(identity, frame.resume_from)
         return True
 
     def _refuse(self, reason: str, message: str) -> None:
@@ -218,9 +220,13 @@ class _Session:
         )
 
     # --- resume -----------------------------------------------------------------------
-    def _begin_resume(self, text: str) -> None:
+    def _begin_resume(self, identity: Identity, text: str) -> None:
         registry, pump = self.endpoint.registry, self.endpoint.pump
         begun = begin_catch_up(self.conn, registry, pump, text)
+        # `authenticated` names where the events that follow it begin: the resume's cursor,
+        # or (refused) the live position.
+        cursor = str(begun.cursor) if isinstance(begun, CatchUp) else live_cursor(self.conn, pump)
+        self.conn.control(authenticated_frame(identity.user_id, self.conn.id, cursor))
         if isinstance(begun, CatchUp):
             self._tasks.append(asyncio.create_task(self._replay(begun)))
         else:

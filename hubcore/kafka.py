@@ -59,6 +59,10 @@ class Topics:
     def dead_letter(self) -> str:
         return f"{self.namespace}.dead-letter"
 
+    @property
+    def presence(self) -> str:
+        return f"{self.namespace}.presence"
+
     def configs(self, history_retention_ms: int = FOREVER) -> dict[str, dict[str, str]]:
         """Topic name -> topic-level config the hub creates it with (before replication)."""
         # The history topics are the source of truth that `hub replay` rebuilds from.
@@ -68,6 +72,8 @@ class Topics:
             self.outbound: history_config(history_retention_ms),
             self.user_events: {"retention.ms": _WEEK_MS},
             self.dead_letter: {"retention.ms": _MONTH_MS},
+            # Connection changes: the presence table (its changelog) keeps their effect.
+            self.presence: {"retention.ms": _WEEK_MS},
         }
 
     @property

@@ -26,6 +26,7 @@ POLL_STATE = "poll_state"
 # each platform call, so a restart never sends a reply twice.
 SEND_LEDGER = "send_ledger"
 POLL_LEASES = "poll_leases"
+PRESENCE = "presence"  # users' live devices, projected by the streams worker
 
 # Collections derived from the Kafka history; `hub replay` wipes and rebuilds exactly these.
 DERIVED_COLLECTIONS = (MESSAGES, CONVERSATIONS, UNREAD)

@@ -353,6 +353,14 @@ class Settings(BaseSettings):
         description="Seconds one email poll's IMAP calls may take together; then the "
         "connection is cut and the account backs off.",
     )
+    # --- presence (docs/presence.md) ------------------------------------------------
+    # Seconds between a gateway's heartbeats (and the streams workers' clock ticks) on
+    # hub.presence; a gateway silent for `presence_lease_s` has its devices expire.
+    presence_heartbeat_s: float = Field(default=10.0, gt=0, le=300)
+    presence_lease_s: float = Field(default=30.0, gt=0, le=3600)
+    # Names this gateway process in presence records (`-<random>` is added at each start);
+    # empty: `<host>-<pid>`.
+    gateway_id: str = Field(default="", max_length=100, pattern=r"^[A-Za-z0-9._:-]*$")
 
     _split = field_validator(
         "jwt_algorithms", "cors_origins", "outbound_allowed_hosts", "trusted_proxies", mode="before"
@@ -397,6 +405,15 @@ class Settings(BaseSettings):
         if not hmac and self.jwt_public_key_file is None and self.jwt_secret is not None:
             raise ValueError(
                 "HUB_JWT_ALGORITHMS: public-key algorithms need HUB_JWT_PUBLIC_KEY_FILE"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_heartbeats(self) -> Settings:
+        if self.presence_lease_s < 2 * self.presence_heartbeat_s:
+            raise ValueError(
+                "HUB_PRESENCE_LEASE_S: must be at least twice HUB_PRESENCE_HEARTBEAT_S, "
+                "or a live gateway's devices expire between two heartbeats"
             )
         return self
 

@@ -143,6 +143,16 @@ def document(
                 "the input's key as received (a webhook's: the account id)",
                 retention["dead-letter"],
             ),
+            "presence": _topic(
+                "presence",
+                "Connection changes and liveness of the gateways, the presence table's input "
+                "(docs/presence.md): `connect` and `disconnect` keyed by the hub user id; a "
+                "gateway's `heartbeat` and `gateway_down` and a streams worker's `tick` are "
+                "written to every partition, keyed by the gateway id (`tick`: `tick`).",
+                "presence.v1",
+                user,
+                retention["presence"],
+            ),
             "websocket": {
                 "address": "/ws",
                 "servers": [{"$ref": "#/servers/gateway"}],
@@ -163,6 +173,7 @@ def document(
             "consumeOutbound": _receive("outbound"),
             "consumeUserEvents": _receive("userEvents"),
             "consumeDeadLetter": _receive("deadLetter"),
+            "consumePresence": _receive("presence"),
             "sendClientFrame": {
                 "action": "send",
                 "channel": {"$ref": "#/channels/websocket"},

@@ -17,6 +17,7 @@ EventType = Literal[
     "unread_count_update",
     "conversation_update",
     "error",
+    "presence_update",
 ]
 
 
@@ -58,6 +59,12 @@ class ErrorData(HubModel):
     message_id: str | None = Field(
         default=None, description="The outbound message concerned (`send_failed`)."
     )
+
+
+class PresenceUpdateData(HubModel):
+    online: bool
+    devices: int = Field(ge=0, description="The user's live connections, on every gateway.")
+    last_seen: UtcDatetime
 
 
 class _UserEventBase(Record):
@@ -105,6 +112,11 @@ class ErrorEvent(_UserEventBase):
     data: ErrorData
 
 
+class PresenceUpdate(_UserEventBase):
+    type: Literal["presence_update"] = "presence_update"
+    data: PresenceUpdateData
+
+
 UserEvent = Annotated[
     NewMessage
     | MessageStatusUpdate
@@ -112,7 +124,8 @@ UserEvent = Annotated[
     | MessageDeleted
     | UnreadCountUpdate
     | ConversationUpdate
-    | ErrorEvent,
+    | ErrorEvent
+    | PresenceUpdate,
     Field(discriminator="type"),
 ]
 USER_EVENT_ADAPTER: TypeAdapter[UserEvent] = TypeAdapter(UserEvent)

@@ -14,6 +14,7 @@ from schemas.deadletter import DeadLetter
 from schemas.events import USER_EVENT_ADAPTER
 from schemas.messages import Conversation, Message, RawMessage
 from schemas.outbound import OutboundMessage
+from schemas.presence import PresenceRecord
 from schemas.ws import CLIENT_FRAME_ADAPTER, Authenticated, EventFrame, Pong
 
 ROOT = Path(__file__).parent
@@ -26,6 +27,7 @@ _SCHEMAS: dict[str, tuple[str, type[BaseModel] | TypeAdapter[Any]]] = {
     "outbound.v1.json": ("hub.outbound/1", OutboundMessage),
     "user-event.v1.json": ("hub.user-event/1", USER_EVENT_ADAPTER),
     "dead-letter.v1.json": ("hub.dead-letter/1", DeadLetter),
+    "presence.v1.json": ("hub.presence/1", PresenceRecord),
     "message.json": ("Message", Message),
     "conversation.json": ("Conversation", Conversation),
     "ws-client-frame.json": ("WebSocket client frame", CLIENT_FRAME_ADAPTER),

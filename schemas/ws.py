@@ -32,7 +32,11 @@ class AuthenticatedData(HubModel):
 
 
 class Authenticated(HubModel):
+    """The answer to `authenticate`. `cursor`: where this connection's events begin (a
+    resume from it misses nothing); absent when answering a token refresh."""
+
     type: Literal["authenticated"] = "authenticated"
+    cursor: str | None = None
     data: AuthenticatedData
 
 

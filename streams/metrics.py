@@ -65,3 +65,19 @@ SINK_LAG_NOW = Gauge(
 SINK_RETRIES = Counter(
     "hub_streams_sink_retries_total", "Projection writes retried after a store failure."
 )
+
+# --- presence (streams/presence_agent.py) ---------------------------------------------
+PRESENCE_ONLINE = Gauge(
+    "hub_presence_online_users",
+    "Users with a live device, of the partitions this worker owns (sum over the workers).",
+)
+PRESENCE_RECORDS = Counter(
+    "hub_presence_records_total", "hub.presence records applied (connection changes, clocks)."
+)
+PRESENCE_CPU = Counter(
+    "hub_presence_cpu_seconds_total", "CPU seconds the presence agent spent on its batches."
+)
+PRESENCE_GATEWAYS_EXPIRED = Counter(
+    "hub_presence_gateways_left_total",
+    "Gateways whose devices were dropped, per partition: shut down or silent for the lease.",
+)

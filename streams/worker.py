@@ -30,6 +30,7 @@ from streams.gate import WriteGate
 from streams.outcome import BatchOutcome
 from streams.pipeline import BatchPipeline
 from streams.positions import PartitionPositions
+from streams.presence_agent import install_presence
 from streams.processor import BatchProcessor
 from streams.projector import ProjectionSink
 from streams.records import SourceRecord
@@ -320,6 +321,8 @@ def create_app(settings: Settings) -> StreamsApp:
                 await pipeline.submit(records, done)
         finally:
             await pipeline.close()
+
+    install_presence(app, settings)  # its own agent and table, off the message path
 
     @app.page("/health")
     async def health_page(view: Any, request: Any) -> Any:

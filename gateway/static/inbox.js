@@ -289,6 +289,7 @@ function connect() {
     const ev = JSON.parse(msg.data);
     if (ev.type === "authenticated") {
       state.retry = 0;
+      if (ev.cursor) state.cursor = ev.cursor; // resumable before the first event
       $("#user").textContent = ev.data.userId;
       $("#status").textContent = "live"; $("#status").className = "live";
       return;

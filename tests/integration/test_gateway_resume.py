@@ -66,6 +66,31 @@ async def test_resume_delivers_exactly_the_missed_events_in_order_then_live(
     await ws.close()
 
 
+async def test_resume_from_the_authenticated_cursor_before_any_event(gw: RunningGateway) -> None:
+    s = _settings(gw)
+    ws = await websockets.connect(gw.ws_url, open_timeout=15)
+    await ws.send(orjson.dumps({"type": "authenticate", "token": token(s, "ann")}).decode())
+    authenticated = await recv_frame(ws)
+    assert authenticated["type"] == "authenticated"
+    cursor = authenticated["cursor"]
+    await ws.close()  # gone before its first event
+    await produce(s, [e for n in range(3) for e in (new_message("ann", n), new_message("bob", n))])
+    ws = await open_ws(gw, token(s, "ann"), resume_from=cursor)
+    assert ids(await recv_events(ws, 3)) == [f"evt_ann_{n}" for n in range(3)]
+    await produce(s, [new_message("ann", 3)])
+    assert ids(await recv_events(ws, 1)) == ["evt_ann_3"]  # nothing repeated before it
+    await ws.close()
+    # A position names no record to check: on another user's partition it is refused.
+    partitions = gw.app.runtime.pump.partitions
+    assert len(partitions) > 1, "the test topics have several partitions"
+    partition = int(cursor.partition("+")[0])
+    foreign = f"{(partition + 1) % len(partitions)}+0"
+    ws = await open_ws(gw, token(s, "ann"), resume_from=foreign)
+    error = await recv_frame(ws)
+    assert error["type"] == "error" and error["data"]["code"] == "invalid_cursor"
+    await ws.close()
+
+
 async def test_resume_from_the_last_event_sends_nothing_old(gw: RunningGateway) -> None:
     s = _settings(gw)
     (cursor,) = await produce(s, [new_message("alice", 0)])

@@ -66,7 +66,9 @@ async def test_websocket_only_with_auth_in_the_handshake(gw: RunningGateway) -> 
         assert (connected["ev"], connected["transport"]) == ("connect", "websocket")
         assert connected["pid"]  # connection state recovery is announced
         authenticated, _ = await al.until("authenticated")
+        cursor = authenticated["data"].pop("cursor")
         assert authenticated["data"] == {"userId": "al", "connectionId": connected["id"]}
+        assert authenticated["offset"] == cursor  # the client's recovery offset from now on
         await produce(s, [new_message("al", 1)])
         (event,) = await al.events(1)
         assert event["data"]["message"]["id"] == "msg_al_1"

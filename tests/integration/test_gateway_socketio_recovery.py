@@ -56,6 +56,37 @@ async def test_seed_client_recovers_every_missed_event_once_in_order(gw: Running
         await _nothing_before_a_sentinel(rita, s, "rita", 11)
 
 
+@pytest.mark.parametrize("handshake", ["emitAuth", "auth"])
+async def test_a_client_dropped_before_its_first_event_recovers_everything(
+    gw: RunningGateway, handshake: str
+) -> None:
+    s = gw.app.settings
+    user = f"early_{handshake}"
+    # `authenticated` is the first event: its cursor is the client's offset before any other.
+    login = (
+        {"emitAuth": token(s, user)}
+        if handshake == "emitAuth"
+        else {"auth": {"token": token(s, user)}}
+    )
+    async with sio_client(gw.base_url, **login) as early:
+        first, _ = await early.until("connect")
+        authenticated, _ = await early.until("authenticated")
+        assert authenticated["offset"] == authenticated["data"]["cursor"]
+        await _upgraded(early)
+        await early.send(op="drop")
+        gone, _ = await early.until("disconnect")
+        assert gone["reason"] == "transport close"
+        missed = await produce(s, [new_message(user, n) for n in range(4)])
+        await produce(s, [new_message("other", 1)])
+        await early.send(op="reconnect")
+        connected, _ = await early.until("connect")
+        assert connected["recovered"] is True and connected["pid"] == first["pid"]
+        after = await early.events(4)
+        assert [e["offset"] for e in after] == missed
+        assert event_ids(after) == [f"msg_{user}_{n}" for n in range(4)]
+        await _nothing_before_a_sentinel(early, s, user, 4)
+
+
 async def test_recovery_on_another_gateway_process_after_a_crash(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -8,7 +8,14 @@ import orjson
 import pytest
 
 from gateway.errors import BadRequest
-from gateway.frames import Cursor, InvalidEvent, decode_event, error_frame
+from gateway.frames import (
+    Cursor,
+    InvalidEvent,
+    authenticated_frame,
+    decode_event,
+    error_frame,
+    socketio_authenticated,
+)
 from gateway.inbox import decode_page_cursor, encode_page_cursor
 from schemas import UnreadCounts, UnreadCountUpdate, UnreadCountUpdateData
 from schemas.base import utc_now
@@ -57,6 +64,33 @@ def test_cursor_round_trip_and_malformed() -> None:
     for text in ("", "3", "a-1", "1-2-3", "-1-2", "1-" + "9" * 20):
         with pytest.raises(BadRequest):
             Cursor.parse(text)
+
+
+def test_position_cursor_round_trip_covers_from_its_offset() -> None:
+    position = Cursor.parse("2+0")  # an empty partition: everything from its first record
+    assert (position.partition, position.offset, position.anchored) == (2, -1, False)
+    assert str(position) == "2+0" and Cursor.parse(str(Cursor.position(2, 17))).offset == 16
+    assert Cursor.parse("2-16") != Cursor.parse("2+17")  # an event's cursor is checked
+
+
+def test_authenticated_frames_carry_the_cursor_only_when_given() -> None:
+    frame = orjson.loads(authenticated_frame("u", "conn_1", "0+5"))
+    assert frame == {
+        "type": "authenticated",
+        "cursor": "0+5",
+        "data": {"userId": "u", "connectionId": "conn_1"},
+    }
+    assert "cursor" not in orjson.loads(authenticated_frame("u", "conn_1"))
+    sio = orjson.loads(socketio_authenticated("u", "conn_1", "0+5")[2:])
+    assert sio == [
+        "authenticated",
+        {"userId": "u", "connectionId": "conn_1", "cursor": "0+5"},
+        "0+5",
+    ]
+    assert orjson.loads(socketio_authenticated("u", "conn_1")[2:])[-1] == {
+        "userId": "u",
+        "connectionId": "conn_1",
+    }
 
 
 def test_error_frame_shape() -> None:
