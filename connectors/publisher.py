@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from connectors.errors import BodyTooLarge, KafkaUnavailable
+from connectors.media.jobs import fetch_jobs
 from connectors.metrics import (
     DEAD_LETTERS,
     DUPLICATES_DROPPED,
@@ -134,8 +135,16 @@ class Publisher:
             log.info("kafka producer connected", bootstrap=self.settings.kafka_bootstrap)
             return
 
-    async def publish(self, records: Sequence[RawMessage], *, source: str) -> Published:
-        """Produce `records` to raw-messages keyed by user id; return after all are acked."""
+    async def publish(
+        self,
+        records: Sequence[RawMessage],
+        *,
+        source: str,
+        parts: Mapping[str, bytes] | None = None,
+    ) -> Published:
+        """Produce `records` to raw-messages keyed by user id, and a media fetch job per
+        attachment (`parts`: bytes already in hand, by attachment id); return after all
+        are acked."""
         fresh: list[RawMessage] = []
         keys: list[tuple[str, int]] = []
         for record in records:
@@ -148,7 +157,10 @@ class Publisher:
             keys.append(key)
         if fresh:
             topic = self.topics.raw_messages
-            await self._send([(topic, r.user_id.encode(), r.to_json()) for r in fresh])
+            items = [(topic, r.user_id.encode(), r.to_json()) for r in fresh]
+            # Beside the text, never in front of it: the job is only a request to fetch.
+            items += fetch_jobs(self.topics.media_fetch, fresh, parts, self.settings)
+            await self._send(items)
             self._recent.add(keys)
             for record in fresh:
                 MESSAGES_PRODUCED.labels(record.platform, source).inc()

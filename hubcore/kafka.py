@@ -59,6 +59,11 @@ class Topics:
     def dead_letter(self) -> str:
         return f"{self.namespace}.dead-letter"
 
+    @property
+    def media_fetch(self) -> str:
+        """Attachments for the connectors to fetch (docs/media.md); never replayed."""
+        return f"{self.namespace}.media-fetch"
+
     def configs(self, history_retention_ms: int = FOREVER) -> dict[str, dict[str, str]]:
         """Topic name -> topic-level config the hub creates it with (before replication)."""
         # The history topics are the source of truth that `hub replay` rebuilds from.
@@ -68,6 +73,7 @@ class Topics:
             self.outbound: history_config(history_retention_ms),
             self.user_events: {"retention.ms": _WEEK_MS},
             self.dead_letter: {"retention.ms": _MONTH_MS},
+            self.media_fetch: {"retention.ms": _WEEK_MS},
         }
 
     @property

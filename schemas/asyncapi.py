@@ -117,7 +117,7 @@ def document(
             "commands": _topic(
                 "commands",
                 "User and platform commands: mark read, send, send results, delivery "
-                "statuses, edits and deletes.",
+                "statuses, edits, deletes and attachment fetch results.",
                 "command.v1",
                 user,
                 retention["commands"],
@@ -143,6 +143,14 @@ def document(
                 "the input's key as received (a webhook's: the account id)",
                 retention["dead-letter"],
             ),
+            "mediaFetch": _topic(
+                "media-fetch",
+                "Attachments for the connectors to fetch (metadata; an email part's bytes "
+                "inline). Written only by the connectors: a replay fetches nothing.",
+                "media-fetch.v1",
+                user,
+                retention["media-fetch"],
+            ),
             "websocket": {
                 "address": "/ws",
                 "servers": [{"$ref": "#/servers/gateway"}],
@@ -163,6 +171,7 @@ def document(
             "consumeOutbound": _receive("outbound"),
             "consumeUserEvents": _receive("userEvents"),
             "consumeDeadLetter": _receive("deadLetter"),
+            "consumeMediaFetch": _receive("mediaFetch"),
             "sendClientFrame": {
                 "action": "send",
                 "channel": {"$ref": "#/channels/websocket"},

@@ -172,13 +172,19 @@ def whatsapp_messages(
 
 def whatsapp_image(phone_number_id: str, wamid: str, caption: str | None) -> dict[str, Any]:
     """An image message (Image messages webhook reference), with or without caption."""
-    image: dict[str, Any] = {
-        "mime_type": "image/jpeg",
-        "sha256": "81d3bd8a8db4868c9520ed47186e8b7c5789e61ff79f7f834be6950b808a90d3",
-        "id": "2754859441498128",
-    }
-    if caption is not None:
-        image["caption"] = caption
+    extra = {} if caption is None else {"caption": caption}
+    return whatsapp_media(
+        phone_number_id, wamid, "image", "2754859441498128", mime_type="image/jpeg", **extra
+    )
+
+
+_MEDIA_SHA256 = "81d3bd8a8db4868c9520ed47186e8b7c5789e61ff79f7f834be6950b808a90d3"
+
+
+def whatsapp_media(
+    phone_number_id: str, wamid: str, kind: str, media_id: str, **content: Any
+) -> dict[str, Any]:
+    """An `image`/`audio`/`video`/`document`/`sticker` message: a media id to fetch."""
     return _whatsapp(
         phone_number_id,
         {
@@ -188,8 +194,12 @@ def whatsapp_image(phone_number_id: str, wamid: str, caption: str | None) -> dic
                     "from": "16315551234",
                     "id": wamid,
                     "timestamp": "1603059201",
-                    "type": "image",
-                    "image": image,
+                    "type": kind,
+                    kind: {
+                        "sha256": _MEDIA_SHA256,
+                        "id": media_id,
+                        **content,
+                    },
                 }
             ],
         },

@@ -59,13 +59,16 @@ class EmailPoller(Poller):
         batch = uids[: self.settings.email_fetch_batch]
         mails = await asyncio.to_thread(self.mailbox.fetch, batch)
         # MIME and HTML parsing off the event loop: anyone can mail an account.
-        records, poison = await asyncio.to_thread(self._normalize, mails, validity)
+        parts: dict[str, bytes] = {}  # attachment id -> its bytes, for the fetch jobs
+        records, poison = await asyncio.to_thread(self._normalize, mails, validity, parts)
         # Past the whole batch, also UIDs that vanished (expunged) between SEARCH and FETCH.
-        await self.commit(records, poison, len(mails), uidValidity=validity, lastUid=max(batch))
+        await self.commit(
+            records, poison, len(mails), parts=parts, uidValidity=validity, lastUid=max(batch)
+        )
         return len(uids) > len(batch)
 
     def _normalize(
-        self, mails: list[FetchedMail], validity: int
+        self, mails: list[FetchedMail], validity: int, parts: dict[str, bytes]
     ) -> tuple[list[RawMessage], list[tuple[bytes, BadPayload]]]:
         received_at = utc_now()
         records: list[RawMessage] = []
@@ -79,6 +82,7 @@ class EmailPoller(Poller):
                         mailbox=self.mailbox.mailbox,
                         uid_validity=validity,
                         received_at=received_at,
+                        parts=parts,
                     )
                 )
             except BadPayload as exc:
