@@ -258,6 +258,51 @@ class Settings(BaseSettings):
         "a larger one is `failed` (`too_large`).",
     )
 
+    # --- media (issue 24): blob store, caps, signed download URLs ----------------------
+    blob_store: Literal["gridfs", "s3"] = Field(
+        default="gridfs",
+        description="Where attachment bytes live: GridFS in the hub's MongoDB, or an "
+        "S3-compatible bucket (the HUB_S3_* settings).",
+    )
+    gridfs_bucket: str = Field(default="blobs", description="GridFS bucket name (gridfs).")
+    s3_endpoint: str = Field(
+        default="",
+        description="S3-compatible endpoint URL, e.g. https://s3.eu-west-1.amazonaws.com",
+    )
+    s3_bucket: str = Field(default="", description="Bucket holding the blobs (path-style URLs).")
+    s3_region: str = Field(default="us-east-1", description="Region signed into SigV4.")
+    s3_access_key_id: str = Field(default="", description="S3 access key id.")
+    s3_secret_access_key: SecretStr | None = Field(default=None, description="S3 secret key.")
+    s3_prefix: str = Field(default="blobs/", description="Key prefix of every blob object.")
+    media_max_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1024, description="Largest single attachment, in bytes."
+    )
+    media_user_quota_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=0,
+        description="Total attachment bytes one user may hold (counted per attachment).",
+    )
+    media_max_image_pixels: int = Field(
+        default=50_000_000,
+        ge=1,
+        description="Images whose header declares more pixels are refused (decompression bombs).",
+    )
+    media_thumbnail_px: int = Field(
+        default=320, ge=32, le=2048, description="Longest side of an image thumbnail."
+    )
+    media_url_key: SecretStr | None = Field(
+        default=None,
+        description="Key signing the expiring download URLs handed to generic callbacks "
+        "(unset: derived from HUB_JWT_SECRET).",
+    )
+    media_url_ttl: float = Field(
+        default=3600.0, gt=0, le=7 * 86400, description="Lifetime of a signed download URL, s."
+    )
+    public_url: str = Field(
+        default="http://localhost:8000",
+        description="The gateway's address as platforms reach it (signed download URLs).",
+    )
+
     _split = field_validator(
         "jwt_algorithms", "cors_origins", "outbound_allowed_hosts", "trusted_proxies", mode="before"
     )(_split_csv)
