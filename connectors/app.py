@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from connectors.media.consumer import MediaConsumer
+from connectors.media.fetcher import MediaFetcher
 from connectors.outbound.consumer import OutboundConsumer
 from connectors.outbound.delivery import Delivery
 from connectors.outbound.ledger import SendLedger
@@ -26,6 +28,7 @@ from connectors.publisher import Publisher
 from connectors.runtime import AccountCache, Runtime
 from connectors.webhooks import answer_webhook, router
 from hubcore.accounts import AccountStore
+from hubcore.blobs import blob_store
 from hubcore.health import record_health
 from hubcore.kafka import kafka_ping
 from hubcore.mongo import create_client, database
@@ -78,6 +81,15 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
                 outbound = OutboundConsumer(settings, delivery, publisher)
                 outbound.start()
                 stack.push_async_callback(outbound.stop)
+            if settings.media_fetch:
+                # Its own client: a slow download must not hold the senders' connections.
+                media_http = await stack.enter_async_context(httpx.AsyncClient())
+                store = blob_store(settings, db)
+                stack.push_async_callback(store.aclose)
+                fetcher = MediaFetcher(settings, db, store, media_http, accounts, asyncio.sleep)
+                media = MediaConsumer(settings, fetcher, publisher)
+                media.start()
+                stack.push_async_callback(media.stop)
             yield
         finally:
             await stack.aclose()

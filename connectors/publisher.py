@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
 
 from connectors.errors import BodyTooLarge, KafkaUnavailable
 from connectors.media.jobs import fetch_jobs
@@ -195,6 +197,21 @@ class Publisher:
         )
         await self._send([(self.topics.dead_letter, account_id.encode(), letter.to_json())])
         DEAD_LETTERS.labels(platform).inc()
+
+    async def dead_letter_invalid(self, record: ConsumerRecord, exc: ValidationError) -> None:
+        """Dead-letter a consumed record its schema refused, naming the first bad field."""
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "value"
+        await self.dead_letter(
+            reason=f"{where}: {first.get('msg', 'invalid')}",
+            error_type="validation_error",
+            platform="",
+            account_id=(record.key or b"").decode(errors="replace"),
+            payload=record.value or b"",
+            source=DeadLetterSource(
+                topic=record.topic, partition=record.partition, offset=record.offset
+            ),
+        )
 
     async def _send(self, items: list[tuple[str, bytes, bytes]]) -> None:
         timeout = self.settings.kafka_request_timeout

@@ -35,6 +35,16 @@ def body(payload: Any) -> bytes:
     return orjson.dumps(payload)
 
 
+def signed_headers(platform: str, raw: bytes, secrets: dict[str, Any]) -> dict[str, str]:
+    """The auth headers a platform holding `secrets` (webhook secrets) sends with `raw`."""
+    return {
+        "telegram": lambda: telegram_headers(secrets.get("webhookSecret", "")),
+        "whatsapp": lambda: hub_signature(secrets.get("appSecret", ""), raw),
+        "slack": lambda: slack_headers(secrets.get("signingSecret", ""), raw),
+        "generic": lambda: hub_signature(secrets.get("secret", ""), raw),
+    }[platform]()
+
+
 def hub_signature(secret: str, raw: bytes) -> dict[str, str]:
     """`X-Hub-Signature-256` as Meta sends it (and as the generic format uses it)."""
     return {"X-Hub-Signature-256": "sha256=" + hmac_sha256_hex(secret, raw)}

@@ -1,0 +1,233 @@
+"""One fetch job: the file into the blob store, its `attachments` document, the result command.
+
+Order, so that a crash anywhere repeats at most one fetch (docs/media.md):
+1. the `attachments` document is upserted and its `starts` counted: a job started more
+   than `MAX_STARTS` times (a process killed while fetching, twice) fails with `timeout`
+   instead of fetching again, so nothing is retried forever;
+2. a document already `ready` or `failed` (a replayed job, a webhook retry, the same
+   file in another message) is not fetched again;
+3. the bytes are streamed into the blob store (retriable failures retried per
+   `HUB_MEDIA_FETCH_ATTEMPTS` with hubcore/retry.py), the document set `ready`/`failed`;
+4. once the message is stored (streams may still be behind), an `AttachmentResult` goes
+   to hub.commands, which streams applies to the message and announces as
+   `message_updated`; the document remembers which messages were told.
+The consumer commits the job's offset only after that.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+import structlog
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from connectors.media.fetch import FetchFailed, download, locate
+from connectors.runtime import AccountCache
+from hubcore.accounts import Account
+from hubcore.attachments import ATTACHMENTS
+from hubcore.blobs import BlobRejected, BlobStore, StoredBlob
+from hubcore.mongo import MESSAGES, Document
+from hubcore.retry import Backoff, retry
+from hubcore.settings import Settings
+from schemas import AttachmentResult, MediaFetch, event_id
+from schemas.attachments import FailureReason
+from schemas.base import utc_now
+
+log = structlog.get_logger("connectors.media")
+
+# A job is started at most this often: once, and once more after a crash mid-fetch.
+MAX_STARTS = 2
+# A platform thumbnail larger than this is not kept (it is meant to be small).
+THUMBNAIL_MAX_BYTES = 1024 * 1024
+# How long a result waits for streams to store its message: lag under load, not forever.
+MESSAGE_WAIT = Backoff(attempts=12, first=0.1, factor=2.0, max_delay=5.0)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class _NotStoredYet(Exception):
+    retriable = True
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    status: str
+    reason: FailureReason | None = None
+    blob: StoredBlob | None = None
+    thumbnail: StoredBlob | None = None
+
+
+class MediaFetcher:
+    """Handles jobs; shared by the consumer's concurrent tasks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: AsyncDatabase[Document],
+        store: BlobStore,
+        http: httpx.AsyncClient,
+        accounts: AccountCache,
+        sleep: Sleep,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.http = http
+        self.accounts = accounts
+        self.sleep = sleep
+
+    async def handle(self, job: MediaFetch) -> AttachmentResult | None:
+        """The result to announce for `job`, or None when its message was told already."""
+        att = job.attachment
+        doc = await self.db[ATTACHMENTS].find_one_and_update(
+            {"_id": att.id},
+            {
+                "$setOnInsert": {
+                    "userId": job.user_id,
+                    "conversationId": job.conversation_id,
+                    "messageId": job.message_id,
+                    "kind": att.kind,
+                    "mimeType": att.mime_type,
+                    "size": att.size,
+                    "name": att.name,
+                    "width": att.width,
+                    "height": att.height,
+                    "durationMs": att.duration_ms,
+                    "status": "pending",
+                    "reason": None,
+                    "sha256": None,
+                    "thumbnailSha256": None,
+                    "createdAt": utc_now(),
+                },
+                "$inc": {"starts": 1},
+            },
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None  # upserted
+        if doc.get("status") == "pending":
+            if int(doc.get("starts", 1)) > MAX_STARTS:
+                fetched = Fetched("failed", "timeout")
+                log.warning("fetch interrupted too often", attachment_id=att.id)
+            else:
+                fetched = await self._fetch(job)
+            doc = await self._settle(att.id, fetched)
+        if job.message_id in doc.get("toldMessages", ()):
+            return None  # a repeated job: its message knows already
+        await self._message_stored(job)
+        return AttachmentResult(
+            id=event_id("attachment", job.message_id, att.id, str(doc["status"])),
+            user_id=job.user_id,
+            conversation_id=job.conversation_id,
+            message_id=job.message_id,
+            attachment_id=att.id,
+            index=job.index,
+            status=doc["status"],
+            reason=doc.get("reason"),
+            mime_type=doc.get("mimeType"),
+            size=doc.get("size"),
+            width=doc.get("width"),
+            height=doc.get("height"),
+            occurred_at=utc_now(),
+        )
+
+    async def told(self, result: AttachmentResult) -> None:
+        """Remember that `result`'s message was told (after the command was acked)."""
+        await self.db[ATTACHMENTS].update_one(
+            {"_id": result.attachment_id}, {"$addToSet": {"toldMessages": result.message_id}}
+        )
+
+    async def _settle(self, attachment_id: str, fetched: Fetched) -> Document:
+        fields: Document = {"status": fetched.status, "reason": fetched.reason}
+        if fetched.blob is not None:
+            fields |= {
+                "sha256": fetched.blob.sha256,
+                "size": fetched.blob.size,
+                "mimeType": fetched.blob.mime_type,
+            }
+            if fetched.blob.width and fetched.blob.height:
+                fields |= {"width": fetched.blob.width, "height": fetched.blob.height}
+        if fetched.thumbnail is not None:
+            fields["thumbnailSha256"] = fetched.thumbnail.sha256
+        # Only a pending document: of two processes racing on one file, the first result stays.
+        await self.db[ATTACHMENTS].update_one(
+            {"_id": attachment_id, "status": "pending"}, {"$set": fields}
+        )
+        doc = await self.db[ATTACHMENTS].find_one({"_id": attachment_id})
+        assert doc is not None
+        return doc
+
+    async def _fetch(self, job: MediaFetch) -> Fetched:
+        att, cap = job.attachment, self.settings.media_max_bytes
+        account: Account | None = None
+        try:
+            if job.too_large or (att.size is not None and att.size > cap):
+                raise FetchFailed("too_large", f"{att.size} bytes, over {cap}")
+            if job.data is not None:
+                data = base64.b64decode(job.data, validate=True)
+                if len(data) > cap:
+                    raise FetchFailed("too_large", f"{len(data)} bytes, over {cap}")
+                return Fetched("ready", blob=await self.store.put(data))
+            account = await self.accounts.get(job.account_id)
+            if account is None or account.user_id != job.user_id:
+                raise FetchFailed("forbidden", "the account is gone")
+
+            async def attempt(_: int) -> StoredBlob:
+                target = await locate(self.settings, self.http, account, att.source)
+                return await download(
+                    self.http,
+                    self.store,
+                    target,
+                    max_bytes=cap,
+                    timeout=self.settings.media_fetch_timeout,
+                )
+
+            backoff = Backoff(attempts=self.settings.media_fetch_attempts, max_delay=10.0)
+            blob = await retry(attempt, backoff, sleep=self.sleep)
+        except FetchFailed as exc:
+            log.info("fetch failed", attachment_id=att.id, reason=exc.reason, detail=str(exc))
+            return Fetched("failed", exc.reason)
+        except BlobRejected as exc:
+            return Fetched("failed", exc.reason)  # type: ignore[arg-type]
+        except (binascii.Error, ValueError):
+            return Fetched("failed", "unsupported")
+        thumbnail = None
+        if att.thumbnail_source and account is not None:
+            thumbnail = await self._thumbnail(account, att.thumbnail_source)
+        return Fetched("ready", blob=blob, thumbnail=thumbnail)
+
+    async def _thumbnail(self, account: Account, source: str) -> StoredBlob | None:
+        """The platform's small rendition, best effort: the file is there without it."""
+        try:
+            target = await locate(self.settings, self.http, account, source)
+            return await download(
+                self.http,
+                self.store,
+                target,
+                max_bytes=THUMBNAIL_MAX_BYTES,
+                timeout=self.settings.media_fetch_timeout,
+            )
+        except (FetchFailed, BlobRejected) as exc:
+            log.info("thumbnail not fetched", error=str(exc))
+            return None
+
+    async def _message_stored(self, job: MediaFetch) -> None:
+        """Wait (bounded) until streams stored the message: a result applied before it
+        would change nothing. Past the wait the result goes anyway."""
+
+        async def stored(_: int) -> None:
+            found = await self.db[MESSAGES].find_one(
+                {"_id": job.message_id, "userId": job.user_id}, {"_id": 1}
+            )
+            if found is None:
+                raise _NotStoredYet
+
+        try:
+            await retry(stored, MESSAGE_WAIT, sleep=self.sleep)
+        except _NotStoredYet:
+            log.warning("message not stored yet, telling anyway", message_id=job.message_id)
