@@ -11,16 +11,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from hub.demo.media_files import OGG, PDF, PNG
 from tests.platform_payloads import slack_message, telegram_update
 
-# The smallest valid files of their types: what the stand-ins serve and the sniffer sees.
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
-)
 JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
-OGG = b"OggS\x00\x02" + bytes(20) + b"\x01\x1e\x01vorbis" + bytes(40)
-PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+__all__ = ["JPEG", "OGG", "PDF", "PNG"]
 
 
 def telegram_photo(update_id: int, message_id: int, caption: str | None = None) -> dict[str, Any]:

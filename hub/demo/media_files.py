@@ -11,7 +11,9 @@
 - Generic `GET /files/{name}`: a plain URL a generic source names.
 
 `fail` makes a file answer `"404"`, `"403"`, `"500"` or `"hang"` (until `release`);
-`downloads` counts the GETs of each file's bytes.
+`downloads` counts the GETs of each file's bytes. A reference starting `demo-photo`,
+`demo-voice` or `demo-pdf` serves the demo's sample file of that kind (`DEMO_FILES`), so
+`hub simulate` can name new files without registering them.
 """
 
 from __future__ import annotations
@@ -20,10 +22,32 @@ import asyncio
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+
+# The smallest valid files of their types: what the demo's messages carry.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
+OGG = b"OggS\x00\x02" + bytes(20) + b"\x01\x1evorbis" + bytes(40)
+PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+DEMO_FILES: dict[str, tuple[bytes, str]] = {
+    "photo": (PNG, "image/png"),
+    "voice": (OGG, "audio/ogg"),
+    "pdf": (PDF, "application/pdf"),
+}
+
+
+def demo_file(ref: str) -> tuple[bytes, str] | None:
+    """The sample file a `demo-<kind>...` reference names."""
+    for kind, found in DEMO_FILES.items():
+        if any(part.startswith(f"demo-{kind}") for part in ref.split("/")):
+            return found
+    return None
 
 
 @dataclass
@@ -42,6 +66,9 @@ class MediaFiles:
     def add(self, ref: str, data: bytes, mime_type: str) -> None:
         self.files[ref] = (data, mime_type)
 
+    def file(self, ref: str) -> tuple[bytes, str] | None:
+        return self.files.get(ref) or demo_file(ref)
+
     def release(self) -> None:
         """Let every held ("hang") download answer."""
         self.released.set()
@@ -56,10 +83,10 @@ class MediaFiles:
             await self.released.wait()
         elif failure in ("404", "403", "500"):
             return Response(f"error {failure}", status_code=int(failure))
-        if ref not in self.files:
+        found = self.file(ref)
+        if found is None:
             return Response("not found", status_code=404)
-        data, mime_type = self.files[ref]
-        return Response(data, media_type=mime_type)
+        return Response(found[0], media_type=found[1])
 
     async def telegram_get_file(self, request: Request) -> Response:
         if not self._valid(request.path_params["token"], self.telegram_token):
@@ -67,12 +94,13 @@ class MediaFiles:
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status_code=401
             )
         file_id = request.query_params.get("file_id", "")
-        if file_id not in self.files and file_id not in self.fail:
+        found = self.file(file_id)
+        if found is None and file_id not in self.fail:
             return JSONResponse(
                 {"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"},
                 status_code=400,
             )
-        size = len(self.files.get(file_id, (b"", ""))[0])
+        size = len(found[0]) if found else 0
         result = {
             "file_id": file_id,
             "file_unique_id": "u" + hashlib.sha256(file_id.encode()).hexdigest()[:12],
@@ -91,10 +119,11 @@ class MediaFiles:
             error = {"message": "Invalid OAuth access token", "type": "OAuthException", "code": 190}
             return JSONResponse({"error": error}, status_code=401)
         media_id = request.path_params["media_id"]
-        if media_id not in self.files and media_id not in self.fail:
+        found = self.file(media_id)
+        if found is None and media_id not in self.fail:
             error = {"message": "Unsupported get request.", "type": "GraphMethodException"}
             return JSONResponse({"error": {**error, "code": 100}}, status_code=400)
-        data, mime_type = self.files.get(media_id, (b"", "application/octet-stream"))
+        data, mime_type = found or (b"", "application/octet-stream")
         return JSONResponse(
             {
                 "messaging_product": "whatsapp",
@@ -133,3 +162,57 @@ class MediaFiles:
 def _bearer(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token if scheme == "Bearer" else None
+
+
+# --- the demo's messages with files, in each platform's format -------------------------
+
+
+def telegram_media(kind: str, message_id: str, caption: str) -> dict[str, Any]:
+    """The Message fields of a photo (two sizes), a voice note or a PDF document."""
+    ref = f"demo-{kind}-{message_id}"
+    if kind == "photo":
+        sizes = [
+            {"file_id": f"{ref}-s", "file_unique_id": f"{ref}-s", "width": 1, "height": 1,
+             "file_size": len(PNG)},
+            {"file_id": ref, "file_unique_id": ref, "width": 1, "height": 1, "file_size": len(PNG)},
+        ]  # fmt: skip
+        return {"photo": sizes, "caption": caption}
+    if kind == "voice":
+        voice = {"file_id": ref, "file_unique_id": ref, "duration": 2, "mime_type": "audio/ogg"}
+        return {"voice": voice}
+    document = {"file_id": ref, "file_unique_id": ref, "file_name": "report.pdf",
+                "mime_type": "application/pdf", "file_size": len(PDF)}  # fmt: skip
+    return {"document": document, "caption": caption}
+
+
+def whatsapp_media(kind: str, message_id: str, caption: str) -> dict[str, Any]:
+    """A Cloud API message's `type` and content: `image`, `audio` (voice) or `document`."""
+    ref = f"demo-{kind}-{message_id}"
+    if kind == "photo":
+        return {"type": "image", "image": {"id": ref, "mime_type": "image/png", "caption": caption}}
+    if kind == "voice":
+        return {"type": "audio", "audio": {"id": ref, "mime_type": "audio/ogg", "voice": True}}
+    content = {"id": ref, "mime_type": "application/pdf", "filename": "report.pdf"}
+    return {"type": "document", "document": {**content, "caption": caption}}
+
+
+_NAMES = {"photo": ("photo.png", "image/png"), "voice": ("voice.ogg", "audio/ogg"),
+          "pdf": ("report.pdf", "application/pdf")}  # fmt: skip
+
+
+def slack_files(kind: str, message_id: str, files_url: str) -> list[dict[str, Any]]:
+    """A `file_share` event's `files[]`, its `url_private` at the stand-in."""
+    name, mime_type = _NAMES[kind]
+    url = f"{files_url}/slack-files/demo-{kind}-{message_id}/{name}"
+    data = DEMO_FILES[kind][0]
+    return [
+        {"id": f"F{message_id}", "name": name, "title": name, "mimetype": mime_type,
+         "size": len(data), "url_private": url, "url_private_download": url}
+    ]  # fmt: skip
+
+
+def generic_attachments(kind: str, message_id: str, files_url: str) -> list[dict[str, Any]]:
+    """The generic format's `attachments`: URLs at the stand-in."""
+    name, mime_type = _NAMES[kind]
+    return [{"url": f"{files_url}/files/demo-{kind}-{message_id}", "name": name,
+             "mimeType": mime_type}]  # fmt: skip

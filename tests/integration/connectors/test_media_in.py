@@ -5,6 +5,7 @@ platform's stand-in in the platform's way, the bytes in the blob store, and a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,10 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from connectors.platforms.email import FetchedMail, email_message
+from hub.demo.fake import FakeTraffic
 from hub.demo.media_files import MediaFiles
 from hub.demo.platform_apis import PlatformApis, serving
+from hub.demo.simulate import MEDIA_KINDS, build_request
 from hubcore.accounts import Account
 from hubcore.attachments import ATTACHMENTS
 from hubcore.blobs import blob_store
@@ -290,3 +293,24 @@ async def test_the_same_delivery_again_fetches_nothing(media: Media) -> None:
 
     await eventually(told_once, 20, "the second job handled")
     assert media.files.downloads["twice.png"] == 1
+
+
+async def test_the_demo_traffic_photo_voice_and_pdf_arrive_ready(media: Media) -> None:
+    """`hub simulate`'s files, through each platform's stand-in (what `hub up --demo` does)."""
+    for n, platform in enumerate(("telegram", "whatsapp", "slack", "generic")):
+        user = f"demo-{platform}"
+        account = await media.account(platform, user)
+        for k, kind in enumerate(MEDIA_KINDS):
+            msg = FakeTraffic(seed=n * 10 + k).message(account.id)
+            msg = dataclasses.replace(msg, media=kind, files_url=media.base)
+            req = build_request(account, msg, 100 + k)
+            answer = await media.harness.http.post(req.path, content=req.body, headers=req.headers)
+            assert answer.status_code == 200, answer.text
+
+        async def ready(user: str = user) -> list[str] | None:
+            docs = await media.db[MESSAGES].find({"userId": user}).to_list()
+            statuses = [a["status"] for d in docs for a in d.get("attachments", [])]
+            return statuses if len(statuses) == 3 and "pending" not in statuses else None
+
+        statuses = await eventually(ready, 60, f"{user}'s three files")
+        assert statuses == ["ready"] * 3, (platform, statuses)
