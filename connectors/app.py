@@ -77,7 +77,9 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
                 # A lease outlives one call plus the longest wait between calls.
                 lease = settings.send_timeout + settings.send_max_backoff + 5
                 ledger = SendLedger(db, lease)
-                delivery = Delivery(SendContext(settings, http), ledger, accounts)
+                blobs = blob_store(settings, db)  # attachments' bytes (docs/media.md)
+                stack.push_async_callback(blobs.aclose)
+                delivery = Delivery(SendContext(settings, http, blobs), ledger, accounts)
                 outbound = OutboundConsumer(settings, delivery, publisher)
                 outbound.start()
                 stack.push_async_callback(outbound.stop)

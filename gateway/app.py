@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure
 
-from gateway.api import accounts, inbox, ops
+from gateway.api import accounts, attachments, inbox, ops
 from gateway.api.page import mount_page
 from gateway.errors import GatewayError, TooManyRequests
 from gateway.middleware import BodyLimit, RequestLog, with_security_headers
@@ -34,7 +34,16 @@ class GatewayApp:
         self.settings = settings
         self.runtime = Runtime(settings)
         self.api = build_api(self.runtime)
-        self._http = RequestLog(BodyLimit(self.api, settings.max_body_bytes))
+        self._http = RequestLog(
+            BodyLimit(
+                self.api,
+                settings.max_body_bytes,
+                uploads=(
+                    attachments.UPLOAD_PATH,
+                    settings.media_max_bytes + attachments.MULTIPART_SLACK,
+                ),
+            )
+        )
         self._origins = OriginPolicy(settings.cors_origins)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -94,6 +103,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     api.include_router(inbox.router)
     api.include_router(accounts.router)
     api.include_router(ops.router)
+    api.include_router(attachments.router)
     mount_page(api)
 
     @api.exception_handler(HubError)

@@ -4,7 +4,7 @@ and replies."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -13,6 +13,7 @@ from gateway.errors import NotFound, Unavailable
 from gateway.inbox import Inbox
 from hubcore.kafka import Topics
 from schemas import MarkRead, SendMessage, event_id, outbound_message_id
+from schemas.attachments import OutboundAttachment
 from schemas.base import utc_now
 
 MAX_IDS_PER_COMMAND = 10_000  # MarkRead.message_ids' schema limit
@@ -57,7 +58,12 @@ class ReadCommands:
         return await self._send(user_id, ids, conversation_id)
 
     async def reply(
-        self, user_id: str, conversation_id: str, text: str, client_message_id: str
+        self,
+        user_id: str,
+        conversation_id: str,
+        text: str,
+        client_message_id: str,
+        attachments: Sequence[OutboundAttachment] = (),
     ) -> SendMessage:
         """Put a reply into the caller's conversation; its id derives from the client's."""
         if not await self._inbox.owns_conversation(user_id, conversation_id):
@@ -72,6 +78,7 @@ class ReadCommands:
             client_message_id=client_message_id,
             text=text,
             issued_at=utc_now(),
+            attachments=list(attachments),
         )
         await self._produce(user_id, [command])
         return command

@@ -3,6 +3,7 @@ security headers per request."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import MutableMapping
@@ -30,17 +31,24 @@ Asgi = Any
 class BodyLimit:
     """413 for request bodies over `limit` bytes, declared or streamed."""
 
-    def __init__(self, app: Asgi, limit: int) -> None:
+    def __init__(
+        self, app: Asgi, limit: int, *, uploads: tuple[re.Pattern[str], int] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        # POSTs to paths matching the pattern (attachment uploads) may send up to its limit.
+        self.uploads = uploads
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit
+        if self.uploads and scope["method"] == "POST" and self.uploads[0].match(scope["path"]):
+            limit = self.uploads[1]
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _too_large(send, self.limit)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await _too_large(send, limit)
                 return
         seen = 0
         started = False
@@ -49,7 +57,7 @@ class BodyLimit:
             nonlocal seen
             message: dict[str, Any] = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 raise _BodyTooLarge
             return message
 
@@ -62,7 +70,7 @@ class BodyLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await _too_large(send, self.limit)
+                await _too_large(send, limit)
 
 
 class _BodyTooLarge(Exception):

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pymongo.errors import PyMongoError
 
+from gateway.attachments import AttachmentService
 from gateway.auth import TokenVerifier
 from gateway.commands import ReadCommands
 from gateway.inbox import Inbox
@@ -22,6 +23,8 @@ from gateway.resume import ResumeService
 from gateway.sio import SocketIOGateway
 from gateway.websocket import WebSocketEndpoint
 from hubcore.accounts import AccountStore
+from hubcore.attachments import ensure_attachment_indexes
+from hubcore.blobs import blob_store
 from hubcore.kafka import Topics, create_producer
 from hubcore.mongo import create_client, database, ensure_indexes
 from hubcore.ratelimit import RateLimiter
@@ -51,6 +54,7 @@ class Runtime:
         self.limits = ConnectionLimits(settings)  # /ws and Socket.IO share them
         self.registry = Registry()
         self.inbox = Inbox(self.db, self.registry.fresh)
+        self.attachments = AttachmentService(self.db, blob_store(settings, self.db), settings)
         self.producer: AIOKafkaProducer | None = None
         self.commands = ReadCommands(self.inbox, lambda: self.producer, self.topics)
         self.pump = EventPump(settings, self.registry)
@@ -78,6 +82,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.resume.close()
+        await self.attachments.blobs.aclose()
         if self.producer is not None:
             with contextlib.suppress(Exception):
                 await self.producer.stop()
@@ -103,6 +108,7 @@ class Runtime:
     async def _ensure_indexes(self) -> None:
         try:
             await ensure_indexes(self.db)
+            await ensure_attachment_indexes(self.db)
         except PyMongoError as exc:  # reads still work, only slower; streams creates them too
             log.warning("indexes_not_ensured", error=str(exc))
 

@@ -9,13 +9,17 @@ ones by the gateway; the bytes live in the blob store (hubcore/blobs.py) under `
 from __future__ import annotations
 
 import secrets
-from typing import Literal
+from typing import TYPE_CHECKING
+
+from pymongo import ASCENDING
+
+from hubcore.mongo import Document
+from schemas.attachments import AttachmentKind
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.database import AsyncDatabase
 
 ATTACHMENTS = "attachments"
-
-AttachmentKind = Literal["image", "audio", "video", "document", "sticker", "voice"]
-AttachmentStatus = Literal["pending", "ready", "failed"]
-FailedReason = Literal["too_large", "not_found", "forbidden", "unsupported", "timeout"]
 
 
 def new_attachment_id() -> str:
@@ -34,3 +38,21 @@ def kind_of(mime_type: str) -> AttachmentKind:
     if major == "video":
         return "video"
     return "document"
+
+
+async def ensure_attachment_indexes(db: AsyncDatabase[Document]) -> None:
+    """The indexes of the owner's reads and the quota's sum (idempotent)."""
+    await db[ATTACHMENTS].create_index([("userId", ASCENDING), ("status", ASCENDING)])
+    await db[ATTACHMENTS].create_index([("messageId", ASCENDING)])
+
+
+async def user_usage(db: AsyncDatabase[Document], user_id: str) -> int:
+    """Bytes of the user's stored attachments, as counted against HUB_MEDIA_USER_QUOTA_BYTES
+    (per attachment: the same file twice counts twice, though stored once)."""
+    pipeline: list[Document] = [
+        {"$match": {"userId": user_id, "status": "ready"}},
+        {"$group": {"_id": None, "bytes": {"$sum": "$size"}}},
+    ]
+    async for row in await db[ATTACHMENTS].aggregate(pipeline):
+        return int(row["bytes"])
+    return 0

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
-from schemas.attachments import AttachmentStatus, FailureReason
+from schemas.attachments import (
+    MAX_ATTACHMENTS,
+    AttachmentStatus,
+    FailedReason,
+    OutboundAttachment,
+)
 from schemas.base import Record, UtcDatetime
 
 OutboundStatus = Literal["pending", "sent", "delivered", "read", "failed"]
@@ -47,8 +52,16 @@ class SendMessage(_CommandBase):
     conversation_id: str = Field(min_length=1, max_length=128)
     message_id: str = Field(min_length=1, max_length=128)
     client_message_id: str = Field(min_length=1, max_length=100)
-    text: str = Field(min_length=1, max_length=10_000)
+    # Empty only when the reply carries attachments.
+    text: str = Field(max_length=10_000)
     issued_at: UtcDatetime
+    attachments: list[OutboundAttachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+
+    @model_validator(mode="after")
+    def _text_or_attachments(self) -> SendMessage:
+        if not self.text and not self.attachments:
+            raise ValueError("a reply needs text or attachments")
+        return self
 
 
 class SendResult(_CommandBase):
@@ -115,7 +128,7 @@ class AttachmentResult(_CommandBase):
     attachment_id: str = Field(min_length=1, max_length=128)
     index: int = Field(ge=0, lt=100)
     status: AttachmentStatus
-    reason: FailureReason | None = None
+    reason: FailedReason | None = None
     mime_type: str | None = Field(default=None, max_length=255)
     size: int | None = Field(default=None, ge=0)
     width: int | None = Field(default=None, ge=0)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from schemas.attachments import MAX_ATTACHMENTS, Attachment, InboundAttachment
+from schemas.attachments import MAX_INBOUND_ATTACHMENTS, Attachment, InboundAttachment
 from schemas.base import HubModel, Record, UtcDatetime
 
 Platform = Literal["telegram", "whatsapp", "slack", "email", "generic"]
@@ -86,7 +86,9 @@ class RawMessage(Record):
     raw: dict[str, Any] = Field(
         default_factory=dict, description="The platform's payload for this message, as received."
     )
-    attachments: list[InboundAttachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    attachments: list[InboundAttachment] = Field(
+        default_factory=list, max_length=MAX_INBOUND_ATTACHMENTS
+    )
 
     def to_message(self, status: MessageStatus = "unread") -> Message:
         """The client-facing view of this record."""

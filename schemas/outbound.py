@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from schemas.attachments import MAX_ATTACHMENTS, OutboundAttachment
 from schemas.base import Record, UtcDatetime
 from schemas.messages import Platform
 
@@ -35,10 +36,23 @@ class OutboundMessage(Record):
     )
     reply_to: str | None = Field(default=None, max_length=1024)
     subject: str | None = Field(default=None, max_length=1024)
-    text: str = Field(min_length=1, max_length=10_000)
+    # Empty only when the reply carries attachments.
+    text: str = Field(max_length=10_000)
     issued_at: UtcDatetime
     attempt: int = Field(
         default=0,
         ge=0,
         description="0 for the first send; n after the user retried a failed send n times.",
     )
+    attachments: list[OutboundAttachment] = Field(
+        default_factory=list,
+        max_length=MAX_ATTACHMENTS,
+        description="Uploaded files to send with the text (the connectors read the bytes "
+        "from the blob store by `sha256`).",
+    )
+
+    @model_validator(mode="after")
+    def _text_or_attachments(self) -> OutboundMessage:
+        if not self.text and not self.attachments:
+            raise ValueError("a reply needs text or attachments")
+        return self

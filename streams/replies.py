@@ -90,6 +90,7 @@ def _reply(send: SendInput, conv: ConversationState, status: str) -> Reply:
         received_at=cmd.issued_at,
         status=status,
         direction="outbound",
+        attachments=[attachment.public() for attachment in cmd.attachments],
     )
     outbound = OutboundMessage(
         message_id=cmd.message_id,
@@ -104,6 +105,7 @@ def _reply(send: SendInput, conv: ConversationState, status: str) -> Reply:
         subject=conv.title if conv.platform == "email" else None,
         text=cmd.text,
         issued_at=cmd.issued_at,
+        attachments=cmd.attachments,
     )
     return Reply(send.record, message, outbound)
 
@@ -111,7 +113,7 @@ def _reply(send: SendInput, conv: ConversationState, status: str) -> Reply:
 def reply_doc(reply: Reply) -> Document:
     """The `messages` document of a reply (status starts pending)."""
     msg = reply.message
-    return {
+    doc: Document = {
         "_id": msg.id,
         "userId": reply.user_id,
         "platform": msg.platform,
@@ -126,6 +128,9 @@ def reply_doc(reply: Reply) -> Document:
         "clientMessageId": reply.outbound.client_message_id,
         "origin": reply.record.origin,
     }
+    if msg.attachments:
+        doc["attachments"] = [a.model_dump(by_alias=True) for a in msg.attachments]
+    return doc
 
 
 async def store_replies(

@@ -26,7 +26,7 @@ from hubcore.blobs import BlobRejected, BlobStore, StoredBlob
 from hubcore.errors import InvalidInput
 from hubcore.outbound import OutboundPolicy
 from hubcore.settings import Settings
-from schemas.attachments import FailureReason
+from schemas.attachments import FailedReason
 
 # A platform's JSON answer about a file (getFile, the media URL) is small.
 _MAX_META_BYTES = 64 * 1024
@@ -37,14 +37,14 @@ class FetchFailed(Exception):
 
     def __init__(
         self,
-        reason: FailureReason,
+        reason: FailedReason,
         detail: str,
         *,
         retriable: bool = False,
         retry_after: float | None = None,
     ) -> None:
         super().__init__(detail)
-        self.reason: FailureReason = reason
+        self.reason: FailedReason = reason
         self.retriable = retriable
         self.retry_after = retry_after
 

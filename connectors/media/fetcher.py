@@ -35,7 +35,7 @@ from hubcore.mongo import MESSAGES, Document
 from hubcore.retry import Backoff, retry
 from hubcore.settings import Settings
 from schemas import AttachmentResult, MediaFetch, event_id
-from schemas.attachments import FailureReason
+from schemas.attachments import FailedReason
 from schemas.base import utc_now
 
 log = structlog.get_logger("connectors.media")
@@ -57,7 +57,7 @@ class _NotStoredYet(Exception):
 @dataclass(frozen=True, slots=True)
 class Fetched:
     status: str
-    reason: FailureReason | None = None
+    reason: FailedReason | None = None
     blob: StoredBlob | None = None
     thumbnail: StoredBlob | None = None
 

@@ -50,6 +50,8 @@ async def post(
     headers: dict[str, str] | None = None,
     json: Any = None,
     content: bytes | None = None,
+    data: dict[str, str] | None = None,
+    files: dict[str, tuple[str, bytes, str]] | None = None,
     extensions: dict[str, Any] | None = None,
     max_answer_bytes: int | None = None,
 ) -> httpx.Response:
@@ -62,6 +64,8 @@ async def post(
         headers=headers,
         json=json,
         content=content,
+        data=data,
+        files=files,
         timeout=timeout,
         extensions=extensions,
     )

@@ -11,6 +11,7 @@ import asyncio
 import smtplib
 import socket
 import ssl
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -21,12 +22,18 @@ from hubcore.errors import InvalidInput
 from hubcore.outbound import OutboundPolicy
 from hubcore.settings import Settings
 from schemas import OutboundMessage
+from schemas.attachments import OutboundAttachment
 
 WHAT = "SMTP"
 
 
-def compose(account: Account, msg: OutboundMessage, sender: str) -> EmailMessage:
-    """The reply as an RFC 5322 message."""
+def compose(
+    account: Account,
+    msg: OutboundMessage,
+    sender: str,
+    files: Sequence[tuple[OutboundAttachment, bytes]] = (),
+) -> EmailMessage:
+    """The reply as an RFC 5322 message; attachments as MIME parts (multipart/mixed)."""
     mail = EmailMessage()
     mail["From"] = sender
     mail["To"] = msg.recipient or ""
@@ -39,6 +46,14 @@ def compose(account: Account, msg: OutboundMessage, sender: str) -> EmailMessage
         root = msg.external_conversation_id
         mail["References"] = msg.reply_to if root == msg.reply_to else f"{root} {msg.reply_to}"
     mail.set_content(msg.text)
+    for attachment, data in files:
+        maintype, _, subtype = attachment.mime_type.partition("/")
+        mail.add_attachment(
+            data,
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=attachment.name or "attachment",
+        )
     return mail
 
 
@@ -125,11 +140,16 @@ def msg_recipient(mail: EmailMessage) -> str:
     return str(mail["To"] or "")
 
 
-async def send_email(settings: Settings, account: Account, msg: OutboundMessage) -> str:
-    """Send the reply; its `Message-ID` is the platform id."""
+async def send_email(
+    settings: Settings,
+    account: Account,
+    msg: OutboundMessage,
+    files: Sequence[tuple[OutboundAttachment, bytes]] = (),
+) -> str:
+    """Send the reply (with `files` attached); its `Message-ID` is the platform id."""
     creds = account.credentials
     username = str(creds.get("smtpUsername") or "")
     sender = username if "@" in username else account.external_id
-    mail = compose(account, msg, sender)
+    mail = compose(account, msg, sender, files)
     await asyncio.to_thread(_deliver, settings, account, mail)
     return str(mail["Message-ID"])

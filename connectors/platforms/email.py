@@ -27,7 +27,7 @@ from connectors.platforms import media
 from connectors.platforms.base import raw_message
 from hubcore.accounts import Account
 from schemas import DeadLetter, InboundAttachment, RawMessage
-from schemas.attachments import MAX_ATTACHMENTS
+from schemas.attachments import MAX_INBOUND_ATTACHMENTS
 
 MAX_TEXT_CHARS = 100_000
 MAX_SOURCE_IN_RAW = 256 * 1024  # bytes; larger sources (attachments) keep headers only
@@ -102,12 +102,12 @@ def mail_attachments(
     account: Account, msg: EmailMessage, own_id: str, parts: dict[str, bytes] | None
 ) -> list[InboundAttachment]:
     """Attachments and inline (`cid:`) parts: every leaf part but the text body, up to
-    `MAX_PARTS` looked at and `MAX_ATTACHMENTS` kept. A part's id comes from the mail's
+    `MAX_PARTS` looked at and `MAX_INBOUND_ATTACHMENTS` kept. A part's id comes from the mail's
     id and the part's position, so the same mail seen again gives the same ids."""
     body = msg.get_body(preferencelist=("plain", "html"))
     found: list[InboundAttachment] = []
     for index, part in enumerate(msg.walk()):
-        if index >= MAX_PARTS or len(found) >= MAX_ATTACHMENTS:
+        if index >= MAX_PARTS or len(found) >= MAX_INBOUND_ATTACHMENTS:
             break
         if part.is_multipart() or part is body or not isinstance(part, EmailMessage):
             continue

@@ -39,7 +39,7 @@ from connectors.platforms.fields import json_object
 from connectors.signatures import check_hub_signature
 from hubcore.accounts import Account
 from schemas import Sender
-from schemas.attachments import MAX_ATTACHMENTS, AttachmentKind
+from schemas.attachments import MAX_INBOUND_ATTACHMENTS, AttachmentKind
 from schemas.base import HubModel, UtcDatetime
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -61,7 +61,9 @@ class GenericMessage(HubModel):
     text: str = Field(max_length=1_000_000)
     sent_at: UtcDatetime
     conversation_title: str | None = Field(default=None, max_length=1024)
-    attachments: list[GenericAttachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    attachments: list[GenericAttachment] = Field(
+        default_factory=list, max_length=MAX_INBOUND_ATTACHMENTS
+    )
 
 
 class GenericEdit(HubModel):

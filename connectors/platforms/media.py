@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from hubcore.accounts import Account
 from schemas.attachments import (
-    MAX_ATTACHMENTS,
+    MAX_INBOUND_ATTACHMENTS,
     AttachmentKind,
     InboundAttachment,
     attachment_id,
@@ -81,7 +81,7 @@ def _seconds_ms(value: Any) -> int | None:
 
 
 def _kept(items: list[InboundAttachment | None]) -> list[InboundAttachment]:
-    return [a for a in items if a is not None][:MAX_ATTACHMENTS]
+    return [a for a in items if a is not None][:MAX_INBOUND_ATTACHMENTS]
 
 
 # --- Telegram (Bot API Message) ---------------------------------------------------------
@@ -198,7 +198,7 @@ def slack(account: Account, event: dict[str, Any]) -> list[InboundAttachment]:
     if not isinstance(files, list):
         return []
     found: list[InboundAttachment | None] = []
-    for file in files[:MAX_ATTACHMENTS]:
+    for file in files[:MAX_INBOUND_ATTACHMENTS]:
         if not isinstance(file, dict):
             continue
         mimetype = _str(file.get("mimetype"), 255)

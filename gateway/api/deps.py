@@ -38,4 +38,6 @@ async def current_user(
 
 
 UserId = Annotated[str, Depends(current_user)]
+# Routes that also take another proof (a signed URL) read the bearer token themselves.
+OptionalBearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -70,9 +70,11 @@ async def send_reply(
 ) -> SendAccepted:
     """Reply in the caller's conversation (202 once the command is in Kafka); 404 unless
     it is the caller's. The same `clientMessageId` again is the same message."""
+    attachments = await runtime.attachments.for_reply(user_id, conversation_id, body.attachments)
     command = await runtime.commands.reply(
-        user_id, conversation_id, body.text, body.client_message_id
+        user_id, conversation_id, body.text, body.client_message_id, attachments
     )
+    await runtime.attachments.attach([a.id for a in attachments], command.message_id)
     fields = log_fields(request.scope)
     fields["command_ids"] = [command.id]
     fields["message_id"] = command.message_id

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from hubcore.account_rules import Mode
 from hubcore.accounts import AccountView
 from schemas import Conversation, Message
+from schemas.attachments import MAX_ATTACHMENTS
 from schemas.base import HubModel
 
 MessageId = Annotated[str, Field(min_length=1, max_length=128)]
@@ -45,8 +46,19 @@ class SendReply(HubModel):
     """`POST /api/conversations/{id}/messages`: a reply; the same `clientMessageId` again
     is the same message, never a second send."""
 
-    text: str = Field(min_length=1, max_length=10_000)
+    text: str = Field(default="", max_length=10_000)
     client_message_id: str = Field(min_length=1, max_length=100)
+    attachments: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list,
+        max_length=MAX_ATTACHMENTS,
+        description="Ids from `POST /api/conversations/{id}/attachments`, sent with the text.",
+    )
+
+    @model_validator(mode="after")
+    def _text_or_attachments(self) -> SendReply:
+        if not self.text and not self.attachments:
+            raise ValueError("a reply needs text or attachments")
+        return self
 
 
 class SendAccepted(HubModel):

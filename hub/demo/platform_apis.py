@@ -9,6 +9,17 @@ for tests and `hub up --demo` (loopback only).
   false, "error": "invalid_auth"}`, 429 with `Retry-After`.
 - Generic callback `POST /callback`: records the body and its signature header.
 
+Media (issue 24), each in the platform's own format, the files kept in `Call.files`:
+- Telegram `sendPhoto`/`sendDocument`/`sendVoice`/`sendAudio`/`sendVideo`/`sendSticker`:
+  multipart with `chat_id` and the method's file field; 400 `Bad Request: there is no
+  photo in the request` without it.
+- WhatsApp `POST /{phone-number-id}/media` (multipart `messaging_product`, `type`, `file`)
+  → `{"id"}`; a media message naming an id never uploaded answers 400 (#100).
+- Slack `files.getUploadURLExternal` (form-encoded only: JSON answers `invalid_arguments`)
+  → `{"upload_url", "file_id"}`; the bytes `POST`ed to the upload URL; then
+  `files.completeUploadExternal` `{"files": [{"id", "title"}], "channel_id"}` sharing
+  only files whose bytes arrived.
+
 `script` queues answers for the next calls (`"429"`, `"500"`, `"hang"`) so a test can put
 a rate limit or an outage in front of a success. `any_token` accepts every non-empty
 token (the demo's accounts each have their own). A WhatsApp phone number registered with
@@ -30,6 +41,7 @@ import httpx
 import orjson
 import structlog
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -50,6 +62,8 @@ class Call:
     body: Any
     raw: bytes
     at: float = field(default_factory=time.monotonic)
+    # Multipart uploads: field name -> (file name, declared type, bytes).
+    files: dict[str, tuple[str, str, bytes]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,9 @@ class PlatformApis:
     files: MediaFiles | None = None  # received files' stand-ins (hub/demo/media_files.py)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _reporters: dict[str, StatusReporter] = field(default_factory=dict)
+    # WhatsApp media ids and Slack file ids uploaded: id -> (file name, bytes).
+    media: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    slack_reserved: dict[str, tuple[str, int]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -103,11 +120,25 @@ class PlatformApis:
 
     async def _record(self, platform: str, request: Request) -> tuple[Call, str | None]:
         raw = await request.body()
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
+        files: dict[str, tuple[str, str, bytes]] = {}
+        kind = request.headers.get("content-type", "")
+        body: Any
+        if kind.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+            body = {}
+            async with request.form() as form:
+                for name, value in form.multi_items():
+                    if isinstance(value, UploadFile):
+                        data = await value.read()
+                        files[name] = (value.filename or "", value.content_type or "", data)
+                    else:
+                        body[name] = value
+        else:
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                body = None
         call = Call(platform, request.method, request.url.path, dict(request.headers), body, raw)
+        call.files = files
         self.calls.append(call)
         scripted = self.script.pop(0) if self.script else None
         if scripted == "hang":
@@ -115,7 +146,7 @@ class PlatformApis:
         return call, scripted
 
     async def telegram(self, request: Request) -> Response:
-        _, scripted = await self._record("telegram", request)
+        call, scripted = await self._record("telegram", request)
         if not self._valid(request.path_params["token"], self.telegram_token):
             return JSONResponse(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status_code=401
@@ -135,6 +166,17 @@ class PlatformApis:
                 {"ok": False, "error_code": 500, "description": "Internal Server Error"},
                 status_code=500,
             )
+        method = request.path_params.get("method", "sendMessage")
+        field_name = TELEGRAM_FILE_FIELDS.get(method)
+        if method != "sendMessage" and field_name is None:
+            return JSONResponse(
+                {"ok": False, "error_code": 404, "description": "Not Found"}, status_code=404
+            )
+        if field_name is not None:
+            if not isinstance(call.body, dict) or not call.body.get("chat_id"):
+                return _telegram_bad_request("chat_id is empty")
+            if field_name not in call.files:
+                return _telegram_bad_request(f"there is no {field_name} in the request")
         return JSONResponse({"ok": True, "result": {"message_id": 9000 + next(self._ids)}})
 
     async def whatsapp(self, request: Request) -> Response:
@@ -160,6 +202,16 @@ class PlatformApis:
             error = {"message": "An unknown error occurred", "type": "OAuthException", "code": 1}
             return JSONResponse({"error": error}, status_code=500)
         body = await request.json()
+        kind = body.get("type")
+        if kind in ("image", "audio", "video", "document", "sticker"):
+            media_id = (body.get(kind) or {}).get("id")
+            if media_id not in self.media:
+                error = {
+                    "message": "(#100) Invalid parameter",
+                    "type": "OAuthException",
+                    "code": 100,
+                }
+                return JSONResponse({"error": error}, status_code=400)
         wamid = f"wamid.OUT{next(self._ids)}"
         reporter = self._reporters.get(request.path_params["phone"])
         if reporter is not None:
@@ -173,6 +225,20 @@ class PlatformApis:
                 "messages": [{"id": wamid}],
             }
         )
+
+    async def whatsapp_media(self, request: Request) -> Response:
+        call, _ = await self._record("whatsapp", request)
+        if not self._valid(_bearer(request), self.access_token):
+            error = {"message": "Invalid OAuth access token", "type": "OAuthException", "code": 190}
+            return JSONResponse({"error": error}, status_code=401)
+        fields = call.body if isinstance(call.body, dict) else {}
+        if fields.get("messaging_product") != "whatsapp" or "file" not in call.files:
+            error = {"message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100}
+            return JSONResponse({"error": error}, status_code=400)
+        media_id = f"{1000000 + next(self._ids)}"
+        name, _, data = call.files["file"]
+        self.media[media_id] = (name, data)
+        return JSONResponse({"id": media_id})
 
     async def _report(self, reporter: StatusReporter, wamid: str, recipient: str) -> None:
         for status in ("delivered", "read"):
@@ -196,7 +262,7 @@ class PlatformApis:
                 return
 
     async def slack(self, request: Request) -> Response:
-        _, scripted = await self._record("slack", request)
+        call, scripted = await self._record("slack", request)
         if not self._valid(_bearer(request), self.slack_token):
             return JSONResponse({"ok": False, "error": "invalid_auth"})
         if scripted == "429":
@@ -207,9 +273,54 @@ class PlatformApis:
             )
         if scripted == "500":
             return Response("upstream error", status_code=503)
+        method = request.path_params.get("method", "chat.postMessage")
+        if method == "files.getUploadURLExternal":
+            return self._slack_reserve(request, call)
         body = await request.json()
+        if method == "files.completeUploadExternal":
+            return self._slack_complete(body)
+        if method != "chat.postMessage":
+            return JSONResponse({"ok": False, "error": "unknown_method"}, status_code=404)
         return JSONResponse(
             {"ok": True, "channel": body["channel"], "ts": f"1700000100.{next(self._ids):06d}"}
+        )
+
+    def _slack_reserve(self, request: Request, call: Call) -> Response:
+        fields = call.body
+        form = call.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+        if not form or not isinstance(fields, dict):
+            # As Slack does: this method reads form fields, a JSON body has none of them.
+            return JSONResponse({"ok": False, "error": "invalid_arguments"})
+        length = str(fields.get("length", ""))
+        if not fields.get("filename") or not length.isdigit():
+            return JSONResponse({"ok": False, "error": "invalid_arguments"})
+        file_id = f"F{next(self._ids):08d}"
+        self.slack_reserved[file_id] = (str(fields["filename"]), int(length))
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse(
+            {"ok": True, "upload_url": f"{base}/slack-files/upload/{file_id}", "file_id": file_id}
+        )
+
+    async def slack_upload(self, request: Request) -> Response:
+        call, _ = await self._record("slack", request)
+        file_id = request.path_params["file_id"]
+        if file_id not in self.slack_reserved:
+            return Response("Not Found", status_code=404)
+        name, length = self.slack_reserved[file_id]
+        data = next(iter(call.files.values()))[2] if call.files else call.raw
+        if len(data) != length:
+            return Response("length mismatch", status_code=400)
+        self.media[file_id] = (name, data)
+        return Response(f"OK - {len(data)}", media_type="text/plain")
+
+    def _slack_complete(self, body: dict[str, Any]) -> Response:
+        files = body.get("files")
+        if not isinstance(files, list) or not files or not body.get("channel_id"):
+            return JSONResponse({"ok": False, "error": "invalid_arguments"})
+        if any(f.get("id") not in self.media for f in files):
+            return JSONResponse({"ok": False, "error": "file_not_found"})
+        return JSONResponse(
+            {"ok": True, "files": [{"id": f["id"], "title": f.get("title", "")} for f in files]}
         )
 
     async def generic(self, request: Request) -> Response:
@@ -222,12 +333,33 @@ class PlatformApis:
         return Starlette(
             routes=[
                 Route("/telegram/bot{token}/sendMessage", self.telegram, methods=["POST"]),
+                Route("/telegram/bot{token}/{method}", self.telegram, methods=["POST"]),
                 Route("/whatsapp/{phone}/messages", self.whatsapp, methods=["POST"]),
+                Route("/whatsapp/{phone}/media", self.whatsapp_media, methods=["POST"]),
                 Route("/slack/chat.postMessage", self.slack, methods=["POST"]),
+                Route("/slack/{method}", self.slack, methods=["POST"]),
+                Route("/slack-files/upload/{file_id}", self.slack_upload, methods=["POST"]),
                 Route("/callback", self.generic, methods=["POST"]),
                 *(self.files.routes() if self.files else []),
             ]
         )
+
+
+TELEGRAM_FILE_FIELDS = {
+    "sendPhoto": "photo",
+    "sendDocument": "document",
+    "sendVoice": "voice",
+    "sendAudio": "audio",
+    "sendVideo": "video",
+    "sendSticker": "sticker",
+}
+
+
+def _telegram_bad_request(problem: str) -> JSONResponse:
+    return JSONResponse(
+        {"ok": False, "error_code": 400, "description": f"Bad Request: {problem}"},
+        status_code=400,
+    )
 
 
 def _bearer(request: Request) -> str | None:

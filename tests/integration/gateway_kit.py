@@ -87,6 +87,15 @@ async def running_gateway(settings: Settings) -> AsyncIterator[RunningGateway]:
         yield RunningGateway(port, app)
 
 
+def user_client(gateway: GatewayAddress, settings: Settings, user_id: str) -> httpx.AsyncClient:
+    """An HTTP client of the gateway acting as `user_id` (a valid Bearer token)."""
+    return httpx.AsyncClient(
+        base_url=gateway.base_url,
+        headers={"Authorization": f"Bearer {token(settings, user_id)}"},
+        timeout=15,
+    )
+
+
 def free_port() -> int:
     """A loopback port nothing listens on right now."""
     with socket.socket() as sock:

@@ -18,7 +18,11 @@ from hubcore.store import last_message_value, message_doc
 from schemas import MarkRead, RawMessage, Sender, SendMessage, parse_command
 from schemas.base import utc_now
 from tests.integration.connectors.harness import read_topic
-from tests.integration.gateway_kit import RunningGateway, running_gateway, token
+from tests.integration.gateway_kit import (
+    RunningGateway,
+    running_gateway,
+    user_client,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +40,7 @@ async def gw(
 
 @pytest.fixture
 def as_user(gw: RunningGateway) -> Callable[[str], httpx.AsyncClient]:
-    def client(user: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=gw.base_url,
-            headers={"Authorization": f"Bearer {token(gw.app.settings, user)}"},
-            timeout=15,
-        )
-
-    return client
+    return lambda user: user_client(gw, gw.app.settings, user)
 
 
 def _raw(user: str, conv: str, n: int, platform: str = "generic") -> RawMessage:

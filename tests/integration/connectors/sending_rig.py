@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiosmtpd.controller import Controller
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -21,6 +22,7 @@ from hubcore.settings import Settings
 from schemas import OutboundMessage, SendResult, conversation_id, outbound_message_id, parse_command
 from schemas.base import utc_now
 from tests.integration.connectors.harness import Harness, eventually, read_topic, running_app
+from tests.local_servers import free_port
 
 CHATS = {"telegram": "777", "whatsapp": "16505551234", "slack": "C0123", "generic": "support-1"}
 
@@ -97,6 +99,35 @@ async def sending_rig(
         finally:
             await producer.stop()
             await mongo_client.drop_database(settings.mongo_db)
+
+
+class SmtpInbox:
+    """aiosmtpd handler keeping every message the server accepted."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+
+@asynccontextmanager
+async def smtp_account(rig: Rig) -> AsyncIterator[tuple[Account, SmtpInbox]]:
+    """A local SMTP server (plain, loopback) and an email account of alice sending to it."""
+    inbox = SmtpInbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        imap = {"host": "127.0.0.1", "port": 993, "username": "u", "password": "p"}
+        smtp = {"smtpHost": "127.0.0.1", "smtpPort": str(port), "smtpTls": "false"}
+        account = await rig.harness.store.create(
+            "alice", "email", "support@example.com", {**imap, **smtp}, "poll"
+        )
+        yield account, inbox
+    finally:
+        controller.stop()
 
 
 def outbound(account: Account, client_id: str = "c-1", **fields: Any) -> OutboundMessage:

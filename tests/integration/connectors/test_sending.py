@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from email import message_from_bytes
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from hubcore.mongo import SEND_LEDGER
 from tests.integration.connectors.harness import eventually
-from tests.integration.connectors.sending_rig import Rig, outbound
-from tests.local_servers import free_port
+from tests.integration.connectors.sending_rig import Rig, outbound, smtp_account
 from tests.platform_payloads import hub_signature
 
 pytestmark = pytest.mark.integration
@@ -147,28 +144,8 @@ async def test_a_retry_never_resends_what_may_have_arrived(rig: Rig) -> None:
     assert len(fake.of("telegram")) == 1
 
 
-class _Inbox:
-    """aiosmtpd handler keeping every message the server accepted."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 Message accepted for delivery"
-
-
 async def test_an_email_reply_goes_out_over_smtp_threaded(rig: Rig) -> None:
-    inbox = _Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        imap = {"host": "127.0.0.1", "port": 993, "username": "u", "password": "p"}
-        smtp = {"smtpHost": "127.0.0.1", "smtpPort": str(port), "smtpTls": "false"}
-        account = await rig.harness.store.create(
-            "alice", "email", "support@example.com", {**imap, **smtp}, "poll"
-        )
+    async with smtp_account(rig) as (account, inbox):
         msg = outbound(
             account,
             external_conversation_id="<root@example.com>",
@@ -178,8 +155,6 @@ async def test_an_email_reply_goes_out_over_smtp_threaded(rig: Rig) -> None:
         )
         await rig.produce(msg)
         [result] = await rig.results()
-    finally:
-        controller.stop()
     assert result.status == "sent", result.detail
     [(mail_from, rcpt, content)] = inbox.messages
     mail = message_from_bytes(content)
