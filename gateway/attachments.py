@@ -6,14 +6,13 @@ from __future__ import annotations
 import mimetypes
 import unicodedata
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from gateway.errors import GatewayError, NotFound
-from hubcore.attachments import ATTACHMENTS, kind_of, new_attachment_id, user_usage
+from hubcore.attachments import ATTACHMENTS, kind_of, ready_doc, user_usage
 from hubcore.blobs import BlobRejected, BlobStore
 from hubcore.mongo import Document
 from hubcore.settings import Settings
@@ -122,24 +121,14 @@ class AttachmentService:
             max_pixels=settings.media_max_image_pixels,
         )
         kind = kind_of(blob.mime_type)
-        doc: Document = {
-            "_id": new_attachment_id(),
-            "userId": user_id,
-            "conversationId": conversation_id,
-            "messageId": None,
-            "kind": "voice" if voice and kind == "audio" else kind,
-            "mimeType": blob.mime_type,
-            "size": blob.size,
-            "name": safe_name(name, blob.mime_type),
-            "width": blob.width,
-            "height": blob.height,
-            "durationMs": None,
-            "status": "ready",
-            "reason": None,
-            "sha256": blob.sha256,
-            "thumbnailSha256": thumbnail.sha256 if thumbnail else None,
-            "createdAt": datetime.now(UTC),
-        }
+        doc = ready_doc(
+            user_id=user_id,
+            conversation_id=conversation_id,
+            blob=blob,
+            kind="voice" if voice and kind == "audio" else kind,
+            name=safe_name(name, blob.mime_type),
+            thumbnail_sha256=thumbnail.sha256 if thumbnail else None,
+        )
         await self._docs.insert_one(doc)
         return public_view(doc)
 

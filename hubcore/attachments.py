@@ -9,6 +9,7 @@ ones by the gateway; the bytes live in the blob store (hubcore/blobs.py) under `
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from pymongo import ASCENDING
@@ -18,6 +19,8 @@ from schemas.attachments import AttachmentKind
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
+
+    from hubcore.blobs import StoredBlob
 
 ATTACHMENTS = "attachments"
 
@@ -38,6 +41,38 @@ def kind_of(mime_type: str) -> AttachmentKind:
     if major == "video":
         return "video"
     return "document"
+
+
+def ready_doc(
+    *,
+    user_id: str,
+    conversation_id: str,
+    blob: StoredBlob,
+    kind: AttachmentKind,
+    name: str | None,
+    message_id: str | None = None,
+    thumbnail_sha256: str | None = None,
+    duration_ms: int | None = None,
+) -> Document:
+    """A new `attachments` document whose bytes are stored (status `ready`)."""
+    return {
+        "_id": new_attachment_id(),
+        "userId": user_id,
+        "conversationId": conversation_id,
+        "messageId": message_id,
+        "kind": kind,
+        "mimeType": blob.mime_type,
+        "size": blob.size,
+        "name": name,
+        "width": blob.width,
+        "height": blob.height,
+        "durationMs": duration_ms,
+        "status": "ready",
+        "reason": None,
+        "sha256": blob.sha256,
+        "thumbnailSha256": thumbnail_sha256,
+        "createdAt": datetime.now(UTC),
+    }
 
 
 async def ensure_attachment_indexes(db: AsyncDatabase[Document]) -> None:

@@ -12,7 +12,8 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 # The page talks only to this origin (REST and the WebSocket); nothing inline, nothing remote.
 CSP = (
     "default-src 'self'; connect-src 'self'; style-src 'self'; "
-    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
+    # Attachments are fetched with the token and shown from blob: URLs.
+    "img-src 'self' data: blob:; media-src blob:; frame-ancestors 'none'; base-uri 'none'"
 )
 
 router = APIRouter(include_in_schema=False)

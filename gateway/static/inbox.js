@@ -1,6 +1,7 @@
 // The demo inbox: only the public REST API and the /ws protocol, no build step.
 import { RANK, keepSends, messageNode, msgSelector, sends, setOutboundStatus, showContent, tombstone }
   from "./messages.js";
+import { attachPicker, upload } from "./attachments.js";
 
 // `#token=` (never sent to a server, so never in a proxy's log), or `?token=` as before.
 const given = new URLSearchParams(location.hash.slice(1)).get("token")
@@ -52,7 +53,9 @@ function renderConversations() {
     if (last && last.direction !== "outbound") state.names.set(c.id, last.sender.name || last.sender.id);
     li.querySelector(".title").textContent = c.title || state.names.get(c.id) || c.id;
     const who = last && (last.direction === "outbound" ? "You" : (last.sender.name || last.sender.id));
-    const said = last && (last.deleted ? "(deleted)" : last.text);
+    const files = last && !last.deleted && (last.attachments || []).length
+      ? `📎 ${last.attachments.map((a) => a.name || a.kind).join(", ")} ` : "";
+    const said = last && (last.deleted ? "(deleted)" : `${files}${last.text}`);
     li.querySelector(".meta").textContent = `${c.platform} · ${last ? `${who}: ${said}` : ""}`;
     li.addEventListener("click", () => openConversation(c.id));
     return li;
@@ -66,8 +69,9 @@ function newClientMessageId() {
 }
 
 // POST the reply; the same clientMessageId again is the same message on the hub.
-async function postReply({ conversationId, text, clientMessageId }) {
-  const body = JSON.stringify({ text, clientMessageId });
+async function postReply({ conversationId, text, clientMessageId, attachments }) {
+  const ids = (attachments || []).map((a) => a.id);
+  const body = JSON.stringify({ text, clientMessageId, ...(ids.length ? { attachments: ids } : {}) });
   const answer = await api(`/api/conversations/${encodeURIComponent(conversationId)}/messages`,
     { method: "POST", body });
   return answer.id;
@@ -78,8 +82,24 @@ async function sendReply(event) {
   const input = $("#reply-text");
   const text = input.value.trim();
   const conversationId = state.selected;
-  if (!text || !conversationId) return;
-  const send = { conversationId, text, clientMessageId: newClientMessageId() };
+  const files = picker.files();
+  if ((!text && !files.length) || !conversationId) return;
+  let attachments = [];
+  if (files.length) {
+    $("#reply-send").disabled = true;
+    try {
+      attachments = await Promise.all(files.map((file) => upload(conversationId, file)));
+    } catch (err) {
+      // Nothing sent: the text and the files stay for another try.
+      $("#reply-files").title = String(err.message);
+      console.warn("upload refused", err);
+      return;
+    } finally {
+      $("#reply-send").disabled = false;
+    }
+    picker.clear();
+  }
+  const send = { conversationId, text, clientMessageId: newClientMessageId(), attachments };
   input.value = "";
   let id;
   try {
@@ -102,7 +122,8 @@ function showReply(id, send, status) {
   if (!node) {
     if (state.selected !== send.conversationId) return;
     node = messageNode({ id, direction: "outbound", status, sender: { id: "" }, text: send.text,
-      sentAt: new Date().toISOString(), conversationId: send.conversationId }, retrySend);
+      sentAt: new Date().toISOString(), conversationId: send.conversationId,
+      attachments: send.attachments || [] }, retrySend);
     $("#messages").append(node);
     scrollDown();
   }
@@ -294,6 +315,7 @@ async function start() {
     state.socket.send(JSON.stringify({ type: "ping" })), 25000);
 }
 
+const picker = attachPicker($("#reply"), $("#reply-file"), $("#reply-files"));
 $("#reply").addEventListener("submit", sendReply);
 $("#reply-text").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("#reply").requestSubmit(); }

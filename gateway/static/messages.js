@@ -1,3 +1,5 @@
+import { showAttachments } from "./attachments.js";
+
 // One message of the thread: its node, its text or tombstone, an outbound reply's status.
 // Replies this tab sent are kept (sessionStorage) so that a retry can send them again.
 
@@ -43,12 +45,14 @@ export function showContent(node, m) {
   if (m.deleted) { tombstone(node); return; }
   node.querySelector(".text").textContent = m.text;
   node.querySelector(".edited").hidden = !m.editedAt;
+  showAttachments(node, m.attachments);
 }
 
 export function tombstone(node) {
   node.classList.add("deleted");
   node.querySelector(".text").textContent = "This message was deleted.";
   node.querySelector(".edited").hidden = true;
+  showAttachments(node, []);
   const retry = node.querySelector(".retry");
   if (retry) retry.hidden = true;
 }
