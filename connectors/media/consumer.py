@@ -108,7 +108,6 @@ class MediaConsumer:
             except Exception:
                 # One job must never end the task: its partition would stall for good.
                 log.exception("media job crashed", attachment_id=job.attachment.id)
-                return
+                result = await self.fetcher.give_up(job)
             if result is not None:
                 await self.publisher.commands([result])
-                await self.fetcher.told(result)

@@ -10,7 +10,7 @@ Order, so that a crash anywhere repeats at most one fetch (docs/media.md):
    `HUB_MEDIA_FETCH_ATTEMPTS` with hubcore/retry.py), the document set `ready`/`failed`;
 4. once the message is stored (streams may still be behind), an `AttachmentResult` goes
    to hub.commands, which streams applies to the message and announces as
-   `message_updated`; the document remembers which messages were told.
+   `message_updated` - unless the stored message shows that status already (a repeat).
 The consumer commits the job's offset only after that.
 """
 
@@ -29,11 +29,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from connectors.media.fetch import FetchFailed, download, locate
 from connectors.runtime import AccountCache
 from hubcore.accounts import Account
-from hubcore.attachments import ATTACHMENTS
+from hubcore.attachments import ATTACHMENTS, user_usage
 from hubcore.blobs import BlobRejected, BlobStore, StoredBlob
 from hubcore.mongo import MESSAGES, Document
 from hubcore.retry import Backoff, retry
 from hubcore.settings import Settings
+from hubcore.thumbnails import make_thumbnail
 from schemas import AttachmentResult, MediaFetch, event_id
 from schemas.attachments import FailedReason
 from schemas.base import utc_now
@@ -117,9 +118,19 @@ class MediaFetcher:
             else:
                 fetched = await self._fetch(job)
             doc = await self._settle(att.id, fetched)
-        if job.message_id in doc.get("toldMessages", ()):
-            return None  # a repeated job: its message knows already
-        await self._message_stored(job)
+        return await self._result(job, doc)
+
+    async def give_up(self, job: MediaFetch) -> AttachmentResult | None:
+        """The result of a job whose handling crashed: `failed` (`unsupported`), not pending
+        for good."""
+        doc = await self._settle(job.attachment.id, Fetched("failed", "unsupported"))
+        return await self._result(job, doc)
+
+    async def _result(self, job: MediaFetch, doc: Document) -> AttachmentResult | None:
+        att = job.attachment
+        shown = await self._message_stored(job)
+        if shown is not None and shown.get("status") == doc["status"]:
+            return None  # a repeated job: the message shows this status already
         return AttachmentResult(
             id=event_id("attachment", job.message_id, att.id, str(doc["status"])),
             user_id=job.user_id,
@@ -134,12 +145,6 @@ class MediaFetcher:
             width=doc.get("width"),
             height=doc.get("height"),
             occurred_at=utc_now(),
-        )
-
-    async def told(self, result: AttachmentResult) -> None:
-        """Remember that `result`'s message was told (after the command was acked)."""
-        await self.db[ATTACHMENTS].update_one(
-            {"_id": result.attachment_id}, {"$addToSet": {"toldMessages": result.message_id}}
         )
 
     async def _settle(self, attachment_id: str, fetched: Fetched) -> Document:
@@ -164,31 +169,24 @@ class MediaFetcher:
 
     async def _fetch(self, job: MediaFetch) -> Fetched:
         att, cap = job.attachment, self.settings.media_max_bytes
+        quota = self.settings.media_user_quota_bytes
         account: Account | None = None
         try:
             if job.too_large or (att.size is not None and att.size > cap):
                 raise FetchFailed("too_large", f"{att.size} bytes, over {cap}")
+            if await user_usage(self.db, job.user_id) >= quota:
+                raise FetchFailed("too_large", f"the user's quota of {quota} bytes is used")
             if job.data is not None:
                 data = base64.b64decode(job.data, validate=True)
                 if len(data) > cap:
                     raise FetchFailed("too_large", f"{len(data)} bytes, over {cap}")
-                return Fetched("ready", blob=await self.store.put(data))
-            account = await self.accounts.get(job.account_id)
-            if account is None or account.user_id != job.user_id:
-                raise FetchFailed("forbidden", "the account is gone")
-
-            async def attempt(_: int) -> StoredBlob:
-                target = await locate(self.settings, self.http, account, att.source)
-                return await download(
-                    self.http,
-                    self.store,
-                    target,
-                    max_bytes=cap,
-                    timeout=self.settings.media_fetch_timeout,
-                )
-
-            backoff = Backoff(attempts=self.settings.media_fetch_attempts, max_delay=10.0)
-            blob = await retry(attempt, backoff, sleep=self.sleep)
+                blob = await self.store.put(data)
+            else:
+                account = await self.accounts.get(job.account_id)
+                blob = await self._download(job, account)
+            # Counted per attachment, as for uploads (hubcore/attachments.py).
+            if await user_usage(self.db, job.user_id) + blob.size > quota:
+                raise FetchFailed("too_large", f"over the user's quota of {quota} bytes")
         except FetchFailed as exc:
             log.info("fetch failed", attachment_id=att.id, reason=exc.reason, detail=str(exc))
             return Fetched("failed", exc.reason)
@@ -199,7 +197,32 @@ class MediaFetcher:
         thumbnail = None
         if att.thumbnail_source and account is not None:
             thumbnail = await self._thumbnail(account, att.thumbnail_source)
+        if thumbnail is None:  # none given: made from the image, as for uploads
+            thumbnail = await make_thumbnail(
+                self.store,
+                blob,
+                longest=self.settings.media_thumbnail_px,
+                max_pixels=self.settings.media_max_image_pixels,
+            )
         return Fetched("ready", blob=blob, thumbnail=thumbnail)
+
+    async def _download(self, job: MediaFetch, account: Account | None) -> StoredBlob:
+        """The file from the platform, retriable failures tried again (bounded)."""
+        if account is None or account.user_id != job.user_id:
+            raise FetchFailed("forbidden", "the account is gone")
+
+        async def attempt(_: int) -> StoredBlob:
+            target = await locate(self.settings, self.http, account, job.attachment.source)
+            return await download(
+                self.http,
+                self.store,
+                target,
+                max_bytes=self.settings.media_max_bytes,
+                timeout=self.settings.media_fetch_timeout,
+            )
+
+        backoff = Backoff(attempts=self.settings.media_fetch_attempts, max_delay=10.0)
+        return await retry(attempt, backoff, sleep=self.sleep)
 
     async def _thumbnail(self, account: Account, source: str) -> StoredBlob | None:
         """The platform's small rendition, best effort: the file is there without it."""
@@ -216,18 +239,24 @@ class MediaFetcher:
             log.info("thumbnail not fetched", error=str(exc))
             return None
 
-    async def _message_stored(self, job: MediaFetch) -> None:
-        """Wait (bounded) until streams stored the message: a result applied before it
-        would change nothing. Past the wait the result goes anyway."""
+    async def _message_stored(self, job: MediaFetch) -> Document | None:
+        """The attachment as the stored message shows it, once streams stored the message
+        (waited for, bounded: a result applied before it would change nothing). Past the
+        wait, None: the result goes anyway."""
 
-        async def stored(_: int) -> None:
+        async def stored(_: int) -> Document:
             found = await self.db[MESSAGES].find_one(
-                {"_id": job.message_id, "userId": job.user_id}, {"_id": 1}
+                {"_id": job.message_id, "userId": job.user_id}, {"attachments": 1}
             )
             if found is None:
                 raise _NotStoredYet
+            shown = found.get("attachments") or []
+            index = job.index
+            ok = index < len(shown) and shown[index].get("id") == job.attachment.id
+            return dict(shown[index]) if ok else {}
 
         try:
-            await retry(stored, MESSAGE_WAIT, sleep=self.sleep)
+            return await retry(stored, MESSAGE_WAIT, sleep=self.sleep)
         except _NotStoredYet:
             log.warning("message not stored yet, telling anyway", message_id=job.message_id)
+            return None
