@@ -130,6 +130,11 @@ async def locate(
             raise FetchFailed("not_found", "WhatsApp media URL: no url")
         return Download(url, bearer)
     if account.platform == "slack":
+        # The bot token goes to Slack's file hosts only (or to the operator's API base).
+        host = (urlsplit(source).hostname or "").lower()
+        api_host = (urlsplit(settings.slack_api_base).hostname or "").lower()
+        if not (host == "slack.com" or host.endswith(".slack.com") or host == api_host):
+            raise FetchFailed("forbidden", f"url_private is not on a Slack host: {host[:100]}")
         return Download(source, {"Authorization": f"Bearer {_credential(account, 'botToken')}"})
     if account.platform == "generic":
         return await asyncio.to_thread(_pinned, settings, source)
