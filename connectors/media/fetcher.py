@@ -45,8 +45,9 @@ log = structlog.get_logger("connectors.media")
 MAX_STARTS = 2
 # A platform thumbnail larger than this is not kept (it is meant to be small).
 THUMBNAIL_MAX_BYTES = 1024 * 1024
-# How long a result waits for streams to store its message: lag under load, not forever.
-MESSAGE_WAIT = Backoff(attempts=12, first=0.1, factor=2.0, max_delay=5.0)
+# How long a result waits for streams to store its message (lag under load, not forever):
+# looks often at first, then about once a second, some 25 s in all.
+MESSAGE_WAIT = Backoff(attempts=40, first=0.05, factor=1.5, max_delay=1.0)
 
 Sleep = Callable[[float], Awaitable[None]]
 
