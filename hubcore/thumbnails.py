@@ -14,6 +14,7 @@ from hubcore.blobs import BlobStore, StoredBlob
 
 # Types Pillow decodes that browsers show; SVG and the rest get no thumbnail.
 THUMBNAIL_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp"})
+_PILLOW_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP")
 
 
 def _render(data: bytes, longest: int, max_pixels: int) -> bytes:
@@ -22,7 +23,9 @@ def _render(data: bytes, longest: int, max_pixels: int) -> bytes:
     Image.MAX_IMAGE_PIXELS = max_pixels
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(io.BytesIO(data)) as opened:
+        # Only the decoders of the types sniffed: none of Pillow's other format plugins
+        # ever sees a user's bytes.
+        with Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS) as opened:
             opened.draft("RGB", (longest, longest))  # JPEG: decode at a reduced scale
             image: Image.Image = ImageOps.exif_transpose(opened)
             image.thumbnail((longest, longest))

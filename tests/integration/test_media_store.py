@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
+from gridfs import AsyncGridFSBucket
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hub.demo import media_samples
@@ -62,6 +63,18 @@ async def test_gridfs_put_twice_stores_one_copy(
     assert await mongo_db["blobs.files"].count_documents({}) == 1
     assert await mongo_db["blobs.chunks"].count_documents({"files_id": first.sha256}) == 3
     assert await _all(gridfs, first.sha256) == data
+
+
+async def test_gridfs_files_are_standard_gridfs(
+    gridfs: GridFSBlobStore, mongo_db: AsyncDatabase[Document]
+) -> None:
+    """Any GridFS reader (here PyMongo's own bucket) reads what the store wrote."""
+    data = os.urandom(400_000)
+    blob = await gridfs.put(data)
+    bucket = AsyncGridFSBucket(mongo_db, bucket_name="blobs")
+    stream = await bucket.open_download_stream(blob.sha256)
+    assert await stream.read() == data
+    assert stream.metadata == {"mimeType": "application/octet-stream"}
 
 
 async def test_gridfs_concurrent_puts_of_the_same_bytes(

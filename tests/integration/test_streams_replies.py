@@ -11,7 +11,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.kafka import Topics
 from hubcore.mongo import MESSAGES, Document
-from schemas import Message, OutboundMessage
+from schemas import Message, OutboundMessage, SendMessage
+from schemas.attachments import OutboundAttachment
 from streams.processor import BatchProcessor
 from streams.records import SourceRecord
 from streams.state import MemoryStateStore
@@ -317,3 +318,36 @@ async def test_a_slack_delete_of_an_unread_message_stops_counting_it(
         [_command_record(2, edit_command(last, "back again", 60))]
     )
     assert late.records == []
+
+
+async def test_a_reply_with_attachments_carries_them_everywhere(
+    mongo_db: AsyncDatabase[Document],
+    sinks: Callable[[], BrokerSink],
+) -> None:
+    store = MemoryStateStore()
+    inbound = raw_message("u7", 1, chat="chat-7")
+    await BatchProcessor(mongo_db, store, sinks(), TOPICS).process([_raw_record(0, inbound)])
+    photo = OutboundAttachment(
+        id="att_photo",
+        kind="image",
+        mime_type="image/png",
+        size=120,
+        name="p.png",
+        width=3,
+        height=2,
+        status="ready",
+        sha256="a" * 64,
+    )
+    plain = send_command("u7", inbound.conversation_id, "c-7").model_dump(by_alias=True)
+    reply = SendMessage.model_validate({**plain, "text": "", "attachments": [photo]})
+    sink = sinks()
+    await BatchProcessor(mongo_db, store, sink, TOPICS).process([_command_record(0, reply)])
+
+    doc = await mongo_db[MESSAGES].find_one({"_id": reply.message_id})
+    assert doc is not None
+    assert doc["attachments"] == [photo.public().model_dump(by_alias=True)]
+    assert "sha256" not in doc["attachments"][0]
+    event = sink.on(TOPICS.user_events)[0]["data"]["message"]
+    assert Message.model_validate(event).attachments == [photo.public()]
+    [out_value] = sink.on(TOPICS.outbound)
+    assert OutboundMessage.model_validate(out_value).attachments == [photo]
