@@ -68,6 +68,22 @@ class Column:
     convert: Callable[[Any], Any]
 
 
+def _each(key: str) -> Callable[[Any], list[str] | None]:
+    """One string field of every object of a list (attachments' ids, kinds...)."""
+
+    def convert(value: Any) -> list[str] | None:
+        if not isinstance(value, list):
+            return None
+        return [str(v[key]) for v in value if isinstance(v, dict) and isinstance(v.get(key), str)]
+
+    return convert
+
+
+def _attachments(name: str, key: str) -> Column:
+    # Metadata only: the bytes never travel on the exported topics.
+    return Column(name, pa.list_(pa.string()), ("attachments",), _each(key))
+
+
 def _col(name: str, path: str, kind: str = "text") -> Column:
     types: dict[str, tuple[pa.DataType, Callable[[Any], Any]]] = {
         "text": (pa.string(), _text),
@@ -94,6 +110,9 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         _col("text", "text"),
         _col("sent_at", "sentAt", "time"),
         _col("received_at", "receivedAt", "time"),
+        _attachments("attachment_ids", "id"),
+        _attachments("attachment_kinds", "kind"),
+        _attachments("attachment_mime_types", "mimeType"),
     ),
     "commands": (
         _col("id", "id"),
@@ -102,6 +121,9 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         _col("conversation_id", "conversationId"),
         _col("message_ids", "messageIds", "texts"),
         _col("issued_at", "issuedAt", "time"),
+        _col("attachment_id", "attachmentId"),
+        _col("status", "status"),
+        _col("reason", "reason"),
     ),
     "user-events": (
         _col("id", "id"),

@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from connectors.media.consumer import MediaConsumer
+from connectors.media.fetcher import MediaFetcher
 from connectors.outbound.consumer import OutboundConsumer
 from connectors.outbound.delivery import Delivery
 from connectors.outbound.ledger import SendLedger
@@ -88,6 +90,15 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
                 push_http = await stack.enter_async_context(httpx.AsyncClient())
                 notifier = await start_notifier(settings, db, push_http, vapid, publisher)
                 stack.push_async_callback(notifier.stop)
+            if settings.media_fetch:
+                # Its own client: a slow download must not hold the senders' connections.
+                media_http = await stack.enter_async_context(httpx.AsyncClient())
+                store = blob_store(settings, db)
+                stack.push_async_callback(store.aclose)
+                fetcher = MediaFetcher(settings, db, store, media_http, accounts, asyncio.sleep)
+                media = MediaConsumer(settings, fetcher, publisher)
+                media.start()
+                stack.push_async_callback(media.stop)
             yield
         finally:
             await stack.aclose()

@@ -12,14 +12,17 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
 
 from connectors.errors import BodyTooLarge, KafkaUnavailable
+from connectors.media.jobs import fetch_jobs
 from connectors.metrics import (
     DEAD_LETTERS,
     DUPLICATES_DROPPED,
@@ -134,8 +137,16 @@ class Publisher:
             log.info("kafka producer connected", bootstrap=self.settings.kafka_bootstrap)
             return
 
-    async def publish(self, records: Sequence[RawMessage], *, source: str) -> Published:
-        """Produce `records` to raw-messages keyed by user id; return after all are acked."""
+    async def publish(
+        self,
+        records: Sequence[RawMessage],
+        *,
+        source: str,
+        parts: Mapping[str, bytes] | None = None,
+    ) -> Published:
+        """Produce `records` to raw-messages keyed by user id, and a media fetch job per
+        attachment (`parts`: bytes already in hand, by attachment id); return after all
+        are acked."""
         fresh: list[RawMessage] = []
         keys: list[tuple[str, int]] = []
         for record in records:
@@ -148,7 +159,10 @@ class Publisher:
             keys.append(key)
         if fresh:
             topic = self.topics.raw_messages
-            await self._send([(topic, r.user_id.encode(), r.to_json()) for r in fresh])
+            items = [(topic, r.user_id.encode(), r.to_json()) for r in fresh]
+            # Beside the text, never in front of it: the job is only a request to fetch.
+            items += fetch_jobs(self.topics.media_fetch, fresh, parts, self.settings)
+            await self._send(items)
             self._recent.add(keys)
             for record in fresh:
                 MESSAGES_PRODUCED.labels(record.platform, source).inc()
@@ -183,6 +197,21 @@ class Publisher:
         )
         await self._send([(self.topics.dead_letter, account_id.encode(), letter.to_json())])
         DEAD_LETTERS.labels(platform).inc()
+
+    async def dead_letter_invalid(self, record: ConsumerRecord, exc: ValidationError) -> None:
+        """Dead-letter a consumed record its schema refused, naming the first bad field."""
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "value"
+        await self.dead_letter(
+            reason=f"{where}: {first.get('msg', 'invalid')}",
+            error_type="validation_error",
+            platform="",
+            account_id=(record.key or b"").decode(errors="replace"),
+            payload=record.value or b"",
+            source=DeadLetterSource(
+                topic=record.topic, partition=record.partition, offset=record.offset
+            ),
+        )
 
     async def _send(self, items: list[tuple[str, bytes, bytes]]) -> None:
         timeout = self.settings.kafka_request_timeout

@@ -148,7 +148,7 @@ async def run_demo(
         say(f"  {user}: token {token}")
     say(f"sending demo webhooks at {rate}/s to {connectors} (Ctrl-C stops everything)")
     while True:
-        summary = await simulate(connectors, accounts, rate=rate, duration=60)
+        summary = await simulate(connectors, accounts, rate=rate, duration=60, files_url=apis_url)
         say(summary.line())
 
 

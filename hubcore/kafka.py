@@ -63,6 +63,11 @@ class Topics:
     def presence(self) -> str:
         return f"{self.namespace}.presence"
 
+    @property
+    def media_fetch(self) -> str:
+        """Attachments for the connectors to fetch (docs/media.md); never replayed."""
+        return f"{self.namespace}.media-fetch"
+
     def configs(self, history_retention_ms: int = FOREVER) -> dict[str, dict[str, str]]:
         """Topic name -> topic-level config the hub creates it with (before replication)."""
         # The history topics are the source of truth that `hub replay` rebuilds from.
@@ -74,6 +79,7 @@ class Topics:
             self.dead_letter: {"retention.ms": _MONTH_MS},
             # Connection changes: the presence table (its changelog) keeps their effect.
             self.presence: {"retention.ms": _WEEK_MS},
+            self.media_fetch: {"retention.ms": _WEEK_MS},
         }
 
     @property

@@ -282,6 +282,31 @@ class Settings(BaseSettings):
         default=4, ge=1, le=10, description="Calls per notification on 429/5xx answers."
     )
 
+    # --- media in: fetching attachments (docs/media.md) ------------------------------
+    media_fetch: bool = Field(
+        default=True,
+        description="Consume hub.media-fetch and fetch attachments in this connectors process.",
+    )
+    media_fetch_timeout: float = Field(
+        default=30.0, gt=0, le=600, description="Seconds one download of one file may take."
+    )
+    media_fetch_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Downloads of one file on retriable answers (5xx, 429, timeouts, resets).",
+    )
+    media_fetch_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Files fetched at once per connectors process."
+    )
+    media_inline_max_bytes: int = Field(
+        default=640 * 1024,
+        ge=0,
+        le=768 * 1024,
+        description="Largest email part sent inside its fetch job (Kafka's 1 MiB record limit); "
+        "a larger one is `failed` (`too_large`).",
+    )
+
     # --- media (issue 24): blob store, caps, signed download URLs ----------------------
     blob_store: Literal["gridfs", "s3"] = Field(
         default="gridfs",

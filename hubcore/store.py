@@ -2,6 +2,7 @@
 
 messages       {_id: message id, userId, platform, accountId, conversationId,
                 sender: {id, name}, text, sentAt, receivedAt, status: "unread" | "read",
+                attachments: [Attachment fields, camelCase] (absent when none),
                 origin: "<topic>:<partition>:<offset>" of the record that inserted it,
                 readBy: origin of the command that marked it read (absent while unread)}
 conversations  {_id: conversation id, userId, platform, accountId, title,
@@ -53,6 +54,12 @@ def message_doc(raw: RawMessage, origin: str) -> Document:
         "receivedAt": raw.received_at,
         "status": "unread",
         "origin": origin,
+        # Only when there are some: most messages carry none, and documents stay small.
+        **(
+            {"attachments": [a.public().to_dict() for a in raw.attachments]}
+            if raw.attachments
+            else {}
+        ),
     }
 
 

@@ -1,8 +1,10 @@
 """The hub's event shapes, defined once: Kafka records, WebSocket frames and their JSON Schemas."""
 
+from schemas.attachments import Attachment, InboundAttachment, MediaFetch, attachment_id
 from schemas.commands import (
     COMMAND_ADAPTER,
     AnyCommand,
+    AttachmentResult,
     Command,
     DeleteMessage,
     EditMessage,
@@ -38,6 +40,8 @@ from schemas.outbound import OutboundMessage
 __all__ = [
     "COMMAND_ADAPTER",
     "AnyCommand",
+    "Attachment",
+    "AttachmentResult",
     "Command",
     "Conversation",
     "ConversationUpdate",
@@ -48,7 +52,9 @@ __all__ = [
     "EditMessage",
     "ErrorData",
     "ErrorEvent",
+    "InboundAttachment",
     "MarkRead",
+    "MediaFetch",
     "Message",
     "MessageDeleted",
     "MessageDeletedData",
@@ -70,6 +76,7 @@ __all__ = [
     "UnreadCounts",
     "UserEvent",
     "account_id",
+    "attachment_id",
     "conversation_id",
     "event_id",
     "message_id",

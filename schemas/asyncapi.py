@@ -117,7 +117,7 @@ def document(
             "commands": _topic(
                 "commands",
                 "User and platform commands: mark read, send, send results, delivery "
-                "statuses, edits and deletes.",
+                "statuses, edits, deletes and attachment fetch results.",
                 "command.v1",
                 user,
                 retention["commands"],
@@ -153,6 +153,14 @@ def document(
                 user,
                 retention["presence"],
             ),
+            "mediaFetch": _topic(
+                "media-fetch",
+                "Attachments for the connectors to fetch (metadata; an email part's bytes "
+                "inline). Written only by the connectors: a replay fetches nothing.",
+                "media-fetch.v1",
+                user,
+                retention["media-fetch"],
+            ),
             "websocket": {
                 "address": "/ws",
                 "servers": [{"$ref": "#/servers/gateway"}],
@@ -174,6 +182,7 @@ def document(
             "consumeUserEvents": _receive("userEvents"),
             "consumeDeadLetter": _receive("deadLetter"),
             "consumePresence": _receive("presence"),
+            "consumeMediaFetch": _receive("mediaFetch"),
             "sendClientFrame": {
                 "action": "send",
                 "channel": {"$ref": "#/channels/websocket"},

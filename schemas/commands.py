@@ -10,7 +10,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter, model_validator
 
-from schemas.attachments import MAX_ATTACHMENTS, OutboundAttachment
+from schemas.attachments import (
+    MAX_ATTACHMENTS,
+    AttachmentStatus,
+    FailedReason,
+    OutboundAttachment,
+)
 from schemas.base import Record, UtcDatetime
 
 OutboundStatus = Literal["pending", "sent", "delivered", "read", "failed"]
@@ -113,8 +118,32 @@ class DeleteMessage(_CommandBase):
     deleted_at: UtcDatetime
 
 
+class AttachmentResult(_CommandBase):
+    """The media fetcher's result for one attachment of a stored message: `ready` with
+    what the bytes turned out to be, or `failed` with a reason (docs/media.md)."""
+
+    type: Literal["attachment"] = "attachment"
+    conversation_id: str = Field(min_length=1, max_length=128)
+    message_id: str = Field(min_length=1, max_length=128)
+    attachment_id: str = Field(min_length=1, max_length=128)
+    index: int = Field(ge=0, lt=100)
+    status: AttachmentStatus
+    reason: FailedReason | None = None
+    mime_type: str | None = Field(default=None, max_length=255)
+    size: int | None = Field(default=None, ge=0)
+    width: int | None = Field(default=None, ge=0)
+    height: int | None = Field(default=None, ge=0)
+    occurred_at: UtcDatetime
+
+
 AnyCommand = Annotated[
-    MarkRead | SendMessage | SendResult | StatusReport | EditMessage | DeleteMessage,
+    MarkRead
+    | SendMessage
+    | SendResult
+    | StatusReport
+    | EditMessage
+    | DeleteMessage
+    | AttachmentResult,
     Field(discriminator="type"),
 ]
 COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from schemas import asyncapi
+from schemas.attachments import MediaFetch
 from schemas.commands import COMMAND_ADAPTER
 from schemas.deadletter import DeadLetter
 from schemas.events import USER_EVENT_ADAPTER
@@ -28,6 +29,7 @@ _SCHEMAS: dict[str, tuple[str, type[BaseModel] | TypeAdapter[Any]]] = {
     "user-event.v1.json": ("hub.user-event/1", USER_EVENT_ADAPTER),
     "dead-letter.v1.json": ("hub.dead-letter/1", DeadLetter),
     "presence.v1.json": ("hub.presence/1", PresenceRecord),
+    "media-fetch.v1.json": ("hub.media-fetch/1", MediaFetch),
     "message.json": ("Message", Message),
     "conversation.json": ("Conversation", Conversation),
     "ws-client-frame.json": ("WebSocket client frame", CLIENT_FRAME_ADAPTER),

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from schemas.attachments import Attachment
+from schemas.attachments import MAX_INBOUND_ATTACHMENTS, Attachment, InboundAttachment
 from schemas.base import HubModel, Record, UtcDatetime
 
 Platform = Literal["telegram", "whatsapp", "slack", "email", "generic"]
@@ -89,6 +89,9 @@ class RawMessage(Record):
     raw: dict[str, Any] = Field(
         default_factory=dict, description="The platform's payload for this message, as received."
     )
+    attachments: list[InboundAttachment] = Field(
+        default_factory=list, max_length=MAX_INBOUND_ATTACHMENTS
+    )
 
     def to_message(self, status: MessageStatus = "unread") -> Message:
         """The client-facing view of this record."""
@@ -102,4 +105,5 @@ class RawMessage(Record):
             sent_at=self.sent_at,
             received_at=self.received_at,
             status=status,
+            attachments=[a.public() for a in self.attachments],
         )

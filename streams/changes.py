@@ -16,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hubcore.mongo import BULK_CHUNK, MESSAGES, Document
 from hubcore.store import message_from_doc
 from schemas import (
+    AttachmentResult,
     DeleteMessage,
     MessageDeleted,
     MessageDeletedData,
@@ -47,15 +48,33 @@ def _updates(item: ChangeInput) -> list[UpdateOne]:
             ),
             UpdateOne(where, {"$set": tombstone}),
         ]
+    if isinstance(cmd, AttachmentResult):
+        return [_attachment_update(where, cmd, origin)]
     newer = {"$or": [{"editedAt": None}, {"editedAt": {"$lt": cmd.edited_at}}]}
     change = {"text": cmd.text, "editedAt": cmd.edited_at, "changedBy": origin}
     return [UpdateOne({**where, **newer}, {"$set": change})]
 
 
+def _attachment_update(where: Document, cmd: AttachmentResult, origin: str) -> UpdateOne:
+    # By position, checked by id: FerretDB has no array filters. A result repeated (a
+    # refetch, a redo) sets the same values again.
+    at = f"attachments.{cmd.index}"
+    fields: dict[str, object] = {"status": cmd.status, "reason": cmd.reason}
+    fields.update(
+        {k: v for k, v in (("mimeType", cmd.mime_type), ("size", cmd.size)) if v is not None}
+    )
+    fields.update({k: v for k, v in (("width", cmd.width), ("height", cmd.height)) if v})
+    change: Document = {f"{at}.{k}": v for k, v in fields.items()}
+    return UpdateOne(
+        {**where, f"{at}.id": cmd.attachment_id}, {"$set": {**change, "changedBy": origin}}
+    )
+
+
 async def apply_changes(
     db: AsyncDatabase[Document], items: Sequence[ChangeInput]
 ) -> dict[str, Document]:
-    """Apply edits and deletes in order; return command origin -> the message it changed."""
+    """Apply edits, deletes and attachment results in order; return command origin -> the
+    message it changed."""
     if not items:
         return {}
     ops = [op for item in items for op in _updates(item)]
@@ -107,6 +126,6 @@ def change_event(item: ChangeInput, doc: Document) -> MessageUpdated | MessageDe
     return MessageUpdated(
         id=event_id("message_updated", cmd.id),
         user_id=cmd.user_id,
-        occurred_at=cmd.edited_at,
+        occurred_at=cmd.occurred_at if isinstance(cmd, AttachmentResult) else cmd.edited_at,
         data=MessageUpdatedData(message=message_from_doc(doc)),
     )

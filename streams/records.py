@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from hubcore.kafka import Topics
 from schemas import (
+    AttachmentResult,
     DeadLetter,
     DeadLetterSource,
     DeleteMessage,
@@ -79,7 +80,7 @@ class StatusInput:
 @dataclass(frozen=True, slots=True)
 class ChangeInput:
     record: SourceRecord
-    command: EditMessage | DeleteMessage
+    command: EditMessage | DeleteMessage | AttachmentResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +175,14 @@ def _decode_command(
         status = model.model_validate(obj)
         _check_key(record, status.user_id)
         return StatusInput(record, status)
-    if kind in ("edit", "delete"):
-        change = (EditMessage if kind == "edit" else DeleteMessage).model_validate(obj)
+    if kind in ("edit", "delete", "attachment"):
+        change: EditMessage | DeleteMessage | AttachmentResult
+        if kind == "edit":
+            change = EditMessage.model_validate(obj)
+        elif kind == "delete":
+            change = DeleteMessage.model_validate(obj)
+        else:
+            change = AttachmentResult.model_validate(obj)
         _check_key(record, change.user_id)
         return ChangeInput(record, change)
     if kind == "send":

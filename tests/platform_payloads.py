@@ -35,6 +35,16 @@ def body(payload: Any) -> bytes:
     return orjson.dumps(payload)
 
 
+def signed_headers(platform: str, raw: bytes, secrets: dict[str, Any]) -> dict[str, str]:
+    """The auth headers a platform holding `secrets` (webhook secrets) sends with `raw`."""
+    return {
+        "telegram": lambda: telegram_headers(secrets.get("webhookSecret", "")),
+        "whatsapp": lambda: hub_signature(secrets.get("appSecret", ""), raw),
+        "slack": lambda: slack_headers(secrets.get("signingSecret", ""), raw),
+        "generic": lambda: hub_signature(secrets.get("secret", ""), raw),
+    }[platform]()
+
+
 def hub_signature(secret: str, raw: bytes) -> dict[str, str]:
     """`X-Hub-Signature-256` as Meta sends it (and as the generic format uses it)."""
     return {"X-Hub-Signature-256": "sha256=" + hmac_sha256_hex(secret, raw)}
@@ -172,13 +182,19 @@ def whatsapp_messages(
 
 def whatsapp_image(phone_number_id: str, wamid: str, caption: str | None) -> dict[str, Any]:
     """An image message (Image messages webhook reference), with or without caption."""
-    image: dict[str, Any] = {
-        "mime_type": "image/jpeg",
-        "sha256": "81d3bd8a8db4868c9520ed47186e8b7c5789e61ff79f7f834be6950b808a90d3",
-        "id": "2754859441498128",
-    }
-    if caption is not None:
-        image["caption"] = caption
+    extra = {} if caption is None else {"caption": caption}
+    return whatsapp_media(
+        phone_number_id, wamid, "image", "2754859441498128", mime_type="image/jpeg", **extra
+    )
+
+
+_MEDIA_SHA256 = "81d3bd8a8db4868c9520ed47186e8b7c5789e61ff79f7f834be6950b808a90d3"
+
+
+def whatsapp_media(
+    phone_number_id: str, wamid: str, kind: str, media_id: str, **content: Any
+) -> dict[str, Any]:
+    """An `image`/`audio`/`video`/`document`/`sticker` message: a media id to fetch."""
     return _whatsapp(
         phone_number_id,
         {
@@ -188,8 +204,12 @@ def whatsapp_image(phone_number_id: str, wamid: str, caption: str | None) -> dic
                     "from": "16315551234",
                     "id": wamid,
                     "timestamp": "1603059201",
-                    "type": "image",
-                    "image": image,
+                    "type": kind,
+                    kind: {
+                        "sha256": _MEDIA_SHA256,
+                        "id": media_id,
+                        **content,
+                    },
                 }
             ],
         },

@@ -26,7 +26,7 @@ from connectors.outbound.delivery import Delivery
 from connectors.publisher import Publisher
 from hubcore.kafka import Topics, close_consumer, create_consumer
 from hubcore.settings import Settings
-from schemas import DeadLetterSource, OutboundMessage
+from schemas import OutboundMessage
 
 log = structlog.get_logger("connectors.outbound")
 
@@ -138,18 +138,7 @@ class OutboundConsumer:
         try:
             msg = OutboundMessage.from_json(value)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "value"
-            await self.publisher.dead_letter(
-                reason=f"{where}: {first.get('msg', 'invalid')}",
-                error_type="validation_error",
-                platform="",
-                account_id=(record.key or b"").decode(errors="replace"),
-                payload=value,
-                source=DeadLetterSource(
-                    topic=record.topic, partition=record.partition, offset=record.offset
-                ),
-            )
+            await self.publisher.dead_letter_invalid(record, exc)
             return
         try:
             result = await self.delivery.deliver(msg)

@@ -22,6 +22,7 @@ from schemas import (
     event_id,
     message_id,
 )
+from schemas.attachments import InboundAttachment
 from schemas.commands import PlatformStatus
 
 
@@ -80,6 +81,7 @@ def raw_message(
     received_at: datetime,
     raw: dict[str, Any],
     title: str | None = None,
+    attachments: list[InboundAttachment] | None = None,
 ) -> RawMessage:
     """The normalized record of one platform message, ids derived deterministically from
     (platform, account, platform chat id, platform message id)."""
@@ -99,6 +101,7 @@ def raw_message(
             sent_at=sent_at,
             received_at=received_at,
             raw=raw,
+            attachments=attachments or [],
         )
     except ValidationError as exc:
         raise invalid(exc) from None

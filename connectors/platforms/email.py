@@ -28,9 +28,11 @@ from typing import Any
 
 from connectors.errors import BadPayload
 from connectors.html_text import html_to_text
+from connectors.platforms import media
 from connectors.platforms.base import raw_message
 from hubcore.accounts import Account
-from schemas import DeadLetter, RawMessage
+from schemas import DeadLetter, InboundAttachment, RawMessage
+from schemas.attachments import MAX_INBOUND_ATTACHMENTS
 
 MAX_TEXT_CHARS = 100_000
 UNKNOWN_SENDER = "unknown"  # the sender id of a mail naming no single address
@@ -38,6 +40,7 @@ MAX_SOURCE_IN_RAW = 256 * 1024  # bytes; larger sources (attachments) keep heade
 # One addr-spec and nothing else: no space, list separator, route, comment, quote or control.
 _ATOMS = r'[^\s<>()\[\],;:\\"@\x00-\x1f\x7f]+'
 _BARE = re.compile(f"{_ATOMS}@{_ATOMS}")
+MAX_PARTS = 200  # MIME parts looked at per mail: a mail of a thousand parts costs no more
 _ID = re.compile(r"<([^<>\s]+)>")
 _REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg|sv|vs)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
@@ -59,8 +62,12 @@ def email_message(
     mailbox: str,
     uid_validity: int,
     received_at: datetime,
+    parts: dict[str, bytes] | None = None,
 ) -> RawMessage:
-    """The raw-message record of one fetched mail; `BadPayload` if it cannot be read."""
+    """The raw-message record of one fetched mail; `BadPayload` if it cannot be read.
+
+    Its attachments' bytes are already in hand: `parts` (when given) gets them by
+    attachment id, for the media fetch jobs."""
     try:
         msg = BytesParser(policy=policy.default).parsebytes(mail.source)
         own_id = _first_id(msg.get("Message-ID")) or (
@@ -73,6 +80,7 @@ def email_message(
         headers = [[key, str(value)] for key, value in msg.items()]
         # The sender writes `Date:`: a future one would sort the mail first for good.
         sent_at = min(_date(msg.get("Date")) or mail.internal_date or received_at, received_at)
+        attachments = mail_attachments(account, msg, own_id, parts)
     except (ValueError, TypeError, LookupError, AttributeError) as exc:
         raise BadPayload(f"mail UID {mail.uid} cannot be read: {exc}") from None
     raw: dict[str, Any] = {
@@ -96,7 +104,45 @@ def email_message(
         received_at=received_at,
         raw=raw,
         title=subject or None,
+        attachments=attachments,
     )
+
+
+def mail_attachments(
+    account: Account, msg: EmailMessage, own_id: str, parts: dict[str, bytes] | None
+) -> list[InboundAttachment]:
+    """Attachments and inline (`cid:`) parts: every leaf part but the text body, up to
+    `MAX_PARTS` looked at and `MAX_INBOUND_ATTACHMENTS` kept. A part's id comes from the mail's
+    id and the part's position, so the same mail seen again gives the same ids."""
+    body = msg.get_body(preferencelist=("plain", "html"))
+    found: list[InboundAttachment] = []
+    for index, part in enumerate(msg.walk()):
+        if index >= MAX_PARTS or len(found) >= MAX_INBOUND_ATTACHMENTS:
+            break
+        if part.is_multipart() or part is body or not isinstance(part, EmailMessage):
+            continue
+        disposition = part.get_content_disposition()
+        name = part.get_filename()
+        content_id = part.get("Content-ID")
+        if part.get_content_maintype() == "text" and not (disposition == "attachment" or name):
+            continue  # an alternative body (the HTML of a plain mail), not a file
+        mime_type = part.get_content_type()
+        data = part.get_payload(decode=True)
+        data = data if isinstance(data, bytes) else b""
+        found_one = media.attachment(
+            account,
+            media.kind_of(mime_type),
+            f"part:{index}",
+            ref=f"{own_id}\x1f{index}",
+            mime_type=mime_type,
+            size=len(data),
+            name=name or (str(content_id).strip("<> ") if content_id else None),
+        )
+        if found_one is not None:
+            found.append(found_one)
+            if parts is not None:
+                parts[found_one.id] = data
+    return found
 
 
 def body_text(msg: EmailMessage) -> str:

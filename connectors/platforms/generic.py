@@ -5,7 +5,9 @@
     {"conversationId": "...", "messageId": "...", "sender": {"id": "...", "name": "..."},
      "text": "...", "sentAt": "2026-11-25T12:00:00Z", "conversationTitle": "..."}
 
-`sender.name` and `conversationTitle` are optional; `sentAt` needs a timezone.
+`sender.name` and `conversationTitle` are optional; `sentAt` needs a timezone. Files come as
+`"attachments": [{"url": "https://...", "name": "...", "mimeType": "...", "kind": "image"}]`
+(only `url` required; fetched under the outbound address policy, docs/media.md).
 
 Edits and deletes of a message sent before (same `conversationId` and `messageId`):
 
@@ -24,6 +26,7 @@ from typing import Literal
 import orjson
 from pydantic import Field, ValidationError
 
+from connectors.platforms import media
 from connectors.platforms.base import (
     Change,
     WebhookOutcome,
@@ -36,9 +39,17 @@ from connectors.platforms.fields import json_object
 from connectors.signatures import check_hub_signature
 from hubcore.accounts import Account
 from schemas import Sender
+from schemas.attachments import MAX_INBOUND_ATTACHMENTS, AttachmentKind
 from schemas.base import HubModel, UtcDatetime
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+
+
+class GenericAttachment(HubModel):
+    url: str = Field(min_length=1, max_length=4096, pattern=r"^https?://")
+    name: str | None = Field(default=None, max_length=255)
+    mime_type: str | None = Field(default=None, max_length=255)
+    kind: AttachmentKind | None = None
 
 
 class GenericMessage(HubModel):
@@ -50,6 +61,9 @@ class GenericMessage(HubModel):
     text: str = Field(max_length=1_000_000)
     sent_at: UtcDatetime
     conversation_title: str | None = Field(default=None, max_length=1024)
+    attachments: list[GenericAttachment] = Field(
+        default_factory=list, max_length=MAX_INBOUND_ATTACHMENTS
+    )
 
 
 class GenericEdit(HubModel):
@@ -118,5 +132,18 @@ def parse(account: Account, body: bytes, received_at: datetime) -> WebhookOutcom
         received_at=received_at,
         raw=data,  # as received
         title=msg.conversation_title,
+        attachments=[
+            found
+            for a in msg.attachments
+            if (
+                found := media.attachment(
+                    account,
+                    a.kind or media.kind_of(a.mime_type),
+                    a.url,
+                    mime_type=a.mime_type,
+                    name=a.name,
+                )
+            )
+        ],
     )
     return WebhookOutcome(records=[record])

@@ -15,6 +15,7 @@ from datetime import datetime
 import structlog
 from starlette.responses import PlainTextResponse
 
+from connectors.platforms import media
 from connectors.platforms.base import (
     Ignored,
     Normalized,
@@ -94,6 +95,7 @@ def _event(account: Account, data: JsonObject, received_at: datetime) -> Normali
         sent_at=parse_unix_time(ts, "event.ts"),
         received_at=received_at,
         raw=data,
+        attachments=media.slack(account, event),
     )
 
 

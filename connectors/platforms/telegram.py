@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.errors import BadPayload
+from connectors.platforms import media
 from connectors.platforms.base import Ignored, Normalized, WebhookOutcome, edited, raw_message
 from connectors.platforms.fields import (
     JsonObject,
@@ -27,7 +28,8 @@ from hubcore.accounts import Account
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 MESSAGE_KINDS = ("message", "edited_message", "channel_post", "edited_channel_post")
-# Messages without text or caption still reach the inbox, as a placeholder naming the kind.
+# Messages without text or caption still reach the inbox: files as attachments with no
+# text (connectors/platforms/media.py), the others as a placeholder naming the kind.
 MEDIA_KINDS = (
     "photo",
     "video",
@@ -72,7 +74,8 @@ def normalize_update(account: Account, update: Any, received_at: datetime) -> li
     chat_id = identifier(chat, "id", f"{kind}.chat.id")
     msg_id = identifier(message, "message_id", f"{kind}.message_id")
     sent_at = unix_time(message.get("date"), f"{kind}.date")
-    text = _text(message)
+    attachments = media.telegram(account, message)
+    text = _text(message, bool(attachments))
     if text is None:
         return [Ignored("service_message")]
     record = raw_message(
@@ -85,6 +88,7 @@ def normalize_update(account: Account, update: Any, received_at: datetime) -> li
         received_at=received_at,
         raw=update,
         title=optional_string(chat, "title") or _full_name(chat),
+        attachments=attachments,
     )
     if not kind.startswith("edited_"):
         return [record]
@@ -92,11 +96,13 @@ def normalize_update(account: Account, update: Any, received_at: datetime) -> li
     return [record, edited(account, chat=chat_id, message=msg_id, text=text, at=at)]
 
 
-def _text(message: JsonObject) -> str | None:
+def _text(message: JsonObject, has_attachments: bool) -> str | None:
     for key in ("text", "caption"):
         value = message.get(key)
         if isinstance(value, str):
             return value
+    if has_attachments:  # the attachment is the message: no placeholder text
+        return ""
     kind = next((k for k in MEDIA_KINDS if k in message), None)
     return f"[{kind.replace('_', ' ')}]" if kind else None
 

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from connectors.errors import BadPayload
+from connectors.platforms import media
 from connectors.platforms.base import (
     Ignored,
     Normalized,
@@ -142,26 +143,29 @@ def _message(
     msg_id = string(message, "id", f"{path}.id")
     sent_at = unix_time(message.get("timestamp"), f"{path}.timestamp")
     group = optional_string(message, "group_id")
+    attachments = media.whatsapp(account, message, kind)
     return raw_message(
         account,
         chat=group or sender,
         message=msg_id,
         sender=(sender, names.get(sender)),
-        text=_text(message, kind),
+        text=_text(message, kind, bool(attachments)),
         sent_at=sent_at,
         received_at=received_at,
         raw={"metadata": metadata, "contactName": names.get(sender), "message": message},
         title=None if group else names.get(sender) or sender,
+        attachments=attachments,
     )
 
 
-def _text(message: JsonObject, kind: str) -> str:
+def _text(message: JsonObject, kind: str, has_attachments: bool) -> str:
     content = message.get(kind)
     content = content if isinstance(content, dict) else {}
     if kind == "text":
         return optional_string(content, "body") or ""
     if kind in CAPTIONED:
-        return optional_string(content, "caption") or f"[{kind}]"
+        placeholder = "" if has_attachments else f"[{kind}]"
+        return optional_string(content, "caption") or placeholder
     if kind == "button":
         return optional_string(content, "text") or "[button]"
     if kind == "interactive":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import structlog
@@ -106,11 +106,12 @@ class Poller(ABC):
         fetched: int,
         *,
         changes: Sequence[Change] = (),
+        parts: Mapping[str, bytes] | None = None,
         **position: Any,
     ) -> None:
         """Produce a round's records, changes and dead letters, then - only once Kafka
         acked them all - save the new `position`, and log the round."""
-        published = await self.publisher.publish(records, source="poll")
+        published = await self.publisher.publish(records, source="poll", parts=parts)
         await self.publisher.commands(changes)
         for payload, error in poison:
             await self.publisher.dead_letter(

@@ -77,9 +77,12 @@ class EmailPoller(Poller):
             return False
         validity, batch, mails, more = read
         # MIME and HTML parsing off the event loop: anyone can mail an account.
-        records, poison = await asyncio.to_thread(self._normalize, mails, validity)
+        parts: dict[str, bytes] = {}  # attachment id -> its bytes, for the fetch jobs
+        records, poison = await asyncio.to_thread(self._normalize, mails, validity, parts)
         # Past the whole batch, also UIDs that vanished (expunged) between SEARCH and FETCH.
-        await self.commit(records, poison, len(mails), uidValidity=validity, lastUid=max(batch))
+        await self.commit(
+            records, poison, len(mails), parts=parts, uidValidity=validity, lastUid=max(batch)
+        )
         return more
 
     async def _read(
@@ -105,7 +108,7 @@ class EmailPoller(Poller):
         return validity, batch, mails, len(uids) > len(batch)
 
     def _normalize(
-        self, mails: list[FetchedMail], validity: int
+        self, mails: list[FetchedMail], validity: int, parts: dict[str, bytes]
     ) -> tuple[list[RawMessage], list[tuple[bytes, BadPayload]]]:
         records: list[RawMessage] = []
         poison: list[tuple[bytes, BadPayload]] = []
@@ -119,6 +122,7 @@ class EmailPoller(Poller):
                         mailbox=self.mailbox.mailbox,
                         uid_validity=validity,
                         received_at=received_at,
+                        parts=parts,
                     )
                 )
             except BadPayload as exc:

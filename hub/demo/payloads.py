@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from hub.demo import media_files
+
 
 @dataclass(frozen=True)
 class WebhookRequest:
@@ -32,6 +34,10 @@ class FakeMessage:
     message_id: str
     text: str
     sent_at: datetime
+    # A file the message carries (`photo`, `voice`, `pdf`), served by the stand-ins at
+    # `files_url` (hub/demo/media_files.py).
+    media: str | None = None
+    files_url: str = ""
 
 
 def _hmac_sha256(secret: str, data: bytes) -> str:
@@ -61,7 +67,11 @@ def telegram_message(msg: FakeMessage) -> dict[str, Any]:
         },
         "chat": {"id": int(msg.chat_id), "title": msg.chat_title, "type": "group"},
         "date": int(msg.sent_at.timestamp()),
-        "text": msg.text,
+        **(
+            media_files.telegram_media(msg.media, msg.message_id, msg.text)
+            if msg.media
+            else {"text": msg.text}
+        ),
     }
 
 
@@ -88,8 +98,11 @@ def whatsapp(
                 "from": msg.sender_id,
                 "id": f"wamid.{msg.message_id}",
                 "timestamp": str(int(msg.sent_at.timestamp())),
-                "type": "text",
-                "text": {"body": msg.text},
+                **(
+                    media_files.whatsapp_media(msg.media, msg.message_id, msg.text)
+                    if msg.media
+                    else {"type": "text", "text": {"body": msg.text}}
+                ),
             }
         ],
     }
@@ -138,7 +151,7 @@ def slack(
 ) -> WebhookRequest:
     """An Events API `event_callback` with a `message` event, v0-signed."""
     ts = slack_ts(msg)
-    event = {
+    event: dict[str, Any] = {
         "type": "message",
         "channel": msg.chat_id,
         "user": msg.sender_id,
@@ -147,6 +160,9 @@ def slack(
         "event_ts": ts,
         "channel_type": "channel",
     }
+    if msg.media:
+        event["subtype"] = "file_share"
+        event["files"] = media_files.slack_files(msg.media, msg.message_id, msg.files_url)
     return signed_slack(account_id, external_id, credentials, event, f"Ev{msg.message_id}")
 
 
@@ -186,7 +202,7 @@ def signed_slack(
 
 def generic(account_id: str, credentials: dict[str, Any], msg: FakeMessage) -> WebhookRequest:
     """The hub's own simple JSON format, signed like Meta's (`X-Hub-Signature-256`)."""
-    payload = {
+    payload: dict[str, Any] = {
         "conversationId": msg.chat_id,
         "conversationTitle": msg.chat_title,
         "messageId": msg.message_id,
@@ -194,6 +210,9 @@ def generic(account_id: str, credentials: dict[str, Any], msg: FakeMessage) -> W
         "text": msg.text,
         "sentAt": iso(msg.sent_at),
     }
+    if msg.media:
+        files = media_files.generic_attachments(msg.media, msg.message_id, msg.files_url)
+        payload["attachments"] = files
     return signed_generic(account_id, credentials, payload)
 
 

@@ -47,6 +47,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hub.demo import payloads
+from hub.demo.media_files import MediaFiles
 from hub.demo.serving import serving_app
 
 log = structlog.get_logger("hub.demo")
@@ -88,12 +89,19 @@ class PlatformApis:
     hang_seconds: float = 30.0
     any_token: bool = False
     status_delay: float = 1.5
+    files: MediaFiles | None = None  # received files' stand-ins (hub/demo/media_files.py)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _reporters: dict[str, StatusReporter] = field(default_factory=dict)
     # WhatsApp media ids and Slack file ids uploaded: id -> (file name, bytes).
     media: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     slack_reserved: dict[str, tuple[str, int]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.files is None:
+            self.files = MediaFiles(
+                self.telegram_token, self.access_token, self.slack_token, self.any_token
+            )
 
     def report_statuses(self, phone_number_id: str, reporter: StatusReporter) -> None:
         """Answer sends from this phone number with `statuses` webhooks, as Meta does."""
@@ -332,6 +340,7 @@ class PlatformApis:
                 Route("/slack/{method}", self.slack, methods=["POST"]),
                 Route("/slack-files/upload/{file_id}", self.slack_upload, methods=["POST"]),
                 Route("/callback", self.generic, methods=["POST"]),
+                *(self.files.routes() if self.files else []),
             ]
         )
 
@@ -366,6 +375,8 @@ async def serving(apis: PlatformApis, port: int = 0) -> AsyncIterator[str]:
             yield url
     finally:
         apis.cancel_reports()
+        if apis.files is not None:
+            apis.files.release()
 
 
 def api_bases(url: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ a share of them edit or delete a message sent before (where the platform tells t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import random
 import time
@@ -48,6 +49,8 @@ class Summary:
 EDITABLE = frozenset({"telegram", "slack", "generic"})
 DELETABLE = frozenset({"slack", "generic"})
 RECENT_MAX = 200
+# The files the demo's messages carry, in turn (hub/demo/media_files.py).
+MEDIA_KINDS = ("photo", "voice", "pdf")
 
 
 def build_request(account: Account, msg: payloads.FakeMessage, seq: int) -> payloads.WebhookRequest:
@@ -81,6 +84,8 @@ class _Plan:
     rng: random.Random
     traffic: FakeTraffic
     changes: float
+    media: float = 0.0
+    files_url: str = ""
     recent: list[tuple[Account, payloads.FakeMessage]] = field(default_factory=list)
 
     def next(self, accounts: list[Account], seq: int) -> _Webhook:
@@ -96,6 +101,9 @@ class _Plan:
                 return _Webhook(edit, account, msg, "edit")
         account = self.rng.choice(accounts)
         msg = self.traffic.message(account.id)
+        if self.files_url and self.rng.random() < self.media:
+            kind = MEDIA_KINDS[seq % len(MEDIA_KINDS)]
+            msg = dataclasses.replace(msg, media=kind, files_url=self.files_url)
         return _Webhook(build_request(account, msg, seq), account, msg, "message")
 
     def accepted(self, hook: _Webhook, summary: Summary) -> None:
@@ -119,15 +127,18 @@ async def simulate(
     seed: int | None = None,
     concurrency: int = 64,
     changes: float = 0.1,
+    media: float = 0.1,
+    files_url: str | None = None,
     on_sent: Callable[[Summary], None] | None = None,
 ) -> Summary:
     """Send `rate` webhooks per second for `duration` seconds, spread over `accounts`; a
-    `changes` share of them edit or delete one of the messages sent before."""
+    `changes` share of them edit or delete one of the messages sent before, and with the
+    platform stand-ins at `files_url` a `media` share carry a photo, a voice note or a PDF."""
     if not accounts:
         raise ValueError("no accounts to simulate")
     rng = random.Random(seed)  # noqa: S311 - demo data, not security
     summary = Summary()
-    plan = _Plan(rng, FakeTraffic(seed), changes)
+    plan = _Plan(rng, FakeTraffic(seed), changes, media, files_url or "")
     limit = asyncio.Semaphore(concurrency)
     total = max(1, int(rate * duration))
     seq = itertools.count(rng.randrange(10**6, 10**7))

@@ -113,7 +113,7 @@ def test_contract_payload_names() -> None:
         "direction",
         "editedAt",
         "deleted",
-        "attachments",
+        "attachments",  # contract extension: docs/media.md
     }
     assert set(status["data"]) == {"conversationId", "messageIds", "status"}
     assert set(unread["data"]["unreadCounts"]) == {"total", "byPlatform", "byConversation"}

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from hubcore.kafka import Topics
+from schemas import AttachmentResult
 from streams.errors import PoisonRecord
 from streams.records import (
     ChangeInput,
@@ -20,6 +21,7 @@ from streams.records import (
     decode_record,
 )
 from tests.streams_helpers import (
+    T0,
     delete_command,
     edit_command,
     mark_read,
@@ -36,6 +38,20 @@ def _command(value: bytes | None, key: bytes | None = b"u1", offset: int = 0) ->
     return SourceRecord(TOPICS.commands, 1, offset, key, value)
 
 
+def _attachment_result(message_id: str, conv: str) -> AttachmentResult:
+    return AttachmentResult(
+        id="evt_att",
+        user_id="u1",
+        conversation_id=conv,
+        message_id=message_id,
+        attachment_id="att_1",
+        index=0,
+        status="failed",
+        reason="not_found",
+        occurred_at=T0,
+    )
+
+
 def _commands() -> list[tuple[type[Any], Any]]:
     raw = raw_message("u1", 1)
     send = send_command("u1", raw.conversation_id, "client-1")
@@ -44,6 +60,7 @@ def _commands() -> list[tuple[type[Any], Any]]:
         (StatusInput, status_report("u1", "acc", "p1", "delivered", 0)),
         (ChangeInput, edit_command(raw, "fixed", 5)),
         (ChangeInput, delete_command(raw)),
+        (ChangeInput, _attachment_result(raw.id, raw.conversation_id)),
         (SendInput, send),
         (CommandInput, mark_read("u1", [raw.id], "cmd1")),
     ]
@@ -163,7 +180,8 @@ def test_a_batch_goes_on_after_poison_and_keeps_each_kind_in_order() -> None:
     decoded = decode_batch(records, TOPICS)
     assert [p.record.offset for p in decoded.poison] == [0]
     assert [type(s.command).__name__ for s in decoded.statuses] == ["SendResult", "StatusReport"]
-    assert [type(c.command).__name__ for c in decoded.changes] == ["EditMessage", "DeleteMessage"]
-    assert [s.record.offset for s in decoded.sends] == [5]
-    assert [c.record.offset for c in decoded.commands] == [6]
+    changes = [type(c.command).__name__ for c in decoded.changes]
+    assert changes == ["EditMessage", "DeleteMessage", "AttachmentResult"]
+    assert [s.record.offset for s in decoded.sends] == [6]
+    assert [c.record.offset for c in decoded.commands] == [7]
     assert [(r.record.offset, type(r)) for r in decoded.raws] == [(9, RawInput)]

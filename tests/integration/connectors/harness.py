@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from subprocess import STDOUT, Popen
 from typing import Any
 
 import httpx
@@ -25,6 +28,7 @@ from hubcore.mongo import Document
 from hubcore.settings import Settings
 from schemas import AnyCommand, DeadLetter, RawMessage, parse_command
 from tests import platform_payloads as p
+from tests.local_servers import free_port
 from tests.resources import security_env
 
 SECRETS: dict[str, dict[str, Any]] = {
@@ -174,3 +178,23 @@ def signed_delivery(platform: str, account: Account, n: int) -> tuple[bytes, dic
         return raw, p.slack_headers(secrets["signingSecret"], raw)
     raw = p.body(p.generic_message(f"m-{n}"))
     return raw, p.hub_signature(secrets["secret"], raw)
+
+
+@contextmanager
+def killable_connectors(env: dict[str, str], cwd: Path, name: str) -> Iterator[Popen[bytes]]:
+    """`hub connectors` as a real process (no pollers), killed at the end if still running."""
+    log = (cwd / f"{name}.log").open("wb")
+    proc = Popen(
+        [sys.executable, "-m", "hub", "connectors"],
+        env={"HUB_CONNECTORS_PORT": str(free_port()), **env, "HUB_HOST": "127.0.0.1"},
+        cwd=cwd,
+        stdout=log,
+        stderr=STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        log.close()

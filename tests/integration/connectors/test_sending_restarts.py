@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import signal
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from subprocess import STDOUT, Popen
 
 import httpx
 import pytest
@@ -22,33 +18,18 @@ from hubcore.kafka import Topics, create_producer
 from hubcore.mongo import SEND_LEDGER, Document
 from hubcore.settings import Settings
 from schemas import SendResult, parse_command
-from tests.integration.connectors.harness import SECRETS, eventually, hub_env, read_topic
+from tests.integration.connectors.harness import (
+    SECRETS,
+    eventually,
+    hub_env,
+    killable_connectors,
+    read_topic,
+)
 from tests.integration.connectors.sending_rig import outbound
-from tests.local_servers import free_port
 from tests.platform_payloads import account
 from tests.streams_helpers import T0
 
 pytestmark = pytest.mark.integration
-
-
-@contextmanager
-def killable_connectors(env: dict[str, str], cwd: Path, name: str) -> Iterator[Popen[bytes]]:
-    """`hub connectors` as a real process (no pollers), killed at the end if still running."""
-    log = (cwd / f"{name}.log").open("wb")
-    proc = Popen(
-        [sys.executable, "-m", "hub", "connectors"],
-        env={"HUB_CONNECTORS_PORT": str(free_port()), **env, "HUB_HOST": "127.0.0.1"},
-        cwd=cwd,
-        stdout=log,
-        stderr=STDOUT,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        log.close()
 
 
 async def test_sigkill_during_the_platform_call_never_sends_twice(

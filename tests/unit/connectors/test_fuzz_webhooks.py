@@ -61,13 +61,7 @@ VALID: dict[str, Callable[[], Any]] = {
 
 def signed(platform: str, raw: bytes, secrets: dict[str, str]) -> dict[str, str]:
     """The headers a platform holding `secrets` sends with `raw`, names lowercased."""
-    headers = {
-        "telegram": lambda: p.telegram_headers(secrets.get("webhookSecret", "")),
-        "whatsapp": lambda: p.hub_signature(secrets.get("appSecret", ""), raw),
-        "slack": lambda: p.slack_headers(secrets.get("signingSecret", ""), raw),
-        "generic": lambda: p.hub_signature(secrets.get("secret", ""), raw),
-    }[platform]()
-    return {k.lower(): v for k, v in headers.items()}
+    return {k.lower(): v for k, v in p.signed_headers(platform, raw, secrets).items()}
 
 
 def mutate(value: Any, path: list[int], replacement: Any) -> Any:

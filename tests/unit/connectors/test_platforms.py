@@ -69,7 +69,9 @@ def test_telegram_channel_post_media_and_ignored() -> None:
         "Hub News",
     )
     photo = p.telegram_update(4, 10, text=None, photo=[{"file_id": "x", "width": 1, "height": 1}])
-    assert only(telegram.parse(acc, p.body(photo), NOW).records).text == "[photo]"
+    photo_record = only(telegram.parse(acc, p.body(photo), NOW).records)
+    # The photo is the message: an attachment, no placeholder text.
+    assert (photo_record.text, [a.kind for a in photo_record.attachments]) == ("", ["image"])
     captioned = p.telegram_update(5, 11, text=None, caption="look", photo=[])
     assert only(telegram.parse(acc, p.body(captioned), NOW).records).text == "look"
     service = p.telegram_update(6, 12, text=None, new_chat_members=[{"id": 5}])
@@ -127,7 +129,7 @@ def test_whatsapp_statuses_other_numbers_and_media() -> None:
     elsewhere = p.whatsapp_messages("999", [("wamid.B", "1603059201", "x")])
     assert whatsapp.parse(acc, p.body(elsewhere), NOW).ignored == [Ignored("other_phone_number")]
     image = whatsapp.parse(acc, p.body(p.whatsapp_image(acc.external_id, "w1", None)), NOW)
-    assert only(image.records).text == "[image]"
+    assert (only(image.records).text, only(image.records).attachments[0].kind) == ("", "image")
     captioned = p.whatsapp_image(acc.external_id, "w2", "This is a caption")
     assert only(whatsapp.parse(acc, p.body(captioned), NOW).records).text == "This is a caption"
 

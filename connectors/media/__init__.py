@@ -1,0 +1,1 @@
+"""Inbound media: fetch jobs on `hub.media-fetch` and the fetcher that consumes them."""
