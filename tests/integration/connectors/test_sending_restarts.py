@@ -26,6 +26,7 @@ from tests.integration.connectors.harness import (
     read_topic,
 )
 from tests.integration.connectors.sending_rig import outbound
+from tests.local_servers import free_port
 from tests.platform_payloads import account
 from tests.streams_helpers import T0
 

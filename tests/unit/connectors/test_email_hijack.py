@@ -142,7 +142,7 @@ def test_mails_of_one_poll_are_received_in_uid_order() -> None:
     poller.mailbox = type("Box", (), {"mailbox": "INBOX"})()
     poller._received = datetime.min.replace(tzinfo=UTC)
     mails = [FetchedMail(uid, p.email_source(f"m{uid}@x")) for uid in (3, 1, 2)]
-    records, poison = poller._normalize(mails, 1)
+    records, poison = poller._normalize(mails, 1, {})
     assert not poison
     times = [r.received_at for r in records]
     assert [r.raw["uid"] for r in records] == [1, 2, 3]
