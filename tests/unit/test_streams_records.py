@@ -8,8 +8,7 @@ import orjson
 import pytest
 
 from hubcore.kafka import Topics
-from streams.errors import PoisonRecord
-from streams.records import (
+from streams.batch.records import (
     ChangeInput,
     CommandInput,
     RawInput,
@@ -19,6 +18,7 @@ from streams.records import (
     decode_batch,
     decode_record,
 )
+from streams.errors import PoisonRecord
 from tests.streams_helpers import (
     delete_command,
     edit_command,
