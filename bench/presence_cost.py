@@ -34,8 +34,8 @@ from hubcore.mongo import PRESENCE, create_client, database
 from hubcore.settings import Settings
 from schemas.base import utc_now
 from schemas.presence import PresenceRecord
+from streams.batch.records import SourceRecord
 from streams.presence import PresenceBatch, UserPresence, decode
-from streams.records import SourceRecord
 
 
 def _records(users: int) -> list[PresenceRecord]:

@@ -25,9 +25,9 @@ import orjson
 from hubcore.kafka import Topics, create_producer, ensure_topics
 from hubcore.mongo import create_client
 from hubcore.settings import Settings
-from streams.records import SourceRecord
-from streams.state import ConversationState, UserState, conversation_key, user_part
-from streams.table import key_partition
+from streams.batch.records import SourceRecord
+from streams.batch.state import ConversationState, UserState, conversation_key, user_part
+from streams.table.table import key_partition
 from streams.worker import changelog_topic
 from tests.streams_helpers import Worker, produce, raw_message, wait_for, wait_ready, worker_env
 

@@ -395,7 +395,7 @@ def replay(
 
     from hubcore.errors import HubError
     from hubcore.logging import configure_logging
-    from streams.replay import Replay
+    from streams.replay.replay import Replay
 
     settings = settings_or_exit()
     configure_logging("warning", settings.log_format)
@@ -437,7 +437,7 @@ def state_hash(
     import asyncio
 
     from hubcore.mongo import create_client
-    from streams.statehash import state_digest
+    from streams.replay.statehash import state_digest
 
     settings = settings_or_exit()
 

@@ -22,8 +22,8 @@ from pydantic import ValidationError
 
 from schemas.base import format_utc
 from schemas.presence import PresenceRecord
+from streams.batch.records import Poison, SourceRecord, _check_key, _describe, _parse
 from streams.errors import PoisonRecord
-from streams.records import Poison, SourceRecord, _check_key, _describe, _parse
 
 # The table key of a partition's gateway clock; user ids never start with a NUL byte.
 GATEWAYS_PREFIX = b"\x00gateways\x00"

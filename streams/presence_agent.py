@@ -35,6 +35,7 @@ from schemas.events import PresenceUpdate, PresenceUpdateData
 from schemas.ids import event_id
 from schemas.presence import PresenceRecord
 from streams import metrics
+from streams.batch.records import Poison, SourceRecord
 from streams.presence import (
     GATEWAYS_PREFIX,
     PresenceBatch,
@@ -45,9 +46,8 @@ from streams.presence import (
     gateways_key,
     iso,
 )
-from streams.projection import DUPLICATE_KEY
-from streams.records import Poison, SourceRecord
-from streams.table import key_partition
+from streams.sink.projection import DUPLICATE_KEY
+from streams.table.table import key_partition
 
 if TYPE_CHECKING:
     from streams.worker import StreamsApp

@@ -25,19 +25,19 @@ from hubcore.logging import configure_logging
 from hubcore.mongo import MESSAGES, Document, create_client, database, ensure_indexes
 from hubcore.settings import Settings
 from streams import metrics
+from streams.batch.gate import WriteGate
+from streams.batch.outcome import BatchOutcome
+from streams.batch.pipeline import BatchPipeline
+from streams.batch.processor import BatchProcessor
+from streams.batch.records import SourceRecord
+from streams.batch.retry import BatchRunner
 from streams.consumer import SourceBuffer, StreamsTransport
-from streams.gate import WriteGate
-from streams.outcome import BatchOutcome
-from streams.pipeline import BatchPipeline
 from streams.positions import PartitionPositions
 from streams.presence_agent import install_presence
-from streams.processor import BatchProcessor
-from streams.projector import ProjectionSink
-from streams.records import SourceRecord
-from streams.recovery import StreamsTableManager
-from streams.retry import BatchRunner
-from streams.sinks import KafkaSink
-from streams.table import TableStateStore, UnreadTable
+from streams.sink.projector import ProjectionSink
+from streams.sink.sinks import KafkaSink
+from streams.table.recovery import StreamsTableManager
+from streams.table.table import TableStateStore, UnreadTable
 from streams.topology import check_copartitioned
 
 log = structlog.get_logger("streams")
@@ -261,7 +261,7 @@ def create_app(settings: Settings) -> StreamsApp:
         # Ends each recovery with the stream partitions sought (to their committed or,
         # without one, first offsets: hence "earliest" stated here) and the buffers
         # cleared before they are resumed; Faust's own order skips records
-        # (streams/recovery.py).
+        # (streams/table/recovery.py).
         TableManager=StreamsTableManager,
         consumer_auto_offset_reset="earliest",
     )

@@ -36,7 +36,7 @@ from schemas import (
     outbound_message_id,
 )
 from schemas.base import Record
-from streams.sinks import Headers, KafkaSink
+from streams.sink.sinks import Headers, KafkaSink
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent

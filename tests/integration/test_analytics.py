@@ -27,7 +27,7 @@ from hubcore.kafka import Topics, ensure_topics
 from hubcore.mongo import MESSAGES, create_client
 from hubcore.settings import Settings
 from schemas import MarkRead
-from streams.replay import Replay
+from streams.replay.replay import Replay
 from tests.analytics_helpers import file_records, generate, publish, quantile, topic_records
 from tests.streams_helpers import consume_all
 

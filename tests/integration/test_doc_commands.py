@@ -65,7 +65,7 @@ NOT_RUN: dict[str, str] = {
     "make lock": "re-resolves requirements.lock against PyPI and rewrites it",
     "make faults": _SUITE,
     "make mutate": _SUITE,
-    'make mutate MUTATE_ARGS="streams/records.py gateway/sio_core.py"': _SUITE,
+    'make mutate MUTATE_ARGS="streams/batch/records.py gateway/sio_core.py"': _SUITE,
     ".venv/bin/pytest tests/unit": _SUITE,
     ".venv/bin/python scripts/mutate.py --mutmut show NAME": (
         "NAME stands for a mutant of an earlier `make mutate` run"

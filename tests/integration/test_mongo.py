@@ -100,7 +100,7 @@ async def test_hub_indexes_create(mongo_db: AsyncDatabase[Document]) -> None:
     names = {ix["name"] async for ix in await mongo_db[MESSAGES].list_indexes()}
     assert len(names) >= 3
     keys = [list(spec["key"]) for spec in (await mongo_db[MESSAGES].index_information()).values()]
-    # The status lookup of streams/statuses.py: by account and platform message id.
+    # The status lookup of streams/batch/statuses.py: by account and platform message id.
     assert ["accountId", "platformMessageId"] in [[k for k, _ in key] for key in keys]
 
 

@@ -9,8 +9,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hubcore.kafka import Topics, ensure_topics
 from hubcore.mongo import DERIVED_COLLECTIONS, Document
 from hubcore.settings import Settings
-from streams.replay import Replay
-from streams.statehash import state_digest
+from streams.replay.replay import Replay
+from streams.replay.statehash import state_digest
 from tests.streams_helpers import produce, raw_message
 
 pytestmark = pytest.mark.integration

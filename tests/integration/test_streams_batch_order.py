@@ -18,11 +18,11 @@ from hubcore.kafka import Topics
 from hubcore.mongo import MESSAGES, Document
 from hubcore.settings import Settings
 from schemas.base import Record
-from streams.processor import BatchProcessor
-from streams.records import SourceRecord
-from streams.sinks import DiscardSink
-from streams.state import MemoryStateStore
-from streams.statehash import canonical
+from streams.batch.processor import BatchProcessor
+from streams.batch.records import SourceRecord
+from streams.batch.state import MemoryStateStore
+from streams.replay.statehash import canonical
+from streams.sink.sinks import DiscardSink
 from tests.streams_helpers import MixedHistory, ground_truth
 
 pytestmark = pytest.mark.integration

@@ -12,13 +12,13 @@ from hubcore.kafka import Topics, create_producer, ensure_topics
 from hubcore.mongo import Document
 from hubcore.settings import Settings
 from schemas import DeadLetter
-from streams.outcome import BatchOutcome
-from streams.processor import BatchProcessor
-from streams.projection import write_projections
-from streams.records import SourceRecord
-from streams.retry import BatchRunner
-from streams.sinks import KafkaSink
-from streams.state import MemoryStateStore
+from streams.batch.outcome import BatchOutcome
+from streams.batch.processor import BatchProcessor
+from streams.batch.records import SourceRecord
+from streams.batch.retry import BatchRunner
+from streams.batch.state import MemoryStateStore
+from streams.sink.projection import write_projections
+from streams.sink.sinks import KafkaSink
 from tests.streams_helpers import consume_all, projected_unread, raw_message
 
 pytestmark = pytest.mark.integration

@@ -13,12 +13,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hubcore.kafka import Topics
 from hubcore.mongo import CONVERSATIONS, UNREAD, Document
 from schemas import RawMessage
-from streams import projection
-from streams.processor import BatchProcessor
-from streams.projection import Projections, write_projections
-from streams.records import SourceRecord
-from streams.sinks import DiscardSink
-from streams.state import MemoryStateStore
+from streams.batch.processor import BatchProcessor
+from streams.batch.records import SourceRecord
+from streams.batch.state import MemoryStateStore
+from streams.sink import projection
+from streams.sink.projection import Projections, write_projections
+from streams.sink.sinks import DiscardSink
 from tests.streams_helpers import raw_message
 
 pytestmark = pytest.mark.integration

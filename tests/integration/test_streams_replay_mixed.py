@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hubcore.kafka import Topics
 from hubcore.mongo import CONVERSATIONS, DERIVED_COLLECTIONS, Document
 from hubcore.settings import Settings
-from streams.statehash import state_digest
+from streams.replay.statehash import state_digest
 from tests.streams_helpers import MixedHistory, Worker, produce, run_hub, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

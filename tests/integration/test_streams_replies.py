@@ -13,9 +13,9 @@ from hubcore.kafka import Topics
 from hubcore.mongo import MESSAGES, Document
 from schemas import Message, OutboundMessage, SendMessage
 from schemas.attachments import OutboundAttachment
-from streams.processor import BatchProcessor
-from streams.records import SourceRecord
-from streams.state import MemoryStateStore
+from streams.batch.processor import BatchProcessor
+from streams.batch.records import SourceRecord
+from streams.batch.state import MemoryStateStore
 from tests.resources import unique
 from tests.streams_helpers import (
     BrokerSink,

@@ -12,9 +12,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hubcore.kafka import Topics
 from hubcore.mongo import MESSAGES, Document
 from schemas import OutboundMessage
-from streams.processor import BatchProcessor
-from streams.records import SourceRecord
-from streams.state import MemoryStateStore
+from streams.batch.processor import BatchProcessor
+from streams.batch.records import SourceRecord
+from streams.batch.state import MemoryStateStore
 from tests.resources import unique
 from tests.streams_helpers import BrokerSink, raw_message, send_command, send_result
 

@@ -10,16 +10,16 @@ from typing import Any, cast
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-import streams.processor as processor_module
+import streams.batch.processor as processor_module
 from hubcore.kafka import Topics
 from hubcore.mongo import Document
 from hubcore.store import message_doc
 from schemas import Message, OutboundMessage, RawMessage, Sender
-from streams.emission import UserResult, UserWork
-from streams.processor import BatchProcessor
-from streams.records import ChangeInput, CommandInput, RawInput, SourceRecord, StatusInput
-from streams.replies import Reply
-from streams.state import MemoryStateStore
+from streams.batch.emission import UserResult, UserWork
+from streams.batch.processor import BatchProcessor
+from streams.batch.records import ChangeInput, CommandInput, RawInput, SourceRecord, StatusInput
+from streams.batch.replies import Reply
+from streams.batch.state import MemoryStateStore
 from tests.streams_helpers import (
     T0,
     RecordingSink,

@@ -9,12 +9,12 @@ import pytest
 
 from hubcore.store import message_doc
 from schemas import ErrorEvent, MessageDeleted, MessageStatusUpdate, MessageUpdated, event_id
-from streams import events
-from streams.changes import change_event
-from streams.projection import conversation_document
-from streams.records import ChangeInput, CommandInput, SourceRecord, StatusInput
-from streams.state import ConversationState, UserState
-from streams.statuses import earlier_than, occurred, status_events
+from streams.batch import events
+from streams.batch.changes import change_event
+from streams.batch.records import ChangeInput, CommandInput, SourceRecord, StatusInput
+from streams.batch.state import ConversationState, UserState
+from streams.batch.statuses import earlier_than, occurred, status_events
+from streams.sink.projection import conversation_document
 from tests.streams_helpers import (
     T0,
     delete_command,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.gate import NoGate, WriteGate
+from streams.batch.gate import NoGate, WriteGate
 
 
 async def _hold(

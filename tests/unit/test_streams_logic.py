@@ -9,25 +9,25 @@ import pytest
 
 from hubcore.kafka import Topics
 from schemas import DeadLetter
-from streams.changes import read_change_cut
-from streams.errors import PoisonRecord
-from streams.records import (
+from streams.batch.changes import read_change_cut
+from streams.batch.records import (
     CommandInput,
     RawInput,
     SourceRecord,
     decode_batch,
     decode_record,
 )
-from streams.retry import is_retriable
-from streams.state import (
+from streams.batch.retry import is_retriable
+from streams.batch.state import (
     ConversationState,
     MemoryStateStore,
     UserState,
     conversation_key,
     user_part,
 )
-from streams.statehash import canonical
-from streams.table import key_partition
+from streams.errors import PoisonRecord
+from streams.replay.statehash import canonical
+from streams.table.table import key_partition
 from tests.streams_helpers import delete_command, edit_command, mark_read, raw_message
 
 TOPICS = Topics("ns")

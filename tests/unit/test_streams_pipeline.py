@@ -8,11 +8,11 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, cast
 
-from streams.outcome import BatchOutcome, PhaseClock
-from streams.pipeline import BatchPipeline
-from streams.processor import BatchProcessor, Prepared
-from streams.records import SourceRecord
-from streams.retry import BatchRunner
+from streams.batch.outcome import BatchOutcome, PhaseClock
+from streams.batch.pipeline import BatchPipeline
+from streams.batch.processor import BatchProcessor, Prepared
+from streams.batch.records import SourceRecord
+from streams.batch.retry import BatchRunner
 
 
 def _records(n: int) -> list[SourceRecord]:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from schemas.presence import PresenceRecord
+from streams.batch.records import Poison, SourceRecord
 from streams.presence import MAX_DEVICES, PresenceBatch, UserPresence, decode
-from streams.records import Poison, SourceRecord
 
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 LEASE_MS = 30_000

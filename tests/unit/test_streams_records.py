@@ -9,8 +9,7 @@ import pytest
 
 from hubcore.kafka import Topics
 from schemas import AttachmentResult
-from streams.errors import PoisonRecord
-from streams.records import (
+from streams.batch.records import (
     ChangeInput,
     CommandInput,
     RawInput,
@@ -20,6 +19,7 @@ from streams.records import (
     decode_batch,
     decode_record,
 )
+from streams.errors import PoisonRecord
 from tests.streams_helpers import (
     T0,
     delete_command,

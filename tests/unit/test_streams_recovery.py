@@ -19,7 +19,7 @@ from faust.types import TP
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from streams.consumer import ActiveSelection, StreamsConsumer
-from streams.recovery import RewindThenResumeRecovery
+from streams.table.recovery import RewindThenResumeRecovery
 
 STREAM = TP("raw-messages", 0)
 CHANGELOG = TP("unread-changelog", 0)

@@ -23,7 +23,7 @@ from hubcore.kafka import Topics, ensure_topics
 from hubcore.mongo import MESSAGES, Document
 from hubcore.settings import Settings
 from schemas.base import utc_now
-from streams.replay import Replay
+from streams.replay.replay import Replay
 from tests import media_payloads as m
 from tests import platform_payloads as p
 from tests.integration.connectors.harness import (

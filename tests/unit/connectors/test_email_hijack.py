@@ -22,10 +22,10 @@ from connectors.platforms.email import (
 )
 from hubcore.store import conversation_from_doc
 from schemas import RawMessage
-from streams.projection import conversation_document
-from streams.records import SendInput, SourceRecord
-from streams.replies import _reply
-from streams.state import ConversationState
+from streams.batch.records import SendInput, SourceRecord
+from streams.batch.replies import _reply
+from streams.batch.state import ConversationState
+from streams.sink.projection import conversation_document
 from tests import platform_payloads as p
 from tests.streams_helpers import send_command
 

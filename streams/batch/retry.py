@@ -13,10 +13,10 @@ from pymongo.errors import ConnectionFailure, PyMongoError, WaitQueueTimeoutErro
 
 from hubcore.errors import HubError
 from streams import metrics
+from streams.batch.outcome import BatchOutcome
+from streams.batch.processor import BatchProcessor
+from streams.batch.records import Poison, SourceRecord
 from streams.errors import PoisonRecord
-from streams.outcome import BatchOutcome
-from streams.processor import BatchProcessor
-from streams.records import Poison, SourceRecord
 
 log = structlog.get_logger("streams.retry")
 

@@ -23,18 +23,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hubcore.kafka import Topics
 from hubcore.mongo import Document
 from hubcore.store import message_from_doc
-from streams.changes import apply_changes, read_change_cut
-from streams.emission import UserResult, UserWork, emit_events, stops_counting
-from streams.gate import NoGate, WriteGate
-from streams.outcome import BatchOutcome, PhaseClock
-from streams.projection import (
-    UnreadUpdate,
-    conversation_document,
-    find_messages,
-    insert_messages,
-    mark_read,
-)
-from streams.records import (
+from streams.batch.changes import apply_changes, read_change_cut
+from streams.batch.emission import UserResult, UserWork, emit_events, stops_counting
+from streams.batch.gate import NoGate, WriteGate
+from streams.batch.outcome import BatchOutcome, PhaseClock
+from streams.batch.records import (
     ChangeInput,
     Decoded,
     Poison,
@@ -43,10 +36,17 @@ from streams.records import (
     StatusInput,
     decode_batch,
 )
-from streams.replies import Reply, retry_cut, store_replies
-from streams.sinks import RecordSink
-from streams.state import ConversationState, StateStore, UserState
-from streams.statuses import apply_statuses
+from streams.batch.replies import Reply, retry_cut, store_replies
+from streams.batch.state import ConversationState, StateStore, UserState
+from streams.batch.statuses import apply_statuses
+from streams.sink.projection import (
+    UnreadUpdate,
+    conversation_document,
+    find_messages,
+    insert_messages,
+    mark_read,
+)
+from streams.sink.sinks import RecordSink
 
 
 @dataclass(slots=True)

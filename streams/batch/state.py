@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from schemas import Message, RawMessage, UnreadCounts
-from streams.records import SourceRecord
+from streams.batch.records import SourceRecord
 
 # Separates the user id from the conversation id in a conversation's table key. The user
-# part alone decides the key's partition (`streams.table.TableStateStore`).
+# part alone decides the key's partition (`streams.table.table.TableStateStore`).
 KEY_SEPARATOR = b"\x00"
 
 

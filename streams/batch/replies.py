@@ -16,10 +16,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.mongo import MESSAGES, Document
 from schemas import Message, OutboundMessage, Sender
+from streams.batch.records import Decoded, Poison, SendInput, SourceRecord
+from streams.batch.state import ConversationState, StateStore
 from streams.errors import PoisonRecord
-from streams.projection import insert_replies
-from streams.records import Decoded, Poison, SendInput, SourceRecord
-from streams.state import ConversationState, StateStore
+from streams.sink.projection import insert_replies
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ from schemas import (
     UnreadCountUpdateData,
     event_id,
 )
-from streams.records import CommandInput
-from streams.state import UserState
+from streams.batch.records import CommandInput
+from streams.batch.state import UserState
 
 
 def new_message(user_id: str, message: Message, attempt: int = 0) -> NewMessage:

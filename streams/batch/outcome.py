@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from streams.projection import Projections
-from streams.records import Poison
+from streams.batch.records import Poison
+from streams.sink.projection import Projections
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from schemas import (
     MessageUpdatedData,
     event_id,
 )
-from streams.records import ChangeInput, Decoded, SourceRecord
+from streams.batch.records import ChangeInput, Decoded, SourceRecord
 
 
 # Mongo filters and writes: only the server can tell a wrong one, so mutation testing

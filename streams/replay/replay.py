@@ -38,14 +38,14 @@ from hubcore.mongo import (
     ensure_indexes,
 )
 from hubcore.settings import Settings
+from streams.batch.processor import BatchProcessor
+from streams.batch.records import SourceRecord
+from streams.batch.retry import BatchRunner
+from streams.batch.state import MemoryStateStore, conversation_key
 from streams.errors import ReplayRefused
-from streams.processor import BatchProcessor
-from streams.projection import UnreadUpdate, conversation_document, write_projections
-from streams.records import SourceRecord
-from streams.retry import BatchRunner
-from streams.sinks import DiscardSink
-from streams.staging import STAGED, Staged, switch
-from streams.state import MemoryStateStore, conversation_key
+from streams.replay.staging import STAGED, Staged, switch
+from streams.sink.projection import UnreadUpdate, conversation_document, write_projections
+from streams.sink.sinks import DiscardSink
 from streams.topology import (
     check_copartitioned,
     commit_group_offsets,

@@ -24,7 +24,7 @@ from schemas import (
     SendResult,
     event_id,
 )
-from streams.records import StatusInput
+from streams.batch.records import StatusInput
 
 _ORDER = ("pending", "sent", "delivered", "read")
 _FIELDS = {"_id": 1, "conversationId": 1, "status": 1, "statusBy": 1}

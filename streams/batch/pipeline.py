@@ -22,10 +22,10 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from streams import metrics
-from streams.outcome import BatchOutcome
-from streams.processor import Prepared
-from streams.records import SourceRecord
-from streams.retry import BatchRunner
+from streams.batch.outcome import BatchOutcome
+from streams.batch.processor import Prepared
+from streams.batch.records import SourceRecord
+from streams.batch.retry import BatchRunner
 
 log = structlog.get_logger("streams.pipeline")
 

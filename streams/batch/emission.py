@@ -9,14 +9,14 @@ from datetime import datetime
 from hubcore.kafka import Topics
 from hubcore.mongo import Document
 from schemas.base import Record
-from streams import events
-from streams.changes import change_event
-from streams.projection import Projections
-from streams.records import ChangeInput, CommandInput, RawInput, StatusInput
-from streams.replies import Reply
-from streams.sinks import RecordSink
-from streams.state import ConversationState, UserState
-from streams.statuses import occurred, status_events
+from streams.batch import events
+from streams.batch.changes import change_event
+from streams.batch.records import ChangeInput, CommandInput, RawInput, StatusInput
+from streams.batch.replies import Reply
+from streams.batch.state import ConversationState, UserState
+from streams.batch.statuses import occurred, status_events
+from streams.sink.projection import Projections
+from streams.sink.sinks import RecordSink
 
 
 @dataclass(slots=True)

@@ -19,8 +19,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.mongo import Document
 from streams import metrics
-from streams.gate import NoGate, WriteGate
-from streams.projection import Projections, write_projections
+from streams.batch.gate import NoGate, WriteGate
+from streams.sink.projection import Projections, write_projections
 
 log = structlog.get_logger("streams.projector")
 
@@ -51,7 +51,7 @@ class ProjectionSink:
         max_backoff: float = 5.0,
     ) -> None:
         self.db = db
-        # Each chunk waits while a batch's store phase runs (streams/gate.py).
+        # Each chunk waits while a batch's store phase runs (streams/batch/gate.py).
         self.gate = gate or NoGate()
         self.max_backoff = max_backoff
         self._pending = Projections()

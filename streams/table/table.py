@@ -15,7 +15,7 @@ from faust.streams import _current_event
 from faust.tables.table import Table
 from faust.types import TP
 
-from streams.state import ConversationState, UserState, conversation_key, user_part
+from streams.batch.state import ConversationState, UserState, conversation_key, user_part
 
 
 def key_partition(key: bytes, partitions: int) -> int:

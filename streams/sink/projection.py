@@ -13,8 +13,8 @@ from pymongo.errors import BulkWriteError
 
 from hubcore.mongo import CONVERSATIONS, MESSAGES, UNREAD, Document, bulk_write_chunked
 from hubcore.store import message_doc
-from streams.records import CommandInput, RawInput
-from streams.state import ConversationState, UserState
+from streams.batch.records import CommandInput, RawInput
+from streams.batch.state import ConversationState, UserState
 
 DUPLICATE_KEY = 11000
 # Ids per `$in` lookup (the patched FerretDB pushes down `$in` lists of up to 1,000).
