@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure
 
-from gateway.api import accounts, inbox, ops
+from gateway.api import accounts, inbox, ops, webhooks
 from gateway.api.page import mount_page
 from gateway.errors import GatewayError, TooManyRequests
 from gateway.middleware import BodyLimit, RequestLog, with_security_headers
@@ -86,7 +86,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     api.add_middleware(
         CORSMiddleware,
         allow_origins=list(runtime.settings.cors_origins),
-        allow_methods=["GET", "POST", "DELETE"],
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         expose_headers=["X-Request-ID"],
         max_age=600,
@@ -94,6 +94,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     api.include_router(inbox.router)
     api.include_router(accounts.router)
     api.include_router(ops.router)
+    api.include_router(webhooks.router)
     mount_page(api)
 
     @api.exception_handler(HubError)
