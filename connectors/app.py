@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from connectors.deliveries.consumer import start_deliveries
 from connectors.outbound.consumer import OutboundConsumer
 from connectors.outbound.delivery import Delivery
 from connectors.outbound.ledger import SendLedger
@@ -78,6 +79,8 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
                 outbound = OutboundConsumer(settings, delivery, publisher)
                 outbound.start()
                 stack.push_async_callback(outbound.stop)
+            if settings.webhooks_deliver:
+                stack.push_async_callback(await start_deliveries(settings, db, publisher, stack))
             yield
         finally:
             await stack.aclose()

@@ -35,13 +35,14 @@ class ReplayResult:
 async def replay(
     store: WebhookStore,
     webhook: Webhook,
+    partitions: list[int],
     *,
     since: datetime | None = None,
     from_offset: int | None = None,
     partition: int | None = None,
 ) -> ReplayResult:
     """Schedule `webhook`'s events from `since` (or from `from_offset` of `partition`, the
-    user's own) to the current end of the topic."""
+    user's own) to the current end of the topic, of which `partitions` are the partitions."""
     settings = store.settings
     topic = Topics.from_settings(settings).user_events
     key = webhook.user_id.encode()
@@ -49,7 +50,6 @@ async def replay(
     consumer = create_consumer(settings, request_timeout_ms=timeout_ms)
     try:
         await consumer.start()
-        partitions = sorted(consumer.partitions_for_topic(topic) or [])
         if not partitions:
             return ReplayResult(0, None, None, False)
         own = partition_for(key, partitions, partitions)

@@ -130,7 +130,7 @@ class DeliveryView(HubModel):
     seq: int = Field(description="The event's offset: the log's order (`before` pages on).")
     state: DeliveryState
     attempts: int
-    last_attempts: list[Attempt]
+    last_attempts: list[Attempt] = []
     next_attempt_at: UtcDatetime | None
     created_at: UtcDatetime
     delivered_at: UtcDatetime | None = None

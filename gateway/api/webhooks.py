@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from gateway.api.deps import RuntimeDep, UserId
 from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.frames import Cursor
+from gateway.runtime import Runtime
 from gateway.webhook_replay import replay
 from hubcore.kafka import partition_for
 from hubcore.webhooks import (
@@ -99,6 +100,11 @@ class PingAccepted(HubModel):
     """202: the ping's delivery id; its outcome shows in the delivery log."""
 
     id: str
+
+
+def _partitions(runtime: Runtime) -> list[int]:
+    """hub.user-events' partitions, as the pump found them (the setting until it has)."""
+    return runtime.pump.partitions or list(range(runtime.settings.topic_partitions))
 
 
 async def _own(runtime: RuntimeDep, user_id: str, webhook_id: str) -> Webhook:
@@ -195,10 +201,14 @@ async def replay_webhook(
     if body.cursor is not None:
         cursor = Cursor.parse(body.cursor)
         result = await replay(
-            runtime.webhooks, webhook, from_offset=cursor.offset, partition=cursor.partition
+            runtime.webhooks,
+            webhook,
+            _partitions(runtime),
+            from_offset=cursor.offset,
+            partition=cursor.partition,
         )
     else:
-        result = await replay(runtime.webhooks, webhook, since=body.from_)
+        result = await replay(runtime.webhooks, webhook, _partitions(runtime), since=body.from_)
     return ReplayAccepted(
         scheduled=result.scheduled,
         first_cursor=result.first_cursor,
@@ -220,7 +230,7 @@ async def ping_webhook(user_id: UserId, runtime: RuntimeDep, webhook_id: Webhook
         "occurredAt": format_utc(now),
         "data": {"webhookId": webhook.id},
     }
-    partitions = list(range(runtime.settings.topic_partitions))
+    partitions = _partitions(runtime)
     # The process that owns the user's events sends it, in the endpoint's worker; seq -1
     # puts it ahead of the endpoint's queue.
     doc = new_delivery(
