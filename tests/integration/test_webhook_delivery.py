@@ -4,7 +4,9 @@ MongoDB-compatible store; signatures checked with the `standardwebhooks` package
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -257,3 +259,39 @@ async def test_replay_from_a_time_resends_exactly_that_range(
         assert bad.status_code == 422
     assert len(receiver.requests) == 16
     del store
+
+
+async def _hub_cli(settings: Settings, *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hub",
+        "webhooks",
+        *args,
+        env=hub_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out.decode()
+    return out.decode()
+
+
+async def test_cli_lists_endpoints_and_deliveries_and_replays(
+    settings: Settings, mongo_db: AsyncDatabase[Document]
+) -> None:
+    settings = fast(settings)
+    receiver = Receiver()
+    async with receiver.serving() as url, hub(settings, mongo_db) as store:
+        hook, _ = await store.create("carol", f"{url}/cli", ["new_message"], "")
+        cursors = await produce(settings, [new_message("carol", n) for n in range(3)])
+        await eventually(lambda: len(receiver.requests) >= 3, 30, "three deliveries")
+        listed = await _hub_cli(settings, "list", "--user", "carol")
+        assert hook.id in listed and "active" in listed and f"{url}/cli" in listed
+        log = (await _hub_cli(settings, "deliveries", hook.id)).splitlines()
+        assert [line.split()[0] for line in log] == cursors[::-1]
+        assert all("delivered" in line and "200" in line for line in log)
+        replayed = await _hub_cli(settings, "replay", hook.id, "--cursor", cursors[1])
+        assert replayed.startswith("scheduled 2 ")
+        await eventually(lambda: len(receiver.requests) >= 5, 30, "the replay")
+        assert [r.event["id"] for r in receiver.requests[3:]] == ["evt_carol_1", "evt_carol_2"]
