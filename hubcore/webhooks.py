@@ -18,12 +18,14 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 import orjson
 from pydantic import Field
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from hubcore.errors import InvalidField
 from hubcore.mongo import Document
 from hubcore.outbound import OutboundPolicy, Resolver
 from hubcore.sealing import CredentialCipher
@@ -159,6 +161,13 @@ class WebhookStore:
 
     async def check_url(self, url: str, field: str = "url") -> None:
         """The outbound policy for a user's URL: `AddressRefused` naming `field`."""
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises on a port that is not one
+        except ValueError as exc:
+            raise InvalidField(field, f"is not a URL ({exc})") from None
+        if parts.username is not None or parts.password is not None:
+            raise InvalidField(field, "must not carry credentials (sign with the secret)")
         await asyncio.to_thread(self.policy.url_address, url, field)
 
     # --- endpoints ----------------------------------------------------------------------

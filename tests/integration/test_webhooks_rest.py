@@ -93,6 +93,8 @@ async def test_endpoint_lifecycle(settings_factory: Callable[..., Settings]) -> 
         ("https://[::1]:8443/hook", [], False, "loopback"),
         ("http://127.0.0.1/hook", ["127.0.0.1"], False, "plaintext"),
         ("ftp://example.com/x", [], False, "pattern"),
+        ("https://[::1/x", [], False, "is not a URL"),
+        ("https://user:pw@example.com/x", [], False, "must not carry credentials"),
     ],
 )
 async def test_refused_urls(
