@@ -94,6 +94,7 @@ async def replay(
             start = max(start, await consumer.position(tp))
         if ops:
             await bulk_write_chunked(store.deliveries, ops)
+            await store.wake(webhook.id, own)
         return ReplayResult(len(ops), first, last, truncated)
     finally:
         await close_consumer(consumer)

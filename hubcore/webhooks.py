@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 WEBHOOKS = "webhooks"
 DELIVERIES = "webhook_deliveries"
+# Notes from the gateway to the deliveries' owner: an endpoint has deliveries its queue in
+# memory may not (replay, ping, resume).
+WAKEUPS = "webhook_wakeups"
 
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the form's prefix, not a secret
@@ -147,6 +150,7 @@ class WebhookStore:
         self.settings = settings
         self.webhooks = db[WEBHOOKS]
         self.deliveries = db[DELIVERIES]
+        self.wakeups = db[WAKEUPS]
         self.cipher = CredentialCipher.from_settings(settings)
         self.policy = OutboundPolicy.from_settings(settings, resolver)
 
@@ -265,6 +269,12 @@ class WebhookStore:
         return True
 
     # --- deliveries ---------------------------------------------------------------------
+    async def wake(self, webhook_id: str, partition: int) -> None:
+        """Tell whoever delivers `partition`'s events to read the endpoint's queue again."""
+        await self.wakeups.insert_one(
+            {"_id": secrets.token_hex(8), "webhookId": webhook_id, "partition": partition}
+        )
+
     async def delivery_page(
         self, webhook_id: str, limit: int, before: int | None
     ) -> list[DeliveryView]:

@@ -49,6 +49,7 @@ class Receiver:
     retry_after: dict[str, str] = field(default_factory=dict)
     requests: list[Received] = field(default_factory=list)
     _release: asyncio.Event = field(default_factory=asyncio.Event)
+    _seen: dict[str, int] = field(default_factory=dict)
 
     def at(self, path: str, *, ok_only: bool = False) -> list[Received]:
         return [
@@ -58,7 +59,8 @@ class Receiver:
     async def _handle(self, request: Request) -> Response:
         path = request.url.path
         body = await request.body()
-        seen = len([r for r in self.requests if r.path == path])
+        seen = self._seen.get(path, 0)
+        self._seen[path] = seen + 1
         statuses = self.script.get(path, [200])
         status = statuses[min(seen, len(statuses) - 1)]
         headers = {k.lower(): v for k, v in request.headers.items()}

@@ -18,14 +18,14 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from connectors.deliveries.dispatcher import Dispatcher
 from connectors.errors import ConnectorError
 from connectors.publisher import Publisher
 from gateway.frames import Event, InvalidEvent, decode_event
 from hubcore.kafka import Topics, close_consumer, create_consumer
-from hubcore.mongo import BULK_CHUNK, Document
+from hubcore.mongo import BULK_CHUNK, Document, bulk_write_chunked
 from hubcore.settings import Settings
 from hubcore.webhooks import WebhookStore, pending_doc
 from schemas import DeadLetterSource
@@ -52,7 +52,10 @@ class _Owned(ConsumerRebalanceListener):  # type: ignore[misc]
         self.dispatcher.partitions -= {tp.partition for tp in revoked}
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.dispatcher.partitions |= {tp.partition for tp in assigned}
+        new = {tp.partition for tp in assigned} - self.dispatcher.partitions
+        self.dispatcher.partitions |= new
+        if new:
+            await self.dispatcher.taken_over(new)
 
 
 class DeliveryConsumer:
@@ -127,18 +130,26 @@ class DeliveryConsumer:
         if not events:
             return
         hooks = await self.store.for_users({user for user, _, _ in events})
-        ops: list[UpdateOne] = []
-        woken: set[str] = set()
+        docs: dict[str, list[Document]] = {}
         for user, appended_ms, event in events:
             for webhook in hooks.get(user, []):
                 if event.type in webhook.events and appended_ms >= _ms(webhook.created_at):
-                    doc = pending_doc(self.topic, webhook, event)
-                    ops.append(UpdateOne({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True))
-                    woken.add(webhook.id)
-        # Ordered, so a worker reading meanwhile never sees an event before an earlier one.
-        for start in range(0, len(ops), BULK_CHUNK):
-            await self.store.deliveries.bulk_write(ops[start : start + BULK_CHUNK], ordered=True)
-        self.dispatcher.nudge(woken)
+                    docs.setdefault(webhook.id, []).append(pending_doc(self.topic, webhook, event))
+        if not docs:
+            return
+        flat = [doc for per_webhook in docs.values() for doc in per_webhook]
+        try:
+            # Ordered: a reader never sees an event's delivery before an earlier one's.
+            for start in range(0, len(flat), BULK_CHUNK):
+                await self.store.deliveries.insert_many(flat[start : start + BULK_CHUNK])
+        except BulkWriteError:
+            # Records read again after a crash: some deliveries exist, maybe sent already.
+            ops = [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in flat]
+            await bulk_write_chunked(self.store.deliveries, ops)
+            self.dispatcher.reload(docs)
+            return
+        for webhook_id, added in docs.items():
+            self.dispatcher.add(webhook_id, added)
 
     async def _poison(self, record: ConsumerRecord, reason: str) -> None:
         await self.publisher.dead_letter(

@@ -16,13 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
 import structlog
+from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
 from connectors.deliveries.metrics import (
@@ -37,7 +40,7 @@ from connectors.outbound.http import post, retry_after
 from connectors.outbound.senders import _pinned
 from connectors.publisher import Publisher
 from hubcore.kafka import Topics
-from hubcore.mongo import Document
+from hubcore.mongo import Document, bulk_write_chunked
 from hubcore.retry import Backoff
 from hubcore.settings import Settings
 from hubcore.webhooks import LOGGED_ATTEMPTS, FailureReason, Webhook, WebhookStore, sign
@@ -46,8 +49,11 @@ from schemas.base import utc_now
 
 log = structlog.get_logger("connectors.deliveries")
 
-BATCH = 20  # pending deliveries a worker reads at once
-BACKLOG_EVERY = 5.0  # seconds between counts of the back-log
+QUEUE_MAX = 1000  # deliveries of one endpoint held in memory
+RECORD_EVERY = 50  # successes recorded together at most
+IDLE_SECONDS = 60.0  # an idle endpoint's worker ends after this (its lane stays)
+WEBHOOK_TTL = 2.0  # seconds an endpoint read is used (pause, rotation take this long)
+BACKLOG_EVERY = 15.0  # seconds between counts of the back-log
 USER_AGENT = "hub-webhooks/1"
 
 
@@ -59,8 +65,24 @@ def _reason(status: int) -> FailureReason:
     return "http_4xx" if status >= 400 else "http_3xx"
 
 
+@dataclass(eq=False)
+class _Lane:
+    """One endpoint's queue in memory: its pending deliveries in order, all of them when
+    `complete`, else a prefix (the rest is read from the store once the queue is empty)."""
+
+    queue: deque[Document] = field(default_factory=deque)
+    complete: bool = False
+    # Bumped whenever a delivery is left to the store: a read that began before it may
+    # have missed it, so it must not mark the lane complete.
+    dirty: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    webhook: Webhook | None = None
+    checked: float = 0.0  # monotonic time `webhook` was read
+
+
 class Dispatcher:
-    """Workers per endpoint, the scan for due deliveries, and the attempts themselves."""
+    """Lanes per endpoint, the scan for wake-ups, and the attempts themselves."""
 
     def __init__(
         self,
@@ -80,8 +102,7 @@ class Dispatcher:
             max_delay=settings.webhook_backoff_max,
         )
         self.partitions: set[int] = set()  # of hub.user-events, owned by this process
-        self._workers: dict[str, asyncio.Task[None]] = {}
-        self._again: set[str] = set()  # nudged while running: look once more before ending
+        self._lanes: dict[str, _Lane] = {}
         self._scan: asyncio.Task[None] | None = None
         self.source_topic = Topics.from_settings(settings).user_events
 
@@ -89,30 +110,47 @@ class Dispatcher:
         self._scan = asyncio.create_task(self._scan_loop(), name="webhook-scan")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._scan, *self._workers.values()) if t is not None]
+        tasks = [t for t in (self._scan, *(lane.task for lane in self._lanes.values())) if t]
         for task in tasks:
             task.cancel()
         # A request under way is dropped: its delivery is still pending, sent again later
         # with the same webhook-id (at least once).
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def nudge(self, webhook_ids: Iterable[str]) -> None:
-        """New deliveries for these endpoints: make sure each has a worker."""
+    def add(self, webhook_id: str, docs: list[Document]) -> None:
+        """New deliveries of an endpoint, already in the store, in event order."""
+        lane = self._lanes.setdefault(webhook_id, _Lane())
+        if lane.complete and len(lane.queue) + len(docs) <= QUEUE_MAX:
+            lane.queue.extend(docs)
+        else:
+            lane.complete = False
+            lane.dirty += 1
+        self._run(webhook_id, lane)
+
+    def reload(self, webhook_ids: Iterable[str]) -> None:
+        """The store has deliveries of these endpoints the lanes may not (a replay, a ping,
+        a resumed endpoint, a partition taken over)."""
         for webhook_id in webhook_ids:
-            if webhook_id in self._workers:
-                self._again.add(webhook_id)
-            else:
-                self._workers[webhook_id] = asyncio.create_task(
-                    self._work(webhook_id), name=f"webhook-{webhook_id}"
-                )
+            lane = self._lanes.setdefault(webhook_id, _Lane())
+            lane.complete = False
+            lane.dirty += 1
+            lane.checked = 0.0  # read the endpoint again too: it may have been resumed
+            self._run(webhook_id, lane)
+
+    def _run(self, webhook_id: str, lane: _Lane) -> None:
+        lane.wake.set()
+        if lane.task is None or lane.task.done():
+            lane.task = asyncio.create_task(
+                self._work(webhook_id, lane), name=f"webhook-{webhook_id}"
+            )
 
     # --- the scan -------------------------------------------------------------------
     async def _scan_loop(self) -> None:
         counted = 0.0
         while True:
             try:
-                await self._scan_once()
-                if time.monotonic() - counted > BACKLOG_EVERY:
+                await self._wakeups()
+                if time.monotonic() - counted > BACKLOG_EVERY and self.partitions:
                     counted = time.monotonic()
                     BACKLOG.set(
                         await self.store.deliveries.count_documents(
@@ -123,62 +161,106 @@ class Dispatcher:
                 log.warning("webhook scan failed", error=str(exc)[:200])
             await asyncio.sleep(self.settings.webhook_scan_interval)
 
-    async def _scan_once(self) -> None:
+    async def _wakeups(self) -> None:
+        """Wake-ups the gateway left (`WebhookStore.wake`) for the partitions owned here."""
         if not self.partitions:
             return
-        query = {
-            "state": "pending",
-            "nextAttemptAt": {"$lte": utc_now()},
-            "partition": {"$in": sorted(self.partitions)},
-        }
-        due = {
-            doc["webhookId"]
-            async for doc in self.store.deliveries.find(query, {"webhookId": 1}).limit(1000)
-        }
-        idle = sorted(due - self._workers.keys())
-        if not idle:
-            return
-        active = {"_id": {"$in": idle}, "paused": False, "disabledReason": None}
-        self.nudge([doc["_id"] async for doc in self.store.webhooks.find(active, {"_id": 1})])
+        query = {"partition": {"$in": sorted(self.partitions)}}
+        found = await self.store.wakeups.find(query).limit(1000).to_list()
+        if found:
+            self.reload({doc["webhookId"] for doc in found})
+            await self.store.wakeups.delete_many({"_id": {"$in": [d["_id"] for d in found]}})
+
+    async def taken_over(self, partitions: set[int]) -> None:
+        """Partitions newly owned: their endpoints' pending deliveries (left by the process
+        that owned them before, or by this one before a restart) are read again."""
+        query = {"state": "pending", "partition": {"$in": sorted(partitions)}}
+        self.reload(await self.store.deliveries.distinct("webhookId", query))
 
     # --- one endpoint ---------------------------------------------------------------
-    async def _work(self, webhook_id: str) -> None:
+    async def _work(self, webhook_id: str, lane: _Lane) -> None:
+        done: list[UpdateOne] = []
         try:
-            while True:
-                self._again.discard(webhook_id)
-                more = await self._round(webhook_id)
-                if not more and webhook_id not in self._again:
-                    return
+            while await self._step(webhook_id, lane, done):
+                pass
         except PyMongoError as exc:
             log.warning("webhook worker stopped", webhook=webhook_id, error=str(exc)[:200])
+            lane.complete = False
         except Exception:
-            # One endpoint must never end the process's deliveries; the scan restarts it.
+            # One endpoint must never end the process's deliveries.
             log.exception("webhook worker crashed", webhook=webhook_id)
+            lane.complete = False
         finally:
-            self._workers.pop(webhook_id, None)
+            with contextlib.suppress(PyMongoError):
+                await self._record(done)
 
-    async def _round(self, webhook_id: str) -> bool:
-        """Send what is due, in order; True when more may be due at once."""
-        webhook = await self.store.get(webhook_id)
-        if webhook is None or not webhook.active:
+    async def _step(self, webhook_id: str, lane: _Lane, done: list[UpdateOne]) -> bool:
+        """Send the head of the lane when due; False when the worker may end.
+
+        Successes are recorded together (before any other store access, and at least
+        every `RECORD_EVERY`): a crash in between sends them again with the same
+        webhook-id (at least once), and a store write per delivery does not bound an
+        endpoint's rate.
+        """
+        if len(done) >= RECORD_EVERY or (done and not lane.queue):
+            await self._record(done)
+        if not lane.queue and not lane.complete:
+            seen = lane.dirty
+            query = {"webhookId": webhook_id, "state": "pending"}
+            cursor = self.store.deliveries.find(query).sort([("seq", 1), ("createdAt", 1)])
+            lane.queue = deque(await cursor.limit(QUEUE_MAX).to_list())
+            lane.complete = len(lane.queue) < QUEUE_MAX and lane.dirty == seen
+        if not lane.queue:
+            if lane.complete:
+                lane.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lane.wake.wait(), IDLE_SECONDS)
+                return bool(lane.queue) or not lane.complete
+            return True
+        webhook = await self._webhook(webhook_id, lane)
+        head = lane.queue[0]
+        if webhook is None or not webhook.active or head["partition"] not in self.partitions:
+            # Paused, disabled, deleted or no longer ours: the store keeps the deliveries.
+            lane.queue.clear()
+            lane.complete = False
             return False
-        query = {"webhookId": webhook_id, "state": "pending"}
-        cursor = self.store.deliveries.find(query).sort([("seq", 1), ("createdAt", 1)])
-        batch = await cursor.limit(BATCH).to_list()
-        for doc in batch:
-            if doc["partition"] not in self.partitions:
-                return False  # another process owns this user's events now
-            wait = (doc["nextAttemptAt"] - utc_now()).total_seconds()
-            if wait > 0:
-                if wait > self.settings.webhook_scan_interval:
-                    return False  # the scan starts a worker again once it is due
-                await asyncio.sleep(wait)
-            if not await self._attempt(webhook, doc):
-                return True  # look again: the head may be due at once (Retry-After: 0)
-        return len(batch) == BATCH
+        wait = (head["nextAttemptAt"] - utc_now()).total_seconds()
+        if wait > 0:
+            await self._record(done)
+            lane.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lane.wake.wait(), wait)
+            return True
+        delivered, update = await self._attempt(webhook, head)
+        if delivered:
+            lane.queue.popleft()
+            done.append(UpdateOne({"_id": head["_id"]}, {"$set": update}))
+            return True
+        await self._record([*done, UpdateOne({"_id": head["_id"]}, {"$set": update})])
+        done.clear()
+        if update["state"] == "dead":
+            lane.queue.popleft()
+            if not head.get("ping"):
+                await self._give_up(webhook, head, update)
+                lane.checked = 0.0
+        else:
+            lane.queue[0] = {**head, **update}
+        return True
 
-    async def _attempt(self, webhook: Webhook, doc: Document) -> bool:
-        """One attempt; records it and returns whether it was delivered."""
+    async def _webhook(self, webhook_id: str, lane: _Lane) -> Webhook | None:
+        """The endpoint, read again at most every `WEBHOOK_TTL` seconds (pause, rotation)."""
+        if time.monotonic() - lane.checked > WEBHOOK_TTL:
+            lane.webhook = await self.store.get(webhook_id)
+            lane.checked = time.monotonic()
+        return lane.webhook
+
+    async def _record(self, done: list[UpdateOne]) -> None:
+        if done:
+            await bulk_write_chunked(self.store.deliveries, done)
+            done.clear()
+
+    async def _attempt(self, webhook: Webhook, doc: Document) -> tuple[bool, dict[str, Any]]:
+        """One attempt: whether it was delivered, and the delivery's fields to record."""
         body = doc["body"].encode()
         now = utc_now()
         timestamp = int(now.timestamp())
@@ -227,7 +309,7 @@ class Dispatcher:
         }
         attempts = doc["attempts"] + 1
         logged = [*doc.get("lastAttempts", []), entry][-LOGGED_ATTEMPTS:]
-        update: dict[str, Any] = {"attempts": attempts, "lastAttempts": logged}
+        update: dict[str, Any] = {"attempts": attempts, "lastAttempts": logged, "state": "pending"}
         if reason is None:
             DELIVERIES.labels("delivered").inc()
             if attempts == 1 and not doc.get("ping"):
@@ -242,22 +324,16 @@ class Dispatcher:
                 DELIVERIES.labels("failed").inc()
                 delay = self.backoff.delay(attempts, wait_asked)
                 update["nextAttemptAt"] = utc_now() + timedelta(seconds=delay)
-        await self.store.deliveries.update_one({"_id": doc["_id"]}, {"$set": update})
-        if update.get("state") == "dead" and not doc.get("ping"):
-            await self._give_up(webhook, doc, attempts, reason, status)
-        return reason is None
+        return reason is None, update
 
-    async def _give_up(
-        self,
-        webhook: Webhook,
-        doc: Document,
-        attempts: int,
-        reason: FailureReason | None,
-        status: int | None,
-    ) -> None:
+    async def _give_up(self, webhook: Webhook, doc: Document, update: dict[str, Any]) -> None:
         """The last attempt failed: dead letter, and the endpoint disabled (reason kept)."""
-        last = f"{reason}" + (f" ({status})" if status is not None else "")
-        why = f"delivery {doc['_id']} failed {attempts} attempts since {doc['createdAt']}: {last}"
+        last = update["lastAttempts"][-1]
+        answer = f"{last['error']}" + (f" ({last['status']})" if last["status"] else "")
+        why = (
+            f"delivery {doc['_id']} failed {update['attempts']} attempts since "
+            f"{doc['createdAt']}: {answer}"
+        )
         await self.store.disable(webhook.id, why)
         log.warning("webhook disabled", webhook=webhook.id, reason=why)
         with contextlib.suppress(Exception):  # the delivery log keeps it either way

@@ -107,6 +107,11 @@ def _partitions(runtime: Runtime) -> list[int]:
     return runtime.pump.partitions or list(range(runtime.settings.topic_partitions))
 
 
+def _user_partition(runtime: Runtime, user_id: str) -> int:
+    partitions = _partitions(runtime)
+    return partition_for(user_id.encode(), partitions, partitions)
+
+
 async def _own(runtime: RuntimeDep, user_id: str, webhook_id: str) -> Webhook:
     webhook = await runtime.webhooks.get(webhook_id, user_id)
     if webhook is None:
@@ -151,6 +156,8 @@ async def update_webhook(
     webhook = await runtime.webhooks.update(user_id, webhook_id, changes)
     if webhook is None:
         raise NotFound(f"no webhook {webhook_id!r}")
+    if changes.get("paused") is False:  # resumed: its pending deliveries go out again
+        await runtime.webhooks.wake(webhook.id, _user_partition(runtime, user_id))
     return webhook.view()
 
 
@@ -230,14 +237,13 @@ async def ping_webhook(user_id: UserId, runtime: RuntimeDep, webhook_id: Webhook
         "occurredAt": format_utc(now),
         "data": {"webhookId": webhook.id},
     }
-    partitions = _partitions(runtime)
     # The process that owns the user's events sends it, in the endpoint's worker; seq -1
-    # puts it ahead of the endpoint's queue.
+    # puts it ahead of what the endpoint's queue reads from the store.
     doc = new_delivery(
         delivery_id("ping", 0, 0, ping_id),
         webhook.id,
         user_id,
-        partition_for(user_id.encode(), partitions, partitions),
+        _user_partition(runtime, user_id),
         -1,
         "ping",
         ping_id,
@@ -246,4 +252,5 @@ async def ping_webhook(user_id: UserId, runtime: RuntimeDep, webhook_id: Webhook
         ping=True,
     )
     await runtime.webhooks.deliveries.insert_one(doc)
+    await runtime.webhooks.wake(webhook.id, doc["partition"])
     return PingAccepted(id=doc["_id"])
