@@ -28,6 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hubcore.errors import InvalidField
 from hubcore.mongo import Document
 from hubcore.outbound import OutboundPolicy, Resolver
+from hubcore.retry import Backoff
 from hubcore.sealing import CredentialCipher
 from hubcore.settings import Settings
 from schemas.base import HubModel, UtcDatetime, utc_now
@@ -73,6 +74,16 @@ def sign(secrets_: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
     return " ".join(
         "v1," + base64.b64encode(hmac.new(secret_key(s), signed, hashlib.sha256).digest()).decode()
         for s in secrets_
+    )
+
+
+def retry_schedule(settings: Settings) -> Backoff:
+    """Waits between a delivery's attempts: doubling from the first, capped, jittered."""
+    return Backoff(
+        attempts=settings.webhook_attempts,
+        first=settings.webhook_backoff_first,
+        factor=2.0,
+        max_delay=settings.webhook_backoff_max,
     )
 
 

@@ -41,9 +41,15 @@ from connectors.outbound.senders import _pinned
 from connectors.publisher import Publisher
 from hubcore.kafka import Topics
 from hubcore.mongo import Document, bulk_write_chunked
-from hubcore.retry import Backoff
 from hubcore.settings import Settings
-from hubcore.webhooks import LOGGED_ATTEMPTS, FailureReason, Webhook, WebhookStore, sign
+from hubcore.webhooks import (
+    LOGGED_ATTEMPTS,
+    FailureReason,
+    Webhook,
+    WebhookStore,
+    retry_schedule,
+    sign,
+)
 from schemas import DeadLetterSource
 from schemas.base import utc_now
 
@@ -95,12 +101,7 @@ class Dispatcher:
         self.store = store
         self.http = http
         self.publisher = publisher
-        self.backoff = Backoff(
-            attempts=settings.webhook_attempts,
-            first=settings.webhook_backoff_first,
-            factor=2.0,
-            max_delay=settings.webhook_backoff_max,
-        )
+        self.backoff = retry_schedule(settings)
         self.partitions: set[int] = set()  # of hub.user-events, owned by this process
         self._lanes: dict[str, _Lane] = {}
         self._scan: asyncio.Task[None] | None = None
