@@ -281,6 +281,12 @@ class Settings(BaseSettings):
     webhook_replay_max: int = Field(
         default=10_000, ge=1, le=1_000_000, description="Events one replay request may re-send."
     )
+    webhook_log_days: float = Field(
+        default=7.0,
+        gt=0,
+        le=365,
+        description="Days a finished delivery (delivered or dead) stays in the delivery log.",
+    )
 
     _split = field_validator(
         "jwt_algorithms", "cors_origins", "outbound_allowed_hosts", "trusted_proxies", mode="before"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -60,6 +61,7 @@ RECORD_EVERY = 50  # successes recorded together at most
 IDLE_SECONDS = 60.0  # an idle endpoint's worker ends after this (its lane stays)
 WEBHOOK_TTL = 2.0  # seconds an endpoint read is used (pause, rotation take this long)
 BACKLOG_EVERY = 15.0  # seconds between counts of the back-log
+PRUNE_EVERY = 3600.0  # seconds between removals of old log entries
 USER_AGENT = "hub-webhooks/1"
 
 
@@ -85,6 +87,9 @@ class _Lane:
     task: asyncio.Task[None] | None = None
     webhook: Webhook | None = None
     checked: float = 0.0  # monotonic time `webhook` was read
+    # Paused, disabled, deleted or on a partition owned elsewhere: nothing to do until an
+    # event, a wake-up or a rebalance says otherwise.
+    parked: bool = False
 
 
 class Dispatcher:
@@ -121,6 +126,7 @@ class Dispatcher:
     def add(self, webhook_id: str, docs: list[Document]) -> None:
         """New deliveries of an endpoint, already in the store, in event order."""
         lane = self._lanes.setdefault(webhook_id, _Lane())
+        lane.parked = False
         if lane.complete and len(lane.queue) + len(docs) <= QUEUE_MAX:
             lane.queue.extend(docs)
         else:
@@ -134,6 +140,7 @@ class Dispatcher:
         for webhook_id in webhook_ids:
             lane = self._lanes.setdefault(webhook_id, _Lane())
             lane.complete = False
+            lane.parked = False
             lane.dirty += 1
             lane.checked = 0.0  # read the endpoint again too: it may have been resumed
             self._run(webhook_id, lane)
@@ -147,10 +154,14 @@ class Dispatcher:
 
     # --- the scan -------------------------------------------------------------------
     async def _scan_loop(self) -> None:
-        counted = 0.0
+        counted = pruned = -math.inf  # both at the first round
         while True:
             try:
                 await self._wakeups()
+                self._revive()
+                if time.monotonic() - pruned > PRUNE_EVERY and self.partitions:
+                    pruned = time.monotonic()
+                    await self._prune()
                 if time.monotonic() - counted > BACKLOG_EVERY and self.partitions:
                     counted = time.monotonic()
                     BACKLOG.set(
@@ -161,6 +172,24 @@ class Dispatcher:
             except PyMongoError as exc:
                 log.warning("webhook scan failed", error=str(exc)[:200])
             await asyncio.sleep(self.settings.webhook_scan_interval)
+
+    def _revive(self) -> None:
+        """Restart the workers a store outage or a crash ended with deliveries left."""
+        for webhook_id, lane in self._lanes.items():
+            stopped = lane.task is None or lane.task.done()
+            if stopped and not lane.parked and (lane.queue or not lane.complete):
+                self._run(webhook_id, lane)
+
+    async def _prune(self) -> None:
+        """Drop log entries of finished deliveries older than `HUB_WEBHOOK_LOG_DAYS`."""
+        cutoff = utc_now() - timedelta(days=self.settings.webhook_log_days)
+        await self.store.deliveries.delete_many(
+            {
+                "state": {"$in": ["delivered", "dead"]},
+                "partition": {"$in": sorted(self.partitions)},
+                "createdAt": {"$lt": cutoff},
+            }
+        )
 
     async def _wakeups(self) -> None:
         """Wake-ups the gateway left (`WebhookStore.wake`) for the partitions owned here."""
@@ -224,6 +253,7 @@ class Dispatcher:
             # Paused, disabled, deleted or no longer ours: the store keeps the deliveries.
             lane.queue.clear()
             lane.complete = False
+            lane.parked = True
             return False
         wait = (head["nextAttemptAt"] - utc_now()).total_seconds()
         if wait > 0:
