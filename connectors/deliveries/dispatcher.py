@@ -127,6 +127,8 @@ class Dispatcher:
         """New deliveries of an endpoint, already in the store, in event order."""
         lane = self._lanes.setdefault(webhook_id, _Lane())
         lane.parked = False
+        if not lane.queue:
+            lane.checked = 0.0  # idle until now: sign with the endpoint as it is now
         if lane.complete and len(lane.queue) + len(docs) <= QUEUE_MAX:
             lane.queue.extend(docs)
         else:
