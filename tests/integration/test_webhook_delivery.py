@@ -57,6 +57,21 @@ async def hub(settings: Settings, db: AsyncDatabase[Document]) -> AsyncIterator[
         yield store
 
 
+@asynccontextmanager
+async def with_rest(
+    settings: Settings, db: AsyncDatabase[Document], user: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The delivering connectors and a gateway, and a REST client of `user`."""
+    async with (
+        hub(settings, db),
+        running_gateway(settings) as gw,
+        httpx.AsyncClient(
+            base_url=gw.base_url, headers={"Authorization": f"Bearer {token(settings, user)}"}
+        ) as api,
+    ):
+        yield api
+
+
 def deleted(user: str, n: int) -> MessageDeleted:
     return MessageDeleted(
         id=f"del_{user}_{n}",
@@ -142,7 +157,7 @@ async def test_dead_endpoint_is_dead_lettered_and_disabled_without_delaying_anot
     receiver = Receiver(script={"/dead": [HANG]})
     async with receiver.serving() as url, hub(settings, mongo_db) as store:
         dead = await store.create("alice", f"{url}/dead", ["new_message"], "")
-        live = await store.create("alice", f"{url}/live", ["new_message"], "")
+        await store.create("alice", f"{url}/live", ["new_message"], "")
         started = time.monotonic()
         sent_at: dict[str, float] = {}
         for n in range(5):
@@ -176,7 +191,6 @@ async def test_dead_endpoint_is_dead_lettered_and_disabled_without_delaying_anot
         assert len(ours) == 1 and ours[0].error_type == "webhook_failed"
         assert ours[0].payload == receiver.at("/dead")[0].body.decode()
         assert time.monotonic() - started < 30
-    del live
 
 
 async def test_sigkill_mid_flight_delivers_every_event_at_least_once(
@@ -231,14 +245,7 @@ async def test_replay_from_a_time_resends_exactly_that_range(
 ) -> None:
     settings = fast(settings)
     receiver = Receiver()
-    async with (
-        receiver.serving() as url,
-        hub(settings, mongo_db) as store,
-        running_gateway(settings) as gw,
-        httpx.AsyncClient(
-            base_url=gw.base_url, headers={"Authorization": f"Bearer {token(settings, 'alice')}"}
-        ) as api,
-    ):
+    async with receiver.serving() as url, with_rest(settings, mongo_db, "alice") as api:
         created = await api.post(
             "/api/webhooks", json={"url": f"{url}/hook", "events": ["new_message"]}
         )
@@ -267,7 +274,6 @@ async def test_replay_from_a_time_resends_exactly_that_range(
         bad = await api.post(f"/api/webhooks/{hook_id}/replay", json={"from": "yesterday"})
         assert bad.status_code == 422
     assert len(receiver.requests) == 16
-    del store
 
 
 async def _hub_cli(settings: Settings, *args: str) -> str:
@@ -311,14 +317,7 @@ async def test_pause_resume_rotate_and_replay_the_gap(
 ) -> None:
     settings = fast(settings)
     receiver = Receiver()
-    async with (
-        receiver.serving() as url,
-        hub(settings, mongo_db),
-        running_gateway(settings) as gw,
-        httpx.AsyncClient(
-            base_url=gw.base_url, headers={"Authorization": f"Bearer {token(settings, 'dan')}"}
-        ) as api,
-    ):
+    async with receiver.serving() as url, with_rest(settings, mongo_db, "dan") as api:
         created = (
             await api.post("/api/webhooks", json={"url": f"{url}/p", "events": ["new_message"]})
         ).json()
