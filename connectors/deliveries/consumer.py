@@ -52,10 +52,7 @@ class _Owned(ConsumerRebalanceListener):  # type: ignore[misc]
         self.dispatcher.partitions -= {tp.partition for tp in revoked}
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        new = {tp.partition for tp in assigned} - self.dispatcher.partitions
-        self.dispatcher.partitions |= new
-        if new:
-            await self.dispatcher.taken_over(new)
+        self.dispatcher.take_over({tp.partition for tp in assigned})
 
 
 class DeliveryConsumer:

@@ -108,6 +108,7 @@ class Dispatcher:
         self.publisher = publisher
         self.backoff = retry_schedule(settings)
         self.partitions: set[int] = set()  # of hub.user-events, owned by this process
+        self._taking_over: set[int] = set()  # owned, their pending deliveries not read yet
         self._lanes: dict[str, _Lane] = {}
         self._scan: asyncio.Task[None] | None = None
         self.source_topic = Topics.from_settings(settings).user_events
@@ -159,6 +160,7 @@ class Dispatcher:
         counted = pruned = -math.inf  # both at the first round
         while True:
             try:
+                await self._take_over()
                 await self._wakeups()
                 self._revive()
                 if time.monotonic() - pruned > PRUNE_EVERY and self.partitions:
@@ -203,11 +205,19 @@ class Dispatcher:
             self.reload({doc["webhookId"] for doc in found})
             await self.store.wakeups.delete_many({"_id": {"$in": [d["_id"] for d in found]}})
 
-    async def taken_over(self, partitions: set[int]) -> None:
-        """Partitions newly owned: their endpoints' pending deliveries (left by the process
-        that owned them before, or by this one before a restart) are read again."""
-        query = {"state": "pending", "partition": {"$in": sorted(partitions)}}
-        self.reload(await self.store.deliveries.distinct("webhookId", query))
+    def take_over(self, partitions: set[int]) -> None:
+        """Partitions now owned (a rebalance, a start): the scan reads their endpoints'
+        pending deliveries, left by the process that owned them before or by this one
+        before a restart (not in the rebalance itself: a slow store must not hold it)."""
+        self._taking_over |= partitions - self.partitions
+        self.partitions |= partitions
+
+    async def _take_over(self) -> None:
+        if self._taking_over:
+            query = {"state": "pending", "partition": {"$in": sorted(self._taking_over)}}
+            found = await self.store.deliveries.distinct("webhookId", query)
+            self._taking_over.clear()
+            self.reload(found)
 
     # --- one endpoint ---------------------------------------------------------------
     async def _work(self, webhook_id: str, lane: _Lane) -> None:
