@@ -265,6 +265,8 @@ class Dispatcher:
         head = lane.queue[0]
         if webhook is None or not webhook.active or head["partition"] not in self.partitions:
             # Paused, disabled, deleted or no longer ours: the store keeps the deliveries.
+            if webhook is None:
+                self._lanes.pop(webhook_id, None)
             lane.queue.clear()
             lane.complete = False
             lane.parked = True
