@@ -1,6 +1,7 @@
 // The demo inbox: only the public REST API and the /ws protocol, no build step.
 import { RANK, keepSends, messageNode, msgSelector, sends, setOutboundStatus, showContent, tombstone }
   from "./messages.js";
+import { mountIntegrations } from "./integrations.js";
 
 // `#token=` (never sent to a server, so never in a proxy's log), or `?token=` as before.
 const given = new URLSearchParams(location.hash.slice(1)).get("token")
@@ -289,6 +290,7 @@ async function start() {
   if (!state.token) { $("#login").hidden = false; return; }
   $("#login").hidden = true; $("#app").hidden = false;
   connect();  // first, so no event between the REST snapshot and the socket is missed
+  mountIntegrations(api);
   await load();
   setInterval(() => state.socket && state.socket.readyState === 1 &&
     state.socket.send(JSON.stringify({ type: "ping" })), 25000);
