@@ -107,6 +107,13 @@ SCENARIOS: dict[str, Scenario] = {
             lambda r: r["ratio"] <= 5 and r["ratio_at_100"] <= 10,
         ),
         Scenario(
+            "W1",
+            "user event -> webhook latency at 200 events/s; deliveries/s",
+            ("p50_ms", "p99_ms", "deliveries_per_s"),
+            "p99 <= 1,000 ms, >= 200 deliveries/s",
+            lambda r: r["p99_ms"] <= 1000 and r["deliveries_per_s"] >= 200,
+        ),
+        Scenario(
             "R1",
             "Socket.IO recovery of 1,000 missed events (reconnect -> last)",
             ("ms", "events", "recovered", "in_order"),
@@ -224,6 +231,13 @@ def _cells(scenario_id: str, r: Mapping[str, Any]) -> tuple[str, str, str]:
         )
     if scenario_id == "R1":
         return (f"{_n(r['ms'], 1)} ms, {r['events']} events", "-", "-")
+    if scenario_id == "W1":
+        return (
+            f"p50 {_n(r['p50_ms'], 1)} ms, p99 {_n(r['p99_ms'], 1)} ms; "
+            f"{_n(r['deliveries_per_s'])} deliveries/s ({r['endpoints']} endpoints)",
+            "-",
+            "-",
+        )
     if scenario_id in ("P4", "P4s"):
         return (
             f"{_n(r['connections'])} sockets, {_n(r['rss_per_conn_kib'], 1)} KiB each",

@@ -41,6 +41,7 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
         p8_cost,
         p26_streams,
         recovery,
+        w1_webhooks,
     )
 
     replayed: list[bool] = []  # P6 once, with the first of P2's runs
@@ -74,6 +75,9 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     async def p8(ctx: Context, earlier: Mapping[str, Result]) -> dict[str, Result]:
         return {"P8": await p8_cost.run(ctx, earlier.get("P1"))}
 
+    async def w1(ctx: Context, _: Mapping[str, Result]) -> dict[str, Result]:
+        return {"W1": await w1_webhooks.run(ctx)}
+
     # P6 replays the history P2 builds, so selecting it runs P2 too.
     table: list[tuple[tuple[str, ...], Runner]] = [
         (("P1",), p1),
@@ -85,6 +89,7 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
         (("R1",), r1),
         (("P7",), p7),
         (("P8",), p8),
+        (("W1",), w1),
     ]
     return [(ids, fn) for ids, fn in table if selected & set(ids)]
 
