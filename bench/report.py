@@ -115,6 +115,13 @@ SCENARIOS: dict[str, Scenario] = {
             lambda r: r["event_us"] <= 100,
         ),
         Scenario(
+            "W1",
+            "user event -> webhook latency at 200 events/s; deliveries/s",
+            ("p50_ms", "p99_ms", "deliveries_per_s"),
+            "p99 <= 1,000 ms, >= 200 deliveries/s",
+            lambda r: r["p99_ms"] <= 1000 and r["deliveries_per_s"] >= 200,
+        ),
+        Scenario(
             "R1",
             "Socket.IO recovery of 1,000 missed events (reconnect -> last)",
             ("ms", "events", "recovered", "in_order"),
@@ -237,6 +244,13 @@ def _cells(scenario_id: str, r: Mapping[str, Any]) -> tuple[str, str, str]:
             f"{_n(r['event_us'], 1)} us per user event ({_n(r['event_first_us'])} us first "
             f"in 5 s); {_n(r['notification_us'])} us per notification sent",
             f"RFC 8291 encryption {_n(r['encryption_us'])} us",
+            "-",
+        )
+    if scenario_id == "W1":
+        return (
+            f"p50 {_n(r['p50_ms'], 1)} ms, p99 {_n(r['p99_ms'], 1)} ms; "
+            f"{_n(r['deliveries_per_s'])} deliveries/s ({r['endpoints']} endpoints)",
+            "-",
             "-",
         )
     if scenario_id in ("P4", "P4s"):

@@ -42,6 +42,7 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
         p26_streams,
         push_cost,
         recovery,
+        w1_webhooks,
     )
 
     replayed: list[bool] = []  # P6 once, with the first of P2's runs
@@ -78,6 +79,9 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     async def n1(ctx: Context, _: Mapping[str, Result]) -> dict[str, Result]:
         return {"N1": await push_cost.run(ctx)}
 
+    async def w1(ctx: Context, _: Mapping[str, Result]) -> dict[str, Result]:
+        return {"W1": await w1_webhooks.run(ctx)}
+
     # P6 replays the history P2 builds, so selecting it runs P2 too.
     table: list[tuple[tuple[str, ...], Runner]] = [
         (("P1",), p1),
@@ -90,6 +94,7 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
         (("P7",), p7),
         (("P8",), p8),
         (("N1",), n1),
+        (("W1",), w1),
     ]
     return [(ids, fn) for ids, fn in table if selected & set(ids)]
 

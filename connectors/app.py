@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from connectors.deliveries.consumer import start_deliveries
 from connectors.media.consumer import MediaConsumer
 from connectors.media.fetcher import MediaFetcher
 from connectors.outbound.consumer import OutboundConsumer
@@ -99,6 +100,8 @@ def create_app(settings: Settings, *, pollers: bool | None = None) -> FastAPI:
                 media = MediaConsumer(settings, fetcher, publisher)
                 media.start()
                 stack.push_async_callback(media.stop)
+            if settings.webhooks_deliver:
+                stack.push_async_callback(await start_deliveries(settings, db, publisher, stack))
             yield
         finally:
             await stack.aclose()

@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure
 
-from gateway.api import accounts, attachments, inbox, ops, presence, push
+from gateway.api import accounts, attachments, inbox, ops, presence, push, webhooks
 from gateway.api.page import mount_page
 from gateway.errors import GatewayError, TooManyRequests
 from gateway.middleware import BodyLimit, RequestLog, with_security_headers
@@ -95,7 +95,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     api.add_middleware(
         CORSMiddleware,
         allow_origins=list(runtime.settings.cors_origins),
-        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         expose_headers=["X-Request-ID"],
         max_age=600,
@@ -106,6 +106,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     api.include_router(push.router)
     api.include_router(attachments.router)
     api.include_router(presence.router)
+    api.include_router(webhooks.router)
     mount_page(api)
 
     @api.exception_handler(HubError)

@@ -30,6 +30,7 @@ from hubcore.kafka import Topics, create_producer
 from hubcore.mongo import create_client, database, ensure_indexes
 from hubcore.ratelimit import RateLimiter
 from hubcore.settings import Settings
+from hubcore.webhooks import WebhookStore
 
 log = structlog.get_logger("gateway")
 
@@ -51,6 +52,7 @@ class Runtime:
         self.mongo = create_client(settings.mongo_url)
         self.db = database(self.mongo, settings)
         self.accounts = AccountStore(self.db, settings)
+        self.webhooks = WebhookStore(self.db, settings)
         self.rest_limit = RateLimiter(settings.rate_rest_per_user)
         self.limits = ConnectionLimits(settings)  # /ws and Socket.IO share them
         self.registry = Registry()
@@ -120,6 +122,7 @@ class Runtime:
         try:
             await ensure_indexes(self.db)
             await ensure_attachment_indexes(self.db)
+            await self.webhooks.ensure_indexes()
         except PyMongoError as exc:  # reads still work, only slower; streams creates them too
             log.warning("indexes_not_ensured", error=str(exc))
 

@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from hub.provision.process import ProvisionError
+from hub.webhooks_cli import webhooks_app
 from hubcore.settings import Settings, SettingsError, settings_or_exit
 
 app = typer.Typer(
@@ -247,6 +248,7 @@ class ModeName(StrEnum):
 
 accounts_app = typer.Typer(no_args_is_help=True, help="Connected platform accounts.")
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(webhooks_app, name="webhooks")  # hub/webhooks_cli.py (docs/webhooks.md)
 
 
 @accounts_app.command("add")

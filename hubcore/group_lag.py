@@ -80,12 +80,14 @@ class CommitStall(Generic[K]):
 
 def watched_groups(settings: Settings) -> dict[str, list[str]]:
     """The groups whose standstill loses the hub its purpose, and their topics: the streams
-    workers (streams.worker.app_id) and the reply senders
-    (connectors.outbound.consumer.group_id); a unit test keeps the names equal."""
+    workers (streams.worker.app_id), the reply senders
+    (connectors.outbound.consumer.group_id) and the webhook deliveries
+    (connectors.deliveries.consumer.group_id); a unit test keeps the names equal."""
     topics = Topics.from_settings(settings)
     return {
         f"{topics.namespace}.streams": [topics.raw_messages, topics.commands],
         f"{topics.namespace}.connectors-outbound": [topics.outbound],
+        f"{topics.namespace}.webhook-deliveries": [topics.user_events],
     }
 
 

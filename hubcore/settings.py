@@ -387,6 +387,61 @@ class Settings(BaseSettings):
     # empty: `<host>-<pid>`.
     gateway_id: str = Field(default="", max_length=100, pattern=r"^[A-Za-z0-9._:-]*$")
 
+    # --- webhook deliveries (issue 26, docs/webhooks.md) --------------------------------
+    # Endpoint URLs follow the outbound policy: HUB_OUTBOUND_ALLOW_PLAINTEXT for http://,
+    # HUB_OUTBOUND_ALLOWED_HOSTS for private and loopback addresses.
+    webhooks_deliver: bool = Field(
+        default=True,
+        description="Consume hub.user-events and deliver webhooks in this connectors process.",
+    )
+    webhooks_max_per_user: int = Field(
+        default=10, ge=1, le=1000, description="Webhook endpoints one user may register (409)."
+    )
+    webhook_secret_grace: float = Field(
+        default=86_400.0,
+        ge=0,
+        le=30 * 86_400,
+        description="Seconds a rotated-out signing secret still signs (beside the new one).",
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, le=60, description="Per delivery attempt: connect, send, answer."
+    )
+    webhook_max_answer_bytes: int = Field(
+        default=1024, ge=0, le=64 * 1024, description="Bytes of a receiver's answer read."
+    )
+    webhook_attempts: int = Field(
+        default=18,
+        ge=1,
+        le=50,
+        description="Attempts per delivery before its dead letter and the endpoint's "
+        "disabling; with the back-off defaults the last one comes 19 h (jitter: 13-26 h) "
+        "after the first.",
+    )
+    webhook_backoff_first: float = Field(
+        default=5.0, gt=0, le=3600, description="Seconds before the first retry (doubling)."
+    )
+    webhook_backoff_max: float = Field(
+        default=14_400.0,
+        gt=0,
+        le=86_400,
+        description="Longest wait between attempts, Retry-After included (seconds).",
+    )
+    webhook_scan_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds between looks for deliveries that came due (retries, replays).",
+    )
+    webhook_replay_max: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Events one replay request may re-send."
+    )
+    webhook_log_days: float = Field(
+        default=7.0,
+        gt=0,
+        le=365,
+        description="Days a finished delivery (delivered or dead) stays in the delivery log.",
+    )
+
     _split = field_validator(
         "jwt_algorithms", "cors_origins", "outbound_allowed_hosts", "trusted_proxies", mode="before"
     )(_split_csv)

@@ -3,6 +3,7 @@ import { RANK, keepSends, messageNode, msgSelector, sends, setOutboundStatus, sh
   from "./messages.js";
 import { setupPush, showMute } from "./push.js";
 import { attachPicker, upload } from "./attachments.js";
+import { mountIntegrations } from "./integrations.js";
 
 // `#token=` (never sent to a server, so never in a proxy's log), or `?token=` as before.
 const given = new URLSearchParams(location.hash.slice(1)).get("token")
@@ -328,6 +329,7 @@ async function start() {
   if (!state.token) { $("#login").hidden = false; return; }
   $("#login").hidden = true; $("#app").hidden = false;
   connect();  // first, so no event between the REST snapshot and the socket is missed
+  mountIntegrations(api);
   await load();
   // Opened from a notification: `#conversation=<id>`.
   const wanted = new URLSearchParams(location.hash.slice(1)).get("conversation");

@@ -468,3 +468,13 @@ async def test_a_full_run_repeats_p2_and_p3_and_hands_p1_to_p7_and_p8(
         say=lambda _: None,
     )
     assert "runs" not in doc["scenarios"]["P2"] and doc["scenarios"]["P3"]["p99_ms"] == 70.0
+
+
+def test_w1_row_and_target() -> None:
+    result = {"p50_ms": 27.3, "p99_ms": 198.4, "deliveries_per_s": 642.0, "endpoints": 20}
+    done = finish("W1", result, AT)
+    assert done["met"]
+    assert not finish("W1", {**result, "deliveries_per_s": 150.0}, AT)["met"]
+    assert not finish("W1", {**result, "p99_ms": 1500.0}, AT)["met"]
+    (row,) = markdown_table(document({}, {"W1": done}, None)).splitlines()[2:]
+    assert "p50 27.3 ms, p99 198.4 ms; 642 deliveries/s (20 endpoints)" in row

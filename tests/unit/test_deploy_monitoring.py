@@ -132,11 +132,13 @@ def test_the_dashboard_layout_is_consistent() -> None:
 
 
 def test_the_watched_groups_are_the_consumers_group_ids() -> None:
+    from connectors.deliveries.consumer import group_id as deliveries_group
     from connectors.outbound.consumer import group_id
     from streams.worker import app_id
 
     settings = Settings(_env_file=None, topic_namespace="ops-test")
-    assert set(watched_groups(settings)) == {app_id(settings), group_id(settings)}
+    expected = {app_id(settings), group_id(settings), deliveries_group(settings)}
+    assert set(watched_groups(settings)) == expected
 
 
 def _value(gauge: Any, *labels: str) -> float:
