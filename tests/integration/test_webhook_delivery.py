@@ -26,8 +26,13 @@ from hubcore.webhooks import DeliveryView, Webhook, WebhookStore
 from schemas import DeadLetter
 from schemas.base import utc_now
 from schemas.events import MessageDeleted, MessageDeletedData, UserEvent
-from tests.integration.connectors.harness import eventually, hub_env, read_topic, running_app
-from tests.integration.connectors.test_sending_restarts import killable_connectors
+from tests.integration.connectors.harness import (
+    eventually,
+    hub_env,
+    killable_connectors,
+    read_topic,
+    running_app,
+)
 from tests.integration.gateway_kit import new_message, produce, running_gateway, token
 from tests.webhook_receiver import HANG, Received, Receiver
 
