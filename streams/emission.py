@@ -106,7 +106,8 @@ async def emit_events(
         for conv_id in sorted(result.conversations):
             projected = projections.conversations.get(conv_id)
             if projected is not None and conv_id in times:
-                _add(out, events.conversation_update(user_id, projected, times[conv_id]))
+                value = wire.conversation_update(user_id, projected, times[conv_id])
+                out.append(("conversation_update", value))
         if causes:  # replies alone change no count
             counts = {c: conv.count for c, conv in result.conversations.items()}
             out.append(

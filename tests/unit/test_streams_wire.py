@@ -9,7 +9,8 @@ import pytest
 
 from schemas import RawMessage, Sender, parse_user_event
 from streams import events, wire
-from streams.state import UserState
+from streams.projection import conversation_document
+from streams.state import ConversationState, UserState
 
 TEXTS = [
     "Hi! My order #3 has not arrived yet",
@@ -83,3 +84,44 @@ def test_unread_count_update_bytes_equal_the_models(
     fast = wire.unread_count_update("u-1", state, changed, "raw:0:7|cmd:1:2", at)
     assert fast == model.to_json()
     assert orjson.loads(fast)["data"]["version"] == state.version
+
+
+def _state(text: str, **message: object) -> ConversationState:
+    raw = _raw(text)
+    state = ConversationState(platform="telegram", account_id="acc_1", title='Zoë\'s "chat"')
+    state.advance(raw.to_message().model_copy(update=message), state.title)
+    return state
+
+
+@pytest.mark.parametrize("text", TEXTS)
+@pytest.mark.parametrize(
+    "message",
+    [
+        {},
+        {"status": "read", "sender": Sender(id="s", name=None)},
+        {"edited_at": datetime(2026, 11, 26, 1, 2, 3, 456000, tzinfo=UTC), "deleted": True},
+        {"direction": "outbound", "status": "pending"},
+    ],
+)
+def test_conversation_update_bytes_equal_the_models(text: str, message: dict[str, object]) -> None:
+    state = _state(text, **message)
+    state.unread = -1  # clamped, as the model's view does
+    state.applied = {"raw:0": 41}
+    doc = conversation_document("u-1", "conv_1", state)
+    at = datetime(2026, 11, 25, 12, 0, 0, 123000, tzinfo=UTC)
+    model = events.conversation_update("u-1", doc, at)
+    fast = wire.conversation_update("u-1", doc, at)
+    assert fast == model.to_json()
+    assert parse_user_event(fast) == model
+
+
+def test_conversation_update_of_another_shape_is_the_models_to_judge() -> None:
+    doc = conversation_document("u-1", "conv_1", _state("t"))
+    at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    naive = {**doc, "updatedAt": at.replace(tzinfo=None)}
+    with pytest.raises(ValueError, match="timezone"):
+        wire.conversation_update("u-1", naive, at)
+    no_title = {k: v for k, v in doc.items() if k != "title"}
+    assert wire.conversation_update("u-1", no_title, at) == (
+        events.conversation_update("u-1", no_title, at).to_json()
+    )
