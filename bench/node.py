@@ -40,9 +40,12 @@ def clients_argv(
     timeout: float,
     token: str = "",
     tokens_file: Path | None = None,
+    hold: bool = False,
 ) -> list[str]:
     """`node ws_clients.js`: `n` sockets speaking `proto` (hub or sio), each expecting
-    `expect` event frames (0: hold idle until stdin closes)."""
+    `expect` event frames (0: hold idle until stdin closes); `hold`: keep the sockets open
+    after reporting `done` until stdin closes (a server's CPU read after `done` then holds
+    no teardown of its sockets)."""
     argv = [
         "node",
         str(NODE_DIR / "ws_clients.js"),
@@ -57,6 +60,8 @@ def clients_argv(
         "--timeout",
         str(timeout),
     ]
+    if hold:
+        argv += ["--hold", "1"]
     if tokens_file is not None:
         argv += ["--tokens", str(tokens_file)]
     else:

@@ -49,7 +49,9 @@ _SIO_PATH = "/socket.io/?EIO=4&transport=websocket"
 async def _clients(kids: Children, name: str, url: str, proto: str, token: str) -> Child:
     clients = await kids.start(
         name,
-        clients_argv(url, SOCKETS, proto=proto, expect=EVENTS, timeout=120, token=token),
+        # Held open after `done`: the server's CPU per frame is read then, and closing
+        # 5,000 sockets costs it about 250 us each (P5s had a varying part of that).
+        clients_argv(url, SOCKETS, proto=proto, expect=EVENTS, timeout=120, token=token, hold=True),
         cpu=LOAD_CPU,
         nofile=NOFILE,
         pipe=True,

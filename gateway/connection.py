@@ -87,7 +87,7 @@ class WsConnection:
         socketio: bool = False,
     ) -> None:
         self.id = connection_id or new_connection_id()
-        self.socketio = socketio  # frames are Engine.IO packets; events use `Event.sio_text`
+        self.socketio = socketio  # frames are Engine.IO packets; events use `Event.sio_item`
         self.user_id: str | None = None
         self.key = b""
         self.frames_sent = 0
@@ -124,7 +124,7 @@ class WsConnection:
         if len(self._items) >= self._limit:
             self.close(CLOSE_SLOW_READER, "send queue overflow", drop_queued=True)
             return
-        self._items.append((event.sio_text if self.socketio else event.text, event.occurred_ts))
+        self._items.append(event.sio_item if self.socketio else event.ws_item)
         self._ready.set()
 
     def control(self, text: str) -> None:
@@ -150,7 +150,7 @@ class WsConnection:
             self._space.clear()
             await self._space.wait()
         if self.close_code is None:
-            self._items.append((event.sio_text if self.socketio else event.text, event.occurred_ts))
+            self._items.append(event.sio_item if self.socketio else event.ws_item)
             self._ready.set()
 
     # --- resume hand-over -------------------------------------------------------------

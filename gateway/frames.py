@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, get_args
 
@@ -68,6 +68,14 @@ class Event:
     sio_text: str  # the Socket.IO frame: `42["<type>",{...data,"cursor"},"<cursor>"]`
     data: dict[str, Any]
     occurred_ts: float  # epoch seconds of occurredAt, for the push-latency histogram
+    # The outbox items, made once per event: a burst to 5,000 sockets queues the same
+    # tuple 5,000 times instead of making 5,000 (fewer young objects for the collector).
+    ws_item: tuple[str, float] = field(init=False, repr=False, compare=False)
+    sio_item: tuple[str, float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ws_item", (self.text, self.occurred_ts))
+        object.__setattr__(self, "sio_item", (self.sio_text, self.occurred_ts))
 
     def socketio_payload(self) -> dict[str, Any]:
         """Socket.IO's payload: the event's data plus its cursor (`d.message`, `d.cursor`)."""

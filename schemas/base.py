@@ -25,6 +25,11 @@ def format_utc(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
+def wire_time(value: datetime) -> str:
+    """A time exactly as a `UtcDatetime` field validates and serializes it."""
+    return format_utc(_to_utc_millis(value))
+
+
 UtcDatetime = Annotated[
     AwareDatetime,
     AfterValidator(_to_utc_millis),

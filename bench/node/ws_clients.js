@@ -3,6 +3,8 @@
 // {"ready":n} once all are authenticated, then {"done":...} when every connection got
 // `--expect` event frames (or `--timeout` s passed). Stays idle (`--expect 0`) until stdin closes.
 // `--tokens FILE` (a JSON array) gives connection i the token i % length instead of `--token`.
+// `--hold 1`: {"done":...} is printed when complete but the sockets stay open until stdin
+// closes, so the server's teardown of every socket is not inside the measured burst.
 import { readFileSync } from "node:fs";
 import WebSocket from "ws";
 
@@ -12,6 +14,7 @@ const n = Number(args.n || 100), expect = Number(args.expect || 0);
 const url = args.url, proto = args.proto || "hub";
 const tokens = args.tokens ? JSON.parse(readFileSync(args.tokens, "utf8")) : [args.token || ""];
 const timeoutMs = Number(args.timeout || 60) * 1000;
+const hold = args.hold === "1";
 let ready = 0, frames = 0, complete = 0, firstAt = 0, lastAt = 0, failed = 0;
 const counts = new Uint32Array(n);
 const sockets = [];
@@ -23,8 +26,11 @@ function onEvent(i) {
   frames++;
   if (++counts[i] === expect && ++complete === n) finish("complete");
 }
+let reported = false;
 function finish(reason) {
-  console.log(JSON.stringify({ done: reason, frames, firstAt, lastAt, complete, failed }));
+  if (!reported) console.log(JSON.stringify({ done: reason, frames, firstAt, lastAt, complete, failed }));
+  reported = true;
+  if (hold && reason === "complete") return;
   for (const s of sockets) s.terminate();
   process.exit(0);
 }

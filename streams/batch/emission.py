@@ -9,7 +9,7 @@ from datetime import datetime
 from hubcore.kafka import Topics
 from hubcore.mongo import Document
 from schemas.base import Record
-from streams.batch import events
+from streams.batch import events, wire
 from streams.batch.changes import change_event
 from streams.batch.records import ChangeInput, CommandInput, RawInput, StatusInput
 from streams.batch.replies import Reply
@@ -43,6 +43,10 @@ class UserResult:
     conversations: dict[str, ConversationState]
 
 
+def _add(out: list[tuple[str, bytes]], event: Record) -> None:
+    out.append((str(getattr(event, "type", "event")), event.to_json()))
+
+
 async def emit_events(
     sink: RecordSink,
     topics: Topics,
@@ -57,29 +61,31 @@ async def emit_events(
     topic = topics.user_events
     for user_id, result in results.items():
         user = work[user_id]
-        out: list[Record] = []
+        out: list[tuple[str, bytes]] = []  # (event type, value)
         causes: list[str] = []
         times: dict[str, datetime] = {}
         for raw in user.inserted:
-            message = raw.message.to_message(status=status[raw.message.id])  # type: ignore[arg-type]
-            out.append(events.new_message(user_id, message))
+            out.append(
+                ("new_message", wire.new_message(user_id, raw.message, status[raw.message.id]))
+            )
             causes.append(raw.record.origin)
             conv_id = raw.message.conversation_id
             times[conv_id] = max(
                 times.get(conv_id, raw.message.received_at), raw.message.received_at
             )
         for reply in user.sent:
-            out.append(events.new_message(user_id, reply.message, reply.outbound.attempt))
+            _add(out, events.new_message(user_id, reply.message, reply.outbound.attempt))
             conv_id = reply.message.conversation_id
             at = reply.message.received_at
             times[conv_id] = max(times.get(conv_id, at), at)
         for item, doc in user.statuses:
-            out.extend(status_events(item, doc))
+            for told_status in status_events(item, doc):
+                _add(out, told_status)
             conv_id, at = str(doc["conversationId"]), occurred(item)
             times[conv_id] = max(times.get(conv_id, at), at)
         for change, doc in user.changes:
             told = change_event(change, doc)
-            out.append(told)
+            _add(out, told)
             at = told.occurred_at
             if stops_counting(doc):
                 causes.append(change.record.origin)
@@ -90,7 +96,8 @@ async def emit_events(
                 times[conv_id] = max(times.get(conv_id, at), at)
         for command, docs in user.commands:
             if docs:
-                out.extend(events.status_updates(command, docs))
+                for update in events.status_updates(command, docs):
+                    _add(out, update)
                 causes.append(command.record.origin)
                 at = command.command.issued_at
                 for doc in docs:
@@ -99,18 +106,21 @@ async def emit_events(
         for conv_id in sorted(result.conversations):
             projected = projections.conversations.get(conv_id)
             if projected is not None and conv_id in times:
-                out.append(events.conversation_update(user_id, projected, times[conv_id]))
+                value = wire.conversation_update(user_id, projected, times[conv_id])
+                out.append(("conversation_update", value))
         if causes:  # replies alone change no count
             counts = {c: conv.count for c, conv in result.conversations.items()}
             out.append(
-                events.unread_count_update(
-                    user_id, result.state, counts, "|".join(sorted(causes)), max(times.values())
+                (
+                    "unread_count_update",
+                    wire.unread_count_update(
+                        user_id, result.state, counts, "|".join(sorted(causes)), max(times.values())
+                    ),
                 )
             )
         key = user_id.encode()
-        for event in out:
-            await sink.send(topic, key, event.to_json())
-            kind = str(getattr(event, "type", "event"))
+        for kind, value in out:
+            await sink.send(topic, key, value)
             counted[kind] = counted.get(kind, 0) + 1
         # With the events, before the records are acknowledged: a redo sends the same
         # record again, which the connectors' send ledger recognises by its message id.

@@ -42,6 +42,9 @@ def test_frame_drops_schema_and_user_and_carries_the_cursor() -> None:
     assert event.sio_text.startswith("42")
     assert orjson.loads(event.sio_text[2:]) == [frame["type"], event.socketio_payload(), "2-41"]
     assert event.occurred_ts == pytest.approx(datetime.now(UTC).timestamp(), abs=60)
+    # The outbox items every socket shares: the frame of its transport, occurredAt beside.
+    assert event.ws_item == (event.text, event.occurred_ts)
+    assert event.sio_item == (event.sio_text, event.occurred_ts)
 
 
 @pytest.mark.parametrize(
