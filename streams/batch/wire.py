@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from hubcore.mongo import Document
 from schemas import NewMessage, RawMessage, event_id
 from schemas.base import wire_time
+from schemas.messages import MessageStatus
 from streams.batch import events
 from streams.batch.state import UserState
 
@@ -25,7 +26,11 @@ _SCHEMA = NewMessage.SCHEMA
 
 
 def new_message(user_id: str, raw: RawMessage, status: str) -> bytes:
-    """`events.new_message(user_id, raw.to_message(status=status)).to_json()`."""
+    """`events.new_message(user_id, raw.to_message(status=status)).to_json()`; a message
+    with attachments (their optional fields) goes through the model."""
+    if raw.attachments:
+        message = raw.to_message(status=cast(MessageStatus, status))
+        return events.new_message(user_id, message).to_json()
     received = wire_time(raw.received_at)
     sender = raw.sender
     return orjson.dumps(
@@ -49,6 +54,7 @@ def new_message(user_id: str, raw: RawMessage, status: str) -> bytes:
                     "direction": "inbound",
                     "editedAt": None,
                     "deleted": False,
+                    "attachments": [],
                 }
             },
         }
@@ -119,9 +125,11 @@ def conversation_update(user_id: str, doc: Document, occurred_at: datetime) -> b
                         "direction": last["direction"],
                         "editedAt": None if edited is None else wire_time(edited),
                         "deleted": last["deleted"],
+                        "attachments": [],
                     },
                     "unreadCount": max(0, int(doc.get("unreadCount", 0))),
                     "updatedAt": wire_time(updated),  # type: ignore[arg-type]
+                    "recipient": doc.get("recipient"),
                 },
                 "version": version,
             },
@@ -137,4 +145,5 @@ def _aware(updated: Any, last: dict[str, Any]) -> bool:
         and (edited is None or (isinstance(edited, datetime) and edited.tzinfo is not None))
         and isinstance(last.get("sender"), dict)
         and all(k in last for k in ("id", "status", "direction", "deleted"))
+        and not last.get("attachments")  # their optional fields: the model's to write
     )

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from schemas import RawMessage, Sender, parse_user_event
+from schemas.attachments import InboundAttachment
 from streams.batch import events, wire
 from streams.batch.state import ConversationState, UserState
 from streams.sink.projection import conversation_document
@@ -124,4 +125,25 @@ def test_conversation_update_of_another_shape_is_the_models_to_judge() -> None:
     no_title = {k: v for k, v in doc.items() if k != "title"}
     assert wire.conversation_update("u-1", no_title, at) == (
         events.conversation_update("u-1", no_title, at).to_json()
+    )
+
+
+def test_a_message_with_attachments_and_an_email_recipient_are_as_the_models_write_them() -> None:
+    # Attachments (optional fields) go through the model; a conversation's `recipient` is
+    # written by the fast path: both must give the model's bytes.
+    photo = InboundAttachment(id="att_1", kind="image", mime_type="image/jpeg", source="f1")
+    raw = _raw("caption").model_copy(update={"attachments": [photo]})
+    model = events.new_message("u-1", raw.to_message())
+    assert wire.new_message("u-1", raw, "unread") == model.to_json()
+    assert orjson.loads(model.to_json())["data"]["message"]["attachments"][0]["id"] == "att_1"
+    at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    doc = conversation_document("u-1", "conv_1", _state("t"))
+    for extra in ({"recipient": "ada@example.com"}, {"recipient": None}):
+        shaped = {**doc, **extra}
+        fast = wire.conversation_update("u-1", shaped, at)
+        assert fast == events.conversation_update("u-1", shaped, at).to_json()
+    last = {**doc["lastMessage"], "attachments": [photo.public().model_dump(by_alias=True)]}
+    with_files = {**doc, "lastMessage": last}
+    assert wire.conversation_update("u-1", with_files, at) == (
+        events.conversation_update("u-1", with_files, at).to_json()
     )
