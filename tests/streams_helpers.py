@@ -37,6 +37,7 @@ from schemas import (
 )
 from schemas.base import Record
 from streams.sink.sinks import Headers, KafkaSink
+from tests.local_servers import free_port
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
@@ -319,14 +320,6 @@ async def projected_unread(db: AsyncDatabase[Document], user: str) -> dict[str, 
     """Conversation id -> its projected `unreadCount`, for the user's unread conversations."""
     cursor = db["conversations"].find({"userId": user, "unreadCount": {"$gt": 0}})
     return {str(d["_id"]): int(d["unreadCount"]) async for d in cursor}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def worker_env(settings: Settings, tmp: Path, **extra: str) -> dict[str, str]:
