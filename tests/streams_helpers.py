@@ -37,6 +37,7 @@ from schemas import (
 )
 from schemas.base import Record
 from streams.sink.sinks import Headers, KafkaSink
+from tests import local_servers
 from tests.local_servers import free_port
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -424,15 +425,7 @@ async def toggle_sink(worker: Worker, paused: bool) -> None:
 
 def run_hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run one `hub` command (`replay`, `state-hash`) to its end."""
-    return subprocess.run(
-        [sys.executable, "-m", "hub", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    return local_servers.run_hub(env, *args, cwd=ROOT, timeout=240)
 
 
 async def wait_ready(worker: Worker, timeout: float = 60.0) -> None:
