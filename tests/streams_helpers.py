@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.structs import RecordMetadata
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hubcore.kafka import create_producer
+from hubcore.kafka import create_consumer, create_producer
 from hubcore.mongo import Document
 from hubcore.settings import Settings
 from schemas import (
@@ -251,13 +251,7 @@ async def consume_all(
     settings: Settings, topic: str, *, want: int, timeout: float = 30.0
 ) -> list[Any]:
     """Read `topic` from the beginning until `want` records arrived or `timeout` passed."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
+    consumer = create_consumer(settings, topic, auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     got: list[Any] = []
     try:
