@@ -34,7 +34,8 @@ from hub.tokens import mint_token
 from hubcore.kafka import Topics, create_producer
 from hubcore.sealing import new_key
 from hubcore.settings import Settings
-from tests.integration.gateway_kit import free_port, gateway_env, new_message
+from tests.integration.gateway_kit import gateway_env, new_message
+from tests.local_servers import free_port
 
 SECRET = "bench-secret-" + "b" * 40
 

@@ -2,58 +2,57 @@
 
 from __future__ import annotations
 
-from hubcore.errors import HubError
+from hubcore.errors import (
+    BadRequest,
+    HttpError,
+    NotFound,
+    ServiceUnavailable,
+    TooLarge,
+    TooManyRequests,
+    Unauthorized,
+)
 
 
-class ConnectorError(HubError):
+class ConnectorError(HttpError):
     """Root of every error the connectors raise on purpose; `status` is the HTTP answer."""
 
-    status: int = 500
     code = "connector_error"
 
 
-class BadPayload(ConnectorError):
+class BadPayload(ConnectorError, BadRequest):
     """Authentic input that is not the platform's format: 400, and a dead letter."""
 
-    status = 400
     code = "bad_payload"
 
 
-class BadSignature(ConnectorError):
+class BadSignature(ConnectorError, Unauthorized):
     """Signature or secret missing or wrong: 401, nothing produced."""
 
-    status = 401
     code = "bad_signature"
 
 
-class UnknownAccount(ConnectorError):
+class UnknownAccount(ConnectorError, NotFound):
     """No account with this id for this platform: 404."""
 
-    status = 404
     code = "no_such_account"
 
 
-class BodyTooLarge(ConnectorError):
+class BodyTooLarge(ConnectorError, TooLarge):
     """The body is over `HUB_MAX_BODY_BYTES`: 413."""
 
-    status = 413
     code = "body_too_large"
 
 
-class KafkaUnavailable(ConnectorError):
+class KafkaUnavailable(ConnectorError, ServiceUnavailable):
     """Kafka did not acknowledge in time: 503, the platform retries, nothing is lost."""
 
-    status = 503
     code = "kafka_unavailable"
-    retriable = True
 
 
-class StoreUnavailable(ConnectorError):
+class StoreUnavailable(ConnectorError, ServiceUnavailable):
     """The account store did not answer: 503 as well, the platform retries."""
 
-    status = 503
     code = "store_unavailable"
-    retriable = True
 
 
 class PollError(ConnectorError):
@@ -86,13 +85,8 @@ class SendError(ConnectorError):
         self.reason = reason
 
 
-class RateLimited(ConnectorError):
+class RateLimited(ConnectorError, TooManyRequests):
     """The account's webhook rate limit was reached: 429 with Retry-After; the platform's
     retry later succeeds."""
 
-    status = 429
     code = "rate_limited"
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message, retriable=True)
-        self.retry_after = retry_after

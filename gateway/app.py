@@ -12,11 +12,11 @@ from pymongo.errors import ConnectionFailure
 
 from gateway.api import accounts, attachments, inbox, ops, presence, push, webhooks
 from gateway.api.page import mount_page
-from gateway.errors import GatewayError, TooManyRequests
+from gateway.errors import TooManyRequests
 from gateway.middleware import BodyLimit, RequestLog, with_security_headers
 from gateway.origin import OriginPolicy
 from gateway.runtime import Runtime
-from hubcore.errors import HubError, InvalidField, InvalidInput
+from hubcore.errors import HttpError, HubError, InvalidField, InvalidInput
 from hubcore.ratelimit import retry_after
 from hubcore.settings import Settings
 
@@ -111,7 +111,7 @@ def build_api(runtime: Runtime) -> FastAPI:
 
     @api.exception_handler(HubError)
     async def _hub_error(request: Request, exc: HubError) -> JSONResponse:
-        if isinstance(exc, GatewayError):
+        if isinstance(exc, HttpError):
             status = exc.status
         elif isinstance(exc, InvalidInput):
             status = 422

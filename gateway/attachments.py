@@ -11,9 +11,10 @@ from urllib.parse import quote
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import NotFound
 from hubcore.attachments import ATTACHMENTS, kind_of, ready_doc, user_usage
 from hubcore.blobs import BlobRejected, BlobStore
+from hubcore.errors import TooLarge, UnsupportedMedia
 from hubcore.mongo import Document
 from hubcore.settings import Settings
 from hubcore.thumbnails import make_thumbnail
@@ -22,18 +23,12 @@ from schemas.attachments import Attachment, OutboundAttachment
 MAX_NAME = 150
 
 
-class PayloadTooLarge(GatewayError):
+class PayloadTooLarge(TooLarge):
     """A file over the size cap, an image over the pixel cap, or past the user's quota."""
 
-    status = 413
-    code = "too_large"
 
-
-class Unsupported(GatewayError):
+class Unsupported(UnsupportedMedia):
     """Bytes the hub does not store."""
-
-    status = 415
-    code = "unsupported"
 
 
 def safe_name(name: str | None, mime_type: str) -> str:

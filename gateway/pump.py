@@ -17,6 +17,7 @@ from gateway.metrics import EVENTS_CONSUMED, EVENTS_INVALID, EVENTS_ROUTED
 from gateway.registry import Registry
 from hubcore.errors import HubError
 from hubcore.kafka import Topics, close_consumer, create_consumer, ensure_topics
+from hubcore.retry import Backoff
 from hubcore.settings import Settings
 
 log = structlog.get_logger("gateway.pump")
@@ -28,7 +29,8 @@ _BATCH = 2000
 # in it and returns as soon as any has a record. A longer wait costs no latency here and
 # saves 48 empty fetches a second: half of the gateway's CPU per event at 100 msg/s.
 FETCH_MAX_WAIT_MS = 500
-_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+# Reconnecting while Kafka is away: 0.5 s doubling to 5 s, forever.
+_RECONNECT = Backoff(first=0.5, max_delay=5.0)
 
 
 def standalone_consumer(
@@ -65,19 +67,19 @@ class EventPump:
 
     async def run(self) -> None:
         """Connect (retrying while Kafka is away), then dispatch until cancelled."""
-        attempt = 0
+        failures = 0
         while True:
             consumer = standalone_consumer(
                 self._settings, offset_reset="latest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS
             )
             try:
                 await self._start(consumer)
-                attempt = 0
+                failures = 0
                 await self._consume(consumer)
             except Exception as exc:
                 # Kafka away (or a bug): never give up; dispatch resumes where it stopped.
-                delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
-                attempt += 1
+                failures += 1
+                delay = _RECONNECT.delay(failures)
                 if isinstance(exc, KafkaError | OSError | HubError):
                     log.warning("pump_retry", error=str(exc), retry_in=delay)
                 else:

@@ -29,13 +29,15 @@ from hubcore.blobs import blob_store
 from hubcore.kafka import Topics, create_producer
 from hubcore.mongo import create_client, database, ensure_indexes
 from hubcore.ratelimit import RateLimiter
+from hubcore.retry import Backoff
 from hubcore.settings import Settings
 from hubcore.webhooks import WebhookStore
 
 log = structlog.get_logger("gateway")
 
 HEALTH_TIMEOUT = 2.0
-_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+# Starting the producer while Kafka is away: 0.5 s doubling to 5 s, forever.
+_RECONNECT = Backoff(first=0.5, max_delay=5.0)
 
 
 class Runtime:
@@ -102,7 +104,7 @@ class Runtime:
         await self.mongo.close()
 
     async def _start_producer(self) -> None:
-        attempt = 0
+        failures = 0
         while True:
             producer = create_producer(self.settings)
             try:
@@ -110,8 +112,8 @@ class Runtime:
             except (KafkaError, OSError) as exc:
                 with contextlib.suppress(Exception):
                     await producer.stop()
-                delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
-                attempt += 1
+                failures += 1
+                delay = _RECONNECT.delay(failures)
                 log.warning("producer_retry", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 continue

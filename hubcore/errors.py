@@ -25,9 +25,71 @@ class HubError(Exception):
         return f"{self.message} ({self.fix})" if self.fix else self.message
 
 
-class ServiceUnavailable(HubError):
-    """Kafka or the store cannot be reached right now."""
+class HttpError(HubError):
+    """An error with an HTTP answer, `status`. The kinds below are the one list of them; a
+    service's own errors subclass a kind and name their own `code` where the contract does.
+    Each service's exception handler writes the body its contract asks for."""
 
+    status: int = 500
+
+
+class BadRequest(HttpError):
+    """Well-formed, but asks for something that cannot be done."""
+
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(HttpError):
+    """Credentials (token, signature, secret) missing or wrong."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(HttpError):
+    """No such resource (among the caller's own)."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(HttpError):
+    """Cannot be done in the caller's current state (a limit reached)."""
+
+    status = 409
+    code = "conflict"
+
+
+class TooLarge(HttpError):
+    """A body, file or quota over its limit."""
+
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMedia(HttpError):
+    """Bytes of a kind the hub does not take."""
+
+    status = 415
+    code = "unsupported"
+
+
+class TooManyRequests(HttpError):
+    """A rate limit was reached; `retry_after` seconds until the next try can pass."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, retriable=True)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(HttpError):
+    """Kafka or the store cannot be reached right now: 503, retry later."""
+
+    status = 503
     retriable = True
     code = "service_unavailable"
 

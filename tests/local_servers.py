@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -49,6 +50,21 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 15) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+def run_hub(
+    env: dict[str, str], *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run one `hub` command to its end in a child process, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def wait_port(port: int, timeout: float, what: str, log: Path | None = None) -> None:

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.structs import RecordMetadata
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hubcore.kafka import create_producer
+from hubcore.kafka import create_consumer, create_producer
 from hubcore.mongo import Document
 from hubcore.settings import Settings
 from schemas import (
@@ -37,6 +37,8 @@ from schemas import (
 )
 from schemas.base import Record
 from streams.sink.sinks import Headers, KafkaSink
+from tests import local_servers
+from tests.local_servers import free_port
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
@@ -249,13 +251,7 @@ async def consume_all(
     settings: Settings, topic: str, *, want: int, timeout: float = 30.0
 ) -> list[Any]:
     """Read `topic` from the beginning until `want` records arrived or `timeout` passed."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
+    consumer = create_consumer(settings, topic, auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     got: list[Any] = []
     try:
@@ -319,14 +315,6 @@ async def projected_unread(db: AsyncDatabase[Document], user: str) -> dict[str, 
     """Conversation id -> its projected `unreadCount`, for the user's unread conversations."""
     cursor = db["conversations"].find({"userId": user, "unreadCount": {"$gt": 0}})
     return {str(d["_id"]): int(d["unreadCount"]) async for d in cursor}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def worker_env(settings: Settings, tmp: Path, **extra: str) -> dict[str, str]:
@@ -431,15 +419,7 @@ async def toggle_sink(worker: Worker, paused: bool) -> None:
 
 def run_hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run one `hub` command (`replay`, `state-hash`) to its end."""
-    return subprocess.run(
-        [sys.executable, "-m", "hub", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    return local_servers.run_hub(env, *args, cwd=ROOT, timeout=240)
 
 
 async def wait_ready(worker: Worker, timeout: float = 60.0) -> None:

@@ -25,12 +25,14 @@ from connectors.errors import ConnectorError
 from connectors.outbound.delivery import Delivery
 from connectors.publisher import Publisher
 from hubcore.kafka import Topics, close_consumer, create_consumer
+from hubcore.retry import Backoff
 from hubcore.settings import Settings
 from schemas import OutboundMessage
 
 log = structlog.get_logger("connectors.outbound")
 
-_MAX_BACKOFF = 10.0
+# Reconnecting while Kafka or the store is away: 0.5 s doubling to 10 s, forever.
+_RECONNECT = Backoff(first=0.5, max_delay=10.0)
 
 # The broker holds an idle fetch this long. The hub's 20 ms (hubcore.kafka) keeps busy
 # partitions from waiting behind idle ones, but costs 50 empty fetches a second when
@@ -85,7 +87,7 @@ class OutboundConsumer:
             await self._task
 
     async def _run(self) -> None:
-        backoff = 0.5
+        failures = 0
         while not self._stopping.is_set():
             consumer = create_consumer(
                 self.settings,
@@ -94,10 +96,11 @@ class OutboundConsumer:
                 auto_offset_reset="earliest",
                 fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             )
+            delay = 0.0
             try:
                 await self.publisher.wait_ready()
                 await consumer.start()
-                backoff = 0.5
+                failures = 0
                 while not self._stopping.is_set():
                     batch = await consumer.getmany(timeout_ms=1000, max_records=100)
                     if batch:
@@ -108,12 +111,13 @@ class OutboundConsumer:
                         if offsets:
                             await consumer.commit(offsets)
             except (KafkaError, ConnectorError, PyMongoError, OSError) as exc:
-                log.warning("outbound consumer failed", error=str(exc), retry_in=backoff)
+                failures += 1
+                delay = _RECONNECT.delay(failures)
+                log.warning("outbound consumer failed", error=str(exc), retry_in=delay)
             finally:
                 await close_consumer(consumer)
             with contextlib.suppress(Stopping):
-                await self._sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF)
+                await self._sleep(delay)
 
     async def _partition(
         self, tp: TopicPartition, records: list[ConsumerRecord]

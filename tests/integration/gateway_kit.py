@@ -31,6 +31,7 @@ from hubcore.kafka import Topics, create_producer
 from hubcore.settings import Settings
 from schemas import Message, NewMessage, NewMessageData, Sender, UserEvent
 from schemas.base import utc_now
+from tests.local_servers import free_port
 from tests.resources import security_env
 
 DEADLINE = 15.0  # seconds any single wait in these tests may take before it fails
@@ -94,14 +95,6 @@ def user_client(gateway: GatewayAddress, settings: Settings, user_id: str) -> ht
         headers={"Authorization": f"Bearer {token(settings, user_id)}"},
         timeout=15,
     )
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def gateway_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:

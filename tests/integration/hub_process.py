@@ -27,7 +27,7 @@ from hub.demo.payloads import WebhookRequest
 from hub.demo.platform_apis import PlatformApis, serving
 from hub.tokens import mint_token
 from hubcore.settings import Settings
-from tests.integration.gateway_kit import free_port
+from tests.local_servers import free_port
 from tests.resources import TEST_JWT_SECRET, SessionResources, security_env
 
 START_TIMEOUT = 150.0

@@ -14,7 +14,6 @@ from hub.provision.kafka import KafkaServer
 from hubcore.kafka import kafka_ping
 from hubcore.settings import Settings
 from tests.integration.gateway_kit import (
-    free_port,
     ids,
     new_message,
     open_ws,
@@ -23,6 +22,7 @@ from tests.integration.gateway_kit import (
     running_gateway,
     token,
 )
+from tests.local_servers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.kafka import Topics
@@ -109,25 +108,8 @@ async def _seed(db: AsyncDatabase[Document]) -> None:
 
 async def _commands(settings: Settings) -> list[tuple[bytes, MarkRead]]:
     """Every record on the commands topic (read to its end)."""
-    topic = Topics.from_settings(settings).commands
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        got: list[tuple[bytes, MarkRead]] = []
-        while len(got) < sum(end.values()):
-            batch = await consumer.getmany(timeout_ms=5000)
-            assert batch, "the commands topic did not return its records"
-            for records in batch.values():
-                got += [(r.key, MarkRead.from_json(r.value)) for r in records]
-        return got
-    finally:
-        await consumer.stop()
+    records = await read_topic(settings, Topics.from_settings(settings).commands)
+    return [(r.key, MarkRead.from_json(r.value)) for r in records]
 
 
 async def test_conversations_are_the_callers_newest_first_paginated(

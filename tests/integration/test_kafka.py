@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from hubcore.kafka import Topics, create_producer, ensure_topics, kafka_ping
+from hubcore.kafka import Topics, create_consumer, create_producer, ensure_topics, kafka_ping
 from hubcore.settings import Settings
 from schemas import RawMessage
+from tests.integration.connectors.harness import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -34,25 +35,10 @@ async def test_produce_acks_all_idempotent_then_consume(settings: Settings) -> N
     finally:
         await producer.stop()
 
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    try:
-        got: list[tuple[str, int, int]] = []
-        while len(got) < len(sent):
-            batch = await consumer.getmany(timeout_ms=5000)
-            assert batch, f"only {len(got)} of {len(sent)} records came back"
-            for tp, records in batch.items():
-                got += [
-                    (r.key.decode(), int(r.value.decode()[6:-1]), tp.partition) for r in records
-                ]
-    finally:
-        await consumer.stop()
+    got = [
+        (r.key.decode(), int(r.value.decode()[6:-1]), r.partition)
+        for r in await read_topic(settings, topic)
+    ]
     assert sorted(got, key=lambda x: x[1]) == sent
     # Same key, same partition: a user's records stay in order.
     by_user = {u: {p for uu, _, p in got if uu == u} for u, _, _ in got}
@@ -89,13 +75,9 @@ async def test_record_schema_survives_the_broker(settings: Settings) -> None:
         meta = await producer.send_and_wait(topic, key=b"alice", value=record.to_json())
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-    )
+    consumer = create_consumer(settings)
     await consumer.start()
     try:
-        from aiokafka import TopicPartition
-
         tp = TopicPartition(topic, meta.partition)
         consumer.assign([tp])
         consumer.seek(tp, meta.offset)

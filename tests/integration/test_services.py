@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hub.provision.services import LocalServices
 from hubcore.settings import Settings
+from tests.local_servers import run_hub
 from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 
 
 def _hub(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hub", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_hub(env, *args)
 
 
 def test_status_reports_running_servers(servers: Servers) -> None:

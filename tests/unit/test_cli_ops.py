@@ -22,6 +22,7 @@ from hub.up import local_settings
 from hubcore.account_rules import Mode
 from hubcore.settings import Settings
 from schemas.messages import PLATFORMS
+from tests.local_servers import run_hub
 
 PY = sys.executable
 SLEEPER = [PY, "-c", "import time; time.sleep(60)"]
@@ -39,9 +40,7 @@ def local_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]
 
 
 def _hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PY, "-m", "hub", *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    return run_hub(env, *args, timeout=60)
 
 
 def test_hub_token_mints_what_the_hub_up_processes_accept(

@@ -14,7 +14,7 @@ from subprocess import STDOUT, Popen
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
@@ -23,7 +23,7 @@ from connectors.app import create_app
 from connectors.runtime import Runtime
 from hubcore.account_rules import Mode
 from hubcore.accounts import Account, AccountStore
-from hubcore.kafka import Topics
+from hubcore.kafka import Topics, create_consumer
 from hubcore.mongo import Document
 from hubcore.settings import Settings
 from schemas import AnyCommand, DeadLetter, RawMessage, parse_command
@@ -61,9 +61,7 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str 
 
 async def read_topic(settings: Settings, topic: str, timeout: float = 20.0) -> list[ConsumerRecord]:
     """Every record of `topic` from the beginning up to its end offsets as of now."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-    )
+    consumer = create_consumer(settings)
     await consumer.start()
     try:
         parts = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]

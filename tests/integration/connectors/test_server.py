@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,46 +15,31 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hubcore.mongo import ACCOUNTS, Document
 from hubcore.settings import Settings
 from tests import platform_payloads as p
-from tests.integration.connectors.harness import eventually, hub_env, raw_messages
-from tests.local_servers import free_port
+from tests.integration.connectors.harness import (
+    eventually,
+    hub_env,
+    killable_connectors,
+    raw_messages,
+)
+from tests.local_servers import free_port, run_hub
 
 pytestmark = pytest.mark.integration
 
 
 def hub(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hub", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_hub(env, *args, cwd=cwd, timeout=60)
 
 
 @contextmanager
 def connectors_process(env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """`hub connectors` on a free port; at the end it must stop gracefully on SIGTERM."""
     port = free_port()
-    log = (cwd / "connectors.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hub", "connectors"],
-        env={**env, "HUB_CONNECTORS_PORT": str(port), "HUB_HOST": "127.0.0.1"},
-        cwd=cwd,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    with killable_connectors({**env, "HUB_CONNECTORS_PORT": str(port)}, cwd, "connectors") as proc:
         yield f"http://127.0.0.1:{port}"
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert proc.wait(30) in (0, -signal.SIGTERM)
         assert "Application shutdown complete" in (cwd / "connectors.log").read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        log.close()
 
 
 async def answering(base: str) -> bool:

@@ -23,8 +23,8 @@ from schemas import message_id
 from tests import platform_payloads as p
 from tests.fake_telegram import FakeTelegram, serving
 from tests.integration.connectors.harness import EXTERNAL_IDS, SECRETS, eventually, raw_messages
-from tests.integration.gateway_kit import free_port, gateway_env
-from tests.local_servers import stop_process
+from tests.integration.gateway_kit import gateway_env
+from tests.local_servers import free_port, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
