@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.frames import Event
 from gateway.metrics import DISCONNECTS, EVENTS_PUSHED, PUSH_LATENCY
+from schemas.frames import Event
 
 AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
 

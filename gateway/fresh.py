@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.frames import Event
 from schemas import Conversation
+from schemas.frames import Event
 
 # The events whose state REST merges in.
 FRESH_TYPES = frozenset({"conversation_update", "unread_count_update"})

@@ -11,7 +11,6 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from gateway.frames import InvalidEvent, decode_event
 from gateway.fresh import FRESH_TYPES
 from gateway.metrics import EVENTS_CONSUMED, EVENTS_INVALID, EVENTS_ROUTED
 from gateway.registry import Registry
@@ -19,6 +18,7 @@ from hubcore.errors import HubError
 from hubcore.kafka import Topics, close_consumer, create_consumer, ensure_topics
 from hubcore.retry import Backoff
 from hubcore.settings import Settings
+from schemas.frames import InvalidEvent, decode_event
 
 log = structlog.get_logger("gateway.pump")
 

@@ -11,12 +11,13 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from gateway.frames import Cursor, Event, InvalidEvent, decode_event
+from gateway.frames import Cursor
 from gateway.metrics import EVENTS_INVALID, REPLAYED, RESUMES
 from gateway.pump import standalone_consumer
 from hubcore.kafka import Topics, close_consumer
 from hubcore.ratelimit import RateLimiter
 from hubcore.settings import Settings
+from schemas.frames import Event, InvalidEvent, decode_event
 
 log = structlog.get_logger("gateway.resume")
 

@@ -27,12 +27,13 @@ from gateway.connection import CLOSE_UNAUTHORIZED, WsConnection
 from gateway.endpoint import SocketEndpoint
 from gateway.engineio import EngineOptions, EngineServer, EngineSession
 from gateway.errors import Unauthorized
-from gateway.frames import Cursor, error_data, socketio_authenticated, socketio_event
+from gateway.frames import Cursor, error_data, socketio_authenticated
 from gateway.limits import CLOSE_RATE_LIMITED, refuse_handshake
 from gateway.metrics import AUTH_FAILURES, CONNECTIONS
 from gateway.sio_core import SocketIOServer
 from gateway.sio_session import PidSigner
 from hubcore.ratelimit import retry_after
+from schemas.frames import socketio_event
 
 log = structlog.get_logger("gateway.sio")
 

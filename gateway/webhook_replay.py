@@ -15,11 +15,11 @@ from datetime import datetime
 from aiokafka import TopicPartition
 from pymongo import UpdateOne
 
-from gateway.frames import InvalidEvent, decode_event
 from hubcore.kafka import Topics, close_consumer, create_consumer, partition_for
 from hubcore.mongo import bulk_write_chunked
 from hubcore.webhooks import Webhook, WebhookStore, pending_doc
 from schemas.base import utc_now
+from schemas.frames import InvalidEvent, decode_event
 
 _RESET = ("state", "attempts", "nextAttemptAt", "deliveredAt")
 

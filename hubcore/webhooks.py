@@ -35,7 +35,7 @@ from schemas.base import HubModel, UtcDatetime, utc_now
 from schemas.events import EventType
 
 if TYPE_CHECKING:
-    from gateway.frames import Event
+    from schemas.frames import Event
 
 WEBHOOKS = "webhooks"
 DELIVERIES = "webhook_deliveries"

@@ -23,12 +23,12 @@ from pymongo.errors import BulkWriteError, PyMongoError
 from connectors.deliveries.dispatcher import Dispatcher
 from connectors.errors import ConnectorError
 from connectors.publisher import Publisher
-from gateway.frames import Event, InvalidEvent, decode_event
 from hubcore.kafka import Topics, close_consumer, create_consumer
 from hubcore.mongo import BULK_CHUNK, Document, bulk_write_chunked
 from hubcore.settings import Settings
 from hubcore.webhooks import WebhookStore, pending_doc
 from schemas import DeadLetterSource
+from schemas.frames import Event, InvalidEvent, decode_event
 
 log = structlog.get_logger("connectors.deliveries")
 

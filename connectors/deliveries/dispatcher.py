@@ -38,7 +38,7 @@ from connectors.deliveries.metrics import (
 )
 from connectors.errors import SendError
 from connectors.outbound.http import post, retry_after
-from connectors.outbound.senders import _pinned
+from connectors.outbound.senders import pinned_url
 from connectors.publisher import Publisher
 from hubcore.kafka import Topics
 from hubcore.mongo import Document, bulk_write_chunked
@@ -309,7 +309,7 @@ class Dispatcher:
         cached = self._addresses.get(url)
         if cached is not None and now - cached[0] < ADDRESS_TTL:
             return cached[1]
-        pinned = await asyncio.to_thread(_pinned, self.settings, url)
+        pinned = await asyncio.to_thread(pinned_url, self.settings, url)
         if len(self._addresses) >= 10_000:
             self._addresses.clear()  # endpoints are capped per user; this bounds the rest
         self._addresses[url] = (now, pinned)

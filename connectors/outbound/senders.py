@@ -355,7 +355,7 @@ async def _slack(ctx: SendContext, account: Account, msg: OutboundMessage) -> st
     return str(shared[0]["id"])
 
 
-def _pinned(settings: Settings, url: str) -> tuple[str, str, str]:
+def pinned_url(settings: Settings, url: str) -> tuple[str, str, str]:
     """(URL to the checked address, Host header, TLS server name) for a user's URL."""
     try:
         return OutboundPolicy.from_settings(settings).pin_url(url)
@@ -366,7 +366,7 @@ def _pinned(settings: Settings, url: str) -> tuple[str, str, str]:
 async def _generic(ctx: SendContext, account: Account, msg: OutboundMessage) -> str:
     # Checked again at every send and sent to the address that passed (no DNS rebinding).
     pinned, host_header, server_name = await asyncio.to_thread(
-        _pinned, ctx.settings, credential(account, "callbackUrl")
+        pinned_url, ctx.settings, credential(account, "callbackUrl")
     )
     secret = credential(account, "secret")
     payload: dict[str, Any] = {

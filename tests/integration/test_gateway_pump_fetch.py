@@ -17,11 +17,11 @@ from typing import cast
 import pytest
 
 from gateway.connection import WsConnection
-from gateway.frames import Event
 from gateway.pump import FETCH_MAX_WAIT_MS, EventPump
 from gateway.registry import Registry
 from hubcore.kafka import Topics, create_producer
 from hubcore.settings import Settings
+from schemas.frames import Event
 from tests.integration.gateway_kit import DEADLINE, new_message
 
 pytestmark = pytest.mark.integration

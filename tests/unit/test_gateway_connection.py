@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 
 from gateway.connection import CLOSE_SLOW_READER, WsConnection
-from gateway.frames import Event, decode_event
 from gateway.registry import Registry
+from schemas.frames import Event, decode_event
 from tests.integration.gateway_kit import new_message
 
 

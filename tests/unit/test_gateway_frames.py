@@ -8,17 +8,11 @@ import orjson
 import pytest
 
 from gateway.errors import BadRequest
-from gateway.frames import (
-    Cursor,
-    InvalidEvent,
-    authenticated_frame,
-    decode_event,
-    error_frame,
-    socketio_authenticated,
-)
+from gateway.frames import Cursor, authenticated_frame, error_frame, socketio_authenticated
 from gateway.inbox import decode_page_cursor, encode_page_cursor
 from schemas import UnreadCounts, UnreadCountUpdate, UnreadCountUpdateData
 from schemas.base import utc_now
+from schemas.frames import InvalidEvent, decode_event
 
 
 def _record(user: str = "alice") -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from gateway.frames import decode_event
 from gateway.fresh import FreshViews
 from schemas import (
     Conversation,
@@ -15,6 +14,7 @@ from schemas import (
     UnreadCountUpdate,
     UnreadCountUpdateData,
 )
+from schemas.frames import decode_event
 
 AT = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 

@@ -9,7 +9,6 @@ import pytest
 
 from gateway.connection import WsConnection
 from gateway.engineio import EngineOptions, EngineServer, EngineSession
-from gateway.frames import decode_event
 from gateway.sio_core import (
     ACK,
     BINARY_EVENT,
@@ -26,6 +25,7 @@ from gateway.sio_core import (
 )
 from gateway.sio_session import PidSigner
 from hubcore.settings import Settings, SettingsError, load_settings
+from schemas.frames import decode_event
 from tests.integration.gateway_kit import new_message
 
 
