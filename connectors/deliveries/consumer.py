@@ -115,18 +115,24 @@ class DeliveryConsumer:
 
     async def _schedule(self, records: list[ConsumerRecord]) -> None:
         """Write the deliveries of these records (in order), then wake their workers."""
+        # Endpoints first, by the records' keys: most users have none, and their events are
+        # then neither decoded nor framed here (this process also takes platform webhooks).
+        users = {(record.key or b"").decode(errors="replace") for record in records}
+        hooks = await self.store.for_users(users)
+        if not hooks:
+            return
         events: list[tuple[str, int, Event]] = []
         for record in records:
             key = record.key or b""
+            user = key.decode(errors="replace")
+            if user not in hooks:
+                continue
             try:
                 event = decode_event(record.partition, record.offset, key, record.value or b"")
             except InvalidEvent as exc:
                 await self._poison(record, str(exc))
                 continue
-            events.append((key.decode(), record.timestamp, event))
-        if not events:
-            return
-        hooks = await self.store.for_users({user for user, _, _ in events})
+            events.append((user, record.timestamp, event))
         docs: dict[str, list[Document]] = {}
         for user, appended_ms, event in events:
             for webhook in hooks.get(user, []):
