@@ -62,6 +62,10 @@ MAX_WINDOWS = 100_000
 # Pushes under way at most; a decision waits for room (back-pressure on the consumer).
 MAX_IN_FLIGHT = 256
 FETCH_MAX_WAIT_MS = 250
+# A message to a user shown online is looked at again this many seconds later: the
+# presence projection (streams) may not have written yet that their last device left just
+# before the message came (a presence batch and a store write behind).
+PRESENCE_SETTLE = 3.0
 _MAX_BACKOFF = 10.0
 
 Observer = Callable[[str, str], None]
@@ -138,6 +142,13 @@ class Notifier:
             self._arm(window)
             return self._decided(message.id, "coalesced")
         verdict = await self._verdict(user, conv)
+        if verdict.blocked == "online":
+            # Looked at again after PRESENCE_SETTLE (a flush): pushed after the grace if
+            # the last device has gone by then, else counted `online` again.
+            window = self._window(user, conv, now + PRESENCE_SETTLE)
+            window.pending, window.latest = 1, message
+            self._arm(window)
+            return self._decided(message.id, "online")
         if verdict.blocked is not None:
             return self._decided(message.id, verdict.blocked)
         if verdict.wait > 0:
@@ -233,7 +244,7 @@ class Notifier:
             verdict = Verdict("error", 0.0, False, [])
         if verdict.blocked is not None:
             window.until = self.clock()  # the next message is judged afresh
-            self._decided(message.id, verdict.blocked)
+            self._decided(message.id, verdict.blocked)  # a held one: `online` again
             return
         if verdict.wait > 0:  # seen again since: the grace starts over
             window.until = self.clock() + verdict.wait

@@ -23,6 +23,7 @@ class Store:
     def __init__(self, subscribed: set[str]) -> None:
         self.subscribed = subscribed
         self.reads = 0
+        self.presence = Presence()
 
     async def of_user(self, user: str, limit: int) -> list[Subscription]:
         self.reads += 1
@@ -37,7 +38,7 @@ class Store:
         return False
 
     async def presence_of(self, user: str) -> Presence:
-        return Presence()
+        return self.presence
 
 
 class FakeSender:
@@ -100,4 +101,38 @@ async def test_windows_are_bounded_the_oldest_dropped_first(
         assert await n.handle(_event("ann", i, conv=f"c{i}")) == "sent"
     assert len(n.windows) <= 3
     assert ("ann", "c4") in n.windows and ("ann", "c0") not in n.windows
+    await n.close()
+
+
+async def _recheck(n: Notifier) -> None:
+    """Run the held windows' timers now (the manual clock does not move the loop's) and
+    their flushes to the end."""
+    armed = [w for w in n.windows.values() if w.timer is not None]
+    assert armed, "nothing held for a recheck"
+    for window in armed:
+        assert window.timer is not None
+        window.timer.cancel()
+        n._due(window)
+    await n.idle()
+
+
+async def test_a_message_judged_online_is_looked_at_again() -> None:
+    """The presence projection may lag the message: shown online when it came, a user
+    whose last device had gone by the recheck gets it after the grace; one still online
+    does not (counted `online` again)."""
+    decisions: list[str] = []
+    store, sender, clock = Store({"ann"}), FakeSender(), Clock()
+    s = Settings(_env_file=None, push_grace=0)
+    n = Notifier(s, store, sender, clock=clock, observer=lambda _, d: decisions.append(d))  # type: ignore[arg-type]
+    store.presence = Presence(online=True, last_seen=utc_now())
+    assert await n.handle(_event("ann", 1, conv="still")) == "online"
+    await _recheck(n)
+    assert decisions == ["online", "online"] and not sender.sent
+
+    assert await n.handle(_event("ann", 2, conv="left")) == "online"
+    store.presence = Presence(online=False, last_seen=utc_now() - timedelta(seconds=60))
+    await _recheck(n)
+    assert decisions[-1] == "sent"
+    assert [user for user, _ in sender.sent] == ["ann"]
+    assert b"t2" in sender.sent[0][1]
     await n.close()
