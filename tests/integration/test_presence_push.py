@@ -25,7 +25,6 @@ from tests import platform_payloads as p
 from tests.integration.connectors.harness import SECRETS, hub_env, killable_connectors
 from tests.integration.gateway_kit import (
     frames_until,
-    free_port,
     gateway_process,
     healthy,
     sio_client,
@@ -40,6 +39,7 @@ from tests.integration.test_presence import (
     store,
     streams_worker,
 )
+from tests.local_servers import free_port
 from tests.push_service import push_service
 from tests.streams_helpers import wait_for
 
