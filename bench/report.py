@@ -6,7 +6,9 @@ and P6 hold `value`, `baseline`, `ratio`; P3 `p50_ms`, `p99_ms`, `baseline_p99_m
 `knee_msg_per_s`, `limit_process`, `cpu_us_per_message` (issue 11) and `ratio` (the knee
 over P1's bare req/s, issue 21); P8 `ratio` (at 500 msg/s), `ratio_at_100`, `sum_us`,
 `cpu_us_per_message`, `baseline_cpu_us_per_request`; N1 `event_us`, `event_first_us`,
-`notification_us`, `encryption_us` (the push notifier, `bench/push_cost.py`). Every
+`notification_us`, `encryption_us` (the push notifier, `bench/push_cost.py`); N2
+`gateway_observe_us`, `worker_logic_us`, `worker_process_us` (presence, µs of CPU per
+connection change, `bench/presence_cost.py`). Every
 scenario also carries `target`, `met`, `measured_at` and scenario-specific detail; a
 scenario that failed holds `error` instead. A scenario run several times (P2 and P3 in a
 full run) shows its worst run, with all of them under `runs`. `profiles` (top level, kept
@@ -113,6 +115,13 @@ SCENARIOS: dict[str, Scenario] = {
             ("event_us", "event_first_us", "notification_us", "encryption_us"),
             "<= 100 us per user event (user without a subscription)",
             lambda r: r["event_us"] <= 100,
+        ),
+        Scenario(
+            "N2",
+            "presence CPU per connection change (gateway hook, streams worker)",
+            ("gateway_observe_us", "worker_logic_us", "worker_process_us"),
+            "gateway hook <= 20 us, worker process <= 500 us",
+            lambda r: r["gateway_observe_us"] <= 20 and r["worker_process_us"] <= 500,
         ),
         Scenario(
             "R1",
@@ -237,6 +246,13 @@ def _cells(scenario_id: str, r: Mapping[str, Any]) -> tuple[str, str, str]:
             f"{_n(r['event_us'], 1)} us per user event ({_n(r['event_first_us'])} us first "
             f"in 5 s); {_n(r['notification_us'])} us per notification sent",
             f"RFC 8291 encryption {_n(r['encryption_us'])} us",
+            "-",
+        )
+    if scenario_id == "N2":
+        return (
+            f"gateway hook {_n(r['gateway_observe_us'], 1)} us, streams worker process "
+            f"{_n(r['worker_process_us'])} us per connection change",
+            f"worker batch logic alone {_n(r['worker_logic_us'], 1)} us",
             "-",
         )
     if scenario_id in ("P4", "P4s"):

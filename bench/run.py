@@ -40,6 +40,7 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
         p7_ramp,
         p8_cost,
         p26_streams,
+        presence_cost,
         push_cost,
         recovery,
     )
@@ -78,6 +79,9 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     async def n1(ctx: Context, _: Mapping[str, Result]) -> dict[str, Result]:
         return {"N1": await push_cost.run(ctx)}
 
+    async def n2(ctx: Context, _: Mapping[str, Result]) -> dict[str, Result]:
+        return {"N2": await presence_cost.run(ctx)}
+
     # P6 replays the history P2 builds, so selecting it runs P2 too.
     table: list[tuple[tuple[str, ...], Runner]] = [
         (("P1",), p1),
@@ -90,6 +94,7 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
         (("P7",), p7),
         (("P8",), p8),
         (("N1",), n1),
+        (("N2",), n2),
     ]
     return [(ids, fn) for ids, fn in table if selected & set(ids)]
 

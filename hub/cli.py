@@ -536,7 +536,7 @@ def bench(
         ),
     ] = False,
 ) -> None:
-    """Run the performance scenarios (P1-P8, P4s, P5s, R1, N1), each against its baseline in
+    """Run the performance scenarios (P1-P8, P4s, P5s, R1, N1, N2), each against its baseline in
     the same run; write bench/results/latest.json and print the table (see README,
     Performance)."""
     import asyncio

@@ -70,6 +70,21 @@ def test_ratio_result_has_the_issue_fields() -> None:
         ("R1", {"ms": 700.0, "events": 1001, "recovered": True, "in_order": True}, False),
         ("R1", {"ms": 700.0, "events": 1000, "recovered": False, "in_order": True}, False),
         ("P6", {"value": 200.0, "baseline": 100.0, "ratio": 2.0}, True),
+        (
+            "N2",
+            {"gateway_observe_us": 20.0, "worker_logic_us": 9.0, "worker_process_us": 500},
+            True,
+        ),
+        (
+            "N2",
+            {"gateway_observe_us": 21.0, "worker_logic_us": 9.0, "worker_process_us": 50},
+            False,
+        ),
+        (
+            "N2",
+            {"gateway_observe_us": 5.0, "worker_logic_us": 9.0, "worker_process_us": 501},
+            False,
+        ),
     ],
 )
 def test_targets(scenario_id: str, result: dict[str, float], met: bool) -> None:
@@ -211,6 +226,17 @@ def test_histogram_quantile_between_snapshots() -> None:
     assert histogram_quantile(before, after, 1.0) == inf
     assert histogram_quantile(after, after, 0.99) is None
     assert histogram_quantile({}, {}, 0.5) is None
+
+
+def test_n2_row_names_the_gateway_hook_and_the_worker() -> None:
+    n2 = {"gateway_observe_us": 5.78, "worker_logic_us": 11.67, "worker_process_us": 249.7}
+    row = markdown_table(document({}, {"N2": finish("N2", n2, AT)}, None)).splitlines()[2]
+    assert row == (
+        "| N2 | presence CPU per connection change (gateway hook, streams worker) "
+        "| gateway hook 5.8 us, streams worker process 250 us per connection change "
+        "| worker batch logic alone 11.7 us | - "
+        "| gateway hook <= 20 us, worker process <= 500 us | yes |"
+    )
 
 
 def test_p7_knee_limit_and_cpu() -> None:
