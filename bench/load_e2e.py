@@ -161,8 +161,10 @@ async def run(
 
             posts = [asyncio.create_task(post(n)) async for n in times.paced(rate)]
             await asyncio.gather(*posts)
+        drained = time.perf_counter()
         await times.drain(_DRAIN_SECONDS)
-        await files.drain(_DRAIN_SECONDS)
+        # One budget for both: the scenario gives a run its duration plus 120 s.
+        await files.drain(max(1.0, _DRAIN_SECONDS - (time.perf_counter() - drained)))
     finally:
         if probe is not None:
             await probe.stop()
