@@ -209,7 +209,7 @@ async def run_media(ctx: Context, p3: Mapping[str, Any] | None) -> Result:
     async with (
         stage(ctx.base, "p3m") as st,
         Children(ctx.log_dir) as kids,
-        running_hub(ctx, st, kids, "p3m", media=True) as hub,
+        running_hub(ctx, st, kids, "p3m", hops=True, media=True) as hub,
     ):
         by_rate = await _by_rate(ctx, kids, hub, "p3m")
     e2e = by_rate[RATE]
