@@ -71,6 +71,7 @@ def _job(args: argparse.Namespace) -> Coroutine[Any, Any, dict[str, Any]]:
             args.warmup,
             run_id=args.run_id,
             hops=spec.get("hops"),
+            media=spec.get("media"),
         )
     if args.mode == "kafka-rtt":
         from bench import load_kafka

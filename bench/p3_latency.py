@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from bench.context import Context
+from bench.media_mix import media_accounts, media_figures
 from bench.procs import (
     BenchError,
     Child,
@@ -67,14 +68,30 @@ class RunningHub:
 
 @contextlib.asynccontextmanager
 async def running_hub(
-    ctx: Context, st: Stage, kids: Children, name: str, *, hops: bool = False
+    ctx: Context, st: Stage, kids: Children, name: str, *, hops: bool = False, media: bool = False
 ) -> AsyncIterator[RunningHub]:
     """Start the three servers as the hub runs them (unpinned); stop them at the end.
     With `hops` the load generator also splits each latency into its hops (a probe
-    consumer of its own: P3's light loads, not P7's ramp)."""
+    consumer of its own: P3's light loads, not P7's ramp). With `media` one webhook in
+    ten carries a file (P3m, P7m: `bench/media_mix.py`), served by a file stand-in child
+    the connectors' media fetcher fetches from."""
     users = [f"user{i:02d}" for i in range(USERS)]
     topics = Topics.from_settings(st.settings)
     accounts = await st.generic_accounts(users)
+    media_spec: dict[str, Any] | None = None
+    platform_bases: dict[str, str] = {}
+    if media:
+        files_port = free_port()
+        files = await kids.start(
+            f"{name}-files", python_argv("bench.media_mix", "--port", str(files_port))
+        )
+        files_url = f"http://127.0.0.1:{files_port}"
+        await wait_http(f"{files_url}/health", files)
+        media_spec = {"accounts": await media_accounts(st.settings, users), "files": files_url}
+        platform_bases = {
+            "HUB_TELEGRAM_API_BASE": f"{files_url}/telegram",
+            "HUB_WHATSAPP_API_BASE": f"{files_url}/whatsapp",
+        }
     gw_port, conn_port, web_port = free_port(), free_port(), free_port()
     streams = await kids.start(
         f"{name}-streams",
@@ -92,7 +109,9 @@ async def running_hub(
     connectors = await kids.start(
         f"{name}-connectors",
         python_argv("hub", "connectors"),
-        env=st.env(HUB_CONNECTORS_PORT=str(conn_port), HUB_CONNECTORS_POLLERS="false"),
+        env=st.env(
+            HUB_CONNECTORS_PORT=str(conn_port), HUB_CONNECTORS_POLLERS="false", **platform_bases
+        ),
     )
     await wait_log(streams, "Worker]: Ready", timeout=120)
     await wait_http(f"http://127.0.0.1:{gw_port}/health", gateway)
@@ -111,6 +130,7 @@ async def running_hub(
             }
             if hops
             else None,
+            "media": media_spec,
         },
     )
     try:
@@ -165,7 +185,45 @@ def _row(e2e: dict[str, Any]) -> dict[str, Any]:
         return {"error": e2e["error"]}
     keys: tuple[str, ...] = ("p50_ms", "p99_ms", "max_ms", "sink_lag_p99_ms", "lost", "errors")
     keys += ("hops", "core_share", "cpu_wait_share")
-    return {"messages": e2e["delivered"], **{k: e2e.get(k) for k in keys}}
+    keys += ("text", "media", "media_settled", "media_unsettled", "media_failed")
+    return {"messages": e2e["delivered"], **{k: e2e[k] for k in keys if k in e2e}}
+
+
+async def _by_rate(ctx: Context, kids: Children, hub: RunningHub, name: str) -> dict[float, Any]:
+    """An open loop at each of `RATES` (only the headline's failure ends the scenario)."""
+    by_rate: dict[float, Any] = {}
+    for rate in RATES:
+        duration = ctx.size(60.0, 10.0) if rate == RATE else ctx.size(30.0, 6.0)
+        try:
+            by_rate[rate] = await open_loop(kids, hub, name, rate, duration, ctx.size(5.0, 2.0))
+        except BenchError as exc:
+            if rate == RATE:
+                raise
+            by_rate[rate] = {"error": str(exc)[:300]}
+    return by_rate
+
+
+async def run_media(ctx: Context, p3: Mapping[str, Any] | None) -> Result:
+    """Measure P3m: P3's rates with one webhook in ten carrying a file; the text
+    messages' p99 over plain P3's of this invocation (`p3`, if it ran) as `ratio`."""
+    async with (
+        stage(ctx.base, "p3m") as st,
+        Children(ctx.log_dir) as kids,
+        running_hub(ctx, st, kids, "p3m", hops=True, media=True) as hub,
+    ):
+        by_rate = await _by_rate(ctx, kids, hub, "p3m")
+    e2e = by_rate[RATE]
+    if e2e["lost"] or e2e["errors"]:
+        raise BenchError(f"{e2e['lost']} messages never arrived; errors {e2e['errors']}")
+    return {
+        **media_figures(e2e, p3),
+        "sink_lag_p99_ms": e2e["sink_lag_p99_ms"],
+        "messages": e2e["delivered"],
+        "rate": RATE,
+        "rates": {f"{rate:g}": _row(result) for rate, result in by_rate.items()},
+        "seconds": e2e["seconds"],
+        "users": USERS,
+    }
 
 
 async def run(ctx: Context) -> Result:
@@ -174,16 +232,8 @@ async def run(ctx: Context) -> Result:
     async with stage(ctx.base, "p3") as st, Children(ctx.log_dir) as kids:
         rtt_topic = f"{st.settings.topic_namespace}.rtt"
         await ensure_topics(st.settings, {rtt_topic: {}})
-        by_rate = {}
         async with running_hub(ctx, st, kids, "p3", hops=True) as hub:
-            for rate in RATES:
-                duration = ctx.size(60.0, 10.0) if rate == RATE else ctx.size(30.0, 6.0)
-                try:
-                    by_rate[rate] = await open_loop(kids, hub, "p3", rate, duration, warmup)
-                except BenchError as exc:
-                    if rate == RATE:
-                        raise
-                    by_rate[rate] = {"error": str(exc)[:300]}
+            by_rate = await _by_rate(ctx, kids, hub, "p3")
         rtt = await kids.run_json(
             "p3-kafka-rtt",
             python_argv(

@@ -64,15 +64,25 @@ def limit_process(step: Mapping[str, Any]) -> str:
 
 
 async def _step(
-    kids: Children, hub: RunningHub, rate: float, seconds: float, warmup: float
+    kids: Children, hub: RunningHub, name: str, rate: float, seconds: float, warmup: float
 ) -> dict[str, Any]:
-    e2e = await open_loop(kids, hub, "p7", rate, seconds, warmup)
+    e2e = await open_loop(kids, hub, name, rate, seconds, warmup)
     sent = rate * (seconds + warmup)
     used = e2e["cpu_seconds"]
+    media = {}
+    if "text" in e2e:  # P7m: the text and media messages apart, the files' settling
+        media = {
+            "text_p99_ms": e2e["text"].get("p99_ms"),
+            "media_p99_ms": e2e["media"].get("p99_ms"),
+            "media_settled_p99_ms": e2e["media_settled"].get("p99_ms"),
+            "media_unsettled": e2e["media_unsettled"],
+            "media_failed": e2e["media_failed"],
+        }
     return {
         "rate": rate,
         "p50_ms": e2e.get("p50_ms"),
         "p99_ms": e2e.get("p99_ms"),
+        **media,
         "lost": e2e["lost"],
         "sink_lag_p99_ms": e2e["sink_lag_p99_ms"],
         "cpu_us_per_message": {n: round(u) for n, u in cpu_us_per_message(used, sent).items()},
@@ -83,16 +93,38 @@ async def _step(
 
 async def run(ctx: Context, p1: Mapping[str, Any] | None) -> Result:
     """Measure P7 (with P1's result of this invocation, if any)."""
+    return await _ramp(ctx, p1, "p7")
+
+
+async def run_media(
+    ctx: Context, p1: Mapping[str, Any] | None, p7: Mapping[str, Any] | None
+) -> Result:
+    """Measure P7m: P7 with one webhook in ten carrying a file (`bench/media_mix.py`);
+    its knee also over P7's of this invocation (`knee_vs_p7`), when P7 ran."""
+    result = await _ramp(ctx, p1, "p7m", media=True)
+    if p7 is not None and "error" not in p7 and p7["knee_msg_per_s"]:
+        result["knee_vs_p7"] = ratio(result["knee_msg_per_s"], p7["knee_msg_per_s"])
+        result["p7_knee_msg_per_s"] = p7["knee_msg_per_s"]
+    at_knee = [s for s in result["steps"] if s["rate"] == result["knee_msg_per_s"]]
+    result["media_settled_p99_ms"] = at_knee[0]["media_settled_p99_ms"] if at_knee else None
+    return result
+
+
+async def _ramp(
+    ctx: Context, p1: Mapping[str, Any] | None, name: str, *, media: bool = False
+) -> Result:
     step_seconds = ctx.size(20.0, 5.0)
     warmup = ctx.size(3.0, 1.0)
     steps: list[dict[str, Any]] = []
-    async with stage(ctx.base, "p7") as st, Children(ctx.log_dir) as kids:
-        hub_up = running_hub(ctx, st, kids, "p7")
-        async with hub_up as hub:
-            for rate in STEPS[: ctx.size(len(STEPS), 4)]:
-                steps.append(await _step(kids, hub, rate, step_seconds, warmup))
-                if not holds(steps[-1]):
-                    break
+    async with (
+        stage(ctx.base, name) as st,
+        Children(ctx.log_dir) as kids,
+        running_hub(ctx, st, kids, name, media=media) as hub,
+    ):
+        for rate in STEPS[: ctx.size(len(STEPS), 4)]:
+            steps.append(await _step(kids, hub, name, rate, step_seconds, warmup))
+            if not holds(steps[-1]):
+                break
     at_knee = [s for s in steps if s["rate"] == knee(steps)]
     return {
         "knee_msg_per_s": knee(steps),

@@ -6,7 +6,9 @@ and P6 hold `value`, `baseline`, `ratio`; P3 `p50_ms`, `p99_ms`, `baseline_p99_m
 `knee_msg_per_s`, `limit_process`, `cpu_us_per_message` (issue 11) and `ratio` (the knee
 over P1's bare req/s, issue 21); P8 `ratio` (at 500 msg/s), `ratio_at_100`, `sum_us`,
 `cpu_us_per_message`, `baseline_cpu_us_per_request`; N1 `event_us`, `event_first_us`,
-`notification_us`, `encryption_us` (the push notifier, `bench/push_cost.py`). Every
+`notification_us`, `encryption_us` (the push notifier, `bench/push_cost.py`); N2
+`gateway_observe_us`, `worker_logic_us`, `worker_process_us` (presence, µs of CPU per
+connection change, `bench/presence_cost.py`). Every
 scenario also carries `target`, `met`, `measured_at` and scenario-specific detail; a
 scenario that failed holds `error` instead. A scenario run several times (P2 and P3 in a
 full run) shows its worst run, with all of them under `runs`. `profiles` (top level, kept
@@ -19,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bench.media_mix import files_all_ready
 from bench.stats import ratio
 
 Result = dict[str, Any]
@@ -43,6 +46,19 @@ _P8_FIELDS = (
     "cpu_us_per_message",
     "baseline_cpu_us_per_request",
 )
+# P3m and P7m (issue 24, `bench/media_mix.py`): text and media messages apart.
+_MEDIA_FIELDS = (
+    "p50_ms",
+    "p99_ms",
+    "text_p50_ms",
+    "text_p99_ms",
+    "media_p99_ms",
+    "media_settled_p99_ms",
+    "media_messages",
+    "media_unsettled",
+    "media_failed",
+    "ratio",
+)
 
 SCENARIOS: dict[str, Scenario] = {
     s.id: s
@@ -63,6 +79,13 @@ SCENARIOS: dict[str, Scenario] = {
             ("p50_ms", "p99_ms", "baseline_p99_ms"),
             "p50 <= 20 ms, p99 <= 100 ms",
             lambda r: r["p50_ms"] <= 20 and r["p99_ms"] <= 100,
+        ),
+        Scenario(
+            "P3m",
+            "as P3, one webhook in ten carrying a photo, voice note or PDF",
+            _MEDIA_FIELDS,
+            "p50 <= 20 ms, p99 <= 100 ms; every file ready",
+            lambda r: r["p50_ms"] <= 20 and r["p99_ms"] <= 100 and files_all_ready(r),
         ),
         Scenario(
             "P4",
@@ -101,6 +124,13 @@ SCENARIOS: dict[str, Scenario] = {
             lambda r: r["ratio"] is not None and r["ratio"] >= 0.25,
         ),
         Scenario(
+            "P7m",
+            "as P7, one webhook in ten carrying a photo, voice note or PDF",
+            ("knee_msg_per_s", "limit_process", "cpu_us_per_message", "ratio"),
+            "ratio >= 0.25 (knee / bare FastAPI req/s)",
+            lambda r: r["ratio"] is not None and r["ratio"] >= 0.25,
+        ),
+        Scenario(
             "P8",
             "hub CPU per message vs a bare FastAPI request",
             _P8_FIELDS,
@@ -120,6 +150,13 @@ SCENARIOS: dict[str, Scenario] = {
             ("p50_ms", "p99_ms", "deliveries_per_s"),
             "p99 <= 1,000 ms, >= 200 deliveries/s",
             lambda r: r["p99_ms"] <= 1000 and r["deliveries_per_s"] >= 200,
+        ),
+        Scenario(
+            "N2",
+            "presence CPU per connection change (gateway hook, streams worker)",
+            ("gateway_observe_us", "worker_logic_us", "worker_process_us"),
+            "gateway hook <= 20 us, worker process <= 500 us",
+            lambda r: r["gateway_observe_us"] <= 20 and r["worker_process_us"] <= 500,
         ),
         Scenario(
             "R1",
@@ -206,6 +243,13 @@ def _per_process(us: Mapping[str, Any]) -> str:
     return ", ".join(f"{k} {_n(v)} us" for k, v in sorted(us.items())) or "-"
 
 
+def _media_trouble(r: Mapping[str, Any]) -> str:
+    """ ", 3 files never settled, failed: timeout 2" or nothing."""
+    out = f", {r['media_unsettled']} files never settled" if r["media_unsettled"] else ""
+    failed = ", ".join(f"{k} {v}" for k, v in sorted(r["media_failed"].items()))
+    return out + (f", failed: {failed}" if failed else "")
+
+
 def _cells(scenario_id: str, r: Mapping[str, Any]) -> tuple[str, str, str]:
     """(hub, baseline, ratio) cells of one result."""
     if "error" in r:
@@ -216,6 +260,24 @@ def _cells(scenario_id: str, r: Mapping[str, Any]) -> tuple[str, str, str]:
             f"Kafka round trip p99 {_n(r['baseline_p99_ms'], 1)} ms",
             "-",
         )
+    if scenario_id == "P3m":
+        return (
+            f"text p50 {_n(r['text_p50_ms'], 1)} ms, p99 {_n(r['text_p99_ms'], 1)} ms; "
+            f"media p99 {_n(r['media_p99_ms'], 1)} ms, files ready p99 "
+            f"{_n(r['media_settled_p99_ms'] or 0)} ms{_media_trouble(r)}",
+            f"P3 p99 {_n(r['baseline_p99_ms'], 1)} ms"
+            if r["ratio"] is not None
+            else r.get("ratio_note", "no P3 in this run"),
+            "-" if r["ratio"] is None else f"{r['ratio']:.2f}",
+        )
+    if scenario_id == "P7m":
+        hub, base, rat = _cells("P7", r)
+        if "knee_vs_p7" in r:
+            hub += f"; {r['knee_vs_p7']:.2f} of P7's {_n(r['p7_knee_msg_per_s'])}"
+        settled = r.get("media_settled_p99_ms")
+        if settled is not None:
+            hub += f"; files ready p99 {_n(settled)} ms at the knee"
+        return hub, base, rat
     if scenario_id == "P7":
         cpu = _per_process(r["cpu_us_per_message"])
         if r.get("ratio") is None:
@@ -251,6 +313,13 @@ def _cells(scenario_id: str, r: Mapping[str, Any]) -> tuple[str, str, str]:
             f"p50 {_n(r['p50_ms'], 1)} ms, p99 {_n(r['p99_ms'], 1)} ms; "
             f"{_n(r['deliveries_per_s'])} deliveries/s ({r['endpoints']} endpoints)",
             "-",
+            "-",
+        )
+    if scenario_id == "N2":
+        return (
+            f"gateway hook {_n(r['gateway_observe_us'], 1)} us, streams worker process "
+            f"{_n(r['worker_process_us'])} us per connection change",
+            f"worker batch logic alone {_n(r['worker_logic_us'], 1)} us",
             "-",
         )
     if scenario_id in ("P4", "P4s"):

@@ -40,6 +40,7 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
         p7_ramp,
         p8_cost,
         p26_streams,
+        presence_cost,
         push_cost,
         recovery,
         w1_webhooks,
@@ -58,6 +59,9 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     async def p3(ctx: Context, _: Mapping[str, Result]) -> dict[str, Result]:
         return {"P3": await p3_latency.run(ctx)}
 
+    async def p3m(ctx: Context, earlier: Mapping[str, Result]) -> dict[str, Result]:
+        return {"P3m": await p3_latency.run_media(ctx, earlier.get("P3"))}
+
     async def p4(ctx: Context, _: Mapping[str, Result]) -> dict[str, Result]:
         return {"P4": await p4_idle.run(ctx)}
 
@@ -73,6 +77,9 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     async def p7(ctx: Context, earlier: Mapping[str, Result]) -> dict[str, Result]:
         return {"P7": await p7_ramp.run(ctx, earlier.get("P1"))}
 
+    async def p7m(ctx: Context, earlier: Mapping[str, Result]) -> dict[str, Result]:
+        return {"P7m": await p7_ramp.run_media(ctx, earlier.get("P1"), earlier.get("P7"))}
+
     async def p8(ctx: Context, earlier: Mapping[str, Result]) -> dict[str, Result]:
         return {"P8": await p8_cost.run(ctx, earlier.get("P1"))}
 
@@ -82,19 +89,25 @@ def _runners(selected: set[str]) -> list[tuple[tuple[str, ...], Runner]]:
     async def w1(ctx: Context, _: Mapping[str, Result]) -> dict[str, Result]:
         return {"W1": await w1_webhooks.run(ctx)}
 
+    async def n2(ctx: Context, _: Mapping[str, Result]) -> dict[str, Result]:
+        return {"N2": await presence_cost.run(ctx)}
+
     # P6 replays the history P2 builds, so selecting it runs P2 too.
     table: list[tuple[tuple[str, ...], Runner]] = [
         (("P1",), p1),
         (("P2", "P6"), p26),
         (("P3",), p3),
+        (("P3m",), p3m),
         (("P4",), p4),
         (("P4s",), p4s),
         (("P5", "P5s"), p5),
         (("R1",), r1),
         (("P7",), p7),
+        (("P7m",), p7m),
         (("P8",), p8),
         (("N1",), n1),
         (("W1",), w1),
+        (("N2",), n2),
     ]
     return [(ids, fn) for ids, fn in table if selected & set(ids)]
 

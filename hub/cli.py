@@ -538,9 +538,9 @@ def bench(
         ),
     ] = False,
 ) -> None:
-    """Run the performance scenarios (P1-P8, P4s, P5s, R1, N1), each against its baseline in
-    the same run; write bench/results/latest.json and print the table (see README,
-    Performance)."""
+    """Run the performance scenarios (P1-P8, P3m, P4s, P5s, P7m, R1, N1, N2), each against
+    its baseline in the same run; write bench/results/latest.json and print the table (see
+    README, Performance)."""
     import asyncio
     import sys
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from bench.arrivals import Arrivals
+from bench.load_e2e import MediaTimes, media_split
+from bench.media_mix import BenchFiles, is_media, kind_of, media_figures, media_webhook, run_base
 from bench.p5_burst import burst_result
 from bench.p7_ramp import knee, knee_ratio, limit_process
 from bench.p8_cost import baseline_from, cost_row
@@ -17,6 +20,9 @@ from bench.profile import collapsed, frames, thread_shares, top_own
 from bench.report import SCENARIOS, document, finish, markdown_table, ratio_result, worst_of
 from bench.run import parse_only, repeats_of, write_results
 from bench.stats import Latency, histogram_quantile, percentile, ratio
+from connectors.signatures import hmac_sha256_hex
+from hubcore.blobs import sniff_mime
+from schemas import message_id
 
 AT = "2026-11-25T12:00:00+00:00"
 
@@ -70,6 +76,21 @@ def test_ratio_result_has_the_issue_fields() -> None:
         ("R1", {"ms": 700.0, "events": 1001, "recovered": True, "in_order": True}, False),
         ("R1", {"ms": 700.0, "events": 1000, "recovered": False, "in_order": True}, False),
         ("P6", {"value": 200.0, "baseline": 100.0, "ratio": 2.0}, True),
+        (
+            "N2",
+            {"gateway_observe_us": 20.0, "worker_logic_us": 9.0, "worker_process_us": 500},
+            True,
+        ),
+        (
+            "N2",
+            {"gateway_observe_us": 21.0, "worker_logic_us": 9.0, "worker_process_us": 50},
+            False,
+        ),
+        (
+            "N2",
+            {"gateway_observe_us": 5.0, "worker_logic_us": 9.0, "worker_process_us": 501},
+            False,
+        ),
     ],
 )
 def test_targets(scenario_id: str, result: dict[str, float], met: bool) -> None:
@@ -211,6 +232,17 @@ def test_histogram_quantile_between_snapshots() -> None:
     assert histogram_quantile(before, after, 1.0) == inf
     assert histogram_quantile(after, after, 0.99) is None
     assert histogram_quantile({}, {}, 0.5) is None
+
+
+def test_n2_row_names_the_gateway_hook_and_the_worker() -> None:
+    n2 = {"gateway_observe_us": 5.78, "worker_logic_us": 11.67, "worker_process_us": 249.7}
+    row = markdown_table(document({}, {"N2": finish("N2", n2, AT)}, None)).splitlines()[2]
+    assert row == (
+        "| N2 | presence CPU per connection change (gateway hook, streams worker) "
+        "| gateway hook 5.8 us, streams worker process 250 us per connection change "
+        "| worker batch logic alone 11.7 us | - "
+        "| gateway hook <= 20 us, worker process <= 500 us | yes |"
+    )
 
 
 def test_p7_knee_limit_and_cpu() -> None:
@@ -478,3 +510,116 @@ def test_w1_row_and_target() -> None:
     assert not finish("W1", {**result, "p99_ms": 1500.0}, AT)["met"]
     (row,) = markdown_table(document({}, {"W1": done}, None)).splitlines()[2:]
     assert "p50 27.3 ms, p99 198.4 ms; 642 deliveries/s (20 endpoints)" in row
+
+
+def test_one_webhook_in_ten_carries_a_file_in_turn() -> None:
+    media = [n for n in range(60) if is_media(n)]
+    assert media == [9, 19, 29, 39, 49, 59]
+    assert [kind_of(n) for n in media] == ["photo", "voice", "pdf"] * 2
+    assert run_base("p3mr200") != run_base("p3mr10")
+
+
+def test_media_webhooks_in_the_platforms_formats_and_their_message_ids() -> None:
+    accounts = {
+        "telegram": {"id": "acc_t", "external_id": "1", "credentials": {"webhookSecret": "s"}},
+        "whatsapp": {"id": "acc_w", "external_id": "2", "credentials": {"appSecret": "a"}},
+    }
+    path, headers, body, expected = media_webhook(9, "r", 3, accounts, "bench-e2e 9", "x")
+    update = orjson.loads(body)
+    assert path == "/webhooks/telegram/acc_t" and headers["X-Telegram-Bot-Api-Secret-Token"] == "s"
+    photo = update["message"]["photo"]
+    assert [p["width"] for p in photo] == [90, 640] and update["message"][
+        "caption"
+    ] == "bench-e2e 9"
+    number = run_base("r") + 9
+    assert expected == message_id("telegram", "acc_t", str(1_000_000_003), str(number))
+    path, headers, body, expected = media_webhook(19, "r", 3, accounts, "bench-e2e 19", "x")
+    voice = orjson.loads(body)["entry"][0]["changes"][0]["value"]["messages"][0]
+    assert path == "/webhooks/whatsapp/acc_w" and voice["audio"]["voice"] is True
+    assert "caption" not in voice["audio"]  # matched by its id, not by a tag
+    assert headers["X-Hub-Signature-256"] == "sha256=" + hmac_sha256_hex("a", body)
+    assert expected == message_id("whatsapp", "acc_w", "15550000003", f"wamid.{run_base('r') + 19}")
+
+
+def test_bench_files_are_distinct_per_reference_and_of_their_type() -> None:
+    files = BenchFiles()
+    photo, thumb = files.file("demo-photo-7"), files.file("demo-photo-7-s")
+    assert photo is not None and thumb is not None
+    assert sniff_mime(photo[0]) == "image/jpeg" and len(photo[0]) > len(thumb[0])
+    assert files.file("demo-photo-8") != photo
+    voice, pdf = files.file("demo-voice-7"), files.file("documents/demo-pdf-7")
+    assert voice is not None and sniff_mime(voice[0]).startswith("audio/ogg")
+    assert pdf is not None and sniff_mime(pdf[0]) == "application/pdf"
+    assert files.file("other") is None
+
+
+def test_media_messages_settle_when_no_attachment_is_pending() -> None:
+    times = MediaTimes({"m1": 9, "m2": 19})
+    times.update({"id": "m1", "attachments": [{"status": "pending"}]}, 1.0)
+    times.update({"id": "zz", "attachments": [{"status": "ready"}]}, 1.0)
+    assert times.settled == {}
+    times.update({"id": "m1", "attachments": [{"status": "ready"}]}, 2.0)
+    times.update({"id": "m1", "attachments": [{"status": "ready"}]}, 3.0)  # a repeat
+    times.update({"id": "m2", "attachments": [{"status": "failed", "reason": "timeout"}]}, 4.0)
+    assert times.settled == {9: 2.0, 19: 4.0} and times.failed == {"timeout": 1}
+
+
+async def test_media_split_reports_text_and_media_apart() -> None:
+    arrivals = Arrivals(20)
+    arrivals.sent = {n: float(n) for n in range(20)}
+    for n in range(20):
+        if n != 19:
+            arrivals.arrive(n, n + (0.5 if is_media(n) else 0.01))
+    files = MediaTimes({"m9": 9, "m19": 19})
+    files.update({"id": "m9", "attachments": [{"status": "ready"}]}, 11.0)
+    split = media_split(arrivals, files, 2)
+    assert split["text"]["count"] == 16 and split["text"]["p99_ms"] == 10.0
+    assert split["media"] == {"count": 1, "p50_ms": 500.0, "p99_ms": 500.0, "max_ms": 500.0}
+    assert split["media_settled"]["p50_ms"] == 2000.0
+    assert split["media_unsettled"] == 1 and split["media_failed"] == {}
+
+
+def _e2e(text_p99: float, unsettled: int = 0) -> dict[str, Any]:
+    return {
+        "p50_ms": 12.0,
+        "p99_ms": 60.0,
+        "text": {"count": 90, "p50_ms": 11.0, "p99_ms": text_p99},
+        "media": {"count": 10, "p50_ms": 14.0, "p99_ms": 70.0},
+        "media_settled": {"count": 10 - unsettled, "p50_ms": 200.0, "p99_ms": 900.0},
+        "media_unsettled": unsettled,
+        "media_failed": {},
+    }
+
+
+def test_p3m_ratio_is_the_text_p99_over_plain_p3_s_and_files_must_be_ready() -> None:
+    p3 = finish("P3", {"p50_ms": 10.0, "p99_ms": 40.0, "baseline_p99_ms": 3.0}, AT)
+    with_p3 = media_figures(_e2e(50.0), p3)
+    assert with_p3["ratio"] == 1.25 and with_p3["baseline_p99_ms"] == 40.0
+    assert with_p3["text_p99_ms"] == 50.0 and with_p3["media_p99_ms"] == 70.0
+    assert finish("P3m", with_p3, AT)["met"] is True
+    alone = media_figures(_e2e(50.0), None)
+    assert alone["ratio"] is None and "P3 did not run" in alone["ratio_note"]
+    assert finish("P3m", media_figures({**_e2e(50.0), "p99_ms": 150.0}, p3), AT)["met"] is False
+    assert finish("P3m", media_figures(_e2e(50.0, unsettled=1), p3), AT)["met"] is False
+    row = markdown_table(document({}, {"P3m": finish("P3m", with_p3, AT)}, None)).splitlines()[2]
+    assert "| text p50 11.0 ms, p99 50.0 ms; media p99 70.0 ms, files ready p99 900 ms " in row
+    assert "| P3 p99 40.0 ms | 1.25 |" in row
+    lost = finish("P3m", media_figures(_e2e(50.0, unsettled=2), None), AT)
+    row = markdown_table(document({}, {"P3m": lost}, None)).splitlines()[2]
+    assert "2 files never settled" in row and "P3 did not run in this invocation" in row
+
+
+def test_p7m_row_adds_the_knee_against_p7_and_the_files() -> None:
+    p7m = {
+        "knee_msg_per_s": 700.0,
+        "limit_process": "p7m-streams",
+        "cpu_us_per_message": {},
+        **knee_ratio(700.0, P1_RESULT),
+        "knee_vs_p7": 0.5,
+        "p7_knee_msg_per_s": 1400.0,
+        "media_settled_p99_ms": 820.0,
+    }
+    done = finish("P7m", p7m, AT)
+    assert done["met"] is False  # 700 / 8,000 < 0.25
+    row = markdown_table(document({}, {"P7m": done}, None)).splitlines()[2]
+    assert "700 msg/s (limit: p7m-streams); 0.50 of P7's 1,400; files ready p99 820 ms" in row
