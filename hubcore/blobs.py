@@ -98,13 +98,15 @@ class BlobStore(Protocol):
 
 
 def blob_store(settings: Settings, db: AsyncDatabase[Document]) -> BlobStore:
-    """The store `HUB_BLOB_STORE` names: GridFS on `db` (default) or the S3 bucket."""
+    """The store `HUB_BLOB_STORE` names: GridFS (default; in `HUB_GRIDFS_DATABASE`, beside
+    `db`) or the S3 bucket."""
     if settings.blob_store == "s3":
         from hubcore.s3 import S3BlobStore
 
         return S3BlobStore.from_settings(settings)
+    blobs = db.client[settings.gridfs_database or f"{db.name}_blobs"]
     return GridFSBlobStore(
-        db, bucket=settings.gridfs_bucket, max_image_pixels=settings.media_max_image_pixels
+        blobs, bucket=settings.gridfs_bucket, max_image_pixels=settings.media_max_image_pixels
     )
 
 

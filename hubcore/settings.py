@@ -314,6 +314,13 @@ class Settings(BaseSettings):
         "S3-compatible bucket (the HUB_S3_* settings).",
     )
     gridfs_bucket: str = Field(default="blobs", description="GridFS bucket name (gridfs).")
+    gridfs_database: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9_-]{0,63}$",
+        description="Database of the GridFS bucket; empty: `<HUB_MONGO_DB>_blobs`. A database "
+        "of its own: on the embedded FerretDB (SQLite, one writer per database) file writes "
+        "then never hold up the messages' writes.",
+    )
     s3_endpoint: str = Field(
         default="",
         description="S3-compatible endpoint URL, e.g. https://s3.eu-west-1.amazonaws.com",

@@ -246,10 +246,12 @@ class MediaFetcher:
         wait, None: the result goes anyway."""
 
         async def stored(_: int) -> Document:
+            # By `_id` alone, the owner checked here: FerretDB reads every message for a
+            # filter with another field (P3m: these polls stalled the worker's inserts).
             found = await self.db[MESSAGES].find_one(
-                {"_id": job.message_id, "userId": job.user_id}, {"attachments": 1}
+                {"_id": job.message_id}, {"attachments": 1, "userId": 1}
             )
-            if found is None:
+            if found is None or found.get("userId") != job.user_id:
                 raise _NotStoredYet
             shown = found.get("attachments") or []
             index = job.index

@@ -153,3 +153,21 @@ def test_sigv4_s3_put_object_signs_the_payload_hash() -> None:
         "SignedHeaders=date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class, "
         "Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"
     )
+
+
+def test_gridfs_lives_in_a_database_of_its_own() -> None:
+    # On the embedded FerretDB (SQLite: one writer per database) file writes in the
+    # messages' database stalled the worker's inserts (P3m); no connection is made here.
+    from pymongo import AsyncMongoClient
+
+    from hubcore.blobs import GridFSBlobStore, blob_store
+    from hubcore.settings import Settings
+
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        "mongodb://127.0.0.1:1", connect=False
+    )
+    hub = client["hub"]
+    default = blob_store(Settings(), hub)
+    named = blob_store(Settings(gridfs_database="files"), hub)
+    assert isinstance(default, GridFSBlobStore) and isinstance(named, GridFSBlobStore)
+    assert default._db.name == "hub_blobs" and named._db.name == "files"
