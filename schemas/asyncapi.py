@@ -105,6 +105,11 @@ def document(
         "servers": {
             "kafka": {"host": "localhost:9092", "protocol": "kafka"},
             "gateway": {"host": "localhost:8000", "protocol": "ws", "pathname": "/ws"},
+            "webhookReceiver": {
+                "host": "receiver.example",
+                "protocol": "https",
+                "description": "A user's webhook endpoint (any host the outbound policy allows).",
+            },
         },
         "channels": {
             "rawMessages": _topic(
@@ -161,6 +166,46 @@ def document(
                 user,
                 retention["media-fetch"],
             ),
+            "webhooks": {
+                "address": "{endpoint}",
+                "servers": [{"$ref": "#/servers/webhookReceiver"}],
+                "parameters": {
+                    "endpoint": {"description": "The URL a user registered (`POST /api/webhooks`)."}
+                },
+                "description": (
+                    "Users' signed event webhooks (docs/webhooks.md): the connectors POST each "
+                    "subscribed event to the endpoint, its body the `/ws` event frame, signed "
+                    "per Standard Webhooks; at least once, in order per endpoint, retried with "
+                    "back-off. `POST /api/webhooks/{id}/test` sends a `ping` frame the same way."
+                ),
+                "messages": {
+                    "event": {
+                        "contentType": "application/json",
+                        "headers": {
+                            "type": "object",
+                            "required": ["webhook-id", "webhook-timestamp", "webhook-signature"],
+                            "properties": {
+                                "webhook-id": {
+                                    "type": "string",
+                                    "description": "Stable across retries: de-duplicate by it.",
+                                },
+                                "webhook-timestamp": {
+                                    "type": "string",
+                                    "description": "Unix seconds of this attempt.",
+                                },
+                                "webhook-signature": {
+                                    "type": "string",
+                                    "description": "Space-separated `v1,<base64 HMAC-SHA256>` "
+                                    "(two during a secret rotation's grace).",
+                                },
+                            },
+                        },
+                        "payload": {"$ref": _COMPONENTS + "ws-event-frame"},
+                        "bindings": {"http": {"bindingVersion": "0.3.0"}},
+                    }
+                },
+                "bindings": {"http": {"bindingVersion": "0.3.0"}},
+            },
             "websocket": {
                 "address": "/ws",
                 "servers": [{"$ref": "#/servers/gateway"}],
@@ -183,6 +228,11 @@ def document(
             "consumeDeadLetter": _receive("deadLetter"),
             "consumePresence": _receive("presence"),
             "consumeMediaFetch": _receive("mediaFetch"),
+            "sendWebhook": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/webhooks"},
+                "bindings": {"http": {"method": "POST", "bindingVersion": "0.3.0"}},
+            },
             "sendClientFrame": {
                 "action": "send",
                 "channel": {"$ref": "#/channels/websocket"},

@@ -38,7 +38,11 @@ def test_the_committed_document_parses_from_anywhere(tmp_path: Path) -> None:
     assert not export.stale(), "run `hub schemas export`"
     for cwd in (tmp_path, Path("/")):
         result = _parse(DOCUMENT, cwd)
-        assert result == {"errors": [], "warnings": [], "channels": 8}  # 7 topics + the WebSocket
+        assert result == {
+            "errors": [],
+            "warnings": [],
+            "channels": 9,
+        }  # 7 topics, the WebSocket, webhooks
     alone = tmp_path / "asyncapi.json"
     shutil.copy(DOCUMENT, alone)  # no schemas/json beside it: the document is self-contained
     assert _parse(alone, tmp_path)["errors"] == []
@@ -60,3 +64,11 @@ def test_every_topic_says_how_to_read_lz4() -> None:
     for name in ("rawMessages", "commands", "userEvents", "deadLetter"):
         assert asyncapi.CONSUMING in doc["channels"][name]["description"]
     assert "lz4" in asyncapi.CONSUMING
+
+
+def test_webhooks_are_the_event_frames_with_standard_webhooks_headers() -> None:
+    doc = json.loads(DOCUMENT.read_text(encoding="utf-8"))
+    event = doc["channels"]["webhooks"]["messages"]["event"]
+    assert event["payload"] == doc["channels"]["websocket"]["messages"]["event"]["payload"]
+    assert event["headers"]["required"] == ["webhook-id", "webhook-timestamp", "webhook-signature"]
+    assert doc["operations"]["sendWebhook"]["bindings"]["http"]["method"] == "POST"
