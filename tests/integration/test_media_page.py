@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from gateway.attachments import public_view
 from hub.demo import media_samples
 from hubcore.attachments import ATTACHMENTS, ready_doc
-from hubcore.blobs import GridFSBlobStore
+from hubcore.blobs import blob_store
 from hubcore.mongo import CONVERSATIONS, MESSAGES, Document
 from hubcore.settings import Settings
 from schemas import SendMessage, parse_command
@@ -36,7 +36,7 @@ VOICE = media_samples.wav(8000)  # one second
 async def _attachment(
     db: AsyncDatabase[Document], data: bytes, kind: AttachmentKind, name: str, message_id: str
 ) -> Document:
-    blob = await GridFSBlobStore(db, max_image_pixels=10**8).put(data)
+    blob = await blob_store(Settings(), db).put(data)  # where the gateway reads
     doc = ready_doc(
         user_id="alice",
         conversation_id="conv_media",

@@ -13,7 +13,7 @@ from hub.demo import media_samples
 from hub.demo.platform_apis import Call
 from hubcore.accounts import Account
 from hubcore.attachments import new_attachment_id
-from hubcore.blobs import GridFSBlobStore, StoredBlob
+from hubcore.blobs import StoredBlob, blob_store
 from hubcore.media_urls import verify
 from schemas import OutboundMessage, SendResult
 from schemas.attachments import AttachmentKind, OutboundAttachment
@@ -27,7 +27,7 @@ PDF = media_samples.pdf()
 
 
 async def _stored(rig: Rig, data: bytes, kind: AttachmentKind, name: str) -> OutboundAttachment:
-    store = GridFSBlobStore(rig.db, max_image_pixels=rig.settings.media_max_image_pixels)
+    store = blob_store(rig.settings, rig.db)  # where the senders read (HUB_GRIDFS_DATABASE)
     blob: StoredBlob = await store.put(data)
     return OutboundAttachment(
         id=new_attachment_id(),
