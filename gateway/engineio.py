@@ -63,6 +63,7 @@ class EngineSession:
     engine: EngineServer
     websocket: bool = False  # on the WebSocket transport (from the start or upgraded)
     upgrading: bool = False
+    probed: bool = False  # upgrading, `3probe` sent: a poll now ends at once
     polling: bool = False  # a GET is waiting for packets
     closed: bool = False
     closing: bool = False  # closed, the next poll answers the close packet
@@ -211,6 +212,10 @@ class EngineServer:
             await respond_error(send, UNKNOWN_SID, headers)
             return
         session.polling = True
+        if session.probed:
+            # The client's poll left before the probe's answer reached it: it pauses
+            # polling only once that poll ends, so end it now (else a ping interval).
+            session.send("6")
         try:
             texts, closing = await session.conn.take()
         finally:
@@ -331,6 +336,7 @@ class EngineServer:
                     await send({"type": "websocket.close", "code": 1008})
                     return False
                 await send({"type": "websocket.send", "text": "3probe"})
+                session.probed = True
                 if session.polling:
                     session.send("6")
                 while True:
@@ -346,7 +352,7 @@ class EngineServer:
             await send({"type": "websocket.close", "code": CLOSE_NORMAL})
             return False
         finally:
-            session.upgrading = False
+            session.upgrading = session.probed = False
         # Closed meanwhile: the writer still sends what was queued, the close last.
         session.websocket = True
         session.conn.attach(send)  # the writer starts with what the last poll left queued

@@ -360,3 +360,14 @@ async def test_shutdown_tells_every_session_and_closes_it() -> None:
     for session in (one, two):
         assert session.conn.close_code == CLOSE_GOING_AWAY
         assert (await session.conn.take()) == (["1"], True)
+
+
+async def test_a_poll_arriving_after_the_probe_ends_at_once_with_a_noop() -> None:
+    # The client sent its poll before `3probe` reached it and pauses polling only once that
+    # poll ends: held open, the upgrade waited a whole ping interval (a CI flake).
+    engine = EngineServer(OPTIONS, Handler())
+    session = await _open(engine)
+    session.upgrading = session.probed = True
+    answer = await asyncio.wait_for(_request(engine, "GET", _query(session.sid)), 1.0)
+    assert (answer.status, answer.body) == (200, b"6")
+    session.stop_timers()
