@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from aiokafka.errors import KafkaError
+from pymongo.errors import PyMongoError
+
 from hubcore.errors import (
     BadRequest,
     HttpError,
@@ -17,6 +20,11 @@ class ConnectorError(HttpError):
     """Root of every error the connectors raise on purpose; `status` is the HTTP answer."""
 
     code = "connector_error"
+
+
+# What a connectors consumer treats as an outage of Kafka, the store or a platform: what
+# it was doing is dropped and read again from the committed offsets once it is over.
+OUTAGES: tuple[type[Exception], ...] = (KafkaError, ConnectorError, PyMongoError, OSError)
 
 
 class BadPayload(ConnectorError, BadRequest):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from hubcore.errors import HubError, ServiceUnavailable
+from hubcore.retry import Backoff
 from hubcore.settings import Settings
 from hubcore.topic_policy import (
     FOREVER,
@@ -141,6 +143,55 @@ async def close_consumer(consumer: AIOKafkaConsumer) -> None:
             raise
     except Exception as exc:
         log.debug("consumer stop failed", error=repr(exc))
+
+
+# Reconnecting while Kafka or the store is away: 0.5 s doubling to 10 s, forever.
+RECONNECT = Backoff(first=0.5, max_delay=10.0)
+
+# What a consumer session returns: the consumer the loop starts and drops, and what to run
+# with it once started (it returns only when the owner stops).
+Session = tuple[AIOKafkaConsumer, Callable[[], Awaitable[None]]]
+
+
+async def consume_forever(
+    what: str,
+    open_session: Callable[[], Session],
+    *,
+    outages: tuple[type[Exception], ...] = (KafkaError, OSError),
+    ready: Callable[[], Awaitable[None]] | None = None,
+    stopping: asyncio.Event | None = None,
+    backoff: Backoff = RECONNECT,
+) -> None:
+    """The reconnect loop of a long-running consumer: open a session, wait for `ready`
+    (e.g. the producer results go to), start the consumer and run the session; on an
+    outage (an error of `outages` from any of them) drop the consumer, wait out `backoff`
+    and open a new one, which resumes from the committed offsets.
+
+    Runs until `stopping` is set (or the task is cancelled); the backoff wait ends early
+    when it is. An error of one record is the session's to contain: anything not in
+    `outages` ends the loop.
+    """
+    failures = 0
+    while stopping is None or not stopping.is_set():
+        consumer, run = open_session()
+        delay = 0.0
+        try:
+            if ready is not None:
+                await ready()
+            await consumer.start()
+            failures = 0
+            await run()
+        except outages as exc:
+            failures += 1
+            delay = backoff.delay(failures)
+            log.warning(f"{what} failed", error=str(exc)[:200], retry_in=round(delay, 3))
+        finally:
+            await close_consumer(consumer)
+        if stopping is None:
+            await asyncio.sleep(delay)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:

@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import httpx
 import structlog
-from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from connectors.deliveries.dispatcher import Dispatcher
-from connectors.errors import ConnectorError
+from connectors.errors import OUTAGES
 from connectors.publisher import Publisher
-from hubcore.kafka import Topics, close_consumer, create_consumer
+from hubcore.kafka import Session, Topics, consume_forever, create_consumer
 from hubcore.mongo import BULK_CHUNK, Document, bulk_write_chunked
 from hubcore.settings import Settings
 from hubcore.webhooks import WebhookStore, pending_doc
@@ -32,7 +32,6 @@ from schemas.frames import Event, InvalidEvent, decode_event
 
 log = structlog.get_logger("connectors.deliveries")
 
-_MAX_BACKOFF = 10.0
 # Longer than the hub's 20 ms: a delivery may wait this much, and an idle process should
 # not fetch 50 times a second (as the outbound consumer, connectors/outbound/consumer.py).
 FETCH_MAX_WAIT_MS = 100
@@ -80,38 +79,36 @@ class DeliveryConsumer:
         await self.dispatcher.stop()
 
     async def _run(self) -> None:
-        backoff = 0.5
-        while True:
-            consumer = create_consumer(
-                self.settings,
-                group_id=group_id(self.settings),
-                # A new group reads what the topic keeps; an endpoint only gets events
-                # appended after it was created (earlier ones: replay).
-                auto_offset_reset="earliest",
-                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-            )
-            consumer.subscribe([self.topic], listener=_Owned(self.dispatcher))
-            try:
-                await self.publisher.wait_ready()
-                await consumer.start()
-                backoff = 0.5
-                while True:
-                    batch = await consumer.getmany(timeout_ms=1000, max_records=500)
-                    if batch:
-                        await self._schedule([r for records in batch.values() for r in records])
-                        await consumer.commit(
-                            {
-                                tp: OffsetAndMetadata(rs[-1].offset + 1, "")
-                                for tp, rs in batch.items()
-                            }
-                        )
-            except (KafkaError, ConnectorError, PyMongoError, OSError) as exc:
-                log.warning("webhook consumer failed", error=str(exc)[:200], retry_in=backoff)
-            finally:
-                self.dispatcher.partitions.clear()
-                await close_consumer(consumer)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF)
+        await consume_forever(
+            "webhook consumer",
+            self._session,
+            outages=OUTAGES,
+            ready=self.publisher.wait_ready,
+        )
+
+    def _session(self) -> Session:
+        consumer = create_consumer(
+            self.settings,
+            group_id=group_id(self.settings),
+            # A new group reads what the topic keeps; an endpoint only gets events
+            # appended after it was created (earlier ones: replay).
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
+        consumer.subscribe([self.topic], listener=_Owned(self.dispatcher))
+        return consumer, functools.partial(self._consume, consumer)
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=1000, max_records=500)
+                if batch:
+                    await self._schedule([r for records in batch.values() for r in records])
+                    await consumer.commit(
+                        {tp: OffsetAndMetadata(rs[-1].offset + 1, "") for tp, rs in batch.items()}
+                    )
+        finally:
+            self.dispatcher.partitions.clear()
 
     async def _schedule(self, records: list[ConsumerRecord]) -> None:
         """Write the deliveries of these records (in order), then wake their workers."""

@@ -22,17 +22,16 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
-from connectors.errors import ConnectorError
+from connectors.errors import OUTAGES, ConnectorError
 from connectors.media.fetcher import MediaFetcher
 from connectors.media.schedule import FairQueue, OffsetLedger
 from connectors.publisher import Publisher
-from hubcore.kafka import Topics, close_consumer, create_consumer
+from hubcore.kafka import Session, Topics, consume_forever, create_consumer
 from hubcore.settings import Settings
 from schemas import MediaFetch
 
 log = structlog.get_logger("connectors.media")
 
-_MAX_BACKOFF = 10.0
 # Files can wait a little: fewer empty fetches when nothing arrives (as the outbound one).
 FETCH_MAX_WAIT_MS = 250
 # How long a poll waits for new jobs; finished ones are committed at the next poll.
@@ -73,28 +72,24 @@ class MediaConsumer:
                 await self._task
 
     async def _run(self) -> None:
-        backoff = 0.5
-        while not self._stopping.is_set():
-            consumer = create_consumer(
-                self.settings,
-                group_id=group_id(self.settings),
-                auto_offset_reset="earliest",
-                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-            )
-            run = _Run(self, consumer)
-            try:
-                await self.publisher.wait_ready()
-                consumer.subscribe([self.topic], listener=run)
-                await consumer.start()
-                backoff = 0.5
-                await run.consume()
-            except (KafkaError, ConnectorError, PyMongoError, OSError) as exc:
-                log.warning("media consumer failed", error=str(exc), retry_in=backoff)
-            finally:
-                await run.abandon()
-                await close_consumer(consumer)
-            await self._sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF)
+        await consume_forever(
+            "media consumer",
+            self._session,
+            outages=OUTAGES,
+            ready=self.publisher.wait_ready,
+            stopping=self._stopping,
+        )
+
+    def _session(self) -> Session:
+        consumer = create_consumer(
+            self.settings,
+            group_id=group_id(self.settings),
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
+        run = _Run(self, consumer)
+        consumer.subscribe([self.topic], listener=run)
+        return consumer, run.run
 
     async def one(self, job: MediaFetch) -> None:
         """Handle one job up to its acked result; an outage is raised (the job is read again)."""
@@ -142,6 +137,12 @@ class _Run(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         pass
+
+    async def run(self) -> None:
+        try:
+            await self.consume()
+        finally:
+            await self.abandon()
 
     async def consume(self) -> None:
         consumer, ledger = self.consumer, self.ledger

@@ -13,26 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 
 import structlog
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
-from connectors.errors import ConnectorError
+from connectors.errors import OUTAGES, ConnectorError
 from connectors.outbound.delivery import Delivery
 from connectors.publisher import Publisher
-from hubcore.kafka import Topics, close_consumer, create_consumer
-from hubcore.retry import Backoff
+from hubcore.kafka import Session, Topics, consume_forever, create_consumer
 from hubcore.settings import Settings
 from schemas import OutboundMessage
 
 log = structlog.get_logger("connectors.outbound")
-
-# Reconnecting while Kafka or the store is away: 0.5 s doubling to 10 s, forever.
-_RECONNECT = Backoff(first=0.5, max_delay=10.0)
 
 # The broker holds an idle fetch this long. The hub's 20 ms (hubcore.kafka) keeps busy
 # partitions from waiting behind idle ones, but costs 50 empty fetches a second when
@@ -87,37 +84,34 @@ class OutboundConsumer:
             await self._task
 
     async def _run(self) -> None:
-        failures = 0
+        await consume_forever(
+            "outbound consumer",
+            self._session,
+            outages=OUTAGES,
+            ready=self.publisher.wait_ready,
+            stopping=self._stopping,
+        )
+
+    def _session(self) -> Session:
+        consumer = create_consumer(
+            self.settings,
+            self.topic,
+            group_id=group_id(self.settings),
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
+        return consumer, functools.partial(self._consume, consumer)
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
-            consumer = create_consumer(
-                self.settings,
-                self.topic,
-                group_id=group_id(self.settings),
-                auto_offset_reset="earliest",
-                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-            )
-            delay = 0.0
-            try:
-                await self.publisher.wait_ready()
-                await consumer.start()
-                failures = 0
-                while not self._stopping.is_set():
-                    batch = await consumer.getmany(timeout_ms=1000, max_records=100)
-                    if batch:
-                        done = await asyncio.gather(
-                            *(self._partition(tp, records) for tp, records in batch.items())
-                        )
-                        offsets = {tp: offset for tp, offset in done if offset is not None}
-                        if offsets:
-                            await consumer.commit(offsets)
-            except (KafkaError, ConnectorError, PyMongoError, OSError) as exc:
-                failures += 1
-                delay = _RECONNECT.delay(failures)
-                log.warning("outbound consumer failed", error=str(exc), retry_in=delay)
-            finally:
-                await close_consumer(consumer)
-            with contextlib.suppress(Stopping):
-                await self._sleep(delay)
+            batch = await consumer.getmany(timeout_ms=1000, max_records=100)
+            if batch:
+                done = await asyncio.gather(
+                    *(self._partition(tp, records) for tp, records in batch.items())
+                )
+                offsets = {tp: offset for tp, offset in done if offset is not None}
+                if offsets:
+                    await consumer.commit(offsets)
 
     async def _partition(
         self, tp: TopicPartition, records: list[ConsumerRecord]

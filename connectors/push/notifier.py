@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import time
 from collections.abc import Callable, Coroutine
@@ -32,6 +33,7 @@ from typing import Any
 import httpx
 import orjson
 import structlog
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
@@ -41,7 +43,7 @@ from pymongo.errors import PyMongoError
 from connectors.publisher import Publisher
 from connectors.push.metrics import PUSH_DECISIONS
 from connectors.push.sender import Push, PushSender
-from hubcore.kafka import Topics, close_consumer, create_consumer
+from hubcore.kafka import Session, Topics, consume_forever, create_consumer
 from hubcore.mongo import Document
 from hubcore.push_store import PushStore, Subscription
 from hubcore.settings import Settings
@@ -66,7 +68,6 @@ FETCH_MAX_WAIT_MS = 250
 # presence projection (streams) may not have written yet that their last device left just
 # before the message came (a presence batch and a store write behind).
 PRESENCE_SETTLE = 3.0
-_MAX_BACKOFF = 10.0
 
 Observer = Callable[[str, str], None]
 
@@ -342,33 +343,32 @@ class NotifierConsumer:
         await self.notifier.close()
 
     async def _run(self) -> None:
-        backoff = 0.5
+        await consume_forever(
+            "push notifier",
+            self._session,
+            outages=(KafkaError, PyMongoError, OSError),
+            stopping=self._stopping,
+        )
+
+    def _session(self) -> Session:
+        consumer = create_consumer(
+            self.settings,
+            self.topic,
+            group_id=group_id(self.settings),
+            # A new group starts at the beginning; STALE_AFTER keeps old news quiet.
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
+        return consumer, functools.partial(self._consume, consumer)
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
-            consumer = create_consumer(
-                self.settings,
-                self.topic,
-                group_id=group_id(self.settings),
-                # A new group starts at the beginning; STALE_AFTER keeps old news quiet.
-                auto_offset_reset="earliest",
-                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-            )
-            try:
-                await consumer.start()
-                backoff = 0.5
-                while not self._stopping.is_set():
-                    batch = await consumer.getmany(timeout_ms=1000, max_records=500)
-                    for records in batch.values():
-                        for record in records:
-                            await self._one(record)
-                    if batch:
-                        await consumer.commit()
-            except (KafkaError, PyMongoError, OSError) as exc:
-                log.warning("push notifier failed", error=str(exc)[:200], retry_in=backoff)
-            finally:
-                await close_consumer(consumer)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF)
+            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
+            for records in batch.values():
+                for record in records:
+                    await self._one(record)
+            if batch:
+                await consumer.commit()
 
     async def _one(self, record: ConsumerRecord) -> None:
         value: bytes = record.value or b""
