@@ -448,6 +448,14 @@ class Settings(BaseSettings):
         le=365,
         description="Days a finished delivery (delivered or dead) stays in the delivery log.",
     )
+    # --- SMTP session deadline (docs/platforms.md, "Email") -------------------------
+    smtp_session_deadline: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds one SMTP session (connect to QUIT) may take in all; then the "
+        "connection is cut and the reply fails (each step also has HUB_SEND_TIMEOUT).",
+    )
 
     _split = field_validator(
         "jwt_algorithms", "cors_origins", "outbound_allowed_hosts", "trusted_proxies", mode="before"

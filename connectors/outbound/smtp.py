@@ -1,15 +1,19 @@
 """Email replies over SMTP: TLS by default (implicit on 465, STARTTLS elsewhere), threaded
 under the message answered with `In-Reply-To`/`References`.
 
-`smtplib` runs in a thread: one reply is one short session. The `Message-ID` derives from
-the hub's id, so the platform id of a reply is known before it leaves.
+`smtplib` runs in a thread: one reply is one short session, within
+`HUB_SMTP_SESSION_DEADLINE` in all. The `Message-ID` derives from the hub's id, so the
+platform id of a reply is known before it leaves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -67,30 +71,104 @@ def compose(
     return mail
 
 
+class _Deadline:
+    """A session's overall deadline. Each step's socket timeout (`HUB_SEND_TIMEOUT`) does
+    not bound a server that answers every step slowly, and a session holds a thread of the
+    SMTP lane: when the deadline passes, a timer shuts the session's socket down, so the
+    read or write blocked on it returns at once and the session fails."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.passed = False
+        self._ends = time.monotonic() + seconds
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+
+    def left(self) -> float:
+        """Seconds until the deadline (a connect waits no longer)."""
+        return max(0.001, self._ends - time.monotonic())
+
+    def watch(self, sock: socket.socket) -> socket.socket:
+        """The socket the session now talks over (STARTTLS replaces it)."""
+        with self._lock:
+            self._sock = sock
+            passed = self.passed
+        if passed:
+            _shut(sock)
+        return sock
+
+    def watch_session(self, smtp: smtplib.SMTP) -> None:
+        if smtp.sock is not None:
+            self.watch(smtp.sock)
+
+    def _cut(self) -> None:
+        with self._lock:
+            self.passed = True
+            sock = self._sock
+        if sock is not None:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        # The plain socket's shutdown: on a TLS socket it is safe from another thread (no
+        # TLS close_notify is attempted, which would block too).
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 class _PinnedSmtp(smtplib.SMTP):
     """Connects to the address the policy checked; STARTTLS still verifies `host`."""
 
-    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
+    def __init__(
+        self, host: str, address: str, port: int, timeout: float, deadline: _Deadline
+    ) -> None:
         self._address = address
+        self._deadline = deadline
         super().__init__(host, port, timeout=timeout)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        return socket.create_connection((self._address, port), timeout, self.source_address)
+        sock = socket.create_connection(
+            (self._address, port), min(timeout, self._deadline.left()), self.source_address
+        )
+        return self._deadline.watch(sock)
 
 
 class _PinnedSmtpTls(smtplib.SMTP_SSL):
     """Implicit TLS to the checked address, the certificate verified for `host`."""
 
     def __init__(
-        self, host: str, address: str, port: int, context: ssl.SSLContext, timeout: float
+        self,
+        host: str,
+        address: str,
+        port: int,
+        context: ssl.SSLContext,
+        timeout: float,
+        deadline: _Deadline,
     ) -> None:
         self._address = address
         self._server_name = host
+        self._deadline = deadline
         super().__init__(host, port, timeout=timeout, context=context)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = socket.create_connection((self._address, port), timeout, self.source_address)
-        return self.context.wrap_socket(sock, server_hostname=self._server_name)
+        sock = socket.create_connection(
+            (self._address, port), min(timeout, self._deadline.left()), self.source_address
+        )
+        tls = self.context.wrap_socket(
+            sock, server_hostname=self._server_name, do_handshake_on_connect=False
+        )
+        self._deadline.watch(tls)
+        tls.do_handshake()
+        return tls
 
 
 def _deliver(settings: Settings, account: Account, mail: EmailMessage) -> None:
@@ -109,14 +187,41 @@ def _deliver(settings: Settings, account: Account, mail: EmailMessage) -> None:
         address = policy.address_for(host, port, "credentials.smtpHost")
     except InvalidInput as exc:
         raise SendError(f"{WHAT}: refused, {exc}", reason="address_refused") from None
+    with _Deadline(settings.smtp_session_deadline) as deadline:
+        try:
+            _session(settings, account, mail, host, address, port, tls, deadline)
+        except SendError as exc:
+            if not deadline.passed:
+                raise
+            # Not retried: a server this slow would hold the lane's thread again as long.
+            raise SendError(
+                f"{WHAT}: the session took longer than its deadline "
+                f"({deadline.seconds:g} s, HUB_SMTP_SESSION_DEADLINE)"
+                + ("; the server may have the message" if exc.ambiguous else ""),
+                ambiguous=exc.ambiguous,
+                reason="no_answer",
+            ) from None
+
+
+def _session(
+    settings: Settings,
+    account: Account,
+    mail: EmailMessage,
+    host: str,
+    address: str,
+    port: int,
+    tls: bool,
+    deadline: _Deadline,
+) -> None:
+    creds = account.credentials
     timeout = settings.send_timeout
     context = ssl.create_default_context()
     smtp: smtplib.SMTP
     try:
         if tls and port == 465:
-            smtp = _PinnedSmtpTls(host, address, port, context, timeout)
+            smtp = _PinnedSmtpTls(host, address, port, context, timeout, deadline)
         else:
-            smtp = _PinnedSmtp(host, address, port, timeout)
+            smtp = _PinnedSmtp(host, address, port, timeout, deadline)
     except (OSError, smtplib.SMTPException) as exc:
         raise SendError(
             f"{WHAT}: could not connect ({exc})", retriable=True, reason="connect"
@@ -125,6 +230,7 @@ def _deliver(settings: Settings, account: Account, mail: EmailMessage) -> None:
         try:
             if tls and port != 465:
                 smtp.starttls(context=context)
+                deadline.watch_session(smtp)
             if creds.get("smtpUsername"):
                 smtp.login(str(creds["smtpUsername"]), str(creds.get("smtpPassword") or ""))
         except smtplib.SMTPAuthenticationError as exc:
