@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -100,3 +102,26 @@ def imap_lane(settings: Settings) -> BlockingLane:
 def smtp_lane(settings: Settings) -> BlockingLane:
     """SMTP sessions of every email reply of the process."""
     return lane("smtp", settings.smtp_threads, settings.blocking_threads_per_user)
+
+
+def shut(sock: socket.socket) -> None:
+    """End, from any thread, a call blocked on `sock`: its read or write returns at once
+    and the call fails (its thread is free again)."""
+    with contextlib.suppress(OSError):
+        # The plain socket's shutdown: on a TLS socket it is safe from another thread (no
+        # TLS close_notify is attempted, which would block too).
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def tls_watched(
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    server_name: str,
+    watch: Callable[[socket.socket], None],
+) -> ssl.SSLSocket:
+    """`sock` in TLS verified for `server_name`, given to `watch` (which may `shut` it)
+    before the handshake, which a tarpit never finishes."""
+    wrapped = context.wrap_socket(sock, server_hostname=server_name, do_handshake_on_connect=False)
+    watch(wrapped)
+    wrapped.do_handshake()
+    return wrapped

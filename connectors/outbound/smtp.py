@@ -8,7 +8,6 @@ platform id of a reply is known before it leaves.
 
 from __future__ import annotations
 
-import contextlib
 import smtplib
 import socket
 import ssl
@@ -18,7 +17,7 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from connectors.blocking import smtp_lane
+from connectors.blocking import shut, smtp_lane, tls_watched
 from connectors.errors import SendError
 from connectors.platforms.email import single_address
 from hubcore.account_rules import as_bool, as_port
@@ -97,14 +96,13 @@ class _Deadline:
         """Seconds until the deadline (a connect waits no longer)."""
         return max(0.001, self._ends - time.monotonic())
 
-    def watch(self, sock: socket.socket) -> socket.socket:
+    def watch(self, sock: socket.socket) -> None:
         """The socket the session now talks over (STARTTLS replaces it)."""
         with self._lock:
             self._sock = sock
             passed = self.passed
         if passed:
-            _shut(sock)
-        return sock
+            shut(sock)
 
     def watch_session(self, smtp: smtplib.SMTP) -> None:
         if smtp.sock is not None:
@@ -115,14 +113,7 @@ class _Deadline:
             self.passed = True
             sock = self._sock
         if sock is not None:
-            _shut(sock)
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        # The plain socket's shutdown: on a TLS socket it is safe from another thread (no
-        # TLS close_notify is attempted, which would block too).
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            shut(sock)
 
 
 class _PinnedSmtp(smtplib.SMTP):
@@ -139,7 +130,8 @@ class _PinnedSmtp(smtplib.SMTP):
         sock = socket.create_connection(
             (self._address, port), min(timeout, self._deadline.left()), self.source_address
         )
-        return self._deadline.watch(sock)
+        self._deadline.watch(sock)
+        return sock
 
 
 class _PinnedSmtpTls(smtplib.SMTP_SSL):
@@ -163,12 +155,7 @@ class _PinnedSmtpTls(smtplib.SMTP_SSL):
         sock = socket.create_connection(
             (self._address, port), min(timeout, self._deadline.left()), self.source_address
         )
-        tls = self.context.wrap_socket(
-            sock, server_hostname=self._server_name, do_handshake_on_connect=False
-        )
-        self._deadline.watch(tls)
-        tls.do_handshake()
-        return tls
+        return tls_watched(sock, self.context, self._server_name, self._deadline.watch)
 
 
 def _deliver(settings: Settings, account: Account, mail: EmailMessage) -> None:

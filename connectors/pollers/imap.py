@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from connectors.blocking import shut, tls_watched
 from connectors.errors import PollError
 from connectors.platforms.email import FetchedMail
 from hubcore.account_rules import as_bool, as_port
@@ -88,12 +89,7 @@ class _PinnedImapTls(_CappedLiterals, imaplib.IMAP4_SSL):
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
         sock = socket.create_connection((self.address, self.port), timeout)
-        wrapped: ssl.SSLSocket = self.ssl_context.wrap_socket(
-            sock, server_hostname=self.host, do_handshake_on_connect=False
-        )
-        self.watch(wrapped)  # before the handshake, which a tarpit never finishes
-        wrapped.do_handshake()
-        return wrapped
+        return tls_watched(sock, self.ssl_context, self.host, self.watch)
 
 
 class ImapMailbox:
@@ -193,10 +189,7 @@ class ImapMailbox:
         holds a thread only until a poll's deadline, not per operation's timeout)."""
         sock = self._socket
         if sock is not None:
-            with contextlib.suppress(OSError):
-                # The plain socket's shutdown: on a TLS socket it is safe from another
-                # thread (no TLS close_notify is attempted, which would block too).
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            shut(sock)
 
     def open(self) -> int:
         """Select the mailbox read-only; returns its UIDVALIDITY."""

@@ -113,9 +113,12 @@ class SmtpInbox:
 
 
 @asynccontextmanager
-async def smtp_account(rig: Rig) -> AsyncIterator[tuple[Account, SmtpInbox]]:
-    """A local SMTP server (plain, loopback) and an email account of alice sending to it."""
-    inbox = SmtpInbox()
+async def smtp_account(
+    rig: Rig, inbox: SmtpInbox | None = None
+) -> AsyncIterator[tuple[Account, SmtpInbox]]:
+    """A local SMTP server (plain, loopback; `inbox` its handler) and an email account of
+    alice sending to it."""
+    inbox = inbox or SmtpInbox()
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()

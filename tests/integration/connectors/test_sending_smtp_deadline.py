@@ -9,14 +9,18 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from hubcore.mongo import Document
 from hubcore.settings import Settings
-from tests.integration.connectors.sending_rig import Rig, SmtpInbox, outbound, sending_rig
-from tests.local_servers import free_port
+from tests.integration.connectors.sending_rig import (
+    Rig,
+    SmtpInbox,
+    outbound,
+    sending_rig,
+    smtp_account,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -70,21 +74,11 @@ async def test_a_slow_smtp_server_fails_the_reply_at_the_deadline_and_the_next_g
     rig: Rig,
 ) -> None:
     inbox = SlowInbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        imap = {"host": "127.0.0.1", "port": 993, "username": "u", "password": "p"}
-        smtp = {"smtpHost": "127.0.0.1", "smtpPort": str(port), "smtpTls": "false"}
-        account = await rig.harness.store.create(
-            "alice", "email", "support@example.com", {**imap, **smtp}, "poll"
-        )
+    async with smtp_account(rig, inbox) as (account, _):
         before = _email_send_seconds()
         await rig.produce(outbound(account, client_id="slow", recipient="ada@example.com"))
         [result] = await rig.results(1)
         took = _email_send_seconds() - before
-    finally:
-        controller.stop()
     assert result.status == "failed", result.detail
     assert result.detail and "HUB_SMTP_SESSION_DEADLINE" in result.detail
     # Cut within the mail transaction (RCPT): said to be ambiguous, as any connection lost
