@@ -25,18 +25,16 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
-from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.context import Context
+from bench.kit import Receiving, receiving, user_event
 from bench.report import Result
-from bench.stage import stage
 from connectors.push.notifier import Notifier
 from connectors.push.sender import PushSender
-from hubcore.mongo import Document, create_client
 from hubcore.push_store import PRESENCE, PushStore
 from hubcore.settings import Settings
 from hubcore.webpush import Vapid, encrypt, new_vapid_key, public_point
-from schemas import Message, NewMessage, NewMessageData, Sender, parse_user_event
+from schemas import NewMessage, parse_user_event
 from schemas.base import format_utc, utc_now
 
 # A push service that answers every request 201 at once, keep-alive (stdlib only).
@@ -64,19 +62,8 @@ asyncio.run(main())
 
 
 def _event(user: str, n: int) -> NewMessage:
-    now = utc_now()
-    message = Message(
-        id=f"msg_{user}_{n}",
-        platform="slack",
-        account_id="acc",
-        conversation_id=f"conv_{user}",
-        sender=Sender(id="U1", name="Ann"),
-        text="Are we still on for lunch tomorrow at noon? " * 2,
-        sent_at=now,
-        received_at=now,
-    )
-    data = NewMessageData(message=message)
-    return NewMessage(id=f"evt_{user}_{n}", user_id=user, occurred_at=now, data=data)
+    text = "Are we still on for lunch tomorrow at noon? " * 2
+    return user_event(user, n, conversation=f"conv_{user}", text=text, platform="slack")
 
 
 async def _cpu_per(
@@ -102,33 +89,27 @@ async def _push_service() -> AsyncIterator[int]:
 
 
 async def measure(base: Settings, count: int) -> dict[str, float]:
-    """µs of this process's CPU per message on each path, on `base`'s store and database
+    """µs of this process's CPU per message on each path, on a stage of `base`'s store
     (dropped after)."""
-    settings = base.model_copy(
-        update={
-            "vapid_private_key": SecretStr(new_vapid_key()),
-            "outbound_allowed_hosts": ["127.0.0.1"],
-            "outbound_allow_plaintext": True,
-            "push_interval": 0.0,
-            "push_grace": 0.0,
-        }
-    )
-    client = create_client(settings.mongo_url)
-    try:
-        async with _push_service() as port:
-            return await _measure(settings, client[settings.mongo_db], port, count)
-    finally:
-        await client.drop_database(settings.mongo_db)
-        await client.close()
+    async with (
+        receiving(
+            base,
+            "n1",
+            count,
+            vapid_private_key=SecretStr(new_vapid_key()),
+            push_interval=0.0,
+            push_grace=0.0,
+        ) as kit,
+        _push_service() as port,
+    ):
+        return await _measure(kit, port, count)
 
 
-async def _measure(
-    settings: Settings, db: AsyncDatabase[Document], port: int, count: int
-) -> dict[str, float]:
+async def _measure(kit: Receiving, port: int, count: int) -> dict[str, float]:
     results: dict[str, float] = {}
+    settings, db, users = kit.settings, kit.db, kit.users
     store = PushStore(db)
     await store.ensure_indexes()
-    users = [f"u{n}" for n in range(count)]
     key = ec.generate_private_key(ec.SECP256R1())
     p256dh, auth = public_point(key.public_key()), os.urandom(16)
     away = format_utc(utc_now())
@@ -158,7 +139,7 @@ async def _measure(
         await _cpu_per(results, "event_us", count, decide(2))
 
     async def parse() -> None:
-        raw = _event("u0", 0).to_json()
+        raw = _event(users[0], 0).to_json()
         for _ in range(count):
             parse_user_event(raw)
 
@@ -176,8 +157,7 @@ async def run(ctx: Context) -> Result:
     """N1 of `hub bench`: `event_us` (a user event for a user without a subscription,
     seen lately), `event_first_us`, `notification_us`, `parse_us`, `encryption_us`."""
     count = ctx.size(500, 100)
-    async with stage(ctx.base, "n1") as st:
-        figures = await measure(st.settings, count)
+    figures = await measure(ctx.base, count)
     return {**figures, "messages": count}
 
 
@@ -187,8 +167,8 @@ if __name__ == "__main__":
     count = parser.parse_args().count
     base = Settings(
         _env_file=None,
+        kafka_bootstrap=os.environ.get("HUB_KAFKA_BOOTSTRAP", "localhost:9092"),
         mongo_url=os.environ.get("HUB_MONGO_URL", "mongodb://localhost:27017"),
-        mongo_db=f"bench_push_{os.getpid()}",
     )
     for name, value in asyncio.run(measure(base, count)).items():
         print(f"{name}: {value} µs CPU ({count} messages)")

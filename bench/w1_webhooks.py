@@ -22,36 +22,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bench.context import Context
+from bench.kit import receiving, user_event
 from bench.procs import BenchError, Children, free_port, python_argv, wait_http
 from bench.report import Result
-from bench.stage import stage
 from bench.stats import Latency, rate
 from hub.demo.serving import serving_app
 from hubcore.kafka import Topics, create_producer, ensure_topics
-from hubcore.mongo import create_client, database
 from hubcore.webhooks import WebhookStore
-from schemas import Message, NewMessage, NewMessageData, Sender
-from schemas.base import utc_now
+from schemas import NewMessage
 
 RATE = 200.0
 USERS = 20
 
 
 def _event(user: str, n: int) -> NewMessage:
-    now = utc_now()
-    message = Message(
-        id=f"m_{user}_{n}",
-        platform="generic",
-        account_id="acc_bench",
-        conversation_id=f"conv_{user}_{n % 5}",
-        sender=Sender(id="s", name="S"),
-        text=f"event {n}",
-        sent_at=now,
-        received_at=now,
-    )
-    return NewMessage(
-        id=f"e_{user}_{n}", user_id=user, occurred_at=now, data=NewMessageData(message=message)
-    )
+    return user_event(user, n, conversation=f"conv_{user}_{n % 5}", text=f"event {n}")
 
 
 class _Receiver:
@@ -83,35 +68,27 @@ async def run(ctx: Context) -> Result:
     receiver = _Receiver()
     app = Starlette(routes=[Route("/{path:path}", receiver.handle, methods=["POST"])])
     async with (
-        stage(ctx.base, "w1") as st,
+        receiving(ctx.base, "w1", USERS) as kit,
         Children(ctx.log_dir) as kids,
         serving_app(app, "the W1 receiver") as url,
     ):
-        settings = st.settings
+        settings, users = kit.settings, kit.users
         await ensure_topics(settings)
-        client = create_client(settings.mongo_url)
         producer = create_producer(settings)
         port = free_port()
         connectors = await kids.start(
             "w1-connectors",
             python_argv("hub", "connectors"),
-            env=st.env(
+            env=kit.env(
                 HUB_CONNECTORS_PORT=str(port),
                 HUB_CONNECTORS_POLLERS="false",
                 HUB_CONNECTORS_OUTBOUND="false",
-                HUB_OUTBOUND_ALLOWED_HOSTS="127.0.0.1",
-                HUB_OUTBOUND_ALLOW_PLAINTEXT="true",
             ),
         )
         try:
             await wait_http(f"http://127.0.0.1:{port}/health", connectors)
             await producer.start()
-            # The receiver is on loopback, as the connectors' environment allows.
-            local = settings.model_copy(
-                update={"outbound_allowed_hosts": ["127.0.0.1"], "outbound_allow_plaintext": True}
-            )
-            store = WebhookStore(database(client, settings), local)
-            users = [f"user{i:02d}" for i in range(USERS)]
+            store = WebhookStore(kit.db, settings)
             for user in users:
                 await store.create(user, f"{url}/{user}", ["new_message"], "bench")
             topic = Topics.from_settings(settings).user_events
@@ -147,7 +124,6 @@ async def run(ctx: Context) -> Result:
             burst_seconds = time.monotonic() - t0
         finally:
             await producer.stop()
-            await client.close()
             await kids.stop(connectors)
     return {
         "p50_ms": latency.p50_ms,
