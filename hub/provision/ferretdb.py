@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.provision.cache import cached_entry, copy_out, key_of
-from hub.provision.process import ManagedProcess, ProvisionError, run_checked
+from hub.provision.process import LocalServer, ProvisionError, run_checked
 
 MODULE = "github.com/FerretDB/FerretDB"
 
@@ -132,7 +132,7 @@ def build_ferretdb(version: str, home: Path, cache: Path | None = None) -> Path:
 
 
 @dataclass
-class FerretDBServer:
+class FerretDBServer(LocalServer):
     """FerretDB with the SQLite handler, listening on loopback."""
 
     home: Path
@@ -140,14 +140,6 @@ class FerretDBServer:
     port: int = 27017
     name: str = "ferretdb"
     cache: Path | None = None  # the machine's provisioning cache (hub.provision.cache)
-
-    @property
-    def data_dir(self) -> Path:
-        return self.home / "data" / self.name
-
-    @property
-    def process(self) -> ManagedProcess:
-        return ManagedProcess(self.name, self.home / "run")
 
     @property
     def url(self) -> str:

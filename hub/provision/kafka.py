@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.provision.cache import cached_entry, copy_out, key_of
-from hub.provision.process import ManagedProcess, ProvisionError, run_checked
+from hub.provision.process import LocalServer, ProvisionError, run_checked
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -167,7 +167,7 @@ def cluster_nodes(
 
 
 @dataclass
-class KafkaServer:
+class KafkaServer(LocalServer):
     """One combined broker+controller KRaft node on loopback, alone or one of a cluster
     (`voters` names every node's controller, `cluster_size` sizes internal topics)."""
 
@@ -182,14 +182,6 @@ class KafkaServer:
     cluster_size: int = 1
     cluster_id: str = ""
     cache: Path | None = None  # the machine's provisioning cache (hub.provision.cache)
-
-    @property
-    def data_dir(self) -> Path:
-        return self.home / "data" / self.name
-
-    @property
-    def process(self) -> ManagedProcess:
-        return ManagedProcess(self.name, self.home / "run")
 
     @property
     def bootstrap(self) -> str:

@@ -194,3 +194,19 @@ def run_checked(
     if proc.returncode != 0:
         tail = "\n".join(output.splitlines()[-30:])
         raise ProvisionError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+
+
+class LocalServer:
+    """What a server the hub runs from `home` keeps by its `name`: its data folder and its
+    managed process (the dataclasses that inherit this declare both fields)."""
+
+    home: Path
+    name: str
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data" / self.name
+
+    @property
+    def process(self) -> ManagedProcess:
+        return ManagedProcess(self.name, self.home / "run")
