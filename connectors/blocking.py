@@ -113,14 +113,25 @@ def shut(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-def tls_watched(
-    sock: socket.socket,
-    context: ssl.SSLContext,
-    server_name: str,
+def connect_pinned(
+    address: str,
+    port: int,
+    timeout: float | None,
     watch: Callable[[socket.socket], None],
-) -> ssl.SSLSocket:
-    """`sock` in TLS verified for `server_name`, given to `watch` (which may `shut` it)
-    before the handshake, which a tarpit never finishes."""
+    *,
+    tls: tuple[ssl.SSLContext, str] | None = None,
+    connect_timeout: float | None = None,
+) -> socket.socket:
+    """A connection to `address`, the one the outbound policy checked, given to `watch`
+    (which may `shut` it) at once; with `tls` (context, host name), in TLS verified for
+    the host name, watched before the handshake, which a tarpit never finishes.
+    `timeout` bounds each operation, `connect_timeout` (default: `timeout`) the connect."""
+    sock = socket.create_connection((address, port), connect_timeout or timeout)
+    sock.settimeout(timeout)
+    if tls is None:
+        watch(sock)
+        return sock
+    context, server_name = tls
     wrapped = context.wrap_socket(sock, server_hostname=server_name, do_handshake_on_connect=False)
     watch(wrapped)
     wrapped.do_handshake()

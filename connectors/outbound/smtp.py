@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from connectors.blocking import shut, smtp_lane, tls_watched
+from connectors.blocking import connect_pinned, shut, smtp_lane
 from connectors.errors import SendError
 from connectors.platforms.email import single_address
 from hubcore.account_rules import as_bool, as_port
@@ -78,7 +78,7 @@ class _Deadline:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.passed = False
+        self._cut_done = False
         self._ends = time.monotonic() + seconds
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
@@ -92,6 +92,11 @@ class _Deadline:
     def __exit__(self, *_: object) -> None:
         self._timer.cancel()
 
+    @property
+    def passed(self) -> bool:
+        """The session has run its time (a socket timeout may come just before the timer)."""
+        return self._cut_done or time.monotonic() >= self._ends
+
     def left(self) -> float:
         """Seconds until the deadline (a connect waits no longer)."""
         return max(0.001, self._ends - time.monotonic())
@@ -100,7 +105,7 @@ class _Deadline:
         """The socket the session now talks over (STARTTLS replaces it)."""
         with self._lock:
             self._sock = sock
-            passed = self.passed
+            passed = self._cut_done
         if passed:
             shut(sock)
 
@@ -110,10 +115,23 @@ class _Deadline:
 
     def _cut(self) -> None:
         with self._lock:
-            self.passed = True
+            self._cut_done = True
             sock = self._sock
         if sock is not None:
             shut(sock)
+
+
+def _connect(
+    address: str,
+    port: int,
+    timeout: float,
+    deadline: _Deadline,
+    tls: tuple[ssl.SSLContext, str] | None = None,
+) -> socket.socket:
+    # The connect waits no longer than the session has left (the hub sets no source
+    # address); later steps are cut by the deadline's timer.
+    wait = min(timeout, deadline.left())
+    return connect_pinned(address, port, timeout, deadline.watch, tls=tls, connect_timeout=wait)
 
 
 class _PinnedSmtp(smtplib.SMTP):
@@ -127,11 +145,7 @@ class _PinnedSmtp(smtplib.SMTP):
         super().__init__(host, port, timeout=timeout)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = socket.create_connection(
-            (self._address, port), min(timeout, self._deadline.left()), self.source_address
-        )
-        self._deadline.watch(sock)
-        return sock
+        return _connect(self._address, port, timeout, self._deadline)
 
 
 class _PinnedSmtpTls(smtplib.SMTP_SSL):
@@ -152,10 +166,8 @@ class _PinnedSmtpTls(smtplib.SMTP_SSL):
         super().__init__(host, port, timeout=timeout, context=context)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = socket.create_connection(
-            (self._address, port), min(timeout, self._deadline.left()), self.source_address
-        )
-        return tls_watched(sock, self.context, self._server_name, self._deadline.watch)
+        tls = (self.context, self._server_name)
+        return _connect(self._address, port, timeout, self._deadline, tls)
 
 
 def _deliver(settings: Settings, account: Account, mail: EmailMessage) -> None:

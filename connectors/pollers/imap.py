@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from connectors.blocking import shut, tls_watched
+from connectors.blocking import connect_pinned, shut
 from connectors.errors import PollError
 from connectors.platforms.email import FetchedMail
 from hubcore.account_rules import as_bool, as_port
@@ -64,9 +64,7 @@ class _PinnedImap(_CappedLiterals):
         super().__init__(host, port, timeout=timeout)
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
-        sock = socket.create_connection((self.address, self.port), timeout)
-        self.watch(sock)
-        return sock
+        return connect_pinned(self.address, self.port, timeout, self.watch)
 
 
 class _PinnedImapTls(_CappedLiterals, imaplib.IMAP4_SSL):
@@ -88,8 +86,8 @@ class _PinnedImapTls(_CappedLiterals, imaplib.IMAP4_SSL):
         super().__init__(host, port, ssl_context=context, timeout=timeout)
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
-        sock = socket.create_connection((self.address, self.port), timeout)
-        return tls_watched(sock, self.ssl_context, self.host, self.watch)
+        tls = (self.ssl_context, self.host)
+        return connect_pinned(self.address, self.port, timeout, self.watch, tls=tls)
 
 
 class ImapMailbox:

@@ -5,6 +5,10 @@ saying so, and the consumer goes on with the next reply."""
 from __future__ import annotations
 
 import asyncio
+import smtplib
+import socket
+import ssl
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -12,6 +16,7 @@ import pytest
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
+from connectors.outbound.smtp import _Deadline, _PinnedSmtpTls
 from hubcore.mongo import Document
 from hubcore.settings import Settings
 from tests.integration.connectors.sending_rig import (
@@ -94,3 +99,17 @@ async def test_a_slow_smtp_server_fails_the_reply_at_the_deadline_and_the_next_g
     got = await rig.results(2)
     assert got[1].status == "sent", got[1].detail
     assert got[1].message_id == outbound(telegram, client_id="after").message_id
+
+
+def test_a_tls_handshake_that_never_ends_is_cut_at_the_deadline() -> None:
+    """Implicit TLS (port 465) to a server that accepts and never answers: the socket is
+    watched before the handshake, so the deadline ends it, not the step's timeout."""
+    with socket.create_server(("127.0.0.1", 0)) as tarpit:
+        port = tarpit.getsockname()[1]
+        context = ssl.create_default_context()
+        started = time.monotonic()
+        with _Deadline(0.3) as deadline, pytest.raises((OSError, smtplib.SMTPException)):
+            _PinnedSmtpTls("localhost", "127.0.0.1", port, context, 30.0, deadline)
+        took = time.monotonic() - started
+    assert deadline.passed
+    assert 0.3 <= took < 5.0, took
