@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -57,14 +59,25 @@ def _conn(registry: Registry, user: str, *, socketio: bool = False) -> WsConnect
     return conn
 
 
-async def test_changes_go_out_in_order_and_heartbeats_to_every_partition() -> None:
-    settings = Settings(presence_heartbeat_s=0.05, presence_lease_s=60, _env_file=None)
+@contextlib.asynccontextmanager
+async def _publishing(lease: float) -> AsyncIterator[tuple[Producer, Registry, PresencePublisher]]:
+    """A publisher (a heartbeat every 50 ms) of a registry's changes, running until the
+    block ends, sending to a `Producer`."""
+    settings = Settings(presence_heartbeat_s=0.05, presence_lease_s=lease, _env_file=None)
     producer = Producer()
     registry = Registry()
     publisher = PresencePublisher(settings, lambda: producer, registry.connections)
     registry.observer = publisher.observe
     task = asyncio.create_task(publisher.run())
     try:
+        yield producer, registry, publisher
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_changes_go_out_in_order_and_heartbeats_to_every_partition() -> None:
+    async with _publishing(lease=60) as (producer, registry, publisher):
         ann = _conn(registry, "ann")
         bob = _conn(registry, "bob", socketio=True)
         registry.remove_ws(ann)
@@ -79,28 +92,17 @@ async def test_changes_go_out_in_order_and_heartbeats_to_every_partition() -> No
         assert set(beats[:PARTITIONS]) == set(range(PARTITIONS))
         assert {v["gatewayId"] for _, v, _ in producer.sent} == {publisher.gateway_id}
         assert bob.id in {v.get("connectionId") for _, v, _ in producer.sent}
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     await publisher.close()
     assert [v["kind"] for _, v, _ in producer.sent[-PARTITIONS:]] == ["gateway_down"] * 3
 
 
 async def test_a_gateway_silent_for_a_lease_announces_its_connections_again() -> None:
-    settings = Settings(presence_heartbeat_s=0.05, presence_lease_s=0.2, _env_file=None)
-    producer = Producer()
-    registry = Registry()
-    publisher = PresencePublisher(settings, lambda: producer, registry.connections)
-    registry.observer = publisher.observe
-    task = asyncio.create_task(publisher.run())
-    try:
+    lease = 0.2
+    async with _publishing(lease) as (producer, registry, _):
         cy = _conn(registry, "cy")
         await producer.until(lambda: ("connect", cy.id) in producer.kinds())
         producer.down = True  # longer than the lease: the workers expire this gateway
         await producer.until(lambda: producer.failures >= 1)
-        await asyncio.sleep(settings.presence_lease_s)  # the silence is what is tested
+        await asyncio.sleep(lease)  # the silence is what is tested
         producer.down = False
         await producer.until(lambda: producer.kinds().count(("connect", cy.id)) == 2)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
