@@ -29,7 +29,11 @@ class Backoff:
         """Seconds to wait after the `failures`-th failure (1-based)."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_delay)
-        base = min(self.first * self.factor ** (failures - 1), self.max_delay)
+        try:
+            grown = self.first * self.factor ** (failures - 1)
+        except OverflowError:  # ~1,000 failures in a row (hours of an outage, forever)
+            grown = self.max_delay
+        base = min(grown, self.max_delay)
         # Jitter keeps many senders that failed together from coming back together.
         return base * (0.5 + random.random() / 2)  # noqa: S311 - not cryptographic
 

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError
 from structlog.testing import capture_logs
 
-from hubcore.kafka import Session, consume_forever
+from hubcore.kafka import RECONNECT, Session, consume_forever
 from hubcore.retry import Backoff
 
 
@@ -157,3 +157,9 @@ async def test_without_stopping_it_runs_until_cancelled() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_the_backoff_stays_bounded_however_long_an_outage_lasts() -> None:
+    # 2.0 ** 1024 overflows a float: the loop must not end after ~3 hours of an outage.
+    for failures in (1_100, 10**6):
+        assert 5.0 <= RECONNECT.delay(failures) <= RECONNECT.max_delay
