@@ -1,4 +1,5 @@
-"""With Kafka stopped, webhooks answer 503 within the request timeout; after it is back, 200.
+"""With Kafka stopped, webhooks answer 503 within the request timeout; after it is back, 200;
+the consumers go on through the outage.
 
 Runs against a private broker this module starts (never the shared one).
 """
@@ -6,11 +7,15 @@ Runs against a private broker this module starts (never the shared one).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from structlog.testing import capture_logs
 
 from hubcore.mongo import Document
 from hubcore.settings import Settings
@@ -20,6 +25,7 @@ from tests.integration.connectors.harness import (
     running_app,
     signed_delivery,
 )
+from tests.integration.connectors.sending_rig import outbound, sending_rig
 from tests.local_servers import PrivateKafka, private_kafka
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -82,3 +88,49 @@ async def test_kafka_down_is_503_then_recovers(
     # late by the producer: the same id, which downstream dedupes).
     assert len(acked) == 2 * len(PLATFORMS)
     assert {r.id for _, r in await raw_messages(private)} == acked
+
+
+# The platform answers the reply this late: the broker is stopped meanwhile, so the
+# result cannot be published and the outbound consumer drops its batch.
+HANG = 15.0
+
+
+async def test_the_consumers_outlive_an_outage_and_resume_from_their_offsets(
+    kafka: PrivateKafka,
+    settings_factory: Callable[..., Settings],
+    mongo_client: AsyncMongoClient[Document],
+) -> None:
+    """The reconnect loop (hubcore.kafka.consume_forever) through a broker restart: the
+    outbound consumer fails, backs off, and reads its uncommitted reply again from the
+    committed offsets (the ledger knows it was sent: published, not sent again); no
+    consumer task ends."""
+
+    def private(**overrides: Any) -> Settings:
+        return settings_factory(
+            **{**overrides, "send_timeout": 2 * HANG},
+            kafka_bootstrap=kafka.bootstrap,
+            kafka_request_timeout=2.0,
+        )
+
+    consumers = {"outbound-consumer", "media-consumer", "webhook-consumer"}
+    async with sending_rig(private, mongo_client) as rig:
+        account = await rig.account("telegram")
+        rig.fake.hang_seconds = HANG
+        rig.fake.script = ["hang"]
+        with capture_logs() as logs:
+            await rig.produce(outbound(account))
+            await eventually(lambda: rig.fake.of("telegram"), 30, "the platform called")
+            called = time.monotonic()
+            await asyncio.to_thread(kafka.stop)
+            assert time.monotonic() - called < HANG, "stopped after the call ended: no outage"
+
+            def dropped() -> bool:
+                return any(e["event"] == "outbound consumer failed" for e in logs)
+
+            await eventually(dropped, timeout=2 * HANG, what="the outbound consumer dropped")
+            await asyncio.to_thread(kafka.start)
+            [result] = await rig.results(1, timeout=90)
+        assert result.status == "sent", result.detail
+        assert len(rig.fake.of("telegram")) == 1  # read again, not sent again
+        alive = {t.get_name() for t in asyncio.all_tasks() if t.get_name() in consumers}
+        assert alive == consumers
