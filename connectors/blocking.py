@@ -131,7 +131,16 @@ def connect_pinned(
     if tls is None:
         watch(sock)
         return sock
-    context, server_name = tls
+    return watched_tls(sock, *tls, watch)
+
+
+def watched_tls(
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    server_name: str,
+    watch: Callable[[socket.socket], None],
+) -> ssl.SSLSocket:
+    """`sock` in TLS verified for `server_name`, given to `watch` before the handshake."""
     wrapped = context.wrap_socket(sock, server_hostname=server_name, do_handshake_on_connect=False)
     watch(wrapped)
     wrapped.do_handshake()

@@ -16,8 +16,9 @@ import time
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import cast
 
-from connectors.blocking import connect_pinned, shut, smtp_lane
+from connectors.blocking import connect_pinned, shut, smtp_lane, watched_tls
 from connectors.errors import SendError
 from connectors.platforms.email import single_address
 from hubcore.account_rules import as_bool, as_port
@@ -109,16 +110,24 @@ class _Deadline:
         if passed:
             shut(sock)
 
-    def watch_session(self, smtp: smtplib.SMTP) -> None:
-        if smtp.sock is not None:
-            self.watch(smtp.sock)
-
     def _cut(self) -> None:
         with self._lock:
             self._cut_done = True
             sock = self._sock
         if sock is not None:
             shut(sock)
+
+
+class _WatchedStartTls:
+    """What STARTTLS wraps the session's socket with: `context`, the TLS socket watched by
+    the deadline before its handshake (smtplib calls only `wrap_socket`)."""
+
+    def __init__(self, context: ssl.SSLContext, deadline: _Deadline) -> None:
+        self.context = context
+        self.deadline = deadline
+
+    def wrap_socket(self, sock: socket.socket, server_hostname: str) -> ssl.SSLSocket:
+        return watched_tls(sock, self.context, server_hostname, self.deadline.watch)
 
 
 def _connect(
@@ -228,8 +237,7 @@ def _session(
     with smtp:
         try:
             if tls and port != 465:
-                smtp.starttls(context=context)
-                deadline.watch_session(smtp)
+                smtp.starttls(context=cast(ssl.SSLContext, _WatchedStartTls(context, deadline)))
             if creds.get("smtpUsername"):
                 smtp.login(str(creds["smtpUsername"]), str(creds.get("smtpPassword") or ""))
         except smtplib.SMTPAuthenticationError as exc:

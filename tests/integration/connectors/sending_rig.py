@@ -123,14 +123,18 @@ async def smtp_account(
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        imap = {"host": "127.0.0.1", "port": 993, "username": "u", "password": "p"}
-        smtp = {"smtpHost": "127.0.0.1", "smtpPort": str(port), "smtpTls": "false"}
-        account = await rig.harness.store.create(
-            "alice", "email", "support@example.com", {**imap, **smtp}, "poll"
-        )
-        yield account, inbox
+        yield await email_account(rig, port), inbox
     finally:
         controller.stop()
+
+
+async def email_account(rig: Rig, smtp_port: int, *, tls: bool = False) -> Account:
+    """An email account of alice sending through 127.0.0.1:`smtp_port` (STARTTLS if `tls`)."""
+    imap = {"host": "127.0.0.1", "port": 993, "username": "u", "password": "p"}
+    smtp = {"smtpHost": "127.0.0.1", "smtpPort": str(smtp_port), "smtpTls": str(tls).lower()}
+    return await rig.harness.store.create(
+        "alice", "email", "support@example.com", {**imap, **smtp}, "poll"
+    )
 
 
 def outbound(account: Account, client_id: str = "c-1", **fields: Any) -> OutboundMessage:

@@ -22,6 +22,7 @@ from hubcore.settings import Settings
 from tests.integration.connectors.sending_rig import (
     Rig,
     SmtpInbox,
+    email_account,
     outbound,
     sending_rig,
     smtp_account,
@@ -99,6 +100,42 @@ async def test_a_slow_smtp_server_fails_the_reply_at_the_deadline_and_the_next_g
     got = await rig.results(2)
     assert got[1].status == "sent", got[1].detail
     assert got[1].message_id == outbound(telegram, client_id="after").message_id
+
+
+async def _starttls_tarpit(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Speaks SMTP up to `220` to STARTTLS, then never answers the TLS handshake."""
+    writer.write(b"220 tarpit ESMTP\r\n")
+    while line := await reader.readline():
+        verb = line[:8].upper()
+        if verb.startswith((b"EHLO", b"HELO")):
+            writer.write(b"250-tarpit\r\n250 STARTTLS\r\n")
+        elif verb.startswith(b"STARTTLS"):
+            writer.write(b"220 Ready to start TLS\r\n")
+            await writer.drain()
+            await reader.read()  # the ClientHello, unanswered, until the client goes
+            break
+        else:
+            writer.write(b"502 Command not implemented\r\n")
+        await writer.drain()
+    writer.close()
+
+
+async def test_a_starttls_handshake_that_never_ends_fails_the_reply_at_the_deadline(
+    rig: Rig,
+) -> None:
+    server = await asyncio.start_server(_starttls_tarpit, "127.0.0.1", 0)
+    async with server:
+        account = await email_account(rig, server.sockets[0].getsockname()[1], tls=True)
+        before = _email_send_seconds()
+        await rig.produce(outbound(account, client_id="tls", recipient="ada@example.com"))
+        [result] = await rig.results(1)
+        took = _email_send_seconds() - before
+    assert result.status == "failed", result.detail
+    assert result.detail and "HUB_SMTP_SESSION_DEADLINE" in result.detail
+    assert not result.ambiguous  # cut before MAIL FROM: the server has nothing
+    assert result.attempts == 1
+    # The deadline cut the handshake, not the step's HUB_SEND_TIMEOUT (2 s in the rig).
+    assert DEADLINE <= took < rig.settings.send_timeout - 0.2, took
 
 
 def test_a_tls_handshake_that_never_ends_is_cut_at_the_deadline() -> None:
