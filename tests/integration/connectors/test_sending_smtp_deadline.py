@@ -17,8 +17,10 @@ from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from connectors.outbound.smtp import _Deadline, _PinnedSmtpTls
+from hubcore.accounts import Account
 from hubcore.mongo import Document
 from hubcore.settings import Settings
+from schemas import SendResult
 from tests.integration.connectors.sending_rig import (
     Rig,
     SmtpInbox,
@@ -76,21 +78,28 @@ def _email_send_seconds() -> float:
     return found or 0.0
 
 
+async def _failed_at_the_deadline(rig: Rig, account: Account) -> tuple[SendResult, float]:
+    """Send a reply from `account`; it fails at the deadline, in one platform call: its
+    result and that call's seconds."""
+    before = _email_send_seconds()
+    await rig.produce(outbound(account, recipient="ada@example.com"))
+    [result] = await rig.results(1)
+    took = _email_send_seconds() - before
+    assert result.status == "failed", result.detail
+    assert result.detail and "HUB_SMTP_SESSION_DEADLINE" in result.detail
+    assert result.attempts == 1  # not retried: the next session would be as slow
+    return result, took
+
+
 async def test_a_slow_smtp_server_fails_the_reply_at_the_deadline_and_the_next_goes_out(
     rig: Rig,
 ) -> None:
     inbox = SlowInbox()
     async with smtp_account(rig, inbox) as (account, _):
-        before = _email_send_seconds()
-        await rig.produce(outbound(account, client_id="slow", recipient="ada@example.com"))
-        [result] = await rig.results(1)
-        took = _email_send_seconds() - before
-    assert result.status == "failed", result.detail
-    assert result.detail and "HUB_SMTP_SESSION_DEADLINE" in result.detail
+        result, took = await _failed_at_the_deadline(rig, account)
     # Cut within the mail transaction (RCPT): said to be ambiguous, as any connection lost
     # while sending (connectors/outbound/smtp.py does not tell the steps apart).
-    assert result.ambiguous and "may have the message" in result.detail
-    assert result.attempts == 1  # not retried: the next session would be as slow
+    assert result.detail and "may have the message" in result.detail and result.ambiguous
     assert not inbox.messages
     # The one session ended at the deadline, not after its 2.4 s of slow steps.
     assert DEADLINE <= took < 3 * STEP - 0.2, took
@@ -126,14 +135,8 @@ async def test_a_starttls_handshake_that_never_ends_fails_the_reply_at_the_deadl
     server = await asyncio.start_server(_starttls_tarpit, "127.0.0.1", 0)
     async with server:
         account = await email_account(rig, server.sockets[0].getsockname()[1], tls=True)
-        before = _email_send_seconds()
-        await rig.produce(outbound(account, client_id="tls", recipient="ada@example.com"))
-        [result] = await rig.results(1)
-        took = _email_send_seconds() - before
-    assert result.status == "failed", result.detail
-    assert result.detail and "HUB_SMTP_SESSION_DEADLINE" in result.detail
+        result, took = await _failed_at_the_deadline(rig, account)
     assert not result.ambiguous  # cut before MAIL FROM: the server has nothing
-    assert result.attempts == 1
     # The deadline cut the handshake, not the step's HUB_SEND_TIMEOUT (2 s in the rig).
     assert DEADLINE <= took < rig.settings.send_timeout - 0.2, took
 
