@@ -260,9 +260,16 @@ async def test_the_text_goes_out_while_a_slow_fetch_hangs_then_times_out(media: 
     async def announced() -> bool:
         return any(e.type == "new_message" for e in await media.events("gen-slow"))
 
-    # The message is out (stored, announced) while its file is still being waited for.
+    # The message is out (stored, announced, its file pending) while the file is waited for:
+    # the download starts beside the text path, so it is awaited rather than assumed begun.
     await eventually(announced, 30, "the new_message event")
-    assert media.files.downloads["slow.ogg"] >= 1
+
+    async def downloading() -> bool:
+        return media.files.downloads["slow.ogg"] >= 1
+
+    await eventually(downloading, 10, "the hanging download started")
+    [first] = [e for e in await media.events("gen-slow") if e.type == "new_message"]
+    assert first.data.message.attachments[0].status == "pending"
     doc = await media.settled("gen-slow")
     assert [(a["status"], a["reason"]) for a in doc["attachments"]] == [("failed", "timeout")]
     # Bounded: HUB_MEDIA_FETCH_ATTEMPTS downloads, then no more.
