@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from pymongo import UpdateMany, UpdateOne
@@ -244,13 +245,27 @@ class Projections:
             (out if user_id in known else rest).unread[user_id] = update
         return out, rest
 
-    def chunks(self, size: int) -> Iterator[Projections]:
-        """The documents in parts of at most `size`."""
-        convs, unread = list(self.conversations.items()), list(self.unread.items())
-        for start in range(0, len(convs), size):
-            yield Projections(dict(convs[start : start + size]))
-        for start in range(0, len(unread), size):
-            yield Projections(unread=dict(unread[start : start + size]))
+    def take(self, size: int) -> Projections:
+        """Remove and return at most `size` documents (conversations first)."""
+        out = Projections()
+        for conv_id in list(islice(self.conversations, size)):
+            out.conversations[conv_id] = self.conversations.pop(conv_id)
+        for user_id in list(islice(self.unread, size - len(out.conversations))):
+            out.unread[user_id] = self.unread.pop(user_id)
+        return out
+
+    def refresh(self, later: Projections) -> None:
+        """Take over the documents of `later` that are also here (removed from `later`):
+        a write about to start writes the newest state it knows, once, not an older one
+        that the next write must overwrite."""
+        for conv_id in self.conversations.keys() & later.conversations.keys():
+            doc = later.conversations.pop(conv_id)
+            if int(doc["version"]) >= int(self.conversations[conv_id]["version"]):
+                self.conversations[conv_id] = doc
+        for user_id in self.unread.keys() & later.unread.keys():
+            update = later.unread.pop(user_id)
+            if update.version >= self.unread[user_id].version:
+                self.unread[user_id] = update
 
     def merge(self, newer: Projections) -> None:
         """Fold the documents of a later batch in."""
