@@ -12,14 +12,19 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from hubcore.mongo import CONVERSATIONS, MESSAGES, UNREAD, Document, bulk_write_chunked
+from hubcore.mongo import (
+    CONVERSATIONS,
+    ID_CHUNK,
+    MESSAGES,
+    UNREAD,
+    Document,
+    bulk_write_chunked,
+)
 from hubcore.store import message_doc
 from streams.batch.records import CommandInput, RawInput
 from streams.batch.state import ConversationState, UserState
 
 DUPLICATE_KEY = 11000
-# Ids per `$in` lookup (the patched FerretDB pushes down `$in` lists of up to 1,000).
-ID_CHUNK = 1000
 
 # What the batch logic needs to know of an existing message.
 _MESSAGE_FIELDS = {"_id": 1, "origin": 1, "status": 1, "readBy": 1, "userId": 1}
@@ -81,23 +86,29 @@ async def mark_read(
     ops = [
         UpdateMany(
             {
-                "_id": {"$in": c.command.message_ids},
+                # In parts that FerretDB looks up by the `_id` index (ID_CHUNK).
+                "_id": {"$in": c.command.message_ids[start : start + ID_CHUNK]},
                 "userId": c.command.user_id,
                 "status": "unread",
             },
             {"$set": {"status": "read", "readBy": c.record.origin}},
         )
         for c in commands
-        if c.command.message_ids
+        for start in range(0, len(c.command.message_ids), ID_CHUNK)
     ]
     if not ops:
         return {}
     await bulk_write_chunked(db[MESSAGES], ops)
     origins = [c.record.origin for c in commands]
     out: dict[str, list[Document]] = {}
-    cursor = db[MESSAGES].find({"readBy": {"$in": origins}}, _TRANSITION_FIELDS)
-    async for doc in cursor:
-        out.setdefault(str(doc["readBy"]), []).append(doc)
+    # Looked up by the commands' message ids: FerretDB reads every message for a filter on
+    # `readBy` alone (it searches an index only for `_id`, an `_id` `$in` list, or a string
+    # equality), and a message a command transitioned is one it names.
+    ids = sorted({i for c in commands for i in c.command.message_ids})
+    for start in range(0, len(ids), ID_CHUNK):
+        where = {"_id": {"$in": ids[start : start + ID_CHUNK]}, "readBy": {"$in": origins}}
+        async for doc in db[MESSAGES].find(where, _TRANSITION_FIELDS):
+            out.setdefault(str(doc["readBy"]), []).append(doc)
     for docs in out.values():
         docs.sort(key=lambda d: str(d["_id"]))
     return out
