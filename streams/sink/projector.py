@@ -30,8 +30,11 @@ Done = Callable[[], None]
 # documents this sink has not written yet.
 CHUNK = 8
 NEW_CHUNK = 200
-# The largest chunk of stored documents, reached by doubling while no store phase starts.
+# The largest chunk of stored documents, reached by doubling once no batch's store phase
+# has started for IDLE_TO_GROW seconds (a backlog's last write; not between the batches of
+# a steady load, whose store phases would wait for the bigger chunk).
 MAX_CHUNK = BULK_CHUNK
+IDLE_TO_GROW = 0.05
 # Ids of documents written, remembered to skip their lookup (at most this many).
 MAX_REMEMBERED = 200_000
 # Seconds a write must have taken before the sink rests after it, and the longest rest.
@@ -155,18 +158,18 @@ class ProjectionSink:
         stored, new = batch.split(self._stored)
         # Documents not written by this sink yet: looked up and inserted in big chunks (a
         # backlog of new conversations is a few commands per hundred); then the rewrites
-        # of stored ones, in small chunks between the batches' store phases, bigger while
-        # no store phase comes (fewer commands, and less of the worker's CPU, per document).
+        # of stored ones, in small chunks between the batches' store phases, bigger once
+        # they pause (fewer commands, and less of the worker's CPU, per document).
         size = CHUNK
         for part, known in ((new, False), (stored, True)):
             while part:
                 chunk = part.take(NEW_CHUNK if not known else size)
                 # What was offered since this write began replaces what it would write.
                 chunk.refresh(self._pending)
-                seen = self.gate.started
                 written += await self._write_chunk(chunk, stored=known)
                 chunks += 1
-                size = min(size * 2, MAX_CHUNK) if self.gate.started == seen else CHUNK
+                idle = time.monotonic() - self.gate.last_start >= IDLE_TO_GROW
+                size = min(size * 2, MAX_CHUNK) if idle else CHUNK
                 if len(self._stored) > MAX_REMEMBERED:
                     self._stored.clear()  # bounded: forgotten ids are looked up again
                 self._stored.update(chunk.ids())

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from hubcore.mongo import Document
+from streams.batch.gate import WriteGate
 from streams.sink import projector
 from streams.sink.projection import Projections, UnreadUpdate
 from streams.sink.projector import ProjectionSink
@@ -103,3 +104,27 @@ async def test_offers_during_a_write_join_its_remaining_chunks(
     ]
     assert acked == [1, 2, 3]
     assert sink.written == 20 + 20 + 8
+
+
+async def test_stored_chunks_stay_small_while_batches_are_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = _Store()
+    monkeypatch.setattr(projector, "write_projections", store.write)
+    monkeypatch.setattr(projector, "IDLE_TO_GROW", 3600.0)  # a store phase is always recent
+    gate = WriteGate()
+    sink = ProjectionSink(db=None, gate=gate)  # type: ignore[arg-type]  # the store is faked
+    task = asyncio.create_task(sink.run())
+    try:
+        async with gate.store():  # a batch's store phase, just now
+            pass
+        sink.offer(_convs(range(20), 1), lambda: None)
+        sink.offer(_convs(range(20), 2), lambda: None)
+        await sink.drain()
+        sink.offer(_convs(range(20), 3), lambda: None)
+        await sink.drain()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert [len(chunk) for _, chunk in store.chunks] == [20, 8, 8, 4]
