@@ -36,6 +36,9 @@ DERIVED_COLLECTIONS = (MESSAGES, CONVERSATIONS, UNREAD)
 # more of them match existing documents, nor one of exactly 100 updates that all modify a
 # document; 50 at a time stays well clear of both and costs little.
 BULK_CHUNK = 50
+# Ids per `_id` `$in` lookup (the patched FerretDB searches the `_id` index for `$in` lists
+# of up to 1,000 strings, and reads the whole collection for longer ones).
+ID_CHUNK = 1000
 
 
 @dataclass(frozen=True, slots=True)

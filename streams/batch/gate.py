@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 
@@ -22,6 +23,7 @@ class WriteGate:
     def __init__(self, patience: float = 0.1) -> None:
         self.patience = patience
         self.started = 0  # store phases ever started
+        self.last_start = 0.0  # monotonic time the last one started
         self._stores = 0  # store phases running or waiting
         self._stores_idle = asyncio.Event()
         self._stores_idle.set()
@@ -33,6 +35,7 @@ class WriteGate:
         """A store phase: from now on no new projection chunk starts; the one in flight
         is waited for."""
         self.started += 1
+        self.last_start = time.monotonic()
         self._stores += 1
         self._stores_idle.clear()
         try:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hubcore.mongo import BULK_CHUNK, MESSAGES, Document
+from hubcore.mongo import BULK_CHUNK, ID_CHUNK, MESSAGES, Document
 from schemas import (
     ErrorData,
     ErrorEvent,
@@ -73,16 +73,37 @@ async def apply_statuses(
         # Ordered: several reports of one reply in a batch apply in their order.
         await db[MESSAGES].bulk_write(ops[start : start + BULK_CHUNK], ordered=True)
     origins = {item.record.origin for item in items}
-    users = sorted({item.command.user_id for item in items})
-    # The user ids let the (userId, status) index narrow the search.
-    where = {"userId": {"$in": users}, "statusBy": {"$in": sorted(origins)}}
-    cursor = db[MESSAGES].find(where, _FIELDS)
     out: dict[str, Document] = {}
-    async for doc in cursor:
-        for origin in doc["statusBy"]:
-            if origin in origins:
-                out[str(origin)] = doc
+    moved_by = {"statusBy": {"$in": sorted(origins)}}
+    for where in _lookups(items):
+        async for doc in db[MESSAGES].find({**where, **moved_by}, _FIELDS):
+            for origin in doc["statusBy"]:
+                if origin in origins:
+                    out[str(origin)] = doc
     return out
+
+
+def _lookups(items: Sequence[StatusInput]) -> list[Document]:
+    """Filters that find every reply `items` may have moved, each searching an index on
+    FerretDB too (it does for `_id`, an `_id` `$in` list and a string equality, and reads
+    every message for anything else, such as a `userId` `$in` list): by the hub's ids,
+    and by platform id per account for reports that carry only that."""
+    ids: set[str] = set()
+    by_account: dict[str, set[str]] = {}
+    for item in items:
+        cmd = item.command
+        if isinstance(cmd, SendResult) or cmd.message_id:
+            ids.add(str(cmd.message_id))
+        else:
+            by_account.setdefault(cmd.account_id, set()).add(cmd.platform_message_id)
+    found = sorted(ids)
+    return [
+        *({"_id": {"$in": found[at : at + ID_CHUNK]}} for at in range(0, len(found), ID_CHUNK)),
+        *(
+            {"accountId": account, "platformMessageId": {"$in": sorted(platform_ids)}}
+            for account, platform_ids in sorted(by_account.items())
+        ),
+    ]
 
 
 # pragma: no mutate end

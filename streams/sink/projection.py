@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from pymongo import UpdateMany, UpdateOne
@@ -11,14 +12,19 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from hubcore.mongo import CONVERSATIONS, MESSAGES, UNREAD, Document, bulk_write_chunked
+from hubcore.mongo import (
+    CONVERSATIONS,
+    ID_CHUNK,
+    MESSAGES,
+    UNREAD,
+    Document,
+    bulk_write_chunked,
+)
 from hubcore.store import message_doc
 from streams.batch.records import CommandInput, RawInput
 from streams.batch.state import ConversationState, UserState
 
 DUPLICATE_KEY = 11000
-# Ids per `$in` lookup (the patched FerretDB pushes down `$in` lists of up to 1,000).
-ID_CHUNK = 1000
 
 # What the batch logic needs to know of an existing message.
 _MESSAGE_FIELDS = {"_id": 1, "origin": 1, "status": 1, "readBy": 1, "userId": 1}
@@ -80,23 +86,29 @@ async def mark_read(
     ops = [
         UpdateMany(
             {
-                "_id": {"$in": c.command.message_ids},
+                # In parts that FerretDB looks up by the `_id` index (ID_CHUNK).
+                "_id": {"$in": c.command.message_ids[start : start + ID_CHUNK]},
                 "userId": c.command.user_id,
                 "status": "unread",
             },
             {"$set": {"status": "read", "readBy": c.record.origin}},
         )
         for c in commands
-        if c.command.message_ids
+        for start in range(0, len(c.command.message_ids), ID_CHUNK)
     ]
     if not ops:
         return {}
     await bulk_write_chunked(db[MESSAGES], ops)
     origins = [c.record.origin for c in commands]
     out: dict[str, list[Document]] = {}
-    cursor = db[MESSAGES].find({"readBy": {"$in": origins}}, _TRANSITION_FIELDS)
-    async for doc in cursor:
-        out.setdefault(str(doc["readBy"]), []).append(doc)
+    # Looked up by the commands' message ids: FerretDB reads every message for a filter on
+    # `readBy` alone (it searches an index only for `_id`, an `_id` `$in` list, or a string
+    # equality), and a message a command transitioned is one it names.
+    ids = sorted({i for c in commands for i in c.command.message_ids})
+    for start in range(0, len(ids), ID_CHUNK):
+        where = {"_id": {"$in": ids[start : start + ID_CHUNK]}, "readBy": {"$in": origins}}
+        async for doc in db[MESSAGES].find(where, _TRANSITION_FIELDS):
+            out.setdefault(str(doc["readBy"]), []).append(doc)
     for docs in out.values():
         docs.sort(key=lambda d: str(d["_id"]))
     return out
@@ -244,13 +256,27 @@ class Projections:
             (out if user_id in known else rest).unread[user_id] = update
         return out, rest
 
-    def chunks(self, size: int) -> Iterator[Projections]:
-        """The documents in parts of at most `size`."""
-        convs, unread = list(self.conversations.items()), list(self.unread.items())
-        for start in range(0, len(convs), size):
-            yield Projections(dict(convs[start : start + size]))
-        for start in range(0, len(unread), size):
-            yield Projections(unread=dict(unread[start : start + size]))
+    def take(self, size: int) -> Projections:
+        """Remove and return at most `size` documents (conversations first)."""
+        out = Projections()
+        for conv_id in list(islice(self.conversations, size)):
+            out.conversations[conv_id] = self.conversations.pop(conv_id)
+        for user_id in list(islice(self.unread, size - len(out.conversations))):
+            out.unread[user_id] = self.unread.pop(user_id)
+        return out
+
+    def refresh(self, later: Projections) -> None:
+        """Take over the documents of `later` that are also here (removed from `later`):
+        a write about to start writes the newest state it knows, once, not an older one
+        that the next write must overwrite."""
+        for conv_id in self.conversations.keys() & later.conversations.keys():
+            doc = later.conversations.pop(conv_id)
+            if int(doc["version"]) >= int(self.conversations[conv_id]["version"]):
+                self.conversations[conv_id] = doc
+        for user_id in self.unread.keys() & later.unread.keys():
+            update = later.unread.pop(user_id)
+            if update.version >= self.unread[user_id].version:
+                self.unread[user_id] = update
 
     def merge(self, newer: Projections) -> None:
         """Fold the documents of a later batch in."""

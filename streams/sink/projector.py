@@ -17,7 +17,7 @@ from collections.abc import Callable
 import structlog
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hubcore.mongo import Document
+from hubcore.mongo import BULK_CHUNK, Document
 from streams import metrics
 from streams.batch.gate import NoGate, WriteGate
 from streams.sink.projection import Projections, write_projections
@@ -26,9 +26,15 @@ log = structlog.get_logger("streams.projector")
 
 Done = Callable[[], None]
 # Documents per write of stored documents: a batch's store phase waits for at most one
-# such write in flight; and per write of documents this sink has not written yet.
+# such write in flight (the first of a run of chunks; see MAX_CHUNK); and per write of
+# documents this sink has not written yet.
 CHUNK = 8
 NEW_CHUNK = 200
+# The largest chunk of stored documents, reached by doubling once no batch's store phase
+# has started for IDLE_TO_GROW seconds (a backlog's last write; not between the batches of
+# a steady load, whose store phases would wait for the bigger chunk).
+MAX_CHUNK = BULK_CHUNK
+IDLE_TO_GROW = 0.05
 # Ids of documents written, remembered to skip their lookup (at most this many).
 MAX_REMEMBERED = 200_000
 # Seconds a write must have taken before the sink rests after it, and the longest rest.
@@ -152,16 +158,23 @@ class ProjectionSink:
         stored, new = batch.split(self._stored)
         # Documents not written by this sink yet: looked up and inserted in big chunks (a
         # backlog of new conversations is a few commands per hundred); then the rewrites
-        # of stored ones, in small chunks between the batches' store phases.
-        for chunk, known in [
-            *((c, False) for c in new.chunks(NEW_CHUNK)),
-            *((c, True) for c in stored.chunks(CHUNK)),
-        ]:
-            written += await self._write_chunk(chunk, stored=known)
-            chunks += 1
-            if len(self._stored) > MAX_REMEMBERED:
-                self._stored.clear()  # bounded: forgotten ids are looked up again
-            self._stored.update(chunk.ids())
+        # of stored ones, in small chunks between the batches' store phases, bigger once
+        # they pause (fewer commands, and less of the worker's CPU, per document).
+        size = CHUNK
+        for part, known in ((new, False), (stored, True)):
+            while part:
+                chunk = part.take(NEW_CHUNK if not known else size)
+                # What was offered since this write began replaces what it would write.
+                chunk.refresh(self._pending)
+                written += await self._write_chunk(chunk, stored=known)
+                chunks += 1
+                idle = time.monotonic() - self.gate.last_start >= IDLE_TO_GROW
+                size = min(size * 2, MAX_CHUNK) if idle else CHUNK
+                if len(self._stored) > MAX_REMEMBERED:
+                    self._stored.clear()  # bounded: forgotten ids are looked up again
+                self._stored.update(chunk.ids())
+        if not batch:  # its documents went out with the write before (`refresh`)
+            return written
         log.info(
             "projections",
             documents=len(batch),
