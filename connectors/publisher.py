@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -19,6 +20,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter
 from pydantic import ValidationError
 
 from connectors.errors import BodyTooLarge, KafkaUnavailable
@@ -40,6 +42,13 @@ from schemas.commands import AnyCommand
 log = structlog.get_logger("connectors.publisher")
 
 _MAX_BACKOFF = 10.0
+
+
+# The labelled child, looked up once (as connectors/webhooks.py's): `labels()` takes a
+# lock and builds a key on every call. Platforms and sources are closed sets.
+@functools.cache
+def _produced(platform: str, source: str) -> Counter:
+    return MESSAGES_PRODUCED.labels(platform, source)
 
 
 class RecentKeys:
@@ -165,7 +174,7 @@ class Publisher:
             await self._send(items)
             self._recent.add(keys)
             for record in fresh:
-                MESSAGES_PRODUCED.labels(record.platform, source).inc()
+                _produced(record.platform, source).inc()
         return Published(len(fresh), len(records) - len(fresh))
 
     async def commands(self, records: Sequence[AnyCommand]) -> None:

@@ -116,6 +116,11 @@ def partition_for(key: bytes | None, all_partitions: list[int], available: list[
 # consumer, whose replies can wait, choose longer ones.
 FETCH_MAX_WAIT_MS = 20
 
+# `fetch_min_bytes` of a consumer that would rather take records in batches of its whole
+# fetch wait than one fetch (and its commit and store reads) per record or two: the broker
+# answers when it has this much or the wait is over.
+BATCH_MIN_BYTES = 256 * 1024
+
 
 def create_consumer(settings: Settings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
     """A consumer of the hub's broker that commits only when told and waits at most

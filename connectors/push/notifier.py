@@ -43,7 +43,7 @@ from pymongo.errors import PyMongoError
 from connectors.publisher import Publisher
 from connectors.push.metrics import PUSH_DECISIONS
 from connectors.push.sender import Push, PushSender
-from hubcore.kafka import Session, Topics, consume_forever, create_consumer
+from hubcore.kafka import BATCH_MIN_BYTES, Session, Topics, consume_forever, create_consumer
 from hubcore.mongo import Document
 from hubcore.push_store import PushStore, Subscription
 from hubcore.settings import Settings
@@ -63,6 +63,8 @@ SUBSCRIPTIONS_TTL = 5.0
 MAX_WINDOWS = 100_000
 # Pushes under way at most; a decision waits for room (back-pressure on the consumer).
 MAX_IN_FLIGHT = 256
+# Events in batches of up to this long (BATCH_MIN_BYTES): a fetch and a commit per batch
+# rather than per event or two; a notification may wait this much longer.
 FETCH_MAX_WAIT_MS = 250
 # A message to a user shown online is looked at again this many seconds later: the
 # presence projection (streams) may not have written yet that their last device left just
@@ -358,6 +360,7 @@ class NotifierConsumer:
             # A new group starts at the beginning; STALE_AFTER keeps old news quiet.
             auto_offset_reset="earliest",
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            fetch_min_bytes=BATCH_MIN_BYTES,
         )
         return consumer, functools.partial(self._consume, consumer)
 

@@ -16,9 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from pymongo.asynchronous.database import AsyncDatabase
 from standardwebhooks.webhooks import Webhook as Verifier
 
+from connectors.deliveries.consumer import group_id
 from hubcore.kafka import Topics, ensure_topics
 from hubcore.mongo import Document
 from hubcore.settings import Settings
@@ -84,6 +87,19 @@ def deleted(user: str, n: int) -> MessageDeleted:
         occurred_at=utc_now(),
         data=MessageDeletedData(conversation_id="conv_a", message_id=f"msg_{user}_{n}"),
     )
+
+
+async def read_past(settings: Settings, cursor: str) -> bool:
+    """Whether the delivery consumer has committed past the event at `cursor`."""
+    partition, offset = (int(part) for part in cursor.split("-"))
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group_id(settings))
+    finally:
+        await admin.close()
+    at = committed.get(TopicPartition(Topics.from_settings(settings).user_events, partition))
+    return at is not None and at.offset > offset
 
 
 def verified(hook: tuple[Webhook, str], received: list[Received]) -> list[dict[str, Any]]:
@@ -332,7 +348,9 @@ async def test_pause_resume_rotate_and_replay_the_gap(
         before_pause = utc_now()
         paused = await api.patch(f"/api/webhooks/{hook_id}", json={"paused": True})
         assert paused.json()["paused"] is True
-        await produce(settings, [new_message("dan", n) for n in (1, 2)])
+        cursors = await produce(settings, [new_message("dan", n) for n in (1, 2)])
+        # Taken in batches (up to FETCH_MAX_WAIT_MS): resumed only once they were read.
+        await eventually(lambda: read_past(settings, cursors[-1]), 30, "the paused events read")
         rotated = (await api.post(f"/api/webhooks/{hook_id}/rotate-secret")).json()
         resumed = await api.patch(f"/api/webhooks/{hook_id}", json={"paused": False})
         assert resumed.json()["paused"] is False
