@@ -16,6 +16,7 @@ The consumer commits the job's offset only after that.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from connectors.media.fetch import FetchFailed, download, locate
+from connectors.media.lane import LanedBlobStore
 from connectors.runtime import AccountCache
 from hubcore.accounts import Account
 from hubcore.attachments import ATTACHMENTS, user_usage
@@ -78,13 +80,30 @@ class MediaFetcher:
     ) -> None:
         self.settings = settings
         self.db = db
-        self.store = store
+        # The fetcher's store work takes turns (connectors/media/lane.py): GridFS writes go
+        # through the same MongoDB as the text path; an S3 bucket's do not.
+        self.lane = asyncio.Semaphore(settings.media_store_concurrency)
+        self.store = LanedBlobStore(store, self.lane) if settings.blob_store == "gridfs" else store
         self.http = http
         self.accounts = accounts
         self.sleep = sleep
 
     async def handle(self, job: MediaFetch) -> AttachmentResult | None:
         """The result to announce for `job`, or None when its message was told already."""
+        att = job.attachment
+        async with self.lane:
+            doc = await self._start(job)
+        if doc.get("status") == "pending":
+            if int(doc.get("starts", 1)) > MAX_STARTS:
+                fetched = Fetched("failed", "timeout")
+                log.warning("fetch interrupted too often", attachment_id=att.id)
+            else:
+                fetched = await self._fetch(job)
+            doc = await self._settle(att.id, fetched)
+        return await self._result(job, doc)
+
+    async def _start(self, job: MediaFetch) -> Document:
+        """The attachment's document, upserted, its `starts` counted."""
         att = job.attachment
         doc = await self.db[ATTACHMENTS].find_one_and_update(
             {"_id": att.id},
@@ -112,14 +131,7 @@ class MediaFetcher:
             return_document=ReturnDocument.AFTER,
         )
         assert doc is not None  # upserted
-        if doc.get("status") == "pending":
-            if int(doc.get("starts", 1)) > MAX_STARTS:
-                fetched = Fetched("failed", "timeout")
-                log.warning("fetch interrupted too often", attachment_id=att.id)
-            else:
-                fetched = await self._fetch(job)
-            doc = await self._settle(att.id, fetched)
-        return await self._result(job, doc)
+        return doc
 
     async def give_up(self, job: MediaFetch) -> AttachmentResult | None:
         """The result of a job whose handling crashed: `failed` (`unsupported`), not pending
@@ -161,10 +173,14 @@ class MediaFetcher:
         if fetched.thumbnail is not None:
             fields["thumbnailSha256"] = fetched.thumbnail.sha256
         # Only a pending document: of two processes racing on one file, the first result stays.
-        await self.db[ATTACHMENTS].update_one(
-            {"_id": attachment_id, "status": "pending"}, {"$set": fields}
-        )
-        doc = await self.db[ATTACHMENTS].find_one({"_id": attachment_id})
+        async with self.lane:
+            doc = await self.db[ATTACHMENTS].find_one_and_update(
+                {"_id": attachment_id, "status": "pending"},
+                {"$set": fields},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is None:  # settled by the other one
+                doc = await self.db[ATTACHMENTS].find_one({"_id": attachment_id})
         assert doc is not None
         return doc
 
@@ -175,7 +191,9 @@ class MediaFetcher:
         try:
             if job.too_large or (att.size is not None and att.size > cap):
                 raise FetchFailed("too_large", f"{att.size} bytes, over {cap}")
-            if await user_usage(self.db, job.user_id) >= quota:
+            async with self.lane:
+                used = await user_usage(self.db, job.user_id)
+            if used >= quota:
                 raise FetchFailed("too_large", f"the user's quota of {quota} bytes is used")
             if job.data is not None:
                 data = base64.b64decode(job.data, validate=True)
@@ -185,8 +203,11 @@ class MediaFetcher:
             else:
                 account = await self.accounts.get(job.account_id)
                 blob = await self._download(job, account)
-            # Counted per attachment, as for uploads (hubcore/attachments.py).
-            if await user_usage(self.db, job.user_id) + blob.size > quota:
+            # Counted per attachment, as for uploads (hubcore/attachments.py); against the
+            # usage read before the download (one sum per file: the store's time is the
+            # text path's too), so files of one user fetched at once may pass it by their
+            # own sizes, as two uploads at once may.
+            if used + blob.size > quota:
                 raise FetchFailed("too_large", f"over the user's quota of {quota} bytes")
         except FetchFailed as exc:
             log.info("fetch failed", attachment_id=att.id, reason=exc.reason, detail=str(exc))
@@ -248,9 +269,10 @@ class MediaFetcher:
         async def stored(_: int) -> Document:
             # By `_id` alone, the owner checked here: FerretDB reads every message for a
             # filter with another field (P3m: these polls stalled the worker's inserts).
-            found = await self.db[MESSAGES].find_one(
-                {"_id": job.message_id}, {"attachments": 1, "userId": 1}
-            )
+            async with self.lane:
+                found = await self.db[MESSAGES].find_one(
+                    {"_id": job.message_id}, {"attachments": 1, "userId": 1}
+                )
             if found is None or found.get("userId") != job.user_id:
                 raise _NotStoredYet
             shown = found.get("attachments") or []
