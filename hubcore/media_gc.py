@@ -12,8 +12,9 @@ Safe to run any time, in several processes at once, beside fetches and uploads
 - the files document is deleted only if its `touchedAt` is still the one the sweep saw
   (a put that found it meanwhile keeps it), and a put of the same bytes that finds it gone
   waits until the sweep has deleted the chunks, then writes the blob anew;
-- every step is idempotent: a sweep killed midway leaves at worst a files document's
-  chunks, which the next pass of the same blob deletes.
+- every step is idempotent: a sweep killed midway leaves at worst chunks without their
+  files document (unreachable; a later put of the same bytes reuses them, being the
+  same bytes).
 
 Only the GridFS store is swept (an S3 bucket's lifecycle rules are the operator's).
 """
