@@ -37,7 +37,7 @@ from hubcore.blobs import BlobRejected, BlobStore, StoredBlob
 from hubcore.mongo import MESSAGES, Document
 from hubcore.retry import Backoff, retry
 from hubcore.settings import Settings
-from hubcore.thumbnails import make_thumbnail
+from hubcore.thumbnails import THUMBNAIL_TYPES
 from schemas import AttachmentResult, MediaFetch, event_id
 from schemas.attachments import FailedReason
 from schemas.base import utc_now
@@ -91,6 +91,10 @@ class MediaFetcher:
 
     async def handle(self, job: MediaFetch) -> AttachmentResult | None:
         """The result to announce for `job`, or None when its message was told already."""
+        return await self.announce(job, await self.fetch(job))
+
+    async def fetch(self, job: MediaFetch) -> Document:
+        """Steps 1-3: the `attachments` document once the file is stored or has failed."""
         att = job.attachment
         async with self.lane:
             doc = await self._start(job)
@@ -101,6 +105,12 @@ class MediaFetcher:
             else:
                 fetched = await self._fetch(job)
             doc = await self._settle(att.id, fetched)
+        return doc
+
+    async def announce(self, job: MediaFetch, doc: Document) -> AttachmentResult | None:
+        """Step 4: the result, once streams stored the message (waited for, bounded); None
+        when the message shows the status already. The consumer runs this without a
+        fetch slot: a file waiting for the text path holds no download back."""
         return await self._result(job, doc)
 
     async def _start(self, job: MediaFetch) -> Document:
@@ -221,15 +231,12 @@ class MediaFetcher:
         except (binascii.Error, ValueError):
             return Fetched("failed", "unsupported")
         thumbnail = None
-        if att.thumbnail_source and account is not None:
+        # An image the hub renders itself gets its thumbnail from the gateway on its first
+        # request (gateway/attachments.py), not here beside the text path: no second
+        # download, decode or blob write per photo. The platform's rendition is fetched
+        # for what the hub cannot render (a video's poster).
+        if blob.mime_type not in THUMBNAIL_TYPES and att.thumbnail_source and account:
             thumbnail = await self._thumbnail(account, att.thumbnail_source)
-        if thumbnail is None:  # none given: made from the image, as for uploads
-            thumbnail = await make_thumbnail(
-                self.store,
-                blob,
-                longest=self.settings.media_thumbnail_px,
-                max_pixels=self.settings.media_max_image_pixels,
-            )
         return Fetched("ready", blob=blob, thumbnail=thumbnail)
 
     async def _download(self, job: MediaFetch, account: Account | None) -> StoredBlob:
