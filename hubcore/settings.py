@@ -451,7 +451,7 @@ class Settings(BaseSettings):
     # Media beside the text path (issue 24): the fetcher's turns at the store, large email
     # parts fetched by IMAP, and collecting blobs no attachment names any more.
     media_store_concurrency: int = Field(
-        default=2,
+        default=4,
         ge=1,
         le=64,
         description="The media fetcher's store operations (MongoDB, GridFS writes) at once per "

@@ -5,7 +5,7 @@ MongoDB; on FerretDB (SQLite) the store's CPU is what both wait for. With every 
 free to write at once (`HUB_MEDIA_FETCH_CONCURRENCY`, 8), bursts of the fetcher's
 operations and GridFS chunks stood in front of the worker's inserts (P3m: the worker's
 store phase p50 10 -> 68 ms, docs/media.md "Cost"). Downloads still overlap; what touches
-the store takes a turn of a small lane (`HUB_MEDIA_STORE_CONCURRENCY`, 2), so at most that
+the store takes a turn of a small lane (`HUB_MEDIA_STORE_CONCURRENCY`, 4), so at most that
 many of the fetcher's operations are ever in the store's queue ahead of a text write.
 """
 
