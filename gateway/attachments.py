@@ -17,7 +17,7 @@ from hubcore.blobs import BlobRejected, BlobStore
 from hubcore.errors import TooLarge, UnsupportedMedia
 from hubcore.mongo import Document
 from hubcore.settings import Settings
-from hubcore.thumbnails import make_thumbnail
+from hubcore.thumbnails import THUMBNAIL_TYPES, make_thumbnail
 from schemas.attachments import Attachment, OutboundAttachment
 
 MAX_NAME = 150
@@ -86,6 +86,34 @@ class AttachmentService:
         if user_id is not None:
             query["userId"] = user_id
         return await self._docs.find_one(query)
+
+    async def lazy_thumbnail(self, doc: Document) -> Document:
+        """`doc` with the thumbnail of a received image made now, on its first request:
+        the media fetcher leaves images the hub renders itself without one, so that no
+        decoding and no second blob write stand beside the text path (docs/media.md). Made
+        once: an image Pillow cannot read is marked (`thumbnailTried`) and answers 404."""
+        sha = doc.get("sha256")
+        if doc.get("status") != "ready" or doc.get("thumbnailSha256") or not sha:
+            return doc
+        if doc.get("thumbnailTried") or doc.get("mimeType") not in THUMBNAIL_TYPES:
+            return doc
+        blob = await self.blobs.stat(str(sha))
+        if blob is None:
+            return doc
+        settings = self._settings
+        thumbnail = await make_thumbnail(
+            self.blobs,
+            blob,
+            longest=settings.media_thumbnail_px,
+            max_pixels=settings.media_max_image_pixels,
+        )
+        made = thumbnail.sha256 if thumbnail is not None else None
+        # Two first requests at once make the same JPEG (one blob); the first write stays.
+        await self._docs.update_one(
+            {"_id": doc["_id"], "thumbnailSha256": None},
+            {"$set": {"thumbnailSha256": made, "thumbnailTried": True}},
+        )
+        return doc | {"thumbnailSha256": made, "thumbnailTried": True}
 
     async def upload(
         self,

@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from hub.media_cli import media_app
 from hub.provision.process import ProvisionError
 from hub.webhooks_cli import webhooks_app
 from hubcore.settings import Settings, SettingsError, settings_or_exit
@@ -249,6 +250,7 @@ class ModeName(StrEnum):
 accounts_app = typer.Typer(no_args_is_help=True, help="Connected platform accounts.")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(webhooks_app, name="webhooks")  # hub/webhooks_cli.py (docs/webhooks.md)
+app.add_typer(media_app, name="media")  # hub/media_cli.py (docs/media.md)
 
 
 @accounts_app.command("add")

@@ -9,12 +9,13 @@ before anything decodes it. docs/media.md describes the layout.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import struct
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -36,6 +37,14 @@ CHUNK_BYTES = 255 * 1024
 CHUNKS_PER_WRITE = 4
 # put_stream spools to disk past this, so a large upload is never all in memory.
 SPOOL_IN_MEMORY = 1024 * 1024
+# Seconds a sweep's mark on a blob holds up a put of the same bytes (a sweep takes
+# milliseconds per blob; an older mark is a sweeper that died midway).
+SWEEP_STALE = 60.0
+
+
+def aware_utc(at: datetime) -> datetime:
+    # PyMongo returns naive UTC datetimes unless the client is tz-aware.
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,10 @@ class BlobStore(Protocol):
 
     async def put_stream(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> StoredBlob:
         """Store a stream, raising `BlobTooLarge` as soon as it passes `max_bytes`."""
+        ...
+
+    async def put_spooled(self, spooled: Spooled) -> StoredBlob:
+        """Store bytes already read by `Spooled.read` (the store's part of `put_stream`)."""
         ...
 
     async def stat(self, sha256: str) -> StoredBlob | None:
@@ -312,6 +325,20 @@ class Spooled:
         self.file.close()
 
 
+async def spool_and_put(
+    put_spooled: Callable[[Spooled], Awaitable[StoredBlob]],
+    chunks: AsyncIterator[bytes],
+    *,
+    max_bytes: int,
+) -> StoredBlob:
+    """`put_stream` of any store: the stream read (hashed, capped) first, then stored."""
+    spooled = await Spooled.read(chunks, max_bytes=max_bytes)
+    try:
+        return await put_spooled(spooled)
+    finally:
+        spooled.close()
+
+
 class ContentAddressedStore:
     """`put` and `put_stream` over a subclass's `stat` and `_write`: hash, return the blob
     already stored, else check the head and write the pieces."""
@@ -324,9 +351,13 @@ class ContentAddressedStore:
     async def _write(self, blob: StoredBlob, pieces: Iterable[bytes]) -> None:
         raise NotImplementedError
 
+    async def _existing(self, sha256: str) -> StoredBlob | None:
+        """The blob a put finds already stored (the GridFS store also marks it used)."""
+        return await self.stat(sha256)
+
     async def put(self, data: bytes) -> StoredBlob:
         sha = hashlib.sha256(data).hexdigest()
-        if (known := await self.stat(sha)) is not None:
+        if (known := await self._existing(sha)) is not None:
             return known
         mime_type, width, height = inspect_head(
             data[:HEAD_BYTES], max_image_pixels=self._max_image_pixels
@@ -337,19 +368,20 @@ class ContentAddressedStore:
         return blob
 
     async def put_stream(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> StoredBlob:
-        spooled = await Spooled.read(chunks, max_bytes=max_bytes)
-        try:
-            sha = spooled.sha256
-            if (known := await self.stat(sha)) is not None:
-                return known
-            mime_type, width, height = inspect_head(
-                spooled.head, max_image_pixels=self._max_image_pixels
-            )
-            blob = StoredBlob(sha, spooled.size, mime_type, width, height)
-            await self._write(blob, spooled.pieces(CHUNK_BYTES))
-            return blob
-        finally:
-            spooled.close()
+        return await spool_and_put(self.put_spooled, chunks, max_bytes=max_bytes)
+
+    async def put_spooled(self, spooled: Spooled) -> StoredBlob:
+        """Store bytes already read and hashed (`Spooled.read`): the store's part of
+        `put_stream`, for a caller that reads the stream and writes at different times."""
+        sha = spooled.sha256
+        if (known := await self._existing(sha)) is not None:
+            return known
+        mime_type, width, height = inspect_head(
+            spooled.head, max_image_pixels=self._max_image_pixels
+        )
+        blob = StoredBlob(sha, spooled.size, mime_type, width, height)
+        await self._write(blob, spooled.pieces(CHUNK_BYTES))
+        return blob
 
 
 # --- GridFS -----------------------------------------------------------------------------
@@ -377,6 +409,8 @@ class GridFSBlobStore(ContentAddressedStore):
         self._db = db
         self._files: AsyncCollection[Document] = db[f"{bucket}.files"]
         self._chunks: AsyncCollection[Document] = db[f"{bucket}.chunks"]
+        # A blob being swept (hubcore/media_gc.py) has a document here meanwhile.
+        self._sweeps: AsyncCollection[Document] = db[f"{bucket}.sweeps"]
         self._max_image_pixels = max_image_pixels
         self._indexed = False
 
@@ -404,8 +438,30 @@ class GridFSBlobStore(ContentAddressedStore):
         doc = await self._files.find_one({"_id": sha256})
         return None if doc is None else self._blob(doc)
 
+    async def _existing(self, sha256: str) -> StoredBlob | None:
+        # Found and marked used in one step: the sweep deletes a files document only if
+        # its `touchedAt` is still the old one it saw (hubcore/media_gc.py).
+        doc = await self._files.find_one_and_update(
+            {"_id": sha256}, {"$set": {"metadata.touchedAt": datetime.now(UTC)}}
+        )
+        return None if doc is None else self._blob(doc)
+
+    async def _wait_for_sweep(self, sha256: str) -> None:
+        """A blob not found may be one a sweep is deleting (its files document gone, its
+        chunks going): write it only after the sweep, or the sweep would delete the
+        chunks this write skips as duplicates. A sweep's mark older than
+        `SWEEP_STALE` (a sweeper killed midway) no longer holds anyone up."""
+        for _ in range(int(SWEEP_STALE / 0.05)):
+            mark = await self._sweeps.find_one({"_id": sha256})
+            if mark is None or datetime.now(UTC) - aware_utc(mark["at"]) > timedelta(
+                seconds=SWEEP_STALE
+            ):
+                return
+            await asyncio.sleep(0.05)
+
     async def _write(self, blob: StoredBlob, pieces: Iterable[bytes]) -> None:
         await self._ensure_indexes()
+        await self._wait_for_sweep(blob.sha256)
         batch: list[Document] = []
         for n, piece in enumerate(pieces):
             batch.append(
@@ -416,7 +472,8 @@ class GridFSBlobStore(ContentAddressedStore):
                 batch = []
         if batch:
             await self._insert_chunks(batch)
-        meta: dict[str, Any] = {"mimeType": blob.mime_type}
+        now = datetime.now(UTC)
+        meta: dict[str, Any] = {"mimeType": blob.mime_type, "touchedAt": now}
         if blob.width is not None:
             meta |= {"width": blob.width, "height": blob.height}
         try:
@@ -425,7 +482,7 @@ class GridFSBlobStore(ContentAddressedStore):
                     "_id": blob.sha256,
                     "length": blob.size,
                     "chunkSize": CHUNK_BYTES,
-                    "uploadDate": datetime.now(UTC),
+                    "uploadDate": now,
                     "filename": blob.sha256,
                     "metadata": meta,
                 }
@@ -440,6 +497,37 @@ class GridFSBlobStore(ContentAddressedStore):
             errors = exc.details.get("writeErrors", [])
             if any(error.get("code") != 11000 for error in errors):
                 raise
+
+    async def listed(self, after: str, limit: int) -> list[Document]:
+        """Up to `limit` files documents with `_id` past `after`, in `_id` order (the
+        sweep's walk: by `_id`, which every store answers without a scan)."""
+        cursor = self._files.find(
+            {"_id": {"$gt": after}}, {"length": 1, "chunkSize": 1, "uploadDate": 1, "metadata": 1}
+        )
+        return await cursor.sort("_id", 1).limit(limit).to_list()
+
+    async def delete_unused(self, doc: Document) -> bool:
+        """Delete the blob of files document `doc` (as `listed` gave it) unless a put
+        found it since (its `touchedAt` changed) or another sweep has it; True if deleted.
+        The files document goes first (the blob is gone for every reader and put at once),
+        then the chunks, by `_id`; meanwhile a put of the same bytes waits (`_write`)."""
+        sha = str(doc["_id"])
+        seen = (doc.get("metadata") or {}).get("touchedAt")
+        try:
+            await self._sweeps.insert_one({"_id": sha, "at": datetime.now(UTC)})
+        except DuplicateKeyError:
+            return False  # another sweeper has it
+        try:
+            gone = await self._files.delete_one({"_id": sha, "metadata.touchedAt": seen})
+            if gone.deleted_count != 1:
+                return False
+            count = -(-int(doc["length"]) // int(doc["chunkSize"]))
+            for start in range(0, count, 1000):
+                ids = [f"{sha}:{n}" for n in range(start, min(start + 1000, count))]
+                await self._chunks.delete_many({"_id": {"$in": ids}})
+            return True
+        finally:
+            await self._sweeps.delete_one({"_id": sha})
 
     async def read(
         self, sha256: str, start: int = 0, end: int | None = None

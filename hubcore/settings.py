@@ -456,6 +456,30 @@ class Settings(BaseSettings):
         description="Seconds one SMTP session (connect to QUIT) may take in all; then the "
         "connection is cut and the reply fails (each step also has HUB_SEND_TIMEOUT).",
     )
+    # Media beside the text path (issue 24): the fetcher's turns at the store, large email
+    # parts fetched by IMAP, and collecting blobs no attachment names any more.
+    media_store_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="The media fetcher's store operations (MongoDB, GridFS writes) at once per "
+        "connectors process: downloads overlap, their store work queues behind the text path's.",
+    )
+    media_imap_fetch: bool = Field(
+        default=True,
+        description="Fetch an email part over the inline bound by IMAP (BODY.PEEK[<part>]) "
+        "instead of failing it `too_large`.",
+    )
+    media_gc_batch: int = Field(
+        default=100, ge=1, le=10_000, description="Blobs one pass of the media sweep looks at."
+    )
+    media_gc_grace: float = Field(
+        default=3600.0,
+        ge=0,
+        le=30 * 86400,
+        description="Seconds a blob stays after it was stored before the sweep may delete it "
+        "unnamed (a fetch or upload under way names it only once it is stored).",
+    )
 
     _split = field_validator(
         "jwt_algorithms", "cors_origins", "outbound_allowed_hosts", "trusted_proxies", mode="before"

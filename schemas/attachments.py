@@ -71,7 +71,8 @@ class InboundAttachment(Attachment):
     """An attachment of a raw message: the client view plus where the platform keeps it.
 
     `source`: the platform's reference for fetching (Telegram `file_id`, WhatsApp media id,
-    Slack `url_private`, a generic URL, an email part's `part:<n>`); `thumbnail_source` the
+    Slack `url_private`, a generic URL, an email part's IMAP place
+    `imap:<uidvalidity>:<uid>:<section>:<encoding>`); `thumbnail_source` the
     same for a smaller rendition the platform offers.
     """
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -91,10 +92,16 @@ class MediaConsumer:
         consumer.subscribe([self.topic], listener=run)
         return consumer, run.run
 
-    async def one(self, job: MediaFetch) -> None:
-        """Handle one job up to its acked result; an outage is raised (the job is read again)."""
+    async def one(self, job: MediaFetch, fetched: Callable[[], None] = lambda: None) -> None:
+        """Handle one job up to its acked result; an outage is raised (the job is read again).
+        `fetched` is called once the file is stored or has failed: what follows (waiting for
+        streams to store the message, the result) needs no fetch slot."""
         try:
-            result = await self.fetcher.handle(job)
+            try:
+                doc = await self.fetcher.fetch(job)
+            finally:
+                fetched()
+            result = await self.fetcher.announce(job, doc)
         except (KafkaError, ConnectorError, PyMongoError, OSError):
             raise
         except Exception:
@@ -122,6 +129,7 @@ class _Run(ConsumerRebalanceListener):  # type: ignore[misc]
         self.queue: FairQueue[_Job] = FairQueue(per_user=max(1, self.slots // 2))
         self.ledger = OffsetLedger()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.fetching = 0  # jobs holding a slot (the others wait for their message)
         self.failure: BaseException | None = None
         # Read at most this many jobs ahead of the committed offsets (memory; fairness
         # between users holds within it).
@@ -176,25 +184,38 @@ class _Run(ConsumerRebalanceListener):  # type: ignore[misc]
         self.queue.put(job.user_id, _Job(tp, record.offset, job))
 
     def _start(self) -> None:
-        while len(self.tasks) < self.slots and self.failure is None:
+        while self.fetching < self.slots and self.failure is None:
             taken = self.queue.take()
             if taken is None:
                 return
             user, job = taken
+            self.fetching += 1
             task = asyncio.create_task(self._job(user, job), name="media-fetch")
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
     async def _job(self, user: str, job: _Job) -> None:
+        freed = False
+
+        def free() -> None:
+            # The file is stored (or failed): its slot goes to the next download at once,
+            # while this job waits for streams to store its message (the read-ahead bounds
+            # how many wait).
+            nonlocal freed
+            if not freed:
+                freed = True
+                self.fetching -= 1
+                self.queue.finished(user)
+                self._start()
+
         try:
-            await self.owner.one(job.job)
+            await self.owner.one(job.job, free)
         except (KafkaError, ConnectorError, PyMongoError, OSError) as exc:
             self.failure = self.failure or exc  # an outage: the consumer starts over
             return
         finally:
-            self.queue.finished(user)
+            free()
         self.ledger.finished(job.tp, job.offset)
-        self._start()  # the freed slot at once, not at the next poll
 
     async def abandon(self) -> None:
         """Cancel the jobs under way (read again by the next consumer)."""

@@ -16,6 +16,7 @@ The consumer commits the job's offset only after that.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,8 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from connectors.media.fetch import FetchFailed, download, locate
+from connectors.media.imap import ImapPart, fetch_part
+from connectors.media.lane import LanedBlobStore
 from connectors.runtime import AccountCache
 from hubcore.accounts import Account
 from hubcore.attachments import ATTACHMENTS, user_usage
@@ -34,7 +37,7 @@ from hubcore.blobs import BlobRejected, BlobStore, StoredBlob
 from hubcore.mongo import MESSAGES, Document
 from hubcore.retry import Backoff, retry
 from hubcore.settings import Settings
-from hubcore.thumbnails import make_thumbnail
+from hubcore.thumbnails import THUMBNAIL_TYPES
 from schemas import AttachmentResult, MediaFetch, event_id
 from schemas.attachments import FailedReason
 from schemas.base import utc_now
@@ -78,13 +81,40 @@ class MediaFetcher:
     ) -> None:
         self.settings = settings
         self.db = db
-        self.store = store
+        # The fetcher's store work takes turns (connectors/media/lane.py): GridFS writes go
+        # through the same MongoDB as the text path; an S3 bucket's do not.
+        self.lane = asyncio.Semaphore(settings.media_store_concurrency)
+        self.store = LanedBlobStore(store, self.lane) if settings.blob_store == "gridfs" else store
         self.http = http
         self.accounts = accounts
         self.sleep = sleep
 
     async def handle(self, job: MediaFetch) -> AttachmentResult | None:
         """The result to announce for `job`, or None when its message was told already."""
+        return await self.announce(job, await self.fetch(job))
+
+    async def fetch(self, job: MediaFetch) -> Document:
+        """Steps 1-3: the `attachments` document once the file is stored or has failed."""
+        att = job.attachment
+        async with self.lane:
+            doc = await self._start(job)
+        if doc.get("status") == "pending":
+            if int(doc.get("starts", 1)) > MAX_STARTS:
+                fetched = Fetched("failed", "timeout")
+                log.warning("fetch interrupted too often", attachment_id=att.id)
+            else:
+                fetched = await self._fetch(job)
+            doc = await self._settle(att.id, fetched)
+        return doc
+
+    async def announce(self, job: MediaFetch, doc: Document) -> AttachmentResult | None:
+        """Step 4: the result, once streams stored the message (waited for, bounded); None
+        when the message shows the status already. The consumer runs this without a
+        fetch slot: a file waiting for the text path holds no download back."""
+        return await self._result(job, doc)
+
+    async def _start(self, job: MediaFetch) -> Document:
+        """The attachment's document, upserted, its `starts` counted."""
         att = job.attachment
         doc = await self.db[ATTACHMENTS].find_one_and_update(
             {"_id": att.id},
@@ -112,14 +142,7 @@ class MediaFetcher:
             return_document=ReturnDocument.AFTER,
         )
         assert doc is not None  # upserted
-        if doc.get("status") == "pending":
-            if int(doc.get("starts", 1)) > MAX_STARTS:
-                fetched = Fetched("failed", "timeout")
-                log.warning("fetch interrupted too often", attachment_id=att.id)
-            else:
-                fetched = await self._fetch(job)
-            doc = await self._settle(att.id, fetched)
-        return await self._result(job, doc)
+        return doc
 
     async def give_up(self, job: MediaFetch) -> AttachmentResult | None:
         """The result of a job whose handling crashed: `failed` (`unsupported`), not pending
@@ -161,10 +184,14 @@ class MediaFetcher:
         if fetched.thumbnail is not None:
             fields["thumbnailSha256"] = fetched.thumbnail.sha256
         # Only a pending document: of two processes racing on one file, the first result stays.
-        await self.db[ATTACHMENTS].update_one(
-            {"_id": attachment_id, "status": "pending"}, {"$set": fields}
-        )
-        doc = await self.db[ATTACHMENTS].find_one({"_id": attachment_id})
+        async with self.lane:
+            doc = await self.db[ATTACHMENTS].find_one_and_update(
+                {"_id": attachment_id, "status": "pending"},
+                {"$set": fields},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is None:  # settled by the other one
+                doc = await self.db[ATTACHMENTS].find_one({"_id": attachment_id})
         assert doc is not None
         return doc
 
@@ -175,18 +202,26 @@ class MediaFetcher:
         try:
             if job.too_large or (att.size is not None and att.size > cap):
                 raise FetchFailed("too_large", f"{att.size} bytes, over {cap}")
-            if await user_usage(self.db, job.user_id) >= quota:
+            async with self.lane:
+                used = await user_usage(self.db, job.user_id)
+            if used >= quota:
                 raise FetchFailed("too_large", f"the user's quota of {quota} bytes is used")
             if job.data is not None:
                 data = base64.b64decode(job.data, validate=True)
                 if len(data) > cap:
                     raise FetchFailed("too_large", f"{len(data)} bytes, over {cap}")
                 blob = await self.store.put(data)
+            elif job.platform == "email":
+                account = await self.accounts.get(job.account_id)
+                blob = await self._email_part(job, account)
             else:
                 account = await self.accounts.get(job.account_id)
                 blob = await self._download(job, account)
-            # Counted per attachment, as for uploads (hubcore/attachments.py).
-            if await user_usage(self.db, job.user_id) + blob.size > quota:
+            # Counted per attachment, as for uploads (hubcore/attachments.py); against the
+            # usage read before the download (one sum per file: the store's time is the
+            # text path's too), so files of one user fetched at once may pass it by their
+            # own sizes, as two uploads at once may.
+            if used + blob.size > quota:
                 raise FetchFailed("too_large", f"over the user's quota of {quota} bytes")
         except FetchFailed as exc:
             log.info("fetch failed", attachment_id=att.id, reason=exc.reason, detail=str(exc))
@@ -196,15 +231,12 @@ class MediaFetcher:
         except (binascii.Error, ValueError):
             return Fetched("failed", "unsupported")
         thumbnail = None
-        if att.thumbnail_source and account is not None:
+        # An image the hub renders itself gets its thumbnail from the gateway on its first
+        # request (gateway/attachments.py), not here beside the text path: no second
+        # download, decode or blob write per photo. The platform's rendition is fetched
+        # for what the hub cannot render (a video's poster).
+        if blob.mime_type not in THUMBNAIL_TYPES and att.thumbnail_source and account:
             thumbnail = await self._thumbnail(account, att.thumbnail_source)
-        if thumbnail is None:  # none given: made from the image, as for uploads
-            thumbnail = await make_thumbnail(
-                self.store,
-                blob,
-                longest=self.settings.media_thumbnail_px,
-                max_pixels=self.settings.media_max_image_pixels,
-            )
         return Fetched("ready", blob=blob, thumbnail=thumbnail)
 
     async def _download(self, job: MediaFetch, account: Account | None) -> StoredBlob:
@@ -221,6 +253,23 @@ class MediaFetcher:
                 max_bytes=self.settings.media_max_bytes,
                 timeout=self.settings.media_fetch_timeout,
             )
+
+        backoff = Backoff(attempts=self.settings.media_fetch_attempts, max_delay=10.0)
+        return await retry(attempt, backoff, sleep=self.sleep)
+
+    async def _email_part(self, job: MediaFetch, account: Account | None) -> StoredBlob:
+        """A part over the inline bound, from the mailbox (connectors/media/imap.py)."""
+        part = ImapPart.parse(job.attachment.source)
+        if part is None or not self.settings.media_imap_fetch:
+            raise FetchFailed("too_large", "the part was not in the job (HUB_MEDIA_IMAP_FETCH)")
+        if account is None or account.user_id != job.user_id:
+            raise FetchFailed("forbidden", "the account is gone")
+
+        async def attempt(_: int) -> StoredBlob:
+            data = await fetch_part(
+                self.settings, account, part, max_bytes=self.settings.media_max_bytes
+            )
+            return await self.store.put(data)
 
         backoff = Backoff(attempts=self.settings.media_fetch_attempts, max_delay=10.0)
         return await retry(attempt, backoff, sleep=self.sleep)
@@ -248,6 +297,8 @@ class MediaFetcher:
         async def stored(_: int) -> Document:
             # By `_id` alone, the owner checked here: FerretDB reads every message for a
             # filter with another field (P3m: these polls stalled the worker's inserts).
+            # Not a turn of the lane: a read by `_id`, and the text path it waits for may
+            # be the one the lane's writers are behind.
             found = await self.db[MESSAGES].find_one(
                 {"_id": job.message_id}, {"attachments": 1, "userId": 1}
             )

@@ -28,6 +28,13 @@ def fetch_jobs(
             now = now or utc_now()
             data = (parts or {}).get(attachment.id)
             inline = data is not None and len(data) <= settings.media_inline_max_bytes
+            # A larger part, or one of a mail cut short, is fetched by IMAP from where the
+            # mail is (connectors/media/imap.py); one known to be over the cap is not.
+            by_imap = (
+                settings.media_imap_fetch
+                and attachment.source.startswith("imap:")
+                and (data is None or len(data) <= settings.media_max_bytes)
+            )
             job = MediaFetch(
                 user_id=record.user_id,
                 platform=record.platform,
@@ -37,7 +44,7 @@ def fetch_jobs(
                 index=index,
                 attachment=attachment,
                 data=base64.b64encode(data).decode() if inline and data is not None else None,
-                too_large=data is not None and not inline,
+                too_large=data is not None and not inline and not by_imap,
                 requested_at=now,
             )
             jobs.append((topic, record.user_id.encode(), job.to_json()))

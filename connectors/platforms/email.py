@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -42,6 +42,7 @@ _ATOMS = r'[^\s<>()\[\],;:\\"@\x00-\x1f\x7f]+'
 _BARE = re.compile(f"{_ATOMS}@{_ATOMS}")
 MAX_PARTS = 200  # MIME parts looked at per mail: a mail of a thousand parts costs no more
 _ID = re.compile(r"<([^<>\s]+)>")
+_ENCODING = re.compile(r"[^A-Za-z0-9-]")
 _REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg|sv|vs)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
 
@@ -80,7 +81,13 @@ def email_message(
         headers = [[key, str(value)] for key, value in msg.items()]
         # The sender writes `Date:`: a future one would sort the mail first for good.
         sent_at = min(_date(msg.get("Date")) or mail.internal_date or received_at, received_at)
-        attachments = mail_attachments(account, msg, own_id, parts)
+        # A mail cut short (HUB_EMAIL_MAX_BYTES) has parts cut short: none travels in the
+        # job, each is fetched by IMAP; its size is not known until then.
+        truncated = mail.size is not None and mail.size > len(mail.source)
+        where = ImapPlace(uid_validity, mail.uid)
+        attachments = mail_attachments(
+            account, msg, own_id, None if truncated else parts, where=where, sized=not truncated
+        )
     except (ValueError, TypeError, LookupError, AttributeError) as exc:
         raise BadPayload(f"mail UID {mail.uid} cannot be read: {exc}") from None
     raw: dict[str, Any] = {
@@ -108,13 +115,66 @@ def email_message(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ImapPlace:
+    """Where a mail is on its IMAP server: its parts' `source` names it, so a part too
+    large to travel in its fetch job is fetched from there (`BODY.PEEK[<section>]`)."""
+
+    uid_validity: int
+    uid: int
+
+    def source(self, section: str, encoding: str) -> str:
+        """`imap:<uidvalidity>:<uid>:<section>:<content-transfer-encoding>`."""
+        return f"imap:{self.uid_validity}:{self.uid}:{section}:{encoding}"
+
+
+def imap_sections(msg: EmailMessage) -> dict[int, str]:
+    """IMAP section numbers (RFC 3501 6.4.5) of the leaf parts of `msg`, by `id()` of the
+    part object: a multipart's children are 1, 2, ...; an encapsulated message/rfc822 of
+    part N has its parts at N.1, N.2, ... (N.1 when it is not multipart); a message that
+    is not multipart has its body at 1."""
+    sections: dict[int, str] = {}
+
+    def visit(part: Message, at: str) -> None:
+        if len(sections) >= MAX_PARTS:
+            return
+        payload = part.get_payload()
+        if part.get_content_maintype() == "multipart" and isinstance(payload, list):
+            for n, child in enumerate(payload, 1):
+                if isinstance(child, Message):
+                    visit(child, f"{at}.{n}" if at else str(n))
+        elif part.get_content_type() == "message/rfc822" and isinstance(payload, list):
+            inner = payload[0] if payload and isinstance(payload[0], Message) else None
+            inner_payload = inner.get_payload() if inner is not None else None
+            if inner is None:
+                return
+            if inner.get_content_maintype() == "multipart" and isinstance(inner_payload, list):
+                for n, child in enumerate(inner_payload, 1):
+                    visit(child, f"{at}.{n}")
+            else:
+                sections[id(inner)] = f"{at}.1"
+        else:
+            sections[id(part)] = at or "1"
+
+    visit(msg, "")
+    return sections
+
+
 def mail_attachments(
-    account: Account, msg: EmailMessage, own_id: str, parts: dict[str, bytes] | None
+    account: Account,
+    msg: EmailMessage,
+    own_id: str,
+    parts: dict[str, bytes] | None,
+    *,
+    where: ImapPlace | None = None,
+    sized: bool = True,
 ) -> list[InboundAttachment]:
     """Attachments and inline (`cid:`) parts: every leaf part but the text body, up to
     `MAX_PARTS` looked at and `MAX_INBOUND_ATTACHMENTS` kept. A part's id comes from the mail's
-    id and the part's position, so the same mail seen again gives the same ids."""
+    id and the part's position, so the same mail seen again gives the same ids. With
+    `where`, a part's `source` names its IMAP section (else `part:<n>`)."""
     body = msg.get_body(preferencelist=("plain", "html"))
+    sections = imap_sections(msg) if where is not None else {}
     found: list[InboundAttachment] = []
     for index, part in enumerate(msg.walk()):
         if index >= MAX_PARTS or len(found) >= MAX_INBOUND_ATTACHMENTS:
@@ -129,13 +189,21 @@ def mail_attachments(
         mime_type = part.get_content_type()
         data = part.get_payload(decode=True)
         data = data if isinstance(data, bytes) else b""
+        section = sections.get(id(part))
+        encoding = _ENCODING.sub("", str(part.get("Content-Transfer-Encoding") or "7bit"))
+        encoding = encoding.lower()[:32] or "7bit"
+        source = (
+            where.source(section, encoding)
+            if where is not None and section is not None
+            else f"part:{index}"
+        )
         found_one = media.attachment(
             account,
             media.kind_of(mime_type),
-            f"part:{index}",
+            source,
             ref=f"{own_id}\x1f{index}",
             mime_type=mime_type,
-            size=len(data),
+            size=len(data) if sized else None,
             name=name or (str(content_id).strip("<> ") if content_id else None),
         )
         if found_one is not None:

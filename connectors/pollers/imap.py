@@ -247,6 +247,22 @@ class ImapMailbox:
 
         return self._call(fetch)
 
+    def fetch_section(self, uid: int, section: str, limit: int) -> bytes | None:
+        """At most `limit` bytes of one MIME part (`section`, e.g. "2" or "1.3") of mail
+        `uid`, as transfer-encoded on the server, without setting \\Seen; None when the
+        server has no such mail (the mailbox must be open)."""
+
+        def fetch(conn: imaplib.IMAP4) -> bytes | None:
+            typ, data = conn.uid("FETCH", str(uid), f"(BODY.PEEK[{section}]<0.{limit}>)")
+            if typ != "OK":
+                raise imaplib.IMAP4.error(f"UID FETCH failed: {data!r}")
+            for item in data:
+                if isinstance(item, tuple) and len(item) >= 2 and _UID.search(item[0]):
+                    return bytes(item[1])
+            return None
+
+        return self._call(fetch)
+
     def close(self) -> None:
         """Log out (best effort) and forget the connection."""
         conn, self._conn = self._conn, None

@@ -99,6 +99,8 @@ async def _attachment(
 
 
 async def _serve(request: Request, runtime: RuntimeDep, doc: Document, variant: str) -> Response:
+    if variant == "thumbnail":
+        doc = await runtime.attachments.lazy_thumbnail(doc)
     sha = doc.get("sha256") if variant == "file" else doc.get("thumbnailSha256")
     if doc.get("status") != "ready" or not sha:
         what = "thumbnail" if variant == "thumbnail" and doc.get("status") == "ready" else "file"

@@ -15,7 +15,8 @@ from PIL import Image
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hub.demo import media_samples
-from hubcore.attachments import ATTACHMENTS
+from hubcore.attachments import ATTACHMENTS, ready_doc
+from hubcore.blobs import blob_store
 from hubcore.media_urls import signed_url
 from hubcore.mongo import CONVERSATIONS, Document
 from hubcore.settings import Settings
@@ -184,6 +185,43 @@ async def test_thumbnail_is_a_small_jpeg(as_user: Callable[[str], httpx.AsyncCli
         assert same.content == media_samples.gif(8, 8)  # already small: itself
         doc = (await _upload(alice, media_samples.pdf(), "a.pdf")).json()
         assert (await alice.get(f"/api/attachments/{doc['id']}/thumbnail")).status_code == 404
+
+
+async def test_a_received_image_gets_its_thumbnail_on_the_first_request(
+    settings: Settings,
+    as_user: Callable[[str], httpx.AsyncClient],
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    # As the media fetcher leaves a received photo: stored, no thumbnail yet.
+    store = blob_store(settings, mongo_db)  # the gateway's
+    image = await store.put(media_samples.png(400, 200))
+    received = ready_doc(
+        user_id="alice", conversation_id="a_conv", blob=image, kind="image", name="photo.png"
+    )
+    await mongo_db[ATTACHMENTS].insert_one(received)
+    async with as_user("alice") as alice, as_user("bob") as bob:
+        url = f"/api/attachments/{received['_id']}/thumbnail"
+        assert (await bob.get(url)).status_code == 404  # still the owner's only
+        first = await alice.get(url)
+        assert (first.status_code, first.headers["content-type"]) == (200, "image/jpeg")
+        assert Image.open(io.BytesIO(first.content)).size == (64, 32)
+        stored = await mongo_db[ATTACHMENTS].find_one({"_id": received["_id"]})
+        assert stored is not None and stored["thumbnailSha256"]
+        again = await alice.get(url)  # made once: the stored one
+        assert (again.content, again.headers["etag"]) == (
+            first.content,
+            f'"{stored["thumbnailSha256"]}"',
+        )
+    # Bytes no decoder reads: tried once, then 404 without decoding again.
+    broken = await store.put(b"\x89PNG\r\n\x1a\n" + b"\0" * 500)
+    bad = ready_doc(
+        user_id="alice", conversation_id="a_conv", blob=broken, kind="image", name="bad.png"
+    )
+    await mongo_db[ATTACHMENTS].insert_one(bad)
+    async with as_user("alice") as alice:
+        assert (await alice.get(f"/api/attachments/{bad['_id']}/thumbnail")).status_code == 404
+    tried = await mongo_db[ATTACHMENTS].find_one({"_id": bad["_id"]})
+    assert tried is not None and tried["thumbnailTried"] and tried["thumbnailSha256"] is None
 
 
 async def test_signed_url_works_without_a_token_until_it_expires(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import pytest
 from gridfs import AsyncGridFSBucket
@@ -74,7 +75,9 @@ async def test_gridfs_files_are_standard_gridfs(
     bucket = AsyncGridFSBucket(mongo_db, bucket_name="blobs")
     stream = await bucket.open_download_stream(blob.sha256)
     assert await stream.read() == data
-    assert stream.metadata == {"mimeType": "application/octet-stream"}
+    assert stream.metadata is not None
+    assert stream.metadata["mimeType"] == "application/octet-stream"
+    assert isinstance(stream.metadata["touchedAt"], datetime)  # for the sweep
 
 
 async def test_gridfs_concurrent_puts_of_the_same_bytes(

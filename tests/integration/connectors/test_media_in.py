@@ -135,7 +135,7 @@ async def media(
             await client.close()
 
 
-async def test_telegram_photo_via_get_file_with_the_smallest_size_as_thumbnail(
+async def test_telegram_photo_via_get_file_its_thumbnail_left_to_the_first_request(
     media: Media,
 ) -> None:
     account = await media.account("telegram", "tg-photo")
@@ -152,7 +152,11 @@ async def test_telegram_photo_via_get_file_with_the_smallest_size_as_thumbnail(
     )
     assert await media.stored_bytes(att["id"]) == m.JPEG
     stored = await media.db[ATTACHMENTS].find_one({"_id": att["id"]})
-    assert stored is not None and stored["thumbnailSha256"] and stored["userId"] == "tg-photo"
+    assert stored is not None and stored["userId"] == "tg-photo"
+    # An image the hub renders: no thumbnail fetched or made beside the text path (the
+    # gateway makes it on the first request), the platform's smallest size not downloaded.
+    assert stored.get("thumbnailSha256") is None
+    assert media.files.downloads["ph-s-10"] == 0 and media.files.downloads["ph-l-10"] == 1
     # The event order clients see: the message first, pending; then the update.
     kinds = [(e.type, e.data.message.attachments[0].status) for e in await media.events("tg-photo")
              if e.type in ("new_message", "message_updated")]  # fmt: skip

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 
 import orjson
 
 from connectors.media.jobs import fetch_jobs
 from connectors.platforms import generic, slack, telegram, whatsapp
-from connectors.platforms.email import FetchedMail, email_message
+from connectors.platforms.email import FetchedMail, email_message, imap_sections
 from hubcore.settings import Settings
 from schemas import MediaFetch, RawMessage
 from tests import media_payloads as m
@@ -133,10 +136,51 @@ def test_email_attachment_and_inline_cid_image_bytes_go_into_the_jobs() -> None:
     decoded = [MediaFetch.from_json(value) for _, _, value in jobs]
     assert [(j.index, j.too_large) for j in decoded] == [(0, False), (1, False)]
     assert base64.b64decode(decoded[1].data or "") == m.PDF
-    # Over the inline bound: the job says so instead of carrying the bytes.
+    # Each part names its IMAP section (the PNG inside multipart/related, the PDF after it).
+    assert [a.source for a in record.attachments] == ["imap:1:7:1.2:base64", "imap:1:7:2:base64"]
+    # Over the inline bound: no bytes in the job, the fetcher reads the part by IMAP...
     assert len(m.PDF) > len(m.PNG)
     small = fetch_jobs("t", [record], parts, Settings(media_inline_max_bytes=len(m.PNG)))
-    assert [orjson.loads(v)["tooLarge"] for _, _, v in small] == [False, True]
+    sent = [orjson.loads(v) for _, _, v in small]
+    assert [(j["data"] is None, j["tooLarge"]) for j in sent] == [(False, False), (True, False)]
+    # ...unless that is off, or the part is over the per-file cap: then `too_large` at once.
+    off = fetch_jobs(
+        "t", [record], parts, Settings(media_inline_max_bytes=len(m.PNG), media_imap_fetch=False)
+    )
+    assert [orjson.loads(v)["tooLarge"] for _, _, v in off] == [False, True]
+    big_parts: dict[str, bytes] = {}
+    big_mail = FetchedMail(uid=8, source=m.email_with_files("b@example.com", m.PDF + b"%" * 2000))
+    big = email_message(
+        acc, big_mail, mailbox="INBOX", uid_validity=1, received_at=NOW, parts=big_parts
+    )
+    capped = Settings(media_inline_max_bytes=len(m.PNG), media_max_bytes=1024)
+    over = fetch_jobs("t", [big], big_parts, capped)
+    assert [orjson.loads(v)["tooLarge"] for _, _, v in over] == [False, True]
+
+
+def test_imap_sections_of_nested_parts() -> None:
+    source = (
+        b"MIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="a"\r\n\r\n'
+        b"--a\r\nContent-Type: text/plain\r\n\r\nbody\r\n"
+        b"--a\r\nContent-Type: message/rfc822\r\n\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\ninner\r\n"
+        b"--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.b64encode(m.PNG)
+        + b"\r\n--b--\r\n"
+        b"--a\r\nContent-Type: message/rfc822\r\n\r\n"
+        b"Content-Type: application/pdf\r\n\r\n%PDF-1.4\r\n"
+        b"--a--\r\n"
+    )
+    msg = BytesParser(policy=policy.default).parsebytes(source)
+    assert isinstance(msg, EmailMessage)
+    found = sorted(imap_sections(msg).values())
+    # RFC 3501's example numbering: a forwarded message's parts are N.1, N.2, ...
+    assert found == ["1", "2.1", "2.2", "3.1"]
+    plain = BytesParser(policy=policy.default).parsebytes(b"Subject: x\r\n\r\nhello\r\n")
+    assert isinstance(plain, EmailMessage)
+    assert list(imap_sections(plain).values()) == ["1"]
 
 
 def test_messages_without_attachments_make_no_jobs() -> None:
