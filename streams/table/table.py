@@ -4,24 +4,30 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 from faust.tables.table import Table
 from faust.types import TP
 
+from hubcore.kafka import partition_for
 from streams.batch.state import ConversationState, UserState, conversation_key, user_part
 
 
 def key_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2) gives `key`: the source
     records', the changelog's and the table store's partition of a user."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+    return partition_for(key, _partition_ids(partitions), [])
+
+
+@functools.cache
+def _partition_ids(partitions: int) -> list[int]:
+    return list(range(partitions))
 
 
 class UnreadTable(Table[bytes, Any]):
