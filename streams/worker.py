@@ -31,13 +31,13 @@ from streams.batch.gate import WriteGate
 from streams.batch.outcome import BatchOutcome
 from streams.batch.pipeline import BatchPipeline
 from streams.batch.processor import BatchProcessor
+from streams.batch.produce import BatchingKafkaSink
 from streams.batch.records import SourceRecord
 from streams.batch.retry import BatchRunner
 from streams.consumer import SourceBuffer, StreamsTransport
 from streams.positions import PartitionPositions
 from streams.presence_agent import install_presence
 from streams.sink.projector import ProjectionSink
-from streams.sink.sinks import KafkaSink
 from streams.table.recovery import StreamsTableManager
 from streams.table.table import TableStateStore, UnreadTable
 from streams.topology import check_copartitioned
@@ -99,7 +99,7 @@ class StreamsApp(faust.App):
             producer=self._hub_producer,
             changelog=changelog_topic(settings),
         )
-        sink = KafkaSink(self._hub_producer)
+        sink = BatchingKafkaSink(self._hub_producer)
         gate = WriteGate()
         processor = BatchProcessor(db, store, sink, Topics.from_settings(settings), gate=gate)
         self.runner = BatchRunner(processor)
