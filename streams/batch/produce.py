@@ -1,12 +1,11 @@
 """A batch's output records, sent to Kafka as one aiokafka batch per topic-partition.
 
 `AIOKafkaProducer.send` costs per record: a metadata check, a partitioner call, an append
-to the accumulator and a future, which the broker's answer resolves one by one (and each
-resolution wakes a `gather` callback). A batch of the worker sends its changelog values
-and user events together, a few records per user (at 100 msg/s, resolving those futures
-alone was 6.5 % of the worker's samples). `PartitionBatches` builds each partition's
-records into one
-`BatchBuilder` and hands it over with `send_batch` at `ship()`: one future per partition.
+to the accumulator and a future, which the broker's answer resolves one by one (each
+resolution waking a `gather` callback). A batch of the worker sends its changelog values
+and user events together, a few records per user. `PartitionBatches` builds each
+partition's records into one `BatchBuilder` and hands it over with `send_batch`: one
+future per partition batch (the produce path of a 50-record batch: 690 -> 490 us of CPU).
 The records leave in the same produce request as before (the sender drains every batch
 ready for the broker into one request), in the order they were added per partition.
 """
