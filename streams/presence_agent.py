@@ -48,6 +48,7 @@ from streams.presence import (
 )
 from streams.sink.projection import DUPLICATE_KEY
 from streams.table.table import key_partition
+from streams.take import take_events
 
 if TYPE_CHECKING:
     from streams.worker import StreamsApp
@@ -96,9 +97,7 @@ def install_presence(app: StreamsApp, settings: Settings) -> None:
     @app.agent(source, name="presence")
     async def presence(stream: StreamT[bytes]) -> None:
         """Apply presence records a batch at a time, one partition's records in order."""
-        async for events in cast(Any, stream).take_events(
-            settings.streams_batch_size, within=_BATCH_WAIT
-        ):
+        async for events in take_events(stream, settings.streams_batch_size, _BATCH_WAIT):
             started = time.process_time()
             by_partition: dict[int, list[EventT[Any]]] = {}
             for event in events:

@@ -4,24 +4,31 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 from faust.tables.table import Table
 from faust.types import TP
 
+from hubcore.kafka import partition_for
+from streams.batch.produce import PartitionBatches, Taken, last_offset
 from streams.batch.state import ConversationState, UserState, conversation_key, user_part
 
 
 def key_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2) gives `key`: the source
     records', the changelog's and the table store's partition of a user."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+    return partition_for(key, _partition_ids(partitions), [])
+
+
+@functools.cache
+def _partition_ids(partitions: int) -> list[int]:
+    return list(range(partitions))
 
 
 class UnreadTable(Table[bytes, Any]):
@@ -79,6 +86,7 @@ class TableStateStore:
         self.partitions = partitions
         self.file_by_event = file_by_event
         self.producer = producer
+        self.batches = PartitionBatches(producer)
         self.changelog = changelog
 
     def get_user(self, user_id: str) -> UserState:
@@ -116,21 +124,21 @@ class TableStateStore:
             _current_event.reset(token)
 
     async def send(self) -> asyncio.Future[None]:
-        """Send the values set since the last call to the changelog; the answer resolves
-        once they are acked."""
-        futures = []
+        """Send the values set since the last call to the changelog, one batch per
+        partition; the answer resolves once they are acked."""
         for key, value in self.table.take_unsent().items():
             partition = key_partition(user_part(key), self.partitions)
-            futures.append(
-                await self.producer.send(
-                    self.changelog, key=key, value=orjson.dumps(value), partition=partition
-                )
-            )
-        return asyncio.ensure_future(self._persisted(futures))
+            await self.batches.add(self.changelog, key, orjson.dumps(value), partition=partition)
+        # Shipped by a task, as the batch's events are (`BatchingKafkaSink.flush`, called
+        # after this): both tasks hand their batches over before the producer's sender
+        # wakes, so the changelog and the events leave in one produce request.
+        return asyncio.ensure_future(self._persisted(self.batches.take()))
 
-    async def _persisted(self, futures: list[asyncio.Future[Any]]) -> None:
-        written = await asyncio.gather(*futures)
+    async def _persisted(self, taken: Taken) -> None:
+        shipped = await self.batches.ship(taken)
+        written = await asyncio.gather(*(future for future, _ in shipped))
         if self.file_by_event:
             # What Faust does on a changelog ack: RocksDB remembers how far it is current.
-            for meta in written:
-                self.table.data.set_persisted_offset(TP(meta.topic, meta.partition), meta.offset)
+            for meta, (_, records) in zip(written, shipped, strict=True):
+                offset = last_offset(meta, records)
+                self.table.data.set_persisted_offset(TP(meta.topic, meta.partition), offset)
