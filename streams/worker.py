@@ -19,7 +19,8 @@ from faust.types import TP, Message, StreamT
 from faust.types.transports import TransportT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import AsyncMongoClient
+from pymongo.errors import OperationFailure
 
 from hubcore.health import record_health
 from hubcore.kafka import Topics, create_producer, ensure_topics
@@ -89,7 +90,10 @@ class StreamsApp(faust.App):
         self._hub_mongo = create_client(settings.mongo_url)
         db = database(self._hub_mongo, settings)
         await ensure_indexes(db)
-        await db[MESSAGES].create_index([("readBy", ASCENDING)])
+        # No query reads messages by `readBy` since mark-read transitions are found by the
+        # commands' message ids (streams/sink/projection.py); every insert paid for it.
+        with contextlib.suppress(OperationFailure):
+            await db[MESSAGES].drop_index("readBy_1")
         self._hub_producer = create_producer(settings)
         await self._hub_producer.start()
         store = TableStateStore(

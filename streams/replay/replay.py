@@ -26,13 +26,11 @@ from typing import Any, cast
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hubcore.kafka import Topics, close_consumer, create_consumer, create_producer, ensure_topics
 from hubcore.mongo import (
     DERIVED_COLLECTIONS,
-    MESSAGES,
     Document,
     create_client,
     ensure_indexes,
@@ -178,7 +176,6 @@ class Replay:
             for name in DERIVED_COLLECTIONS:
                 await db.drop_collection(db[name].name)
             await ensure_indexes(db)
-            await db[MESSAGES].create_index([("readBy", ASCENDING)])
             store = MemoryStateStore()
             runner = BatchRunner(
                 BatchProcessor(db, store, DiscardSink(), self.topics, emit_events=False)
