@@ -448,6 +448,16 @@ class Settings(BaseSettings):
         le=365,
         description="Days a finished delivery (delivered or dead) stays in the delivery log.",
     )
+    # --- gateway fetch spacing (issue 21, docs/gateway-cost.md) -------------------------
+    gateway_fetch_spacing_ms: float = Field(
+        default=5.0,
+        ge=0,
+        le=100,
+        description="Least milliseconds between the starts of two fetches of the gateway's "
+        "pump: records that come faster wait for the next fetch together (at most this "
+        "long); a fetch that finds nothing still waits for the first record. 0: refetch "
+        "at once.",
+    )
 
     _split = field_validator(
         "jwt_algorithms", "cors_origins", "outbound_allowed_hosts", "trusted_proxies", mode="before"
