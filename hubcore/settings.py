@@ -450,7 +450,7 @@ class Settings(BaseSettings):
     )
     # --- gateway fetch spacing (issue 21, docs/gateway-cost.md) -------------------------
     gateway_fetch_spacing_ms: float = Field(
-        default=5.0,
+        default=2.0,
         ge=0,
         le=100,
         description="Least milliseconds between the starts of two fetches of the gateway's "
