@@ -156,4 +156,5 @@ def test_a_partition_error_stops_the_fetch_and_out_of_range_restarts_at_the_end(
     assert pump.position(1) == 9
     with pytest.raises(OffsetOutOfRangeError):
         pump.take(PartitionData(0, 1, None))
-    assert pump.position(0) is None  # the restart seeks this one to its end
+    assert pump._lost == {0}  # the restart seeks this one to its end
+    assert pump.partitions == [0, 1]  # cursors still name the user's partition meanwhile
