@@ -61,4 +61,6 @@ def verify(
         key = _key(settings)
     except SettingsError:
         return False
-    return hmac.compare_digest(_signature(key, attachment_id, variant, expires), signature)
+    # As bytes: compare_digest refuses str with non-ASCII characters (TypeError, a 500).
+    expected = _signature(key, attachment_id, variant, expires).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass"))
