@@ -70,6 +70,16 @@ def _hub_consumer(settings: Settings) -> AIOKafkaConsumer:
     return create_consumer(settings, group_id=None)
 
 
+async def _at_end(consumer: AIOKafkaConsumer, topic: str, partitions: int) -> list[TopicPartition]:
+    """Assign every partition of `topic`, each positioned at its end."""
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+    return tps
+
+
 async def _late_consumer_delay(
     settings: Settings,
     make: Callable[[Settings], AIOKafkaConsumer],
@@ -87,11 +97,7 @@ async def _late_consumer_delay(
     await start(consumer)
     await producer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_end(*tps)
-        for tp in tps:
-            await consumer.position(tp)
+        tps = await _at_end(consumer, topic, settings.topic_partitions)
         busy = tps[0]
         await producer.send_and_wait(topic, b"first", partition=busy.partition)
         await asyncio.sleep(BUSY_FOR)  # fetched meanwhile, but the worker is busy
@@ -139,11 +145,7 @@ async def test_idle_worker_waits_longer_and_still_fetches_at_once(settings: Sett
     await _start_worker_consumer(consumer)
     await producer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_end(*tps)
-        for tp in tps:
-            await consumer.position(tp)
+        tps = await _at_end(consumer, topic, settings.topic_partitions)
         # Nothing fetched is waiting: the fetch in flight has every partition.
         assert not await consumer.getmany(timeout_ms=3 * IDLE_FETCH_MAX_WAIT_MS)
         assert consumer._fetcher._fetch_max_wait_ms == IDLE_FETCH_MAX_WAIT_MS
